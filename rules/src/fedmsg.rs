@@ -1,0 +1,246 @@
+//! Decoding fedmsg envelopes: the JSON frame of a `[topic, envelope]` ZeroMQ message, or
+//! one line of `tidings inspect` input, into a [`Message`].
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::Message;
+
+/// Why a frame or envelope could not become a message. Each names the field at fault.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    /// The body is not JSON; line and column point into the frame.
+    #[error("envelope is not valid JSON at line {line}, column {column}: {reason}")]
+    Json {
+        /// 1-based line in the frame.
+        line: usize,
+        /// 1-based column in the frame.
+        column: usize,
+        /// What the JSON parser expected.
+        reason: String,
+    },
+    /// The envelope is JSON but not an object.
+    #[error("envelope must be a JSON object, found {found}")]
+    NotAnObject {
+        /// The JSON type that was found instead.
+        found: &'static str,
+    },
+    /// A required field is absent.
+    #[error("envelope field `{field}` is missing")]
+    Missing {
+        /// The field name.
+        field: &'static str,
+    },
+    /// A field has the wrong JSON type.
+    #[error("envelope field `{field}` must be {expected}, found {found}")]
+    WrongType {
+        /// The field name.
+        field: &'static str,
+        /// The type the field must have.
+        expected: &'static str,
+        /// The type that was found.
+        found: &'static str,
+    },
+    /// The ZeroMQ topic frame is not UTF-8 text.
+    #[error("topic frame is not UTF-8")]
+    TopicNotUtf8,
+    /// The ZeroMQ message did not have exactly two frames.
+    #[error("expected 2 frames [topic, envelope], got {0}")]
+    FrameCount(usize),
+}
+
+/// A decoded fedmsg envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The message it carries.
+    pub message: Message,
+}
+
+/// The JSON type name of a value, for error messages.
+pub fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Envelope {
+    /// Decodes the two frames of a fedmsg ZeroMQ message.
+    pub fn from_frames(frames: &[Vec<u8>]) -> Result<Envelope, DecodeError> {
+        let [topic, body] = frames else {
+            return Err(DecodeError::FrameCount(frames.len()));
+        };
+        std::str::from_utf8(topic).map_err(|_| DecodeError::TopicNotUtf8)?;
+        Envelope::from_json(body)
+    }
+
+    /// Decodes one envelope from JSON bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json {
+            line: e.line(),
+            column: e.column(),
+            reason: e
+                .to_string()
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        })?;
+        Envelope::from_value(value)
+    }
+
+    /// Decodes one envelope from a parsed JSON value.
+    pub fn from_value(value: Value) -> Result<Envelope, DecodeError> {
+        let Value::Object(mut map) = value else {
+            return Err(DecodeError::NotAnObject {
+                found: json_type(&value),
+            });
+        };
+        let topic = match map.remove("topic") {
+            Some(Value::String(t)) if !t.is_empty() => t,
+            Some(Value::String(_)) => {
+                return Err(DecodeError::WrongType {
+                    field: "topic",
+                    expected: "a non-empty string",
+                    found: "an empty string",
+                })
+            }
+            Some(other) => {
+                return Err(DecodeError::WrongType {
+                    field: "topic",
+                    expected: "a string",
+                    found: json_type(&other),
+                })
+            }
+            None => return Err(DecodeError::Missing { field: "topic" }),
+        };
+        let body = match map.remove("msg") {
+            Some(body @ Value::Object(_)) => body,
+            Some(other) => {
+                return Err(DecodeError::WrongType {
+                    field: "msg",
+                    expected: "an object",
+                    found: json_type(&other),
+                })
+            }
+            None => return Err(DecodeError::Missing { field: "msg" }),
+        };
+        let sent_at = match map.get("timestamp") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => n.as_f64().map(|secs| (secs * 1000.0).round() as i64),
+            Some(other) => {
+                return Err(DecodeError::WrongType {
+                    field: "timestamp",
+                    expected: "a number",
+                    found: json_type(other),
+                })
+            }
+        };
+        let id = match map.remove("msg_id") {
+            Some(Value::String(id)) if !id.is_empty() => id,
+            None | Some(Value::Null) => derived_id(&topic, &map, &body),
+            Some(other) => {
+                return Err(DecodeError::WrongType {
+                    field: "msg_id",
+                    expected: "a non-empty string",
+                    found: json_type(&other),
+                })
+            }
+        };
+        let headers: BTreeMap<String, Value> = map.into_iter().collect();
+        Ok(Envelope {
+            message: Message {
+                id,
+                topic,
+                sent_at,
+                body,
+                headers,
+            },
+        })
+    }
+}
+
+/// Old fedmsg publishers sent no `msg_id`; a digest of what they did send stands in, so that
+/// the same message heard twice is still recognised as one.
+fn derived_id(topic: &str, rest: &serde_json::Map<String, Value>, body: &Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(topic.as_bytes());
+    for key in ["timestamp", "i", "username"] {
+        hasher.update(b"\0");
+        hasher.update(
+            rest.get(key)
+                .map(Value::to_string)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
+    hasher.update(b"\0");
+    hasher.update(body.to_string().as_bytes());
+    format!("derived-{}", hex::encode(&hasher.finalize()[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_full_envelope() {
+        let env = Envelope::from_json(
+            br#"{"topic":"org.fedoraproject.prod.git.receive","msg":{"a":1},"msg_id":"2024-x","timestamp":1344350850.5,"i":1,"username":"apache"}"#,
+        )
+        .expect("valid");
+        assert_eq!(env.message.id, "2024-x");
+        assert_eq!(env.message.sent_at, Some(1_344_350_850_500));
+        assert_eq!(
+            env.message.headers.get("username"),
+            Some(&Value::from("apache"))
+        );
+    }
+
+    #[test]
+    fn missing_msg_id_gets_a_stable_derived_id() {
+        let raw = br#"{"topic":"t.a","msg":{"a":1},"timestamp":5}"#;
+        let a = Envelope::from_json(raw).expect("valid");
+        let b = Envelope::from_json(raw).expect("valid");
+        assert!(a.message.id.starts_with("derived-"));
+        assert_eq!(a.message.id, b.message.id);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_position() {
+        assert_eq!(
+            Envelope::from_json(br#"{"msg":{}}"#),
+            Err(DecodeError::Missing { field: "topic" })
+        );
+        assert_eq!(
+            Envelope::from_json(br#"{"topic":"x","msg":[1]}"#),
+            Err(DecodeError::WrongType {
+                field: "msg",
+                expected: "an object",
+                found: "an array"
+            })
+        );
+        let err = Envelope::from_json(b"{\"topic\":\n  oops}").expect_err("bad json");
+        assert!(
+            matches!(
+                err,
+                DecodeError::Json {
+                    line: 2,
+                    column: 3,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            Envelope::from_frames(&[b"x".to_vec()]),
+            Err(DecodeError::FrameCount(1))
+        );
+    }
+}
