@@ -1,1 +1,39 @@
-//! placeholder
+//! Tidings' storage: one API over SQLite (the embedded default) and PostgreSQL, chosen by
+//! the database URL's scheme. Nothing outside this crate writes SQL.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod db;
+mod destinations;
+mod error;
+mod filters;
+mod messages;
+mod outbox;
+pub mod secret;
+mod sessions;
+mod tokens;
+mod users;
+
+pub use db::Store;
+pub use db::{redact, Backend};
+pub use destinations::{Channel, Destination, NewDestination};
+pub use error::StoreError;
+pub use filters::{Delivery, Filter, FilterInput};
+pub use messages::{Change, Rejected, StoredMessage};
+pub use outbox::{
+    Claimed, DeliveryRecord, Notification, NotificationView, OutboxKind, OutboxStatus, Outcome,
+    UnsubscribeTarget,
+};
+pub use sessions::Session;
+pub use users::User;
+pub use users::{validate_password, validate_username};
+
+/// Milliseconds since the Unix epoch, as every time column stores them.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Result type of this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,423 @@
+//! The outbox: notifications (and destination confirmations) still to send. A sender claims
+//! due rows under a lease, sends, and records the outcome; a row whose lease ran out (its
+//! sender died) is claimed again, with the same `uid`, so a resend is recognisable.
+
+use sqlx::FromRow;
+
+use crate::db::{with_pool, Backend};
+use crate::destinations::DestinationRow;
+use crate::messages::{MessageRow, MESSAGE_COLUMNS};
+use crate::{now_ms, Destination, Result, Store, StoreError, StoredMessage};
+
+/// A fresh identity for an outbox row: the base of its Message-ID (and later webhook-id,
+/// Matrix txnId).
+pub(crate) fn new_uid() -> String {
+    crate::secret::new_token()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(32)
+        .collect()
+}
+
+/// One decision of the matcher: this destination gets the message, because of these filters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notification {
+    /// Where it goes.
+    pub destination_id: i64,
+    /// Every filter that matched, as (id, name).
+    pub filters: Vec<(i64, String)>,
+}
+
+/// What an outbox row carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// A matched bus message.
+    Notification,
+    /// The confirmation link for a new destination.
+    Confirmation,
+}
+
+/// Where an outbox row is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    /// Waiting for its time.
+    Pending,
+    /// Claimed by a sender.
+    Sending,
+    /// Accepted by the channel.
+    Sent,
+    /// Failed for good.
+    Dead,
+}
+
+impl OutboxStatus {
+    fn parse(s: &str) -> Result<OutboxStatus> {
+        match s {
+            "pending" => Ok(OutboxStatus::Pending),
+            "sending" => Ok(OutboxStatus::Sending),
+            "sent" => Ok(OutboxStatus::Sent),
+            "dead" => Ok(OutboxStatus::Dead),
+            other => Err(StoreError::corrupt("outbox status", other)),
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+}
+
+/// A claimed row, with everything a sender needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Outbox row id.
+    pub id: i64,
+    /// What it carries.
+    pub kind: OutboxKind,
+    /// Stable identity across resends.
+    pub uid: String,
+    /// This attempt's number, from 1.
+    pub attempt: i64,
+    /// Where it goes.
+    pub destination: Destination,
+    /// The owner's username.
+    pub username: String,
+    /// The message, for notifications.
+    pub message: Option<StoredMessage>,
+    /// The filters that matched, as (id, name).
+    pub filters: Vec<(i64, String)>,
+    /// Kind-specific data (the confirmation token).
+    pub payload: Option<serde_json::Value>,
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The channel accepted it.
+    Sent,
+    /// Failed; try again at this time (ms since the epoch).
+    Retry {
+        /// Why it failed.
+        error: String,
+        /// When to try again.
+        at: i64,
+    },
+    /// Failed for good.
+    Dead {
+        /// Why.
+        error: String,
+    },
+}
+
+/// A notification as its owner sees it in the web UI.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
+pub struct NotificationView {
+    /// Outbox row id.
+    pub id: i64,
+    /// Message topic.
+    pub topic: String,
+    /// The message's one-line summary (from its metadata).
+    #[sqlx(skip)]
+    pub summary: String,
+    #[serde(skip)]
+    metadata: String,
+    /// Where it went.
+    pub address: String,
+    /// Filters that matched, JSON `[[id, name], …]`.
+    pub filters: String,
+    /// pending, sending, sent, dead.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: i64,
+    /// When it was sent.
+    pub sent_at: Option<i64>,
+}
+
+/// One attempt, as logged.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
+pub struct DeliveryRecord {
+    /// Outbox row.
+    pub outbox_id: i64,
+    /// Attempt number.
+    pub attempt: i64,
+    /// When.
+    pub at: i64,
+    /// sent, retry, dead.
+    pub outcome: String,
+    /// Error text, if any.
+    pub detail: Option<String>,
+}
+
+#[derive(FromRow)]
+struct ClaimRow {
+    id: i64,
+    kind: String,
+    uid: String,
+    attempts: i64,
+    filters: String,
+    payload: Option<String>,
+    message_id: Option<i64>,
+    destination_id: i64,
+}
+
+impl Store {
+    /// Claims up to `limit` due rows for `lease_ms`: pending rows whose time has come, and
+    /// rows whose sender's lease ran out. Concurrent senders never claim the same row.
+    pub async fn claim(&self, limit: i64, lease_ms: i64) -> Result<Vec<Claimed>> {
+        let now = now_ms();
+        let lock = match self.backend() {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let claim = format!(
+            "UPDATE outbox SET status = 'sending', lease_until = $1, attempts = attempts + 1 WHERE id IN ( \
+               SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= $2) \
+                  OR (status = 'sending' AND lease_until <= $2) \
+               ORDER BY next_attempt_at, id LIMIT $3 {lock}) \
+             RETURNING id, kind, uid, attempts, filters, payload, message_id, destination_id"
+        );
+        let claim = self.sql(&claim);
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, ClaimRow>(&claim)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?);
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            claimed.push(self.hydrate(row).await?);
+        }
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
+    }
+
+    async fn hydrate(&self, row: ClaimRow) -> Result<Claimed> {
+        let dest_sql = self.sql(
+            "SELECT d.id, d.user_id, d.channel, d.address, d.confirmed_at, d.created_at FROM destinations d WHERE d.id = $1",
+        );
+        let user_sql = self.sql("SELECT username FROM users WHERE id = $1");
+        let msg_sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+        let msg_sql = self.sql(&msg_sql);
+        let destination: Destination =
+            with_pool!(self, |pool| sqlx::query_as::<_, DestinationRow>(&dest_sql)
+                .bind(row.destination_id)
+                .fetch_one(pool)
+                .await?)
+            .try_into()?;
+        let username: String = with_pool!(self, |pool| sqlx::query_scalar(&user_sql)
+            .bind(destination.user_id)
+            .fetch_one(pool)
+            .await?);
+        let message = match row.message_id {
+            Some(id) => Some(StoredMessage::try_from(with_pool!(self, |pool| {
+                sqlx::query_as::<_, MessageRow>(&msg_sql)
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await?
+            }))?),
+            None => None,
+        };
+        let kind = match row.kind.as_str() {
+            "notification" => OutboxKind::Notification,
+            "confirmation" => OutboxKind::Confirmation,
+            other => return Err(StoreError::corrupt("outbox kind", other)),
+        };
+        Ok(Claimed {
+            id: row.id,
+            kind,
+            uid: row.uid,
+            attempt: row.attempts,
+            destination,
+            username,
+            message,
+            filters: serde_json::from_str(&row.filters)
+                .map_err(|e| StoreError::corrupt("outbox filters", e))?,
+            payload: row
+                .payload
+                .map(|p| serde_json::from_str(&p))
+                .transpose()
+                .map_err(|e| StoreError::corrupt("outbox payload", e))?,
+        })
+    }
+
+    /// Records one attempt's outcome and logs it. Secrets in the payload are wiped once the
+    /// row is finished.
+    pub async fn record(&self, claimed: &Claimed, outcome: &Outcome) -> Result<()> {
+        let now = now_ms();
+        let (status, detail, next) = match outcome {
+            Outcome::Sent => ("sent", None, now),
+            Outcome::Retry { error, at } => ("pending", Some(error.as_str()), *at),
+            Outcome::Dead { error } => ("dead", Some(error.as_str()), now),
+        };
+        let finished = status != "pending";
+        let update = self.sql(
+            "UPDATE outbox SET status = $1, last_error = $2, next_attempt_at = $3, lease_until = NULL, \
+             sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END, \
+             payload = CASE WHEN $5 THEN NULL ELSE payload END WHERE id = $6",
+        );
+        let log = self.sql("INSERT INTO deliveries (outbox_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)");
+        let logged = match outcome {
+            Outcome::Sent => "sent",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Dead { .. } => "dead",
+        };
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(&update)
+                .bind(status)
+                .bind(detail)
+                .bind(next)
+                .bind(now)
+                .bind(finished)
+                .bind(claimed.id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&log)
+                .bind(claimed.id)
+                .bind(claimed.attempt)
+                .bind(now)
+                .bind(logged)
+                .bind(detail)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// A user's most recent notifications, newest first.
+    pub async fn notifications(&self, user_id: i64, limit: i64) -> Result<Vec<NotificationView>> {
+        self.notification_views("d.user_id = $1", user_id, limit)
+            .await
+    }
+
+    /// Notifications that failed for good, newest first (for operators).
+    pub async fn dead_notifications(&self, limit: i64) -> Result<Vec<NotificationView>> {
+        self.notification_views("o.status = 'dead' AND $1 = $1", 0, limit)
+            .await
+    }
+
+    async fn notification_views(
+        &self,
+        clause: &str,
+        arg: i64,
+        limit: i64,
+    ) -> Result<Vec<NotificationView>> {
+        let sql = format!(
+            "SELECT o.id, m.topic, m.metadata, d.address, o.filters, o.status, o.attempts, o.last_error, o.created_at, o.sent_at \
+             FROM outbox o JOIN destinations d ON d.id = o.destination_id JOIN messages m ON m.id = o.message_id \
+             WHERE o.kind = 'notification' AND {clause} ORDER BY o.id DESC LIMIT $2"
+        );
+        let sql = self.sql(&sql);
+        let mut views = with_pool!(self, |pool| sqlx::query_as::<_, NotificationView>(&sql)
+            .bind(arg)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?);
+        for view in &mut views {
+            let metadata: tidings_rules::Metadata = serde_json::from_str(&view.metadata)
+                .map_err(|e| StoreError::corrupt("message metadata", e))?;
+            view.summary = metadata.summary;
+            OutboxStatus::parse(&view.status)?;
+        }
+        Ok(views)
+    }
+
+    /// The attempts logged for one outbox row.
+    pub async fn deliveries(&self, outbox_id: i64) -> Result<Vec<DeliveryRecord>> {
+        let sql = self.sql("SELECT outbox_id, attempt, at, outcome, detail FROM deliveries WHERE outbox_id = $1 ORDER BY id");
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as::<_, DeliveryRecord>(&sql)
+                .bind(outbox_id)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Counts of outbox rows by status: (pending, sending, sent, dead).
+    pub async fn outbox_counts(&self) -> Result<(i64, i64, i64, i64)> {
+        let sql = "SELECT \
+            COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0), \
+            COALESCE(SUM(CASE WHEN status = 'sending' THEN 1 ELSE 0 END), 0), \
+            COALESCE(SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), 0), \
+            COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0) FROM outbox";
+        Ok(with_pool!(self, |pool| sqlx::query_as::<
+            _,
+            (i64, i64, i64, i64),
+        >(sql)
+        .fetch_one(pool)
+        .await?))
+    }
+}
+
+/// What an unsubscribe link points at: the filters behind one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubscribeTarget {
+    /// The owner of those filters.
+    pub user_id: i64,
+    /// The destination the notification went to.
+    pub address: String,
+    /// The filters, as (id, name).
+    pub filters: Vec<(i64, String)>,
+}
+
+impl Store {
+    /// The filters behind the notification with this uid (the secret in its unsubscribe link).
+    pub async fn unsubscribe_target(&self, uid: &str) -> Result<UnsubscribeTarget> {
+        let sql = self.sql(
+            "SELECT d.user_id, d.address, o.filters FROM outbox o JOIN destinations d ON d.id = o.destination_id \
+             WHERE o.uid = $1 AND o.kind = 'notification'",
+        );
+        let (user_id, address, filters): (i64, String, String) =
+            with_pool!(self, |pool| sqlx::query_as(&sql)
+                .bind(uid)
+                .fetch_one(pool)
+                .await?);
+        let filters =
+            serde_json::from_str(&filters).map_err(|e| StoreError::corrupt("outbox filters", e))?;
+        Ok(UnsubscribeTarget {
+            user_id,
+            address,
+            filters,
+        })
+    }
+
+    /// Disables the filters behind the notification with this uid (RFC 8058 one-click).
+    /// Returns the target as it was found.
+    pub async fn unsubscribe(&self, uid: &str) -> Result<UnsubscribeTarget> {
+        let target = self.unsubscribe_target(uid).await?;
+        let disable = self.sql(
+            "UPDATE filters SET enabled = FALSE, updated_at = $1 WHERE id = $2 AND user_id = $3",
+        );
+        let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
+        let now = now_ms();
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (filter_id, _) in &target.filters {
+                sqlx::query(&disable)
+                    .bind(now)
+                    .bind(filter_id)
+                    .bind(target.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(&change)
+                .bind(target.user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(target)
+    }
+}

@@ -1,0 +1,177 @@
+//! Users: local accounts (argon2 password hashes), admins, disabled accounts.
+
+use sqlx::FromRow;
+
+use crate::db::with_pool;
+use crate::{now_ms, secret, Result, Store, StoreError};
+
+/// A person with an account.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// Unique login name; `$me` in conditions.
+    pub username: String,
+    /// Whether the user may administer the hub.
+    pub is_admin: bool,
+    /// A disabled user cannot sign in and receives nothing.
+    pub disabled: bool,
+    /// When the account was made.
+    pub created_at: i64,
+}
+
+const USER_COLUMNS: &str = "id, username, is_admin, disabled, created_at";
+
+/// Usernames are what `$me` matches against bus messages: lower-case letters, digits, `-`,
+/// `_` and `.`, 1 to 64 of them.
+pub fn validate_username(username: &str) -> Result<()> {
+    let ok = !username.is_empty()
+        && username.len() <= 64
+        && username
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid {
+            field: "username",
+            reason: "use 1 to 64 lower-case letters, digits, '-', '_' or '.'".into(),
+        })
+    }
+}
+
+/// Passwords need some length; the hash does the rest.
+pub fn validate_password(password: &str) -> Result<()> {
+    if password.chars().count() < 8 {
+        return Err(StoreError::Invalid {
+            field: "password",
+            reason: "use at least 8 characters".into(),
+        });
+    }
+    if password.len() > 1024 {
+        return Err(StoreError::Invalid {
+            field: "password",
+            reason: "use at most 1024 bytes".into(),
+        });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Creates a user; `password` may be absent for accounts that only sign in elsewhere.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        is_admin: bool,
+    ) -> Result<User> {
+        validate_username(username)?;
+        let hash = match password {
+            Some(p) => {
+                validate_password(p)?;
+                let p = p.to_string();
+                Some(
+                    tokio::task::spawn_blocking(move || secret::hash_password(&p))
+                        .await
+                        .map_err(|e| StoreError::Hash(e.to_string()))??,
+                )
+            }
+            None => None,
+        };
+        let sql = format!(
+            "INSERT INTO users (username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"
+        );
+        let sql = self.sql(&sql);
+        let user = with_pool!(self, |pool| sqlx::query_as::<_, User>(&sql)
+            .bind(username)
+            .bind(hash)
+            .bind(is_admin)
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await?);
+        Ok(user)
+    }
+
+    /// Checks a username and password; `None` when either is wrong or the user is disabled.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Option<User>> {
+        let sql = self.sql("SELECT password_hash FROM users WHERE username = $1 AND NOT disabled");
+        let hash: Option<Option<String>> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(username)
+            .fetch_optional(pool)
+            .await?);
+        // Hash even for unknown users, so timing does not tell which usernames exist.
+        let hash = hash.flatten().unwrap_or_else(|| DUMMY_HASH.to_string());
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || secret::verify_password(&password, &hash))
+            .await
+            .map_err(|e| StoreError::Hash(e.to_string()))?;
+        if !ok {
+            return Ok(None);
+        }
+        self.user_by_name(username).await
+    }
+
+    /// A user by id.
+    pub async fn user(&self, id: i64) -> Result<User> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let sql = self.sql(&sql);
+        Ok(with_pool!(self, |pool| sqlx::query_as::<_, User>(&sql)
+            .bind(id)
+            .fetch_one(pool)
+            .await?))
+    }
+
+    /// A user by name.
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let sql = self.sql(&sql);
+        Ok(with_pool!(self, |pool| sqlx::query_as::<_, User>(&sql)
+            .bind(username)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// Every user, by name.
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+        Ok(with_pool!(self, |pool| sqlx::query_as::<_, User>(&sql)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// Disables or re-enables a user. A disabled user's sessions end.
+    pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<User> {
+        let user = self
+            .user_by_name(username)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let update = self.sql("UPDATE users SET disabled = $1 WHERE id = $2");
+        let end_sessions = self.sql("DELETE FROM sessions WHERE user_id = $1");
+        let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(&update)
+                .bind(disabled)
+                .bind(user.id)
+                .execute(&mut *tx)
+                .await?;
+            if disabled {
+                sqlx::query(&end_sessions)
+                    .bind(user.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(&change)
+                .bind(user.id)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        self.user(user.id).await
+    }
+}
+
+/// A valid argon2 hash of a random string, verified against when the user is unknown.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0mB7Et2CZ4iXrW2iG0pbkWvMjTz8dSgVbDdL6o4LeZ8";
