@@ -1,1 +1,21 @@
-//! placeholder
+//! The notifier: bus ingest, the matching loop, the outbox sender and the channels it
+//! sends through. Every loop stops on one shared cancellation token.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+pub mod config;
+pub mod email;
+mod error;
+pub mod ingest;
+pub mod matcher;
+pub mod metrics;
+pub mod publish;
+pub mod sender;
+
+use std::sync::Arc;
+
+pub use config::{EmailConfig, NotifierConfig, SenderConfig};
+pub use error::NotifierError;
+pub use metrics::Metrics;
+
+/// Derives a message's metadata (the schema catalog, or the generic fallback).
+pub type Derive = Arc<dyn Fn(&tidings_rules::Message) -> tidings_rules::Metadata + Send + Sync>;

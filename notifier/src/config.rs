@@ -1,0 +1,78 @@
+//! The notifier's settings. The binary fills them from its config file and environment.
+
+use std::path::PathBuf;
+
+/// Everything the notifier needs to know.
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    /// ZeroMQ endpoints to SUB-connect to (fedmsg publishers).
+    pub zmq_endpoints: Vec<String>,
+    /// Messages matched per store round trip.
+    pub match_batch: i64,
+    /// How often the matcher looks for work when nothing woke it, in ms.
+    pub poll_ms: u64,
+    /// The sender's settings.
+    pub sender: SenderConfig,
+    /// The email channel's settings.
+    pub email: EmailConfig,
+    /// The web UI's public base URL, for links in notifications.
+    pub base_url: String,
+}
+
+/// How the outbox is drained.
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    /// Sends in flight at once (also the most mails a crash can duplicate).
+    pub concurrency: usize,
+    /// How long a claim lasts before another sender may take the row over, in seconds.
+    pub lease_secs: u64,
+    /// Attempts before a notification is dead.
+    pub max_attempts: i64,
+    /// First retry delay, in ms; doubled per attempt, with jitter.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay, in ms.
+    pub backoff_max_ms: u64,
+    /// How often to look for due rows when idle, in ms.
+    pub poll_ms: u64,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            concurrency: 4,
+            lease_secs: 60,
+            max_attempts: 8,
+            backoff_base_ms: 2_000,
+            backoff_max_ms: 3_600_000,
+            poll_ms: 500,
+        }
+    }
+}
+
+/// Where mail goes and how it is labelled.
+#[derive(Clone)]
+pub struct EmailConfig {
+    /// `smtp://host:port`, `smtps://user:pass@host`, `smtp://host?tls=required`; when absent,
+    /// mail is written to `mailbox_dir` instead.
+    pub smtp_url: Option<String>,
+    /// The folder mail is written to when there is no SMTP server.
+    pub mailbox_dir: PathBuf,
+    /// The From address.
+    pub from: String,
+    /// The List-Id value.
+    pub list_id: String,
+    /// The mailto: unsubscribe address, if one is read.
+    pub unsubscribe_mailto: Option<String>,
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("smtp_url", &self.smtp_url.as_deref().map(tidings_store::redact))
+            .field("mailbox_dir", &self.mailbox_dir)
+            .field("from", &self.from)
+            .field("list_id", &self.list_id)
+            .field("unsubscribe_mailto", &self.unsubscribe_mailto)
+            .finish()
+    }
+}

@@ -1,0 +1,147 @@
+//! The matching loop: keeps the match index in step with the store's change log (one
+//! user at a time), then takes archived messages in order, finds the filters each one
+//! satisfies, and queues one notification per destination — however many filters point
+//! there — in the same transaction that marks the message processed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidings_rules::{Index, IndexedFilter, Variables};
+use tidings_store::{Filter, Notification, Store, StoredMessage};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Metrics, NotifierError};
+
+/// The index plus what the matcher needs to turn filter ids into notifications.
+#[derive(Default)]
+pub struct Matcher {
+    index: Index,
+    filters: HashMap<i64, Filter>,
+    by_owner: HashMap<i64, Vec<i64>>,
+    last_change: i64,
+}
+
+impl Matcher {
+    /// Loads every active filter.
+    pub async fn load(store: &Store) -> Result<Matcher, NotifierError> {
+        let mut matcher = Matcher { last_change: store.last_change().await?, ..Matcher::default() };
+        let usernames: HashMap<i64, String> = store.users().await?.into_iter().map(|u| (u.id, u.username)).collect();
+        for (id, name) in &usernames {
+            matcher.index.set_variables(*id, Variables::for_user(name.clone()));
+        }
+        for filter in store.active_filters(None).await? {
+            matcher.add(filter);
+        }
+        tracing::info!(filters = matcher.filters.len(), "match index built");
+        Ok(matcher)
+    }
+
+    fn add(&mut self, filter: Filter) {
+        self.index.upsert(IndexedFilter { id: filter.id, owner: filter.user_id, condition: filter.condition.clone() });
+        self.by_owner.entry(filter.user_id).or_default().push(filter.id);
+        self.filters.insert(filter.id, filter);
+    }
+
+    /// Re-reads the filters and variables of every user named in the change log since the
+    /// last call. Cost grows with the users who changed, not with all users.
+    pub async fn refresh(&mut self, store: &Store) -> Result<(), NotifierError> {
+        let changes = store.changes_since(self.last_change).await?;
+        let Some(last) = changes.last() else { return Ok(()) };
+        let last = last.id;
+        let mut users: Vec<i64> = changes.into_iter().map(|c| c.user_id).collect();
+        users.sort_unstable();
+        users.dedup();
+        for user_id in users {
+            for id in self.by_owner.remove(&user_id).unwrap_or_default() {
+                self.index.remove(id);
+                self.filters.remove(&id);
+            }
+            if let Ok(user) = store.user(user_id).await {
+                self.index.set_variables(user_id, Variables::for_user(user.username));
+            }
+            for filter in store.active_filters(Some(user_id)).await? {
+                self.add(filter);
+            }
+        }
+        self.last_change = last;
+        Ok(())
+    }
+
+    /// The notifications a message causes: one per destination, naming every filter.
+    pub fn notifications(&self, message: &StoredMessage) -> Vec<Notification> {
+        let mut by_destination: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
+        for id in self.index.matches(&message.message, &message.metadata) {
+            if let Some(filter) = self.filters.get(&id) {
+                for destination in &filter.destination_ids {
+                    by_destination.entry(*destination).or_default().push((filter.id, filter.name.clone()));
+                }
+            }
+        }
+        by_destination
+            .into_iter()
+            .map(|(destination_id, filters)| Notification { destination_id, filters })
+            .collect()
+    }
+
+    /// Matches every unprocessed message, in order, until none is left. Returns how many.
+    pub async fn drain(&mut self, store: &Store, batch: i64, metrics: &Metrics) -> Result<usize, NotifierError> {
+        let mut total = 0;
+        loop {
+            self.refresh(store).await?;
+            let messages = store.unprocessed_messages(batch).await?;
+            if messages.is_empty() {
+                return Ok(total);
+            }
+            for message in &messages {
+                let notifications = self.notifications(message);
+                store.complete_message(message.id, &notifications).await?;
+                Metrics::bump(&metrics.matched);
+                metrics.queued.fetch_add(notifications.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            total += messages.len();
+        }
+    }
+}
+
+/// Runs the matcher until `shutdown`: after every wake-up, and every `poll` otherwise.
+/// Wakes the sender when it queued something.
+pub async fn run(
+    store: Store,
+    batch: i64,
+    poll: Duration,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    wake_sender: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> Result<(), NotifierError> {
+    let mut matcher = loop {
+        match Matcher::load(&store).await {
+            Ok(m) => break m,
+            Err(err) => {
+                tracing::error!(error = %err, "building the match index failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    loop {
+        match matcher.drain(&store, batch, &metrics).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::debug!(messages = n, "matched");
+                wake_sender.notify_one();
+            }
+            Err(err) => tracing::error!(error = %err, "matching failed; will retry"),
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
