@@ -16,12 +16,30 @@ use crate::Message;
 
 /// The shipped catalog files, embedded at build time.
 const SHIPPED: &[(&str, &str)] = &[
-    ("schemas/fedora.toml", include_str!("../../../schemas/fedora.toml")),
-    ("schemas/bodhi.toml", include_str!("../../../schemas/bodhi.toml")),
-    ("schemas/koji.toml", include_str!("../../../schemas/koji.toml")),
-    ("schemas/compose.toml", include_str!("../../../schemas/compose.toml")),
-    ("schemas/pagure.toml", include_str!("../../../schemas/pagure.toml")),
-    ("schemas/packaging.toml", include_str!("../../../schemas/packaging.toml")),
+    (
+        "schemas/fedora.toml",
+        include_str!("../../../schemas/fedora.toml"),
+    ),
+    (
+        "schemas/bodhi.toml",
+        include_str!("../../../schemas/bodhi.toml"),
+    ),
+    (
+        "schemas/koji.toml",
+        include_str!("../../../schemas/koji.toml"),
+    ),
+    (
+        "schemas/compose.toml",
+        include_str!("../../../schemas/compose.toml"),
+    ),
+    (
+        "schemas/pagure.toml",
+        include_str!("../../../schemas/pagure.toml"),
+    ),
+    (
+        "schemas/packaging.toml",
+        include_str!("../../../schemas/packaging.toml"),
+    ),
 ];
 
 /// A compiled schema catalog.

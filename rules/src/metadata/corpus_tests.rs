@@ -26,8 +26,17 @@ const FLOORS: [(&str, f64); 4] = [
 ];
 
 /// (field, matched, counted) per field.
-pub(super) fn score(catalog: &Catalog, text: &str, verbose: bool) -> Vec<(&'static str, usize, usize)> {
-    let mut tally = [("usernames", 0, 0), ("packages", 0, 0), ("link", 0, 0), ("summary", 0, 0)];
+pub(super) fn score(
+    catalog: &Catalog,
+    text: &str,
+    verbose: bool,
+) -> Vec<(&'static str, usize, usize)> {
+    let mut tally = [
+        ("usernames", 0, 0),
+        ("packages", 0, 0),
+        ("link", 0, 0),
+        ("summary", 0, 0),
+    ];
     for (n, line) in text.lines().enumerate() {
         let Ok(record) = serde_json::from_str::<Value>(line) else {
             continue;
@@ -51,7 +60,11 @@ pub(super) fn score(catalog: &Catalog, text: &str, verbose: bool) -> Vec<(&'stat
             if ok {
                 *matched += 1;
             } else if verbose {
-                println!("line {} {} {field}: want {want} got {got}", n + 1, meta.topic);
+                println!(
+                    "line {} {} {field}: want {want} got {got}",
+                    n + 1,
+                    meta.topic
+                );
             }
         }
     }
@@ -61,17 +74,30 @@ pub(super) fn score(catalog: &Catalog, text: &str, verbose: bool) -> Vec<(&'stat
 fn compare(field: &str, want: &Value, meta: &Metadata) -> (bool, String) {
     let as_set = |v: &Value| -> BTreeSet<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     match field {
-        "usernames" => (as_set(want) == meta.usernames, format!("{:?}", meta.usernames)),
-        "packages" => (as_set(want) == meta.packages, format!("{:?}", meta.packages)),
+        "usernames" => (
+            as_set(want) == meta.usernames,
+            format!("{:?}", meta.usernames),
+        ),
+        "packages" => (
+            as_set(want) == meta.packages,
+            format!("{:?}", meta.packages),
+        ),
         "link" => {
             let want = want.as_str().filter(|s| !s.is_empty());
             (want == meta.url.as_deref(), format!("{:?}", meta.url))
         }
-        _ => (want.as_str() == Some(meta.summary.as_str()), format!("{:?}", meta.summary)),
+        _ => (
+            want.as_str() == Some(meta.summary.as_str()),
+            format!("{:?}", meta.summary),
+        ),
     }
 }
 
@@ -91,6 +117,9 @@ fn corpus_accuracy_does_not_regress() {
     }
     for ((field, matched, counted), (_, floor)) in tally.iter().zip(FLOORS) {
         let share = 100.0 * *matched as f64 / (*counted).max(1) as f64;
-        assert!(share >= floor, "{field}: {share:.1}% is below the recorded {floor}%");
+        assert!(
+            share >= floor,
+            "{field}: {share:.1}% is below the recorded {floor}%"
+        );
     }
 }
