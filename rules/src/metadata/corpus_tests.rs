@@ -19,10 +19,10 @@ const CORPUS: &str = concat!(
 
 /// Floors, in percent, as recorded in docs/schemas.md.
 const FLOORS: [(&str, f64); 4] = [
-    ("usernames", 0.0),
-    ("packages", 0.0),
-    ("link", 0.0),
-    ("summary", 0.0),
+    ("usernames", 82.5),
+    ("packages", 85.4),
+    ("link", 25.0),
+    ("summary", 46.4),
 ];
 
 /// (field, matched, counted) per field.
