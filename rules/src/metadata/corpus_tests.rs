@@ -19,10 +19,10 @@ const CORPUS: &str = concat!(
 
 /// Floors, in percent, as recorded in docs/schemas.md.
 const FLOORS: [(&str, f64); 4] = [
-    ("usernames", 82.5),
+    ("usernames", 82.8),
     ("packages", 85.4),
-    ("link", 25.0),
-    ("summary", 46.4),
+    ("link", 25.3),
+    ("summary", 46.7),
 ];
 
 /// (field, matched, counted) per field.
