@@ -141,33 +141,55 @@ impl Catalog {
         self.entries.is_empty()
     }
 
-    /// The metadata of a message: the most specific entry whose pattern matches the topic,
-    /// over the generic fallback for whatever the entry does not say, plus AMQP header flags.
+    /// The metadata of a message: every entry whose pattern matches the topic, most
+    /// specific first; each key comes from the most specific entry that sets it (a broader
+    /// pattern such as `bodhi.**` supplies what `bodhi.update.comment` leaves out), then the
+    /// generic fallback; AMQP header flags are added on top.
     pub fn derive(&self, message: &Message) -> Metadata {
         let scope = Scope::new(message);
         let mut meta = fallback::generic(message);
-        if let Some(entry) = self.lookup(&scope.segments[scope.prefix_len..]) {
-            entry.apply(&scope, &mut meta);
+        let chain = self.lookup(&scope.segments[scope.prefix_len..]);
+        if !chain.is_empty() {
+            Entry::apply(&chain, &scope, &mut meta);
         }
         fallback::apply_headers(message, &mut meta);
         meta
     }
 
-    fn lookup(&self, topic: &[&str]) -> Option<&Entry> {
-        let first = |ids: &[usize]| {
+    /// The matching entries, most specific first. Of entries with the same pattern only
+    /// the one loaded last counts, so an admin's repeated pattern replaces a shipped entry.
+    fn lookup(&self, topic: &[&str]) -> Vec<&Entry> {
+        let matching = |ids: &[usize]| -> Vec<&Entry> {
             ids.iter()
                 .map(|&i| &self.entries[i])
-                .find(|e| e.pattern.matches(topic))
+                .filter(|e| e.pattern.matches(topic))
+                .collect()
         };
         let by_app = topic
             .first()
             .and_then(|app| self.by_app.get(*app))
-            .and_then(|ids| first(ids));
-        match (by_app, first(&self.wildcard)) {
-            (Some(a), Some(w)) if w.pattern.rank > a.pattern.rank => Some(w),
-            (Some(a), _) => Some(a),
-            (None, w) => w,
+            .map(|ids| matching(ids))
+            .unwrap_or_default();
+        let wild = matching(&self.wildcard);
+        let mut chain: Vec<&Entry> = Vec::with_capacity(by_app.len() + wild.len());
+        let (mut a, mut w) = (by_app.into_iter().peekable(), wild.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), w.peek()) {
+                (Some(x), Some(y)) if y.pattern.rank > x.pattern.rank => w.next(),
+                (Some(_), _) => a.next(),
+                (None, Some(_)) => w.next(),
+                (None, None) => break,
+            };
+            if let Some(entry) = next {
+                if !chain
+                    .iter()
+                    .any(|e| e.pattern.segments == entry.pattern.segments)
+                {
+                    chain.push(entry);
+                }
+            }
         }
+        chain
     }
 
     fn build_index(&mut self) {
@@ -269,7 +291,10 @@ impl Entry {
             .collect()
     }
 
-    fn apply(&self, scope: &Scope<'_>, meta: &mut Metadata) {
+    /// Applies a chain of matching entries, most specific first: each key from the first
+    /// entry that sets it; summary and url from the first template that renders, trying
+    /// the most specific entry's list first.
+    fn apply(chain: &[&Entry], scope: &Scope<'_>, meta: &mut Metadata) {
         let set = |exprs: &[Expr]| -> BTreeSet<String> {
             exprs
                 .iter()
@@ -277,35 +302,47 @@ impl Entry {
                 .filter(|v| !v.is_empty())
                 .collect()
         };
-        if let Some(app) = self.app.as_ref().and_then(|t| t.render(scope)) {
+        fn pick<'e, T>(
+            chain: &[&'e Entry],
+            f: impl Fn(&'e Entry) -> Option<&'e T>,
+        ) -> Option<&'e T> {
+            chain.iter().find_map(|e| f(e))
+        }
+        if let Some(app) = pick(chain, |e| e.app.as_ref()).and_then(|t| t.render(scope)) {
             meta.app = Some(app);
         }
-        if let Some(severity) = self.severity.as_ref().and_then(|t| t.render(scope)) {
+        if let Some(severity) = pick(chain, |e| e.severity.as_ref()).and_then(|t| t.render(scope)) {
             meta.severity = Severity::parse(&severity).unwrap_or(meta.severity);
         }
-        if let Some(agent) = &self.agent {
+        if let Some(agent) = pick(chain, |e| e.agent.as_ref()) {
             meta.agent = agent.eval(scope).into_iter().find(|a| !a.is_empty());
         }
-        if let Some(exprs) = &self.usernames {
+        if let Some(exprs) = pick(chain, |e| e.usernames.as_ref()) {
             meta.usernames = set(exprs);
         }
-        if let Some(exprs) = &self.packages {
+        if let Some(exprs) = pick(chain, |e| e.packages.as_ref()) {
             meta.packages = set(exprs);
         }
-        if let Some(exprs) = &self.groups {
+        if let Some(exprs) = pick(chain, |e| e.groups.as_ref()) {
             meta.groups = set(exprs);
         }
-        if let Some(exprs) = &self.objects {
+        if let Some(exprs) = pick(chain, |e| e.objects.as_ref()) {
             meta.objects = exprs
                 .iter()
                 .flat_map(|e| e.eval(scope))
                 .filter(|v| !v.is_empty())
                 .collect();
         }
-        if let Some(summary) = template::render_first(&self.summary, scope) {
+        if let Some(summary) = chain
+            .iter()
+            .find_map(|e| template::render_first(&e.summary, scope))
+        {
             meta.summary = summary;
         }
-        if let Some(url) = template::render_first(&self.url, scope) {
+        if let Some(url) = chain
+            .iter()
+            .find_map(|e| template::render_first(&e.url, scope))
+        {
             meta.url = Some(url);
         }
     }
