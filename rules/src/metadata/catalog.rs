@@ -40,6 +40,8 @@ const SHIPPED: &[(&str, &str)] = &[
         "schemas/packaging.toml",
         include_str!("../../../schemas/packaging.toml"),
     ),
+    ("schemas/ci.toml", include_str!("../../../schemas/ci.toml")),
+    ("schemas/apps.toml", include_str!("../../../schemas/apps.toml")),
 ];
 
 /// A compiled schema catalog.
