@@ -57,6 +57,8 @@ pub enum Filter {
     Replace(String, String),
     /// Drops empty values.
     NonEmpty,
+    /// Drops values that start with a text (e.g. organisation pseudo-accounts).
+    RejectPrefix(String),
 }
 
 impl Filter {
@@ -113,7 +115,7 @@ impl Filter {
                 }
             }
             "strip_prefix" | "strip_suffix" | "before" | "after" | "after_last" | "split"
-            | "default" | "join" | "prefix" | "suffix" => {
+            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" => {
                 arity(1)?;
                 let arg = one(&args);
                 if arg.is_empty() && matches!(name, "split" | "before" | "after" | "after_last") {
@@ -129,6 +131,7 @@ impl Filter {
                     "default" => Filter::Default(arg),
                     "join" => Filter::Join(arg),
                     "prefix" => Filter::Prefix(arg),
+                    "reject_prefix" => Filter::RejectPrefix(arg),
                     _ => Filter::Suffix(arg),
                 }
             }
@@ -235,6 +238,7 @@ impl Filter {
             Filter::FirstLine => each(&|v| Some(v.lines().next().unwrap_or_default().to_string())),
             Filter::Replace(a, b) => each(&|v| Some(v.replace(a.as_str(), b))),
             Filter::NonEmpty => each(&|v| (!v.is_empty()).then_some(v)),
+            Filter::RejectPrefix(p) => each(&|v| (!v.starts_with(p.as_str())).then_some(v)),
         }
     }
 }
@@ -310,6 +314,10 @@ mod tests {
         assert_eq!(run("truncate(3)", &["abcdef"]), ["abc"]);
         assert_eq!(run("after_last('/')", &["a/b/c"]), ["c"]);
         assert_eq!(run("replace('-', ' ')", &["a-b"]), ["a b"]);
+        assert_eq!(
+            run("reject_prefix('github_org_')", &["github_org_x", "ralph"]),
+            ["ralph"]
+        );
     }
 
     #[test]
