@@ -41,7 +41,10 @@ const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../../schemas/packaging.toml"),
     ),
     ("schemas/ci.toml", include_str!("../../../schemas/ci.toml")),
-    ("schemas/apps.toml", include_str!("../../../schemas/apps.toml")),
+    (
+        "schemas/apps.toml",
+        include_str!("../../../schemas/apps.toml"),
+    ),
 ];
 
 /// A compiled schema catalog.

@@ -158,3 +158,37 @@ fn absent_keys_fall_back_and_headers_add_flags() {
     );
     assert_eq!(meta.severity, Severity::Warning);
 }
+
+#[test]
+fn keys_inherit_from_broader_patterns_but_not_from_replaced_entries() {
+    let shipped = r#"
+[[entry]]
+topic = "app.**"
+usernames = ["who"]
+url = "https://x/{id}"
+summary = "broad"
+[[entry]]
+topic = "app.thing.done"
+summary = ["{missing}", "specific {id}"]
+[[entry]]
+topic = "app.thing.gone"
+summary = "{missing}"
+"#;
+    let admin = "[[entry]]\ntopic = \"app.**\"\nsummary = \"admin broad\"\n";
+    let (catalog, errors) = load(&[("a.toml", shipped)]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let body = json!({"who": "bob", "id": 7});
+    let meta = catalog.derive(&msg("org.f.prod.app.thing.done", body.clone()));
+    assert_eq!(meta.summary, "specific 7");
+    assert_eq!(meta.url.as_deref(), Some("https://x/7"));
+    assert_eq!(meta.usernames.into_iter().collect::<Vec<_>>(), ["bob"]);
+    // No template of the specific entry renders: the broader entry's list is tried next.
+    let meta = catalog.derive(&msg("org.f.prod.app.thing.gone", body.clone()));
+    assert_eq!(meta.summary, "broad");
+    // An admin's entry with the same pattern replaces the shipped one entirely.
+    let (catalog, _) = load(&[("a.toml", shipped), ("b.toml", admin)]);
+    let meta = catalog.derive(&msg("org.f.prod.app.other", body));
+    assert_eq!(meta.summary, "admin broad");
+    assert_eq!(meta.url, None);
+    assert!(meta.usernames.is_empty(), "{:?}", meta.usernames);
+}
