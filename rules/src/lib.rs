@@ -32,4 +32,4 @@ pub use condition::{Condition, ConditionError, Variables};
 pub use fedmsg::{DecodeError, Envelope};
 pub use index::{Index, IndexedFilter};
 pub use message::Message;
-pub use metadata::{Metadata, Severity};
+pub use metadata::{Catalog, CatalogError, Metadata, Severity};

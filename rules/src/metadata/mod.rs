@@ -1,11 +1,30 @@
 //! Metadata: what is derived from a message (app, agent, people, packages, summary, link).
 //! Computed once at ingest and stored beside the message; predicates read it.
+//!
+//! The [`Catalog`] holds per-topic entries (data files under `schemas/`, plus an admin's
+//! own); topics no entry covers get the generic [`fallback`].
+
+mod catalog;
+#[cfg(test)]
+mod catalog_tests;
+#[cfg(test)]
+mod corpus_tests;
+mod expr;
+pub mod fallback;
+mod filter;
+mod source;
+mod syntax;
+mod template;
+
+pub use catalog::Catalog;
+pub use fallback::{app_from_topic, short_topic};
+pub use filter::nvr_name;
+pub use source::CatalogError;
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::Message;
 
@@ -92,63 +111,15 @@ pub struct Metadata {
     pub objects: Vec<String>,
 }
 
-/// Body fields that commonly name a person, for topics without a catalog entry.
-const USER_FIELDS: [&str; 6] = ["agent", "user", "username", "owner", "submitter", "actor"];
-
 impl Metadata {
-    /// Generic metadata for any message: the app from the topic, people from common fields,
-    /// a summary from the topic. The schema catalog refines this per topic.
+    /// Generic metadata for any message, without a catalog: the app from the topic, people
+    /// from common fields, a summary from the topic, plus AMQP header flags.
+    /// [`Catalog::derive`] refines this per topic.
     pub fn derive(message: &Message) -> Metadata {
-        let app = app_from_topic(&message.topic);
-        let mut usernames = BTreeSet::new();
-        for field in USER_FIELDS {
-            if let Some(name) = message.body.get(field).and_then(person_name) {
-                usernames.insert(name);
-            }
-        }
-        let agent = message.body.get("agent").and_then(person_name);
-        let short = short_topic(&message.topic);
-        let summary = match &agent {
-            Some(agent) => format!("{agent}: {short}"),
-            None => short.to_string(),
-        };
-        Metadata {
-            topic: message.topic.clone(),
-            app,
-            agent,
-            usernames,
-            summary,
-            ..Metadata::default()
-        }
+        let mut meta = fallback::generic(message);
+        fallback::apply_headers(message, &mut meta);
+        meta
     }
-}
-
-fn person_name(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.is_empty() => Some(s.to_lowercase()),
-        Value::Object(map) => map
-            .get("name")
-            .or_else(|| map.get("username"))
-            .and_then(person_name),
-        _ => None,
-    }
-}
-
-/// `org.fedoraproject.prod.bodhi.update.comment` → `bodhi`.
-pub fn app_from_topic(topic: &str) -> Option<String> {
-    topic.split('.').nth(3).map(str::to_string)
-}
-
-/// `org.fedoraproject.prod.bodhi.update.comment` → `bodhi.update.comment`.
-pub fn short_topic(topic: &str) -> &str {
-    let mut rest = topic;
-    for _ in 0..3 {
-        match rest.split_once('.') {
-            Some((_, tail)) => rest = tail,
-            None => return topic,
-        }
-    }
-    rest
 }
 
 #[cfg(test)]

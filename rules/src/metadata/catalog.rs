@@ -1,0 +1,433 @@
+//! The schema catalog: per-topic entries, read from TOML data files, that say where a
+//! message's people, packages, groups and agent are and how to write its summary and link.
+//! Entries are compiled at load and indexed by application, so deriving metadata is a
+//! hash lookup, a few pattern comparisons and the entry's expressions.
+
+use std::collections::{BTreeSet, HashMap};
+
+use toml::Spanned;
+
+use super::expr::{Expr, Scope};
+use super::fallback;
+use super::source::{self, CatalogError, RawEntry, RawItem, RawValue};
+use super::template::{self, Template};
+use super::{Metadata, Severity};
+use crate::Message;
+
+/// The shipped catalog files, embedded at build time.
+const SHIPPED: &[(&str, &str)] = &[
+    (
+        "schemas/fedora.toml",
+        include_str!("../../../schemas/fedora.toml"),
+    ),
+    (
+        "schemas/bodhi.toml",
+        include_str!("../../../schemas/bodhi.toml"),
+    ),
+    (
+        "schemas/koji.toml",
+        include_str!("../../../schemas/koji.toml"),
+    ),
+    (
+        "schemas/compose.toml",
+        include_str!("../../../schemas/compose.toml"),
+    ),
+    (
+        "schemas/pagure.toml",
+        include_str!("../../../schemas/pagure.toml"),
+    ),
+    (
+        "schemas/packaging.toml",
+        include_str!("../../../schemas/packaging.toml"),
+    ),
+    ("schemas/ci.toml", include_str!("../../../schemas/ci.toml")),
+    (
+        "schemas/apps.toml",
+        include_str!("../../../schemas/apps.toml"),
+    ),
+];
+
+/// A compiled schema catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    entries: Vec<Entry>,
+    /// Entry indices by the pattern's first (application) segment, most specific first.
+    by_app: HashMap<String, Vec<usize>>,
+    /// Entries whose pattern starts with a wildcard, most specific first.
+    wildcard: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    pattern: Pattern,
+    app: Option<Template>,
+    severity: Option<Template>,
+    agent: Option<Expr>,
+    usernames: Option<Vec<Expr>>,
+    packages: Option<Vec<Expr>>,
+    groups: Option<Vec<Expr>>,
+    objects: Option<Vec<Expr>>,
+    summary: Vec<Template>,
+    url: Vec<Template>,
+}
+
+/// A topic pattern over the topic without its `prefix.env` (`bodhi.update.*`): `*` is one
+/// segment, `**` any number of segments (also none).
+#[derive(Debug, Clone, PartialEq)]
+struct Pattern {
+    segments: Vec<Seg>,
+    /// (literal segments, -`**` count, load order): higher is more specific.
+    rank: (usize, isize, usize),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Lit(String),
+    One,
+    Any,
+}
+
+const KEYS: &str =
+    "topic, app, severity, agent, usernames, packages, groups, objects, summary, url";
+
+impl Catalog {
+    /// Compiles catalog files given as `(file name, TOML text)`, in order: for the same
+    /// topic pattern, a later file's entry replaces an earlier one. Entries that cannot be
+    /// used are skipped and reported; the rest load.
+    pub fn load(sources: &[(String, String)]) -> (Catalog, Vec<CatalogError>) {
+        let mut catalog = Catalog::default();
+        let mut errors = Vec::new();
+        for (file, text) in sources {
+            let raw = match source::parse_file(file, text) {
+                Ok(raw) => raw,
+                Err(err) => {
+                    errors.push(err);
+                    continue;
+                }
+            };
+            for entry in raw {
+                let order = catalog.entries.len();
+                match Entry::compile(entry, order) {
+                    Ok(entries) => catalog.entries.extend(entries),
+                    Err((offset, reason)) => errors.push(source::error_at(
+                        file,
+                        text,
+                        offset,
+                        format!("entry skipped: {reason}"),
+                    )),
+                }
+            }
+        }
+        catalog.build_index();
+        (catalog, errors)
+    }
+
+    /// The catalog files shipped with Tidings, as `(file name, TOML text)`, for callers
+    /// that merge them with an admin's own files.
+    pub fn shipped_sources() -> Vec<(String, String)> {
+        SHIPPED
+            .iter()
+            .map(|(name, text)| (name.to_string(), text.to_string()))
+            .collect()
+    }
+
+    /// The shipped catalog. Its files are tested to load without errors.
+    pub fn shipped() -> Catalog {
+        Catalog::load(&Catalog::shipped_sources()).0
+    }
+
+    /// How many topic patterns the catalog holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the catalog has no entries (only the generic fallback applies).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The metadata of a message: every entry whose pattern matches the topic, most
+    /// specific first; each key comes from the most specific entry that sets it (a broader
+    /// pattern such as `bodhi.**` supplies what `bodhi.update.comment` leaves out), then the
+    /// generic fallback; AMQP header flags are added on top.
+    pub fn derive(&self, message: &Message) -> Metadata {
+        let scope = Scope::new(message);
+        let mut meta = fallback::generic(message);
+        let chain = self.lookup(&scope.segments[scope.prefix_len..]);
+        if !chain.is_empty() {
+            Entry::apply(&chain, &scope, &mut meta);
+        }
+        fallback::apply_headers(message, &mut meta);
+        meta
+    }
+
+    /// The matching entries, most specific first. Of entries with the same pattern only
+    /// the one loaded last counts, so an admin's repeated pattern replaces a shipped entry.
+    fn lookup(&self, topic: &[&str]) -> Vec<&Entry> {
+        let matching = |ids: &[usize]| -> Vec<&Entry> {
+            ids.iter()
+                .map(|&i| &self.entries[i])
+                .filter(|e| e.pattern.matches(topic))
+                .collect()
+        };
+        let by_app = topic
+            .first()
+            .and_then(|app| self.by_app.get(*app))
+            .map(|ids| matching(ids))
+            .unwrap_or_default();
+        let wild = matching(&self.wildcard);
+        let mut chain: Vec<&Entry> = Vec::with_capacity(by_app.len() + wild.len());
+        let (mut a, mut w) = (by_app.into_iter().peekable(), wild.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), w.peek()) {
+                (Some(x), Some(y)) if y.pattern.rank > x.pattern.rank => w.next(),
+                (Some(_), _) => a.next(),
+                (None, Some(_)) => w.next(),
+                (None, None) => break,
+            };
+            if let Some(entry) = next {
+                if !chain
+                    .iter()
+                    .any(|e| e.pattern.segments == entry.pattern.segments)
+                {
+                    chain.push(entry);
+                }
+            }
+        }
+        chain
+    }
+
+    fn build_index(&mut self) {
+        for (i, entry) in self.entries.iter().enumerate() {
+            match entry.pattern.segments.first() {
+                Some(Seg::Lit(app)) => self.by_app.entry(app.clone()).or_default().push(i),
+                _ => self.wildcard.push(i),
+            }
+        }
+        let entries = &self.entries;
+        let by_rank =
+            |a: &usize, b: &usize| entries[*b].pattern.rank.cmp(&entries[*a].pattern.rank);
+        self.by_app
+            .values_mut()
+            .for_each(|ids| ids.sort_by(by_rank));
+        self.wildcard.sort_by(by_rank);
+    }
+}
+
+type Failure = (usize, String);
+
+impl Entry {
+    /// One entry per topic pattern (an entry may list several).
+    fn compile(raw: RawEntry, order: usize) -> Result<Vec<Entry>, Failure> {
+        let mut fields = raw.fields;
+        if let Some((key, value)) = fields
+            .iter()
+            .find(|(k, _)| !KEYS.split(", ").any(|x| x == *k))
+        {
+            return Err((
+                value.span().start,
+                format!("unknown key `{key}` (expected one of {KEYS})"),
+            ));
+        }
+        let Some(topic) = fields.remove("topic") else {
+            return Err((raw.span.start, "missing key `topic`".to_string()));
+        };
+        let one = |fields: &mut std::collections::BTreeMap<_, Spanned<RawValue>>, key: &str| {
+            fields.remove(key).map(|v| texts(key, v, false)).transpose()
+        };
+        let many = |fields: &mut std::collections::BTreeMap<_, Spanned<RawValue>>, key: &str| {
+            fields.remove(key).map(|v| texts(key, v, true)).transpose()
+        };
+        let exprs = |list: Option<Vec<(usize, String)>>| -> Result<Option<Vec<Expr>>, Failure> {
+            list.map(|l| {
+                l.into_iter()
+                    .map(|(at, s)| compile_with(at, &s, Expr::parse))
+                    .collect()
+            })
+            .transpose()
+        };
+        let templates = |list: Option<Vec<(usize, String)>>| -> Result<Vec<Template>, Failure> {
+            list.unwrap_or_default()
+                .into_iter()
+                .map(|(at, s)| compile_with(at, &s, Template::parse))
+                .collect()
+        };
+        let single = |list: Option<Vec<(usize, String)>>| list.and_then(|l| l.into_iter().next());
+        let severity = single(one(&mut fields, "severity")?)
+            .map(|(at, s)| {
+                let t = compile_with(at, &s, Template::parse)?;
+                match t.fixed_text() {
+                    Some(name) if Severity::parse(name).is_none() => Err((
+                        at,
+                        format!("severity `{name}` is not one of debug, info, warning, error"),
+                    )),
+                    _ => Ok(t),
+                }
+            })
+            .transpose()?;
+        let template = Entry {
+            pattern: Pattern {
+                segments: Vec::new(),
+                rank: (0, 0, 0),
+            },
+            app: single(one(&mut fields, "app")?)
+                .map(|(at, s)| compile_with(at, &s, Template::parse))
+                .transpose()?,
+            severity,
+            agent: single(one(&mut fields, "agent")?)
+                .map(|(at, s)| compile_with(at, &s, Expr::parse))
+                .transpose()?,
+            usernames: exprs(many(&mut fields, "usernames")?)?,
+            packages: exprs(many(&mut fields, "packages")?)?,
+            groups: exprs(many(&mut fields, "groups")?)?,
+            objects: exprs(many(&mut fields, "objects")?)?,
+            summary: templates(many(&mut fields, "summary")?)?,
+            url: templates(many(&mut fields, "url")?)?,
+        };
+        texts("topic", topic, true)?
+            .into_iter()
+            .map(|(at, text)| {
+                let pattern = Pattern::parse(&text, order).map_err(|reason| (at, reason))?;
+                Ok(Entry {
+                    pattern,
+                    ..template.clone()
+                })
+            })
+            .collect()
+    }
+
+    /// Applies a chain of matching entries, most specific first: each key from the first
+    /// entry that sets it; summary and url from the first template that renders, trying
+    /// the most specific entry's list first.
+    fn apply(chain: &[&Entry], scope: &Scope<'_>, meta: &mut Metadata) {
+        let set = |exprs: &[Expr]| -> BTreeSet<String> {
+            exprs
+                .iter()
+                .flat_map(|e| e.eval(scope))
+                .filter(|v| !v.is_empty())
+                .collect()
+        };
+        fn pick<'e, T>(
+            chain: &[&'e Entry],
+            f: impl Fn(&'e Entry) -> Option<&'e T>,
+        ) -> Option<&'e T> {
+            chain.iter().find_map(|e| f(e))
+        }
+        if let Some(app) = pick(chain, |e| e.app.as_ref()).and_then(|t| t.render(scope)) {
+            meta.app = Some(app);
+        }
+        if let Some(severity) = pick(chain, |e| e.severity.as_ref()).and_then(|t| t.render(scope)) {
+            meta.severity = Severity::parse(&severity).unwrap_or(meta.severity);
+        }
+        if let Some(agent) = pick(chain, |e| e.agent.as_ref()) {
+            meta.agent = agent.eval(scope).into_iter().find(|a| !a.is_empty());
+        }
+        if let Some(exprs) = pick(chain, |e| e.usernames.as_ref()) {
+            meta.usernames = set(exprs);
+        }
+        if let Some(exprs) = pick(chain, |e| e.packages.as_ref()) {
+            meta.packages = set(exprs);
+        }
+        if let Some(exprs) = pick(chain, |e| e.groups.as_ref()) {
+            meta.groups = set(exprs);
+        }
+        if let Some(exprs) = pick(chain, |e| e.objects.as_ref()) {
+            meta.objects = exprs
+                .iter()
+                .flat_map(|e| e.eval(scope))
+                .filter(|v| !v.is_empty())
+                .collect();
+        }
+        if let Some(summary) = chain
+            .iter()
+            .find_map(|e| template::render_first(&e.summary, scope))
+        {
+            meta.summary = summary;
+        }
+        if let Some(url) = chain
+            .iter()
+            .find_map(|e| template::render_first(&e.url, scope))
+        {
+            meta.url = Some(url);
+        }
+    }
+}
+
+/// The strings of a value (with their offsets); `list` says whether an array is allowed.
+fn texts(key: &str, value: Spanned<RawValue>, list: bool) -> Result<Vec<(usize, String)>, Failure> {
+    let start = value.span().start;
+    let want = if list {
+        "a string or an array of strings"
+    } else {
+        "a string"
+    };
+    match value.into_inner() {
+        RawValue::Text(s) => Ok(vec![(start, s)]),
+        RawValue::List(items) if list => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let at = item.span().start;
+                match item.into_inner() {
+                    RawItem::Text(s) => Ok((at, s)),
+                    RawItem::Other(found) => Err((
+                        at,
+                        format!("`{key}` item {} must be a string, found {found}", i + 1),
+                    )),
+                }
+            })
+            .collect(),
+        RawValue::List(_) => Err((start, format!("`{key}` must be {want}, found an array"))),
+        RawValue::Other(found) => Err((start, format!("`{key}` must be {want}, found {found}"))),
+    }
+}
+
+/// Compiles a string; the error's offset points past the string's opening quote.
+fn compile_with<T>(at: usize, text: &str, f: fn(&str) -> Result<T, String>) -> Result<T, Failure> {
+    f(text).map_err(|reason| (at, format!("in `{text}`: {reason}")))
+}
+
+impl Pattern {
+    fn parse(text: &str, order: usize) -> Result<Pattern, String> {
+        let mut segments = Vec::new();
+        for seg in text.split('.') {
+            segments.push(match seg {
+                "" => return Err(format!("topic pattern `{text}` has an empty segment")),
+                "*" => Seg::One,
+                "**" => Seg::Any,
+                s if s.contains('*') => {
+                    return Err(format!(
+                        "topic pattern `{text}`: `*` and `**` must be whole segments"
+                    ))
+                }
+                s => Seg::Lit(s.to_string()),
+            });
+        }
+        let literals = segments.iter().filter(|s| matches!(s, Seg::Lit(_))).count();
+        let anys = segments.iter().filter(|s| matches!(s, Seg::Any)).count();
+        Ok(Pattern {
+            segments,
+            rank: (literals, -(anys as isize), order),
+        })
+    }
+
+    fn matches(&self, topic: &[&str]) -> bool {
+        fn go(pat: &[Seg], topic: &[&str]) -> bool {
+            match pat.split_first() {
+                None => topic.is_empty(),
+                Some((Seg::Any, rest)) => (0..=topic.len()).any(|i| go(rest, &topic[i..])),
+                Some((seg, rest)) => match topic.split_first() {
+                    Some((t, trest)) => {
+                        let hit = match seg {
+                            Seg::Lit(l) => l == t,
+                            _ => true,
+                        };
+                        hit && go(rest, trest)
+                    }
+                    None => false,
+                },
+            }
+        }
+        go(&self.segments, topic)
+    }
+}

@@ -1,0 +1,194 @@
+//! Tests of catalog loading (validation wording and positions) and entry selection.
+
+use serde_json::json;
+
+use super::{Catalog, CatalogError, Severity};
+use crate::Message;
+
+fn load(files: &[(&str, &str)]) -> (Catalog, Vec<CatalogError>) {
+    let sources: Vec<(String, String)> = files
+        .iter()
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .collect();
+    Catalog::load(&sources)
+}
+
+fn msg(topic: &str, body: serde_json::Value) -> Message {
+    Message::new("1", topic, body)
+}
+
+#[test]
+fn shipped_catalog_loads_cleanly() {
+    let (catalog, errors) = Catalog::load(&Catalog::shipped_sources());
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(!catalog.is_empty());
+}
+
+#[test]
+fn broken_entries_are_skipped_with_file_line_and_reason() {
+    let text = r#"# admin's extra catalog
+[[entry]]
+topic = "myapp.thing.done"
+summary = "{who} did a thing"
+usernames = ["who | lower"]
+
+[[entry]]
+topic = "myapp.other"
+usernames = ["who", "x | frobnicate"]
+
+[[entry]]
+summary = "no topic here"
+
+[[entry]]
+topic = "myapp.bad.*x"
+
+[[entry]]
+topic = "myapp.sev"
+severity = "loud"
+colour = "red"
+
+[[entry]]
+topic = "myapp.tpl"
+url = "https://x/{id"
+packages = 7
+"#;
+    let (catalog, errors) = load(&[("extra.toml", text)]);
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "extra.toml:9:21: entry skipped: in `x | frobnicate`: unknown filter `frobnicate` at character 5",
+            "extra.toml:11:1: entry skipped: missing key `topic`",
+            "extra.toml:15:9: entry skipped: topic pattern `myapp.bad.*x`: `*` and `**` must be whole segments",
+            "extra.toml:20:10: entry skipped: unknown key `colour` (expected one of topic, app, severity, agent, usernames, packages, groups, objects, summary, url)",
+            "extra.toml:25:12: entry skipped: `packages` must be a string or an array of strings, found a number",
+        ]
+    );
+    // The good entry still loads and works.
+    assert_eq!(catalog.len(), 1);
+    let meta = catalog.derive(&msg(
+        "org.example.prod.myapp.thing.done",
+        json!({"who": "Ann"}),
+    ));
+    assert_eq!(meta.summary, "Ann did a thing");
+    assert_eq!(meta.usernames.into_iter().collect::<Vec<_>>(), ["ann"]);
+}
+
+#[test]
+fn template_and_severity_errors_are_positioned() {
+    let text = "[[entry]]\ntopic = \"a.b\"\nurl = \"https://x/{id\"\n\n[[entry]]\ntopic = \"a.c\"\nseverity = \"loud\"\n";
+    let (_, errors) = load(&[("t.toml", text)]);
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "t.toml:3:7: entry skipped: in `https://x/{id`: expected `}` to close the placeholder at character 14",
+            "t.toml:7:12: entry skipped: severity `loud` is not one of debug, info, warning, error",
+        ]
+    );
+}
+
+#[test]
+fn a_syntax_error_skips_only_that_file() {
+    let good = "[[entry]]\ntopic = \"a.b\"\nsummary = \"ok\"\n";
+    let bad = "[[entry]]\ntopic = \"a.c\"\nsummary = \"unterminated\n";
+    let (catalog, errors) = load(&[("bad.toml", bad), ("good.toml", good)]);
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].file.as_str(), errors[0].line), ("bad.toml", 3));
+    assert!(
+        errors[0].reason.starts_with("file skipped: "),
+        "{}",
+        errors[0].reason
+    );
+    assert_eq!(
+        catalog.derive(&msg("o.f.prod.a.b", json!({}))).summary,
+        "ok"
+    );
+}
+
+#[test]
+fn most_specific_pattern_wins_and_later_files_override() {
+    let shipped = r#"
+[[entry]]
+topic = "app.**"
+summary = "any"
+[[entry]]
+topic = "app.*.done"
+summary = "one-star"
+[[entry]]
+topic = "app.x.done"
+summary = "exact"
+[[entry]]
+topic = ["**.done", "*.y.done"]
+summary = "wild"
+"#;
+    let admin = "[[entry]]\ntopic = \"app.x.done\"\nsummary = \"admin\"\nseverity = \"error\"\n";
+    let (catalog, errors) = load(&[("a.toml", shipped), ("b.toml", admin)]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let summary = |t: &str| catalog.derive(&msg(t, json!({}))).summary;
+    assert_eq!(summary("org.f.prod.app.x.done"), "admin");
+    assert_eq!(summary("org.f.prod.app.z.done"), "one-star");
+    assert_eq!(summary("org.f.prod.app.z.started"), "any");
+    assert_eq!(summary("org.f.prod.other.y.done"), "wild");
+    assert_eq!(summary("org.f.prod.other.q.z.done"), "wild");
+    assert_eq!(summary("org.f.prod.other.q.z"), "other.q.z");
+    let meta = catalog.derive(&msg("org.f.prod.app.x.done", json!({})));
+    assert_eq!(meta.severity, Severity::Error);
+}
+
+#[test]
+fn absent_keys_fall_back_and_headers_add_flags() {
+    let text = "[[entry]]\ntopic = \"app.ev\"\nsummary = \"{thing.name} happened\"\nurl = [\"https://x/{id}\", \"https://x/\"]\n";
+    let (catalog, _) = load(&[("a.toml", text)]);
+    let mut m = msg(
+        "org.f.prod.app.ev",
+        json!({"user": "bob", "thing": {"name": "T"}}),
+    );
+    m.headers
+        .insert("fedora_messaging_user_carol".into(), json!(true));
+    m.headers
+        .insert("fedora_messaging_severity".into(), json!(30));
+    let meta = catalog.derive(&m);
+    assert_eq!(meta.app.as_deref(), Some("app"));
+    assert_eq!(meta.summary, "T happened");
+    assert_eq!(meta.url.as_deref(), Some("https://x/"));
+    assert_eq!(
+        meta.usernames.into_iter().collect::<Vec<_>>(),
+        ["bob", "carol"]
+    );
+    assert_eq!(meta.severity, Severity::Warning);
+}
+
+#[test]
+fn keys_inherit_from_broader_patterns_but_not_from_replaced_entries() {
+    let shipped = r#"
+[[entry]]
+topic = "app.**"
+usernames = ["who"]
+url = "https://x/{id}"
+summary = "broad"
+[[entry]]
+topic = "app.thing.done"
+summary = ["{missing}", "specific {id}"]
+[[entry]]
+topic = "app.thing.gone"
+summary = "{missing}"
+"#;
+    let admin = "[[entry]]\ntopic = \"app.**\"\nsummary = \"admin broad\"\n";
+    let (catalog, errors) = load(&[("a.toml", shipped)]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let body = json!({"who": "bob", "id": 7});
+    let meta = catalog.derive(&msg("org.f.prod.app.thing.done", body.clone()));
+    assert_eq!(meta.summary, "specific 7");
+    assert_eq!(meta.url.as_deref(), Some("https://x/7"));
+    assert_eq!(meta.usernames.into_iter().collect::<Vec<_>>(), ["bob"]);
+    // No template of the specific entry renders: the broader entry's list is tried next.
+    let meta = catalog.derive(&msg("org.f.prod.app.thing.gone", body.clone()));
+    assert_eq!(meta.summary, "broad");
+    // An admin's entry with the same pattern replaces the shipped one entirely.
+    let (catalog, _) = load(&[("a.toml", shipped), ("b.toml", admin)]);
+    let meta = catalog.derive(&msg("org.f.prod.app.other", body));
+    assert_eq!(meta.summary, "admin broad");
+    assert_eq!(meta.url, None);
+    assert!(meta.usernames.is_empty(), "{:?}", meta.usernames);
+}
