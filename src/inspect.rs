@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(keys.len(), 10);
         let err = String::from_utf8(err).expect("utf8");
         let err: Vec<&str> = err.lines().collect();
-        assert!(err[0].starts_with("line 2: envelope is not valid JSON"), "{err:?}");
+        assert!(
+            err[0].starts_with("line 2: envelope is not valid JSON"),
+            "{err:?}"
+        );
         assert_eq!(err[1], "line 4: envelope field `topic` is missing");
     }
 
@@ -172,8 +175,15 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("missing"), "{warnings:?}");
-        assert!(warnings[1].contains("local.toml:7:9: entry skipped: unknown key `bogus`"), "{warnings:?}");
-        let m = tidings_rules::Message::new("1", "org.example.prod.newapp.thing", json!({"user": "ann"}));
+        assert!(
+            warnings[1].contains("local.toml:7:9: entry skipped: unknown key `bogus`"),
+            "{warnings:?}"
+        );
+        let m = tidings_rules::Message::new(
+            "1",
+            "org.example.prod.newapp.thing",
+            json!({"user": "ann"}),
+        );
         assert_eq!(catalog.derive(&m).summary, "ann did it");
     }
 }

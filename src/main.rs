@@ -1,1 +1,165 @@
-fn main() {}
+//! `tidings`: the one command that runs the hub, publishes to the bus, inspects messages
+//! and administers accounts. This file parses the command line and hands over.
+
+mod admin;
+mod config;
+mod inspect;
+mod publish;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "tidings",
+    version,
+    about = "A notification hub for a community's message bus"
+)]
+struct Cli {
+    /// A TOML config file; without one, embedded defaults and TIDINGS_* variables apply.
+    #[arg(long, short, global = true, env = "TIDINGS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: web UI and API, bus ingest, matcher, senders.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Put messages on the bus (ZeroMQ, or the HTTP API).
+    Publish(publish::PublishArgs),
+    /// Read fedmsg envelopes as JSON lines on stdin; print one line of metadata for each.
+    Inspect {
+        /// Extra catalog folders (besides bus.catalog_dirs from the config).
+        #[arg(long = "catalog-dir")]
+        catalog_dirs: Vec<PathBuf>,
+    },
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage destinations.
+    #[command(subcommand)]
+    Destination(admin::DestinationCommand),
+    /// Manage filters.
+    #[command(subcommand)]
+    Filter(admin::FilterCommand),
+    /// Manage publisher API tokens.
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
+    /// Look at the outbox: dead notifications, rejected input.
+    #[command(subcommand)]
+    Outbox(admin::OutboxCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Benchmarks; each prints one JSON object.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the documented example config file.
+    Example,
+    /// Print the configuration in effect (file + environment + defaults), secrets hidden.
+    Show,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Decode + metadata throughput over the corpus, one thread.
+    Metadata {
+        /// The corpus (JSON lines with a `message` envelope each).
+        #[arg(long, default_value = "../shared/corpus/fedmsg-meta/messages.jsonl")]
+        corpus: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("tidings: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", config::EXAMPLE);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Bench(BenchCommand::Metadata { corpus }) => {
+            println!("{}", inspect::bench(&corpus)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    serve::init_logging(&config)?;
+    match cli.command {
+        Command::Config(ConfigCommand::Show) => {
+            let mut shown = config.clone();
+            shown.email.smtp_url = shown.email.smtp_url.as_deref().map(tidings_store::redact);
+            shown.database_url = Some(tidings_store::redact(&config.database_url()));
+            print!("{}", toml::to_string_pretty(&shown)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect { mut catalog_dirs } => {
+            let mut dirs = config.bus.catalog_dirs.clone();
+            dirs.append(&mut catalog_dirs);
+            let (catalog, warnings) = inspect::load_catalog(&dirs);
+            for warning in warnings {
+                eprintln!("tidings: catalog: {warning}");
+            }
+            let (_, bad) = inspect::run(
+                std::io::stdin().lock(),
+                std::io::stdout().lock(),
+                std::io::stderr(),
+                &catalog,
+            )?;
+            Ok(if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
+        }
+        Command::Publish(args) => publish::run(&config, args),
+        command => runtime()?
+            .block_on(async move {
+                match command {
+                    Command::Serve => serve::serve(config).await,
+                    Command::Migrate => {
+                        config.prepare()?;
+                        tidings_store::Store::open(&config.database_url()).await?;
+                        eprintln!("tidings: migrations applied");
+                        Ok(())
+                    }
+                    Command::User(c) => admin::user(&config, c).await,
+                    Command::Destination(c) => admin::destination(&config, c).await,
+                    Command::Filter(c) => admin::filter(&config, c).await,
+                    Command::Token(c) => admin::token(&config, c).await,
+                    Command::Outbox(c) => admin::outbox(&config, c).await,
+                    _ => Ok(()),
+                }
+            })
+            .map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

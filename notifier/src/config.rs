@@ -68,7 +68,10 @@ pub struct EmailConfig {
 impl std::fmt::Debug for EmailConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmailConfig")
-            .field("smtp_url", &self.smtp_url.as_deref().map(tidings_store::redact))
+            .field(
+                "smtp_url",
+                &self.smtp_url.as_deref().map(tidings_store::redact),
+            )
             .field("mailbox_dir", &self.mailbox_dir)
             .field("from", &self.from)
             .field("list_id", &self.list_id)

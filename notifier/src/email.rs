@@ -35,7 +35,10 @@ impl Mailer {
         config
             .from
             .parse::<Mailbox>()
-            .map_err(|e| NotifierError::EmailConfig { field: "from", reason: format!("{:?} is not an address: {e}", config.from) })?;
+            .map_err(|e| NotifierError::EmailConfig {
+                field: "from",
+                reason: format!("{:?} is not an address: {e}", config.from),
+            })?;
         match &config.smtp_url {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
@@ -47,9 +50,11 @@ impl Mailer {
                 Ok(Mailer::Smtp(transport))
             }
             None => {
-                std::fs::create_dir_all(&config.mailbox_dir).map_err(|e| NotifierError::EmailConfig {
-                    field: "mailbox_dir",
-                    reason: format!("{}: {e}", config.mailbox_dir.display()),
+                std::fs::create_dir_all(&config.mailbox_dir).map_err(|e| {
+                    NotifierError::EmailConfig {
+                        field: "mailbox_dir",
+                        reason: format!("{}: {e}", config.mailbox_dir.display()),
+                    }
                 })?;
                 Ok(Mailer::Folder(AsyncFileTransport::new(&config.mailbox_dir)))
             }
@@ -64,11 +69,10 @@ impl Mailer {
                 transient: !e.is_permanent(),
                 reason: e.to_string(),
             }),
-            Mailer::Folder(folder) => folder
-                .send(mail)
-                .await
-                .map(drop)
-                .map_err(|e| SendError { transient: true, reason: e.to_string() }),
+            Mailer::Folder(folder) => folder.send(mail).await.map(drop).map_err(|e| SendError {
+                transient: true,
+                reason: e.to_string(),
+            }),
         }
     }
 }
@@ -110,7 +114,10 @@ struct ConfirmationHtml<'a> {
 }
 
 fn render<T: Template>(name: &'static str, template: &T) -> Result<String, NotifierError> {
-    template.render().map_err(|e| NotifierError::Template { template: name, reason: e.to_string() })
+    template.render().map_err(|e| NotifierError::Template {
+        template: name,
+        reason: e.to_string(),
+    })
 }
 
 fn header(name: &'static str, value: String) -> HeaderValue {
@@ -118,9 +125,19 @@ fn header(name: &'static str, value: String) -> HeaderValue {
 }
 
 /// Builds the mail for a claimed outbox row.
-pub fn compose(claimed: &Claimed, config: &EmailConfig, base_url: &str) -> Result<Message, SendError> {
-    let permanent = |reason: String| SendError { transient: false, reason };
-    let from: Mailbox = config.from.parse().map_err(|e| permanent(format!("email.from: {e}")))?;
+pub fn compose(
+    claimed: &Claimed,
+    config: &EmailConfig,
+    base_url: &str,
+) -> Result<Message, SendError> {
+    let permanent = |reason: String| SendError {
+        transient: false,
+        reason,
+    };
+    let from: Mailbox = config
+        .from
+        .parse()
+        .map_err(|e| permanent(format!("email.from: {e}")))?;
     let to: Mailbox = claimed
         .destination
         .address
@@ -142,42 +159,96 @@ pub fn compose(claimed: &Claimed, config: &EmailConfig, base_url: &str) -> Resul
                 .and_then(|t| t.as_str())
                 .ok_or_else(|| permanent("confirmation without a token".into()))?;
             let link = format!("{base}/confirm/{token}");
-            let text = render("confirmation.txt", &ConfirmationText { username: &claimed.username, link: &link });
-            let html = render("confirmation.html", &ConfirmationHtml { username: &claimed.username, link: &link });
-            (builder.subject("Confirm this address for Tidings notifications"), text, html)
+            let text = render(
+                "confirmation.txt",
+                &ConfirmationText {
+                    username: &claimed.username,
+                    link: &link,
+                },
+            );
+            let html = render(
+                "confirmation.html",
+                &ConfirmationHtml {
+                    username: &claimed.username,
+                    link: &link,
+                },
+            );
+            (
+                builder.subject("Confirm this address for Tidings notifications"),
+                text,
+                html,
+            )
         }
         OutboxKind::Notification => {
-            let stored = claimed.message.as_ref().ok_or_else(|| permanent("notification without a message".into()))?;
+            let stored = claimed
+                .message
+                .as_ref()
+                .ok_or_else(|| permanent("notification without a message".into()))?;
             let metadata = &stored.metadata;
-            let filters = claimed.filters.iter().map(|(_, name)| name.as_str()).collect::<Vec<_>>().join(", ");
+            let filters = claimed
+                .filters
+                .iter()
+                .map(|(_, name)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             let unsubscribe_url = format!("{base}/unsubscribe/{}", claimed.uid);
             let manage_url = format!("{base}/filters");
             let mut unsubscribe = format!("<{unsubscribe_url}>");
             if let Some(mailto) = &config.unsubscribe_mailto {
-                unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe%20{}>", claimed.uid));
+                unsubscribe.push_str(&format!(
+                    ", <mailto:{mailto}?subject=unsubscribe%20{}>",
+                    claimed.uid
+                ));
             }
             // Only web links: a javascript: or data: URL from a message must not become a link.
-            let url = metadata.url.as_deref().filter(|u| u.starts_with("https://") || u.starts_with("http://"));
-            let view = (metadata.summary.as_str(), stored.message.topic.as_str(), url);
+            let url = metadata
+                .url
+                .as_deref()
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+            let view = (
+                metadata.summary.as_str(),
+                stored.message.topic.as_str(),
+                url,
+            );
             let text = render(
                 "notification.txt",
-                &NotificationText { summary: view.0, topic: view.1, url: view.2, filters: &filters, manage_url: &manage_url, unsubscribe_url: &unsubscribe_url },
+                &NotificationText {
+                    summary: view.0,
+                    topic: view.1,
+                    url: view.2,
+                    filters: &filters,
+                    manage_url: &manage_url,
+                    unsubscribe_url: &unsubscribe_url,
+                },
             );
             let html = render(
                 "notification.html",
-                &NotificationHtml { summary: view.0, topic: view.1, url: view.2, filters: &filters, manage_url: &manage_url, unsubscribe_url: &unsubscribe_url },
+                &NotificationHtml {
+                    summary: view.0,
+                    topic: view.1,
+                    url: view.2,
+                    filters: &filters,
+                    manage_url: &manage_url,
+                    unsubscribe_url: &unsubscribe_url,
+                },
             );
             let builder = builder
                 .subject(subject_line(&metadata.summary))
                 .raw_header(header("List-Id", format!("<{}>", config.list_id)))
                 .raw_header(header("List-Unsubscribe", unsubscribe))
-                .raw_header(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()))
+                .raw_header(header(
+                    "List-Unsubscribe-Post",
+                    "List-Unsubscribe=One-Click".into(),
+                ))
                 .raw_header(header("X-Tidings-Filters", filters.clone()))
                 .raw_header(header("X-Tidings-Topic", stored.message.topic.clone()));
             (builder, text, html)
         }
     };
-    let (text, html) = (text.map_err(|e| permanent(e.to_string()))?, html.map_err(|e| permanent(e.to_string()))?);
+    let (text, html) = (
+        text.map_err(|e| permanent(e.to_string()))?,
+        html.map_err(|e| permanent(e.to_string()))?,
+    );
     builder
         .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|e| permanent(format!("building the mail: {e}")))
@@ -211,13 +282,25 @@ mod tests {
             list_id: "tidings.example.org".into(),
             unsubscribe_mailto: None,
         };
-        let err = Mailer::from_config(&config).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = Mailer::from_config(&config)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.starts_with("email.smtp_url: ftp://nope"), "{err}");
-        let ok = EmailConfig { smtp_url: Some("smtp://127.0.0.1:2525".into()), ..config.clone() };
+        let ok = EmailConfig {
+            smtp_url: Some("smtp://127.0.0.1:2525".into()),
+            ..config.clone()
+        };
         assert!(Mailer::from_config(&ok).is_ok());
-        let tls = EmailConfig { smtp_url: Some("smtps://user:secret@mail.example.org".into()), ..config.clone() };
+        let tls = EmailConfig {
+            smtp_url: Some("smtps://user:secret@mail.example.org".into()),
+            ..config.clone()
+        };
         assert!(Mailer::from_config(&tls).is_ok());
-        let bad_from = EmailConfig { from: "not an address".into(), ..config };
+        let bad_from = EmailConfig {
+            from: "not an address".into(),
+            ..config
+        };
         assert!(Mailer::from_config(&bad_from).is_err());
     }
 }

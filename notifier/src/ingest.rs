@@ -35,7 +35,10 @@ pub async fn accept(
     match Envelope::from_frames(frames) {
         Ok(envelope) => {
             let metadata = derive(&envelope.message);
-            match store.insert_message(&envelope.message, &metadata, source).await? {
+            match store
+                .insert_message(&envelope.message, &metadata, source)
+                .await?
+            {
                 Some(id) => {
                     Metrics::bump(&metrics.ingested);
                     Ok(Accepted::Stored(id))
@@ -78,7 +81,10 @@ pub async fn run_zmq(
     let reader = std::thread::Builder::new()
         .name("zmq-sub".into())
         .spawn(move || read_frames(socket, tx, stop))
-        .map_err(|e| NotifierError::Zmq { what: format!("starting reader thread: {e}"), source: zmq::Error::EFAULT })?;
+        .map_err(|e| NotifierError::Zmq {
+            what: format!("starting reader thread: {e}"),
+            source: zmq::Error::EFAULT,
+        })?;
     let source = format!("zmq:{}", endpoints.join(","));
     tracing::info!(endpoints = ?endpoints, "listening for fedmsg messages over ZeroMQ");
     while let Some(frames) = rx.recv().await {
@@ -106,15 +112,31 @@ pub async fn run_zmq(
 
 fn subscriber(endpoints: &[String]) -> Result<zmq::Socket, NotifierError> {
     let ctx = zmq::Context::new();
-    let socket = ctx.socket(zmq::SUB).map_err(NotifierError::zmq("creating SUB socket"))?;
-    socket.set_subscribe(b"").map_err(NotifierError::zmq("subscribing"))?;
-    socket.set_rcvtimeo(200).map_err(NotifierError::zmq("setting receive timeout"))?;
-    socket.set_reconnect_ivl(100).map_err(NotifierError::zmq("setting reconnect interval"))?;
-    socket.set_reconnect_ivl_max(2_000).map_err(NotifierError::zmq("setting reconnect interval"))?;
-    socket.set_tcp_keepalive(1).map_err(NotifierError::zmq("setting TCP keepalive"))?;
-    socket.set_rcvhwm(100_000).map_err(NotifierError::zmq("setting receive high-water mark"))?;
+    let socket = ctx
+        .socket(zmq::SUB)
+        .map_err(NotifierError::zmq("creating SUB socket"))?;
+    socket
+        .set_subscribe(b"")
+        .map_err(NotifierError::zmq("subscribing"))?;
+    socket
+        .set_rcvtimeo(200)
+        .map_err(NotifierError::zmq("setting receive timeout"))?;
+    socket
+        .set_reconnect_ivl(100)
+        .map_err(NotifierError::zmq("setting reconnect interval"))?;
+    socket
+        .set_reconnect_ivl_max(2_000)
+        .map_err(NotifierError::zmq("setting reconnect interval"))?;
+    socket
+        .set_tcp_keepalive(1)
+        .map_err(NotifierError::zmq("setting TCP keepalive"))?;
+    socket
+        .set_rcvhwm(100_000)
+        .map_err(NotifierError::zmq("setting receive high-water mark"))?;
     for endpoint in endpoints {
-        socket.connect(endpoint).map_err(NotifierError::zmq(format!("connecting to {endpoint}")))?;
+        socket
+            .connect(endpoint)
+            .map_err(NotifierError::zmq(format!("connecting to {endpoint}")))?;
     }
     Ok(socket)
 }

@@ -26,10 +26,20 @@ pub struct Matcher {
 impl Matcher {
     /// Loads every active filter.
     pub async fn load(store: &Store) -> Result<Matcher, NotifierError> {
-        let mut matcher = Matcher { last_change: store.last_change().await?, ..Matcher::default() };
-        let usernames: HashMap<i64, String> = store.users().await?.into_iter().map(|u| (u.id, u.username)).collect();
+        let mut matcher = Matcher {
+            last_change: store.last_change().await?,
+            ..Matcher::default()
+        };
+        let usernames: HashMap<i64, String> = store
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect();
         for (id, name) in &usernames {
-            matcher.index.set_variables(*id, Variables::for_user(name.clone()));
+            matcher
+                .index
+                .set_variables(*id, Variables::for_user(name.clone()));
         }
         for filter in store.active_filters(None).await? {
             matcher.add(filter);
@@ -39,8 +49,15 @@ impl Matcher {
     }
 
     fn add(&mut self, filter: Filter) {
-        self.index.upsert(IndexedFilter { id: filter.id, owner: filter.user_id, condition: filter.condition.clone() });
-        self.by_owner.entry(filter.user_id).or_default().push(filter.id);
+        self.index.upsert(IndexedFilter {
+            id: filter.id,
+            owner: filter.user_id,
+            condition: filter.condition.clone(),
+        });
+        self.by_owner
+            .entry(filter.user_id)
+            .or_default()
+            .push(filter.id);
         self.filters.insert(filter.id, filter);
     }
 
@@ -48,7 +65,9 @@ impl Matcher {
     /// last call. Cost grows with the users who changed, not with all users.
     pub async fn refresh(&mut self, store: &Store) -> Result<(), NotifierError> {
         let changes = store.changes_since(self.last_change).await?;
-        let Some(last) = changes.last() else { return Ok(()) };
+        let Some(last) = changes.last() else {
+            return Ok(());
+        };
         let last = last.id;
         let mut users: Vec<i64> = changes.into_iter().map(|c| c.user_id).collect();
         users.sort_unstable();
@@ -59,7 +78,8 @@ impl Matcher {
                 self.filters.remove(&id);
             }
             if let Ok(user) = store.user(user_id).await {
-                self.index.set_variables(user_id, Variables::for_user(user.username));
+                self.index
+                    .set_variables(user_id, Variables::for_user(user.username));
             }
             for filter in store.active_filters(Some(user_id)).await? {
                 self.add(filter);
@@ -75,18 +95,29 @@ impl Matcher {
         for id in self.index.matches(&message.message, &message.metadata) {
             if let Some(filter) = self.filters.get(&id) {
                 for destination in &filter.destination_ids {
-                    by_destination.entry(*destination).or_default().push((filter.id, filter.name.clone()));
+                    by_destination
+                        .entry(*destination)
+                        .or_default()
+                        .push((filter.id, filter.name.clone()));
                 }
             }
         }
         by_destination
             .into_iter()
-            .map(|(destination_id, filters)| Notification { destination_id, filters })
+            .map(|(destination_id, filters)| Notification {
+                destination_id,
+                filters,
+            })
             .collect()
     }
 
     /// Matches every unprocessed message, in order, until none is left. Returns how many.
-    pub async fn drain(&mut self, store: &Store, batch: i64, metrics: &Metrics) -> Result<usize, NotifierError> {
+    pub async fn drain(
+        &mut self,
+        store: &Store,
+        batch: i64,
+        metrics: &Metrics,
+    ) -> Result<usize, NotifierError> {
         let mut total = 0;
         loop {
             self.refresh(store).await?;
@@ -98,7 +129,10 @@ impl Matcher {
                 let notifications = self.notifications(message);
                 store.complete_message(message.id, &notifications).await?;
                 Metrics::bump(&metrics.matched);
-                metrics.queued.fetch_add(notifications.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                metrics.queued.fetch_add(
+                    notifications.len() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
             total += messages.len();
         }

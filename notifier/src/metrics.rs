@@ -42,7 +42,12 @@ impl Metrics {
             ("tidings_notifications_dead_total", &self.dead),
         ];
         rows.iter()
-            .map(|(name, value)| format!("# TYPE {name} counter\n{name} {}\n", value.load(Ordering::Relaxed)))
+            .map(|(name, value)| {
+                format!(
+                    "# TYPE {name} counter\n{name} {}\n",
+                    value.load(Ordering::Relaxed)
+                )
+            })
             .collect()
     }
 }

@@ -29,7 +29,10 @@ pub struct Channels {
 /// factor in [0.5, 1) so that many failures at once do not retry in lockstep.
 pub fn backoff(config: &SenderConfig, attempt: i64) -> Duration {
     let exp = attempt.saturating_sub(1).clamp(0, 30) as u32;
-    let ceiling = config.backoff_base_ms.saturating_mul(1u64 << exp).min(config.backoff_max_ms);
+    let ceiling = config
+        .backoff_base_ms
+        .saturating_mul(1u64 << exp)
+        .min(config.backoff_max_ms);
     let jittered = (ceiling as f64 * rand::thread_rng().gen_range(0.5..1.0)) as u64;
     Duration::from_millis(jittered.max(1))
 }
@@ -39,19 +42,25 @@ pub fn outcome(config: &SenderConfig, attempt: i64, result: Result<(), SendError
     match result {
         Ok(()) => Outcome::Sent,
         Err(err) if !err.transient => Outcome::Dead { error: err.reason },
-        Err(err) if attempt >= config.max_attempts => {
-            Outcome::Dead { error: format!("gave up after {attempt} attempts: {}", err.reason) }
-        }
+        Err(err) if attempt >= config.max_attempts => Outcome::Dead {
+            error: format!("gave up after {attempt} attempts: {}", err.reason),
+        },
         Err(err) => {
             let at = tidings_store::now_ms() + backoff(config, attempt).as_millis() as i64;
-            Outcome::Retry { error: err.reason, at }
+            Outcome::Retry {
+                error: err.reason,
+                at,
+            }
         }
     }
 }
 
 async fn deliver(claimed: &Claimed, channels: &Channels) -> Result<(), SendError> {
     if claimed.kind == OutboxKind::Notification && !claimed.destination.is_confirmed() {
-        return Err(SendError { transient: false, reason: "destination is not confirmed".into() });
+        return Err(SendError {
+            transient: false,
+            reason: "destination is not confirmed".into(),
+        });
     }
     let mail = email::compose(claimed, &channels.email, &channels.base_url)?;
     channels.mailer.send(mail).await
@@ -80,8 +89,15 @@ pub async fn run(
         };
         let busy = !claimed.is_empty();
         for row in claimed {
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
-            let (store, config, channels, metrics) = (store.clone(), config.clone(), channels.clone(), metrics.clone());
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let (store, config, channels, metrics) = (
+                store.clone(),
+                config.clone(),
+                channels.clone(),
+                metrics.clone(),
+            );
             tokio::spawn(async move {
                 let result = deliver(&row, &channels).await;
                 let outcome = outcome(&config, row.attempt, result);
@@ -125,7 +141,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let config = SenderConfig { backoff_base_ms: 1000, backoff_max_ms: 10_000, ..SenderConfig::default() };
+        let config = SenderConfig {
+            backoff_base_ms: 1000,
+            backoff_max_ms: 10_000,
+            ..SenderConfig::default()
+        };
         for _ in 0..50 {
             let first = backoff(&config, 1).as_millis();
             assert!((500..1000).contains(&first), "{first}");
@@ -138,12 +158,34 @@ mod tests {
 
     #[test]
     fn outcomes_follow_attempts_and_permanence() {
-        let config = SenderConfig { max_attempts: 3, ..SenderConfig::default() };
-        let transient = || Err(SendError { transient: true, reason: "421 busy".into() });
-        assert!(matches!(outcome(&config, 1, transient()), Outcome::Retry { .. }));
-        assert!(matches!(outcome(&config, 3, transient()), Outcome::Dead { .. }));
-        let permanent = Err(SendError { transient: false, reason: "550 no such user".into() });
-        assert_eq!(outcome(&config, 1, permanent), Outcome::Dead { error: "550 no such user".into() });
+        let config = SenderConfig {
+            max_attempts: 3,
+            ..SenderConfig::default()
+        };
+        let transient = || {
+            Err(SendError {
+                transient: true,
+                reason: "421 busy".into(),
+            })
+        };
+        assert!(matches!(
+            outcome(&config, 1, transient()),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            outcome(&config, 3, transient()),
+            Outcome::Dead { .. }
+        ));
+        let permanent = Err(SendError {
+            transient: false,
+            reason: "550 no such user".into(),
+        });
+        assert_eq!(
+            outcome(&config, 1, permanent),
+            Outcome::Dead {
+                error: "550 no such user".into()
+            }
+        );
         assert_eq!(outcome(&config, 1, Ok(())), Outcome::Sent);
     }
 }

@@ -1,0 +1,320 @@
+//! Admin commands for operators and scripts: accounts, destinations, filters, tokens and a
+//! look at the outbox. Same store calls, and so the same validation, as the web UI.
+
+use std::io::BufRead;
+
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use tidings_rules::Condition;
+use tidings_store::{Channel, Delivery, FilterInput, NewDestination, Store, User};
+
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account.
+    Add {
+        username: String,
+        /// Make the user an admin.
+        #[arg(long)]
+        admin: bool,
+        /// Read a password (first line) from stdin; without it the account cannot sign in
+        /// locally.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account: no sign-in, no notifications.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+}
+
+#[derive(Subcommand)]
+pub enum DestinationCommand {
+    /// Add an email destination; a confirmation link is mailed unless --confirmed.
+    Add {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        email: String,
+        /// Mark it confirmed at once (the admin vouches for the address).
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// List a user's destinations.
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// Remove one of a user's destinations.
+    Remove {
+        #[arg(long)]
+        user: String,
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum FilterCommand {
+    /// Add a filter; the condition is text, e.g. 'topic ~ "org.*.bodhi.**" and usernames has $me'.
+    Add {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        condition: String,
+        /// Destinations (their address or id); default: all of the user's destinations.
+        #[arg(long = "to")]
+        to: Vec<String>,
+        /// Create it disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List a user's filters.
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// Remove one of a user's filters.
+    Remove {
+        #[arg(long)]
+        user: String,
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a publisher; it is printed once.
+    Add { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// Counts of messages and notifications.
+    Stats,
+    /// Notifications that failed for good.
+    Dead {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Bus input that was refused as malformed.
+    Rejected {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    config.prepare()?;
+    Store::open(&config.database_url()).await.with_context(|| {
+        format!(
+            "opening the database {}",
+            tidings_store::redact(&config.database_url())
+        )
+    })
+}
+
+async fn user_named(store: &Store, username: &str) -> anyhow::Result<User> {
+    store
+        .user_by_name(username)
+        .await?
+        .with_context(|| format!("no user named {username:?}"))
+}
+
+pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match command {
+        UserCommand::Add {
+            username,
+            admin,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("reading the password from stdin")?;
+                Some(line.trim_end_matches(['\r', '\n']).to_string())
+            } else {
+                None
+            };
+            let user = store
+                .create_user(&username, password.as_deref(), admin)
+                .await?;
+            println!("created user {} (id {})", user.username, user.id);
+        }
+        UserCommand::List => {
+            for u in store.users().await? {
+                let flags = [(u.is_admin, "admin"), (u.disabled, "disabled")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, name)| *name)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                println!("{}\t{}\t{}", u.id, u.username, flags);
+            }
+        }
+        UserCommand::Disable { username } => {
+            store.set_user_disabled(&username, true).await?;
+            println!("disabled {username}");
+        }
+        UserCommand::Enable { username } => {
+            store.set_user_disabled(&username, false).await?;
+            println!("enabled {username}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn destination(config: &Config, command: DestinationCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match command {
+        DestinationCommand::Add {
+            user,
+            email,
+            confirmed,
+        } => {
+            let user = user_named(&store, &user).await?;
+            let d = store
+                .add_destination(NewDestination {
+                    user_id: user.id,
+                    channel: Channel::Email,
+                    address: &email,
+                    confirmed,
+                })
+                .await?;
+            let state = if d.is_confirmed() {
+                "confirmed"
+            } else {
+                "confirmation link mailed"
+            };
+            println!(
+                "added destination {} {} (id {}, {state})",
+                d.channel, d.address, d.id
+            );
+        }
+        DestinationCommand::List { user } => {
+            let user = user_named(&store, &user).await?;
+            for d in store.destinations(user.id).await? {
+                let state = if d.is_confirmed() {
+                    "confirmed"
+                } else {
+                    "unconfirmed"
+                };
+                println!("{}\t{}\t{}\t{state}", d.id, d.channel, d.address);
+            }
+        }
+        DestinationCommand::Remove { user, id } => {
+            let user = user_named(&store, &user).await?;
+            store.delete_destination(user.id, id).await?;
+            println!("removed destination {id}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn filter(config: &Config, command: FilterCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match command {
+        FilterCommand::Add {
+            user,
+            name,
+            condition,
+            to,
+            disabled,
+        } => {
+            let user = user_named(&store, &user).await?;
+            let condition =
+                Condition::parse(&condition).map_err(|e| anyhow::anyhow!("--condition: {e}"))?;
+            let owned = store.destinations(user.id).await?;
+            let destination_ids = if to.is_empty() {
+                owned.iter().map(|d| d.id).collect()
+            } else {
+                let mut ids = Vec::new();
+                for wanted in &to {
+                    match owned
+                        .iter()
+                        .find(|d| &d.address == wanted || d.id.to_string() == *wanted)
+                    {
+                        Some(d) => ids.push(d.id),
+                        None => bail!(
+                            "--to {wanted:?}: not one of {}'s destinations",
+                            user.username
+                        ),
+                    }
+                }
+                ids
+            };
+            let input = FilterInput {
+                name,
+                condition,
+                destination_ids,
+                delivery: Delivery::Instant,
+                enabled: !disabled,
+            };
+            let f = store.create_filter(user.id, &input).await?;
+            println!("added filter {:?} (id {})", f.name, f.id);
+        }
+        FilterCommand::List { user } => {
+            let user = user_named(&store, &user).await?;
+            for f in store.filters(user.id).await? {
+                let state = if f.enabled { "on" } else { "off" };
+                println!("{}\t{}\t{state}\t{}", f.id, f.name, f.condition);
+            }
+        }
+        FilterCommand::Remove { user, id } => {
+            let user = user_named(&store, &user).await?;
+            store.delete_filter(user.id, id).await?;
+            println!("removed filter {id}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn token(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match command {
+        TokenCommand::Add { name } => println!("{}", store.create_api_token(&name).await?),
+    }
+    Ok(())
+}
+
+pub async fn outbox(config: &Config, command: OutboxCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match command {
+        OutboxCommand::Stats => {
+            let (messages, processed) = store.message_counts().await?;
+            let (pending, sending, sent, dead) = store.outbox_counts().await?;
+            let rejected = store.rejected_count().await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "messages": messages, "processed": processed, "rejected": rejected,
+                    "outbox": { "pending": pending, "sending": sending, "sent": sent, "dead": dead }
+                })
+            );
+        }
+        OutboxCommand::Dead { limit } => {
+            for n in store.dead_notifications(limit).await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    n.id,
+                    n.address,
+                    n.topic,
+                    n.last_error.unwrap_or_default()
+                );
+            }
+        }
+        OutboxCommand::Rejected { limit } => {
+            for r in store.rejected_messages(limit).await? {
+                println!("{}\t{}\t{}", r.id, r.source, r.reason);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! Configuration: embedded defaults, then an optional TOML file, then `TIDINGS_*`
+//! environment variables (`TIDINGS_WEB__LISTEN` sets `web.listen`). Unknown keys and bad
+//! values stop the start with the key and the reason.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the SQLite database and the local mailbox live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: `tidings.db` in the data folder.
+    pub database_url: Option<String>,
+    pub web: Web,
+    pub bus: Bus,
+    pub matcher: Matcher,
+    pub sender: Sender,
+    pub email: Email,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Web {
+    /// Address the web UI and API listen on.
+    pub listen: SocketAddr,
+    /// The public URL of the web UI (links in mail); default `http://<listen>`.
+    pub base_url: Option<String>,
+    /// How long a sign-in lasts.
+    pub session_hours: i64,
+    /// Whether anyone may create an account.
+    pub allow_signup: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bus {
+    /// fedmsg ZeroMQ endpoints to subscribe to.
+    pub zmq_endpoints: Vec<String>,
+    /// Extra schema catalog folders (`*.toml`), loaded after the shipped catalog.
+    pub catalog_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Matcher {
+    /// Messages matched per store round trip.
+    pub batch: i64,
+    /// Idle poll interval, ms.
+    pub poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sender {
+    pub concurrency: usize,
+    pub lease_secs: u64,
+    pub max_attempts: i64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub poll_ms: u64,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Email {
+    /// SMTP server URL; when absent mail goes to `mailbox_dir`.
+    pub smtp_url: Option<String>,
+    /// Local mailbox folder; default `mailbox` in the data folder.
+    pub mailbox_dir: Option<PathBuf>,
+    pub from: String,
+    pub list_id: String,
+    pub unsubscribe_mailto: Option<String>,
+}
+
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field(
+                "smtp_url",
+                &self.smtp_url.as_deref().map(tidings_store::redact),
+            )
+            .field("mailbox_dir", &self.mailbox_dir)
+            .field("from", &self.from)
+            .field("list_id", &self.list_id)
+            .field("unsubscribe_mailto", &self.unsubscribe_mailto)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// A tracing filter, e.g. `info` or `tidings_notifier=debug,info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("tidings-data"),
+            database_url: None,
+            web: Web::default(),
+            bus: Bus::default(),
+            matcher: Matcher::default(),
+            sender: Sender::default(),
+            email: Email::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            base_url: None,
+            session_hours: 24 * 14,
+            allow_signup: true,
+        }
+    }
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Bus {
+            zmq_endpoints: vec!["tcp://127.0.0.1:9940".into()],
+            catalog_dirs: Vec::new(),
+        }
+    }
+}
+
+impl Default for Matcher {
+    fn default() -> Self {
+        Matcher {
+            batch: 500,
+            poll_ms: 1000,
+        }
+    }
+}
+
+impl Default for Sender {
+    fn default() -> Self {
+        let d = tidings_notifier::SenderConfig::default();
+        Sender {
+            concurrency: d.concurrency,
+            lease_secs: d.lease_secs,
+            max_attempts: d.max_attempts,
+            backoff_base_ms: d.backoff_base_ms,
+            backoff_max_ms: d.backoff_max_ms,
+            poll_ms: d.poll_ms,
+        }
+    }
+}
+
+impl Default for Email {
+    fn default() -> Self {
+        Email {
+            smtp_url: None,
+            mailbox_dir: None,
+            from: "Tidings <tidings@localhost>".into(),
+            list_id: "notifications.tidings.localhost".into(),
+            unsubscribe_mailto: None,
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// The documented example file (`tidings config example`).
+pub const EXAMPLE: &str = include_str!("../docs/tidings.example.toml");
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                anyhow::bail!("config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        // TIDINGS_TEST_* belong to the test suite and TIDINGS_CONFIG names the file itself.
+        let env = Env::prefixed("TIDINGS_")
+            .split("__")
+            .filter(|key| !key.as_str().starts_with("test_") && key.as_str() != "config");
+        let config: Config = figment.merge(env).extract().map_err(describe)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            anyhow::bail!(
+                "config key log.format: expected \"text\" or \"json\", found {:?}",
+                self.log.format
+            );
+        }
+        if self.sender.concurrency == 0 {
+            anyhow::bail!("config key sender.concurrency: must be at least 1");
+        }
+        if self.sender.max_attempts < 1 {
+            anyhow::bail!("config key sender.max_attempts: must be at least 1");
+        }
+        if self.matcher.batch < 1 {
+            anyhow::bail!("config key matcher.batch: must be at least 1");
+        }
+        if let Some(url) = &self.web.base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                anyhow::bail!(
+                    "config key web.base_url: expected an http:// or https:// URL, found {url:?}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("tidings.db").display()
+            )
+        })
+    }
+
+    /// The local mailbox folder in effect.
+    pub fn mailbox_dir(&self) -> PathBuf {
+        self.email
+            .mailbox_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("mailbox"))
+    }
+
+    /// The public base URL in effect.
+    pub fn base_url(&self) -> String {
+        self.web
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.web.listen))
+    }
+
+    /// Creates the data folder.
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating data folder {}", self.data_dir.display()))
+    }
+}
+
+/// figment's errors name the key and the source (file or environment variable); keep that
+/// and say it in one line per problem.
+fn describe(err: figment::Error) -> anyhow::Error {
+    let lines: Vec<String> = err
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::from("(top level)")
+            } else {
+                e.path.join(".")
+            };
+            let source = e.metadata.as_ref().map(|m| match &m.source {
+                Some(src) => format!(" (from {src})"),
+                // The environment provider does not say which variable; it is derivable.
+                None if m.name.contains("environment") && !e.path.is_empty() => {
+                    format!(
+                        " (from environment variable TIDINGS_{})",
+                        e.path.join("__").to_uppercase()
+                    )
+                }
+                None => format!(" (from {})", m.name),
+            });
+            format!("config key {key}: {}{}", e.kind, source.unwrap_or_default())
+        })
+        .collect();
+    anyhow::anyhow!(lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::default();
+        assert!(c
+            .database_url()
+            .starts_with("sqlite://tidings-data/tidings.db"));
+        assert_eq!(c.base_url(), "http://127.0.0.1:8080");
+        assert!(c.check().is_ok());
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let parsed: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(EXAMPLE))
+            .extract()
+            .map_err(describe)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(parsed.check().is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[sender]\nconcurrency = \"many\""))
+            .extract::<Config>()
+            .map_err(describe)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("config key sender.concurrency"), "{err}");
+        let err = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[web]\nlisten_on = \"x\""))
+            .extract::<Config>()
+            .map_err(describe)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("listen_on"), "{err}");
+    }
+}

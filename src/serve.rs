@@ -1,0 +1,209 @@
+//! `tidings serve`: wires the store, the catalog, ingest, matcher, sender and web into one
+//! process that stops cleanly on SIGINT or SIGTERM (one cancellation token for all).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tidings_notifier::sender::Channels;
+use tidings_notifier::{email::Mailer, Derive, EmailConfig, Metrics, SenderConfig};
+use tidings_store::Store;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+use crate::inspect;
+
+/// Sets up logging to stderr as the config says.
+pub fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.log.level).with_context(|| {
+        format!(
+            "config key log.level: {:?} is not a log filter",
+            config.log.level
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    result.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
+}
+
+/// The notifier's settings from the config.
+pub fn email_config(config: &Config) -> EmailConfig {
+    EmailConfig {
+        smtp_url: config.email.smtp_url.clone(),
+        mailbox_dir: config.mailbox_dir(),
+        from: config.email.from.clone(),
+        list_id: config.email.list_id.clone(),
+        unsubscribe_mailto: config.email.unsubscribe_mailto.clone(),
+    }
+}
+
+fn sender_config(config: &Config) -> SenderConfig {
+    let s = &config.sender;
+    SenderConfig {
+        concurrency: s.concurrency,
+        lease_secs: s.lease_secs,
+        max_attempts: s.max_attempts,
+        backoff_base_ms: s.backoff_base_ms,
+        backoff_max_ms: s.backoff_max_ms,
+        poll_ms: s.poll_ms,
+    }
+}
+
+/// The catalog in effect, as a metadata function; broken entries are logged and skipped.
+pub fn derive(config: &Config) -> Derive {
+    let (catalog, warnings) = inspect::load_catalog(&config.bus.catalog_dirs);
+    for warning in warnings {
+        tracing::warn!("schema catalog: {warning}");
+    }
+    tracing::info!(entries = catalog.len(), "schema catalog loaded");
+    Arc::new(move |message| catalog.derive(message))
+}
+
+/// Runs the hub until a shutdown signal.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    config.prepare()?;
+    let store = Store::open(&config.database_url()).await.with_context(|| {
+        format!(
+            "opening the database {}",
+            tidings_store::redact(&config.database_url())
+        )
+    })?;
+    let email = email_config(&config);
+    let mailer = Mailer::from_config(&email)?;
+    let listener = tokio::net::TcpListener::bind(config.web.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "config key web.listen: cannot listen on {}",
+                config.web.listen
+            )
+        })?;
+    let derive = derive(&config);
+    let metrics = Arc::new(Metrics::default());
+    let (wake_matcher, wake_sender) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let shutdown = CancellationToken::new();
+
+    let web_config = tidings_web::WebConfig {
+        base_url: config.base_url(),
+        session_hours: config.web.session_hours,
+        allow_signup: config.web.allow_signup,
+        mailbox_dir: config
+            .email
+            .smtp_url
+            .is_none()
+            .then(|| config.mailbox_dir()),
+    };
+    let state = tidings_web::AppState::new(
+        store.clone(),
+        web_config,
+        derive.clone(),
+        wake_matcher.clone(),
+    )
+    .with_metrics(Arc::new(WebMetrics(metrics.clone())));
+    let channels = Channels {
+        mailer,
+        email,
+        base_url: config.base_url(),
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(tidings_notifier::ingest::run_zmq(
+        config.bus.zmq_endpoints.clone(),
+        store.clone(),
+        derive,
+        metrics.clone(),
+        wake_matcher.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(tidings_notifier::matcher::run(
+        store.clone(),
+        config.matcher.batch,
+        Duration::from_millis(config.matcher.poll_ms),
+        metrics.clone(),
+        wake_matcher,
+        wake_sender.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(tidings_notifier::sender::run(
+        store.clone(),
+        sender_config(&config),
+        channels,
+        metrics.clone(),
+        wake_sender,
+        shutdown.clone(),
+    ));
+    let web_shutdown = shutdown.clone();
+    let web = tokio::spawn(async move { tidings_web::serve(state, listener, web_shutdown).await });
+    tracing::info!(listen = %config.web.listen, base_url = %config.base_url(), "tidings is running");
+
+    tokio::select! {
+        _ = signal() => tracing::info!("shutting down"),
+        Some(result) = tasks.join_next() => {
+            // A loop only returns early on a fatal error (say, ZeroMQ cannot connect).
+            shutdown.cancel();
+            flatten(result)?;
+        }
+    }
+    shutdown.cancel();
+    while let Some(result) = tasks.join_next().await {
+        if let Err(err) = flatten(result) {
+            tracing::error!(error = %err, "a worker stopped with an error");
+        }
+    }
+    web.await.context("web task")?.context("web server")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The notifier's counters, as the web side reports into and serves them.
+struct WebMetrics(Arc<Metrics>);
+
+impl tidings_web::Metrics for WebMetrics {
+    fn ingest(&self, outcome: tidings_web::Ingest) {
+        let counter = match outcome {
+            tidings_web::Ingest::Stored => &self.0.ingested,
+            tidings_web::Ingest::Duplicate => &self.0.duplicates,
+            tidings_web::Ingest::Rejected => &self.0.rejected,
+        };
+        Metrics::bump(counter);
+    }
+
+    fn render(&self) -> String {
+        self.0.render()
+    }
+}
+
+fn flatten(
+    result: Result<Result<(), tidings_notifier::NotifierError>, tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    Ok(result.context("worker task")??)
+}
+
+async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,82 @@
+//! Bad input on the bus: malformed frames and bodies between good messages. The good ones
+//! are all delivered; the bad ones are counted and kept as rejected; ingest goes on.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{envelope, Hub, Smtp};
+
+#[test]
+fn malformed_frames_are_counted_and_skipped() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let smtp = Smtp::start(tmp.path());
+    let mut hub = Hub::new(Some(&smtp), None);
+    hub.user_with_filter("erin", "erin@example.org", r#"topic ~ "org.test.**""#);
+    hub.start();
+
+    let ctx = zmq::Context::new();
+    let socket = ctx.socket(zmq::XPUB).expect("XPUB");
+    socket.bind(&hub.zmq_endpoint).expect("bind");
+    socket.set_rcvtimeo(30_000).expect("timeout");
+    let subscription = socket.recv_bytes(0).expect("the hub subscribes");
+    assert_eq!(subscription.first(), Some(&1));
+
+    let good = |n: usize| {
+        envelope(
+            &format!("good-{n}"),
+            "org.test.prod.app.event",
+            serde_json::json!({"n": n}),
+        )
+    };
+    let topic = b"org.test.prod.app.event".to_vec();
+    let bad: Vec<Vec<Vec<u8>>> = vec![
+        vec![topic.clone()],                                              // one frame
+        vec![topic.clone(), b"{not json".to_vec()],                       // bad JSON
+        vec![topic.clone(), br#"{"msg": {}}"#.to_vec()],                  // missing topic
+        vec![topic.clone(), br#"{"topic": "x.y", "msg": [1]}"#.to_vec()], // msg not an object
+        vec![topic.clone(), b"[1, 2, 3]".to_vec()],                       // not an object
+        vec![topic.clone(), b"{}".to_vec(), b"extra".to_vec()],           // three frames
+        vec![vec![0xff, 0xfe], b"{}".to_vec()],                           // topic not UTF-8
+    ];
+    let send = |frames: &[Vec<u8>]| socket.send_multipart(frames.iter(), 0).expect("send");
+    send(&[topic.clone(), good(1).into_bytes()]);
+    for frames in &bad {
+        send(frames);
+    }
+    send(&[topic.clone(), good(2).into_bytes()]);
+    send(&[topic.clone(), good(3).into_bytes()]);
+
+    let mails = smtp.wait_mails(3, Duration::from_secs(60));
+    assert_eq!(mails.len(), 3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = hub.stats();
+        if stats["rejected"] == 7 {
+            assert_eq!(stats["messages"], 3, "{stats}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected 7 rejected inputs: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rejected = hub.run(&["outbox", "rejected"]);
+    assert!(
+        rejected.contains("envelope is not valid JSON at line 1, column 2"),
+        "{rejected}"
+    );
+    assert!(
+        rejected.contains("envelope field `topic` is missing"),
+        "{rejected}"
+    );
+    assert!(
+        rejected.contains("expected 2 frames [topic, envelope], got 1"),
+        "{rejected}"
+    );
+    assert!(rejected.contains("topic frame is not UTF-8"), "{rejected}");
+    let metrics = crate::support::http_get(hub.web_port, "/metrics").unwrap_or_default();
+    assert!(
+        metrics.contains("tidings_messages_rejected_total 7"),
+        "{metrics}"
+    );
+}

@@ -1,0 +1,145 @@
+//! The command line: configuration errors name the key, admin commands validate like the
+//! web, `inspect` reports bad lines by number and goes on.
+
+use crate::support::Hub;
+
+#[test]
+fn bad_config_names_the_key() {
+    let mut hub = Hub::new(None, None);
+    hub.env
+        .insert("TIDINGS_SENDER__CONCURRENCY".into(), "many".into());
+    let out = hub.output(&["migrate"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config key sender.concurrency"), "{err}");
+    assert!(err.contains("TIDINGS_SENDER__CONCURRENCY"), "{err}");
+
+    let file = hub.dir.path().join("bad.toml");
+    std::fs::write(&file, "[web]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").expect("config file");
+    hub.env.remove("TIDINGS_SENDER__CONCURRENCY");
+    let out = hub.output(&["--config", &file.display().to_string(), "migrate"], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("lisen") && err.contains("bad.toml"), "{err}");
+}
+
+#[test]
+fn admin_commands_validate_input() {
+    let hub = Hub::new(None, None);
+    let out = hub.output(
+        &["user", "add", "frank", "--password-stdin"],
+        Some("short\n"),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("password: use at least 8 characters"),
+        "{out:?}"
+    );
+    let out = hub.output(
+        &["user", "add", "frank", "--password-stdin"],
+        Some("a long enough secret\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = hub.output(&["user", "add", "Bad Name"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("username"),
+        "{out:?}"
+    );
+    let out = hub.output(&["user", "add", "frank"], None);
+    assert!(!out.status.success(), "a duplicate user must fail");
+    let out = hub.output(
+        &[
+            "destination",
+            "add",
+            "--user",
+            "frank",
+            "--email",
+            "not-an-address",
+        ],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not an email address"),
+        "{out:?}"
+    );
+    hub.run(&[
+        "destination",
+        "add",
+        "--user",
+        "frank",
+        "--email",
+        "frank@example.org",
+    ]);
+    let listed = hub.run(&["destination", "list", "--user", "frank"]);
+    assert!(listed.contains("unconfirmed"), "{listed}");
+    let out = hub.output(
+        &[
+            "filter",
+            "add",
+            "--user",
+            "frank",
+            "--name",
+            "x",
+            "--condition",
+            "topic ~ \"a.*\" and\n usernames has $nobody",
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2, column 16") && err.contains("$nobody"),
+        "{err}"
+    );
+    hub.run(&[
+        "filter",
+        "add",
+        "--user",
+        "frank",
+        "--name",
+        "mine",
+        "--condition",
+        "usernames has $me",
+    ]);
+    assert!(hub
+        .run(&["filter", "list", "--user", "frank"])
+        .contains("usernames has $me"));
+}
+
+#[test]
+fn inspect_reports_bad_lines_and_goes_on() {
+    let hub = Hub::new(None, None);
+    let input = [
+        r#"{"topic": "org.fedoraproject.prod.git.receive", "msg": {"commit": {"username": "ralph", "repo": "tidings"}}}"#,
+        "{oops",
+        r#"{"topic": "org.fedoraproject.prod.fas.user.create", "msg": {"agent": "ralph", "user": "newbie"}}"#,
+    ]
+    .join("\n");
+    let out = hub.output(&["inspect"], Some(&input));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0]["app"], "git");
+    assert_eq!(lines[1]["topic"], "org.fedoraproject.prod.fas.user.create");
+    for key in [
+        "topic",
+        "app",
+        "agent",
+        "usernames",
+        "packages",
+        "groups",
+        "severity",
+        "summary",
+        "url",
+        "objects",
+    ] {
+        assert!(lines[0].get(key).is_some(), "{key} missing in {}", lines[0]);
+    }
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(
+        !out.status.success(),
+        "a bad line makes the exit status non-zero"
+    );
+}

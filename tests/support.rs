@@ -1,0 +1,381 @@
+//! Harness: temp data folders, a real SMTP server (aiosmtpd writing a Maildir), a fresh
+//! PostgreSQL database per test, and `tidings serve` as a child process.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `check` until it returns Some or `limit` passes.
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A real SMTP server: aiosmtpd storing every mail in a Maildir.
+pub struct Smtp {
+    child: Child,
+    pub port: u16,
+    maildir: PathBuf,
+}
+
+impl Smtp {
+    pub fn start(dir: &Path) -> Smtp {
+        let maildir = dir.join("maildir");
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+        }
+        let port = free_port();
+        let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let child = Command::new(python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting aiosmtpd (pip install aiosmtpd)");
+        let smtp = Smtp {
+            child,
+            port,
+            maildir,
+        };
+        wait_for("aiosmtpd to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        smtp
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every mail received so far, raw.
+    pub fn mails(&self) -> Vec<Vec<u8>> {
+        let mut files: Vec<PathBuf> = ["new", "cur"]
+            .iter()
+            .flat_map(|sub| {
+                std::fs::read_dir(self.maildir.join(sub))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path())
+            })
+            .collect();
+        files.sort();
+        files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
+    }
+
+    /// Waits until at least `n` mails arrived; returns them all.
+    pub fn wait_mails(&self, n: usize, limit: Duration) -> Vec<Vec<u8>> {
+        wait_for(&format!("{n} mail(s) at the SMTP server"), limit, || {
+            let mails = self.mails();
+            (mails.len() >= n).then_some(mails)
+        })
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A PostgreSQL database made for one test, dropped after it.
+pub struct PgDatabase {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// A fresh database, or None when `TIDINGS_TEST_POSTGRES` is unset outside CI. In CI
+    /// (CI set) a missing PostgreSQL fails the test instead of skipping it.
+    pub fn create() -> Option<PgDatabase> {
+        let admin = match std::env::var("TIDINGS_TEST_POSTGRES") {
+            Ok(url) => url,
+            Err(_) if std::env::var("CI").is_ok_and(|v| !v.is_empty()) => {
+                panic!("TIDINGS_TEST_POSTGRES is not set in CI: the PostgreSQL tests must run")
+            }
+            Err(_) => {
+                eprintln!("note: TIDINGS_TEST_POSTGRES unset; skipping the PostgreSQL half");
+                return None;
+            }
+        };
+        let name = format!("tidings_e2e_{}", uuid_like());
+        runtime().block_on(async {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("connecting to TIDINGS_TEST_POSTGRES");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("CREATE DATABASE");
+        });
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin.clone());
+        Some(PgDatabase {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        runtime().block_on(async move {
+            use sqlx::Connection as _;
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}_{}", std::process::id(), nanos % 1_000_000_000_000)
+}
+
+/// One hub's settings and data folder; runs admin commands and `serve`.
+pub struct Hub {
+    pub dir: tempfile::TempDir,
+    pub env: BTreeMap<String, String>,
+    pub web_port: u16,
+    pub zmq_endpoint: String,
+    serve: Option<Child>,
+}
+
+impl Hub {
+    pub fn new(smtp: Option<&Smtp>, database_url: Option<&str>) -> Hub {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let web_port = free_port();
+        let zmq_endpoint = format!("tcp://127.0.0.1:{}", free_port());
+        let mut env = BTreeMap::new();
+        env.insert(
+            "TIDINGS_DATA_DIR".into(),
+            dir.path().join("data").display().to_string(),
+        );
+        env.insert(
+            "TIDINGS_WEB__LISTEN".into(),
+            format!("127.0.0.1:{web_port}"),
+        );
+        env.insert(
+            "TIDINGS_BUS__ZMQ_ENDPOINTS".into(),
+            format!("[\"{zmq_endpoint}\"]"),
+        );
+        env.insert(
+            "TIDINGS_EMAIL__FROM".into(),
+            "Tidings <tidings@hub.example.org>".into(),
+        );
+        env.insert("TIDINGS_MATCHER__POLL_MS".into(), "200".into());
+        env.insert("TIDINGS_SENDER__POLL_MS".into(), "100".into());
+        env.insert("TIDINGS_LOG__LEVEL".into(), "info".into());
+        if let Some(smtp) = smtp {
+            env.insert("TIDINGS_EMAIL__SMTP_URL".into(), smtp.url());
+        }
+        if let Some(url) = database_url {
+            env.insert("TIDINGS_DATABASE_URL".into(), url.into());
+        }
+        Hub {
+            dir,
+            env,
+            web_port,
+            zmq_endpoint,
+            serve: None,
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).env_clear().envs(&self.env);
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd
+    }
+
+    /// Runs a command to completion and returns its output; panics with stderr on failure.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.output(args, None);
+        assert!(
+            out.status.success(),
+            "tidings {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn output(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("running tidings");
+        if let Some(input) = stdin {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("writing stdin");
+        } else {
+            drop(child.stdin.take());
+        }
+        child.wait_with_output().expect("tidings output")
+    }
+
+    /// A user with a confirmed email destination and one filter.
+    pub fn user_with_filter(&self, username: &str, address: &str, condition: &str) {
+        self.run(&["user", "add", username]);
+        self.run(&[
+            "destination",
+            "add",
+            "--user",
+            username,
+            "--email",
+            address,
+            "--confirmed",
+        ]);
+        self.run(&[
+            "filter",
+            "add",
+            "--user",
+            username,
+            "--name",
+            "my filter",
+            "--condition",
+            condition,
+        ]);
+    }
+
+    /// Starts `tidings serve` and waits until its web server answers.
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("serve.log")).expect("log file");
+        let child = self
+            .command(&["serve"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting serve");
+        self.serve = Some(child);
+        let port = self.web_port;
+        wait_for(
+            "tidings serve to answer /healthz",
+            Duration::from_secs(60),
+            || {
+                self.assert_running();
+                http_get(port, "/healthz").filter(|body| body.contains("ok"))
+            },
+        );
+    }
+
+    fn assert_running(&self) {
+        // A serve that exited cannot come up: say why instead of timing out.
+        if let Some(child) = &self.serve {
+            let id = child.id();
+            if !Path::new(&format!("/proc/{id}")).exists() {
+                panic!("tidings serve exited: {}", self.log());
+            }
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.serve.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(self.run(&["outbox", "stats"]).trim()).expect("stats JSON")
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal HTTP GET on loopback; the body on a 200, else None.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// A fedmsg envelope as JSON text.
+pub fn envelope(id: &str, topic: &str, body: serde_json::Value) -> String {
+    serde_json::json!({ "topic": topic, "msg": body, "msg_id": id, "timestamp": 1_700_000_000.0, "i": 1 }).to_string()
+}
+
+/// The Message-ID header of a raw mail.
+pub fn message_id(raw: &[u8]) -> String {
+    let parsed = mailparse::parse_mail(raw).expect("a parsable mail");
+    use mailparse::MailHeaderMap as _;
+    parsed
+        .headers
+        .get_first_value("Message-ID")
+        .expect("a Message-ID")
+}
