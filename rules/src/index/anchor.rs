@@ -1,0 +1,290 @@
+//! Anchors: values any message a condition matches must carry. The index files each
+//! filter under its anchors, so a message only meets the filters its own values can
+//! satisfy. A condition with no anchor (only `not`, severity, body tests, …) must be
+//! evaluated against every message: the scan list.
+
+use std::collections::BTreeSet;
+
+use crate::condition::{Condition, Operand, SetField, Variables};
+
+/// One value a message must carry for a filter to be worth evaluating.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Anchor {
+    /// The topic, with its first segments equal to `pattern`'s (a `*` segment stands for
+    /// any one): exactly as many segments when `open` is false, at least as many when true.
+    /// An exact topic is a pattern without `*` and not open.
+    Topic {
+        /// Dotted segments, literal or `*`.
+        pattern: String,
+        /// Whether more segments may follow (the glob went on with `**`).
+        open: bool,
+    },
+    /// The app.
+    App(String),
+    /// The agent.
+    Agent(String),
+    /// One of the usernames.
+    Username(String),
+    /// One of the packages.
+    Package(String),
+    /// One of the groups.
+    Group(String),
+}
+
+/// Where a condition is filed for one owner's variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anchoring {
+    /// Any match carries one of these anchors.
+    Any(BTreeSet<Anchor>),
+    /// No anchor bounds the matches: evaluate against every message.
+    Scan,
+}
+
+/// How many segments a topic anchor may fix; a mask of `*` positions must fit a `u64`.
+pub(super) const MAX_TOPIC_SEGMENTS: usize = 64;
+
+impl Anchor {
+    /// A guess at how many messages carry the anchor, relative to one username: people and
+    /// packages are rare, exact topics common, short topic prefixes and apps very common.
+    fn cost(&self) -> u64 {
+        match self {
+            Anchor::Username(_) | Anchor::Package(_) | Anchor::Group(_) | Anchor::Agent(_) => 1,
+            Anchor::Topic { pattern, open } => {
+                let literal = pattern.split('.').filter(|s| *s != "*").count();
+                let base = if *open || pattern.contains('*') {
+                    20
+                } else {
+                    10
+                };
+                base + (400 >> literal.min(8))
+            }
+            Anchor::App(_) => 100,
+        }
+    }
+}
+
+fn cost(anchors: &BTreeSet<Anchor>) -> u64 {
+    anchors.iter().map(Anchor::cost).sum()
+}
+
+impl Condition {
+    /// Where the index files this condition for an owner with these variables: the
+    /// anchors any match needs, or [`Anchoring::Scan`]. An empty anchor set means the
+    /// condition cannot match for these variables (`packages has $my_packages` for an
+    /// owner of nothing).
+    pub fn anchors(&self, vars: &Variables) -> Anchoring {
+        match anchors(self, vars) {
+            Some(set) => Anchoring::Any(set),
+            None => Anchoring::Scan,
+        }
+    }
+
+    /// Whether the condition has anchors, whatever the owner's variables: if not, every
+    /// message must evaluate it, which the web editor warns about.
+    pub fn is_anchored(&self) -> bool {
+        anchors(self, &Variables::default()).is_some()
+    }
+
+    /// Whether the condition names a variable, so re-filing it is needed when the
+    /// owner's variables change.
+    pub fn uses_variables(&self) -> bool {
+        let var = |o: &Operand| matches!(o, Operand::Var(_));
+        match self {
+            Condition::And(parts) | Condition::Or(parts) => {
+                parts.iter().any(Condition::uses_variables)
+            }
+            Condition::Not(inner) => inner.uses_variables(),
+            Condition::Has { value, .. }
+            | Condition::AgentIs(value)
+            | Condition::AgentIsNot(value) => var(value),
+            Condition::HasAny { values, .. }
+            | Condition::HasAll { values, .. }
+            | Condition::AgentIn(values) => values.iter().any(var),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a message that carries one of the condition's anchors is sure to match it, so
+/// the index can skip evaluation (`usernames has $me`, `packages has $my_packages`).
+pub(super) fn anchor_implies_match(c: &Condition) -> bool {
+    match c {
+        Condition::Or(parts) => parts.iter().all(anchor_implies_match),
+        // A literal `*` segment in an exact topic would read as a wildcard in the anchor.
+        Condition::TopicIs(topic) => !topic.split('.').any(|s| s == "*"),
+        Condition::AppIn(_)
+        | Condition::Has { .. }
+        | Condition::HasAny { .. }
+        | Condition::AgentIs(_)
+        | Condition::AgentIn(_) => true,
+        // A glob is its anchor when the only `**` (if any) is the last segment.
+        Condition::TopicGlob(glob) => {
+            let segments: Vec<&str> = glob.split('.').collect();
+            let stars = segments.iter().filter(|s| **s == "**").count();
+            segments.len() <= MAX_TOPIC_SEGMENTS
+                && (stars == 0 || (stars == 1 && segments.last() == Some(&"**")))
+                && segments.iter().any(|s| *s != "*" && *s != "**")
+        }
+        _ => false,
+    }
+}
+
+fn field_anchor(field: SetField, value: &str) -> Anchor {
+    match field {
+        SetField::Usernames => Anchor::Username(value.to_string()),
+        SetField::Packages => Anchor::Package(value.to_string()),
+        SetField::Groups => Anchor::Group(value.to_string()),
+    }
+}
+
+fn resolved<'a>(
+    operand: &'a Operand,
+    vars: &'a Variables,
+) -> Box<dyn Iterator<Item = &'a str> + 'a> {
+    match operand {
+        Operand::Literal(s) => Box::new(std::iter::once(s.as_str())),
+        Operand::Var(var) => Box::new(vars.resolve(*var)),
+    }
+}
+
+/// `None`: no anchor bounds the matches. `Some(set)`: every match carries one of `set`.
+fn anchors(c: &Condition, vars: &Variables) -> Option<BTreeSet<Anchor>> {
+    match c {
+        // Any part's anchors bound the whole; take the rarest-looking.
+        Condition::And(parts) => parts
+            .iter()
+            .filter_map(|p| anchors(p, vars))
+            .min_by_key(cost),
+        // Every part must be bounded; the whole is bounded by the union.
+        Condition::Or(parts) => parts.iter().try_fold(BTreeSet::new(), |mut all, p| {
+            all.extend(anchors(p, vars)?);
+            Some(all)
+        }),
+        Condition::TopicIs(topic) => {
+            let late_star = topic.split('.').skip(MAX_TOPIC_SEGMENTS).any(|s| s == "*");
+            (!late_star).then(|| {
+                BTreeSet::from([Anchor::Topic {
+                    pattern: topic.clone(),
+                    open: false,
+                }])
+            })
+        }
+        Condition::TopicGlob(glob) => topic_glob_anchor(glob).map(|a| BTreeSet::from([a])),
+        Condition::AppIn(apps) => Some(apps.iter().map(|a| Anchor::App(a.clone())).collect()),
+        Condition::Has { field, value } => Some(
+            resolved(value, vars)
+                .map(|v| field_anchor(*field, v))
+                .collect(),
+        ),
+        Condition::HasAny { field, values } => Some(
+            values
+                .iter()
+                .flat_map(|o| resolved(o, vars))
+                .map(|v| field_anchor(*field, v))
+                .collect(),
+        ),
+        // Every value must be there, so any one of them will do; none means no match.
+        Condition::HasAll { field, values } => Some(
+            values
+                .iter()
+                .flat_map(|o| resolved(o, vars))
+                .take(1)
+                .map(|v| field_anchor(*field, v))
+                .collect(),
+        ),
+        Condition::AgentIs(value) => Some(
+            resolved(value, vars)
+                .map(|v| Anchor::Agent(v.to_string()))
+                .collect(),
+        ),
+        Condition::AgentIn(values) => Some(
+            values
+                .iter()
+                .flat_map(|o| resolved(o, vars))
+                .map(|v| Anchor::Agent(v.to_string()))
+                .collect(),
+        ),
+        Condition::Not(_)
+        | Condition::Severity { .. }
+        | Condition::AgentIsNot(_)
+        | Condition::Body { .. } => None,
+    }
+}
+
+/// The fixed head of a topic glob (up to its first `**`), if it has a literal segment.
+fn topic_glob_anchor(glob: &str) -> Option<Anchor> {
+    let mut head = Vec::new();
+    let mut open = false;
+    for segment in glob.split('.') {
+        if segment == "**" {
+            open = true;
+            break;
+        }
+        head.push(segment);
+    }
+    if head.len() > MAX_TOPIC_SEGMENTS || head.iter().all(|s| *s == "*") {
+        return None;
+    }
+    Some(Anchor::Topic {
+        pattern: head.join("."),
+        open,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anchors_of(text: &str, vars: &Variables) -> Anchoring {
+        Condition::parse(text).expect("valid").anchors(vars)
+    }
+
+    #[test]
+    fn and_takes_the_rarest_or_takes_all() {
+        let mut vars = Variables::for_user("alice");
+        vars.my_packages.insert("kernel".into());
+        let a = anchors_of(
+            r#"topic ~ "org.*.bodhi.**" and packages has $my_packages"#,
+            &vars,
+        );
+        assert_eq!(
+            a,
+            Anchoring::Any(BTreeSet::from([Anchor::Package("kernel".into())]))
+        );
+        let a = anchors_of(r#"usernames has $me or agent == "bob""#, &vars);
+        assert_eq!(
+            a,
+            Anchoring::Any(BTreeSet::from([
+                Anchor::Username("alice".into()),
+                Anchor::Agent("bob".into())
+            ]))
+        );
+        assert_eq!(
+            anchors_of(r#"usernames has $me or severity >= error"#, &vars),
+            Anchoring::Scan
+        );
+        assert_eq!(
+            anchors_of(r#"packages has $followed_packages"#, &vars),
+            Anchoring::Any(BTreeSet::new())
+        );
+    }
+
+    #[test]
+    fn topic_globs_anchor_on_their_head() {
+        let a = anchors_of(
+            r#"topic ~ "org.fedoraproject.*.bodhi.update.**""#,
+            &Variables::default(),
+        );
+        let want = Anchor::Topic {
+            pattern: "org.fedoraproject.*.bodhi.update".into(),
+            open: true,
+        };
+        assert_eq!(a, Anchoring::Any(BTreeSet::from([want])));
+        assert!(!Condition::parse(r#"topic ~ "*.**""#)
+            .expect("valid")
+            .is_anchored());
+        assert!(!Condition::parse(r#"not usernames has $me"#)
+            .expect("valid")
+            .is_anchored());
+    }
+}
