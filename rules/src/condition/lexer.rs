@@ -47,6 +47,8 @@ pub(super) struct Token {
     pub kind: Kind,
     pub line: usize,
     pub column: usize,
+    /// Line and column just past the token, where "found the end" points.
+    pub end: (usize, usize),
 }
 
 impl Token {
@@ -171,13 +173,19 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, ConditionError> {
             c if c.is_alphabetic() || c == '_' => Kind::Word(word(&mut cur)),
             other => return Err(err(format!("unexpected character `{other}`"))),
         };
-        tokens.push(Token { kind, line, column });
+        tokens.push(Token {
+            kind,
+            line,
+            column,
+            end: (cur.line, cur.column),
+        });
     }
     Ok(tokens)
 }
 
-/// A word, which for body paths includes dots and `[*]`/`[n]` steps written without
-/// spaces; a `[` followed by anything else (`in["a"]`) starts a list instead.
+/// A word, which for body paths includes dots and `[…]` steps written without spaces
+/// (checked by the path parser, which knows what is allowed); after other words a `[`
+/// starts a list (`in["a"]`) unless `*` or a digit follows.
 fn word(cur: &mut Cursor<'_>) -> String {
     let mut word = String::new();
     loop {
@@ -188,7 +196,7 @@ fn word(cur: &mut Cursor<'_>) -> String {
         let mut ahead = cur.chars.clone();
         ahead.next();
         match ahead.next() {
-            Some((_, c)) if c == '*' || c.is_ascii_digit() => {
+            Some((_, c)) if word.starts_with("body.") || c == '*' || c.is_ascii_digit() => {
                 cur.take_while(&mut word, |c| c != ']' && !c.is_whitespace());
                 if cur.peek() == Some(']') {
                     word.push(']');

@@ -46,10 +46,7 @@ impl Parser {
                 Ok(t.clone())
             }
             None => {
-                let (line, column) = self
-                    .tokens
-                    .last()
-                    .map_or((1, 1), |t| (t.line, t.column + 1));
+                let (line, column) = self.tokens.last().map_or((1, 1), |t| t.end);
                 Err(ConditionError {
                     line,
                     column,
