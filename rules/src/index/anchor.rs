@@ -44,21 +44,23 @@ pub enum Anchoring {
 pub(super) const MAX_TOPIC_SEGMENTS: usize = 64;
 
 impl Anchor {
-    /// A guess at how many messages carry the anchor, relative to one username: people and
-    /// packages are rare, exact topics common, short topic prefixes and apps very common.
+    /// A guess at how many messages carry the anchor, relative to one username. A person
+    /// or a package is in a tiny share of the traffic; one topic can be a third of it
+    /// (`buildsys.build.state.change`), and an app more. So a set of hundreds of packages
+    /// is still a better anchor than a topic.
     fn cost(&self) -> u64 {
         match self {
             Anchor::Username(_) | Anchor::Package(_) | Anchor::Group(_) | Anchor::Agent(_) => 1,
             Anchor::Topic { pattern, open } => {
                 let literal = pattern.split('.').filter(|s| *s != "*").count();
                 let base = if *open || pattern.contains('*') {
-                    20
+                    2_000
                 } else {
-                    10
+                    1_000
                 };
-                base + (400 >> literal.min(8))
+                base + (64_000 >> literal.min(16))
             }
-            Anchor::App(_) => 100,
+            Anchor::App(_) => 10_000,
         }
     }
 }

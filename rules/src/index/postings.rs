@@ -63,7 +63,7 @@ fn remove_from(map: &mut HashMap<String, Vec<u32>>, key: &str, slot: u32) {
 }
 
 impl Postings {
-    fn map(&mut self, anchor: &Anchor) -> (&mut HashMap<String, Vec<u32>>, String) {
+    fn map<'a>(&mut self, anchor: &'a Anchor) -> (&mut HashMap<String, Vec<u32>>, &'a str) {
         let (map, key) = match anchor {
             Anchor::Topic { pattern, open } => {
                 let (len, mask) = shape_of(pattern);
@@ -91,17 +91,17 @@ impl Postings {
             Anchor::Package(v) => (&mut self.packages, v),
             Anchor::Group(v) => (&mut self.groups, v),
         };
-        (map, key.clone())
+        (map, key)
     }
 
     pub fn add(&mut self, anchor: &Anchor, slot: u32) {
         let (map, key) = self.map(anchor);
-        add_to(map, &key, slot);
+        add_to(map, key, slot);
     }
 
     pub fn remove(&mut self, anchor: &Anchor, slot: u32) {
         let (map, key) = self.map(anchor);
-        remove_from(map, &key, slot);
+        remove_from(map, key, slot);
         // Shapes nobody uses any more would cost every message a lookup.
         self.topics.retain(|s| !s.keys.is_empty());
     }
