@@ -3,6 +3,7 @@
 //! satisfy. A condition with no anchor (only `not`, severity, body tests, …) must be
 //! evaluated against every message: the scan list.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use crate::condition::{Condition, Operand, SetField, Variables};
@@ -43,15 +44,44 @@ pub enum Anchoring {
 /// How many segments a topic anchor may fix; a mask of `*` positions must fit a `u64`.
 pub(super) const MAX_TOPIC_SEGMENTS: usize = 64;
 
-impl Anchor {
+/// An anchor borrowing from the condition and the variables: filing half a million
+/// filters must not copy every package name twice.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum AnchorRef<'a> {
+    Topic { pattern: Cow<'a, str>, open: bool },
+    App(&'a str),
+    Agent(&'a str),
+    Username(&'a str),
+    Package(&'a str),
+    Group(&'a str),
+}
+
+impl AnchorRef<'_> {
+    fn to_anchor(&self) -> Anchor {
+        match self {
+            AnchorRef::Topic { pattern, open } => Anchor::Topic {
+                pattern: pattern.to_string(),
+                open: *open,
+            },
+            AnchorRef::App(v) => Anchor::App(v.to_string()),
+            AnchorRef::Agent(v) => Anchor::Agent(v.to_string()),
+            AnchorRef::Username(v) => Anchor::Username(v.to_string()),
+            AnchorRef::Package(v) => Anchor::Package(v.to_string()),
+            AnchorRef::Group(v) => Anchor::Group(v.to_string()),
+        }
+    }
+
     /// A guess at how many messages carry the anchor, relative to one username. A person
     /// or a package is in a tiny share of the traffic; one topic can be a third of it
     /// (`buildsys.build.state.change`), and an app more. So a set of hundreds of packages
     /// is still a better anchor than a topic.
     fn cost(&self) -> u64 {
         match self {
-            Anchor::Username(_) | Anchor::Package(_) | Anchor::Group(_) | Anchor::Agent(_) => 1,
-            Anchor::Topic { pattern, open } => {
+            AnchorRef::Username(_)
+            | AnchorRef::Package(_)
+            | AnchorRef::Group(_)
+            | AnchorRef::Agent(_) => 1,
+            AnchorRef::Topic { pattern, open } => {
                 let literal = pattern.split('.').filter(|s| *s != "*").count();
                 let base = if *open || pattern.contains('*') {
                     2_000
@@ -60,13 +90,13 @@ impl Anchor {
                 };
                 base + (64_000 >> literal.min(16))
             }
-            Anchor::App(_) => 10_000,
+            AnchorRef::App(_) => 10_000,
         }
     }
 }
 
-fn cost(anchors: &BTreeSet<Anchor>) -> u64 {
-    anchors.iter().map(Anchor::cost).sum()
+fn cost(anchors: &[AnchorRef<'_>]) -> u64 {
+    anchors.iter().map(AnchorRef::cost).sum()
 }
 
 impl Condition {
@@ -75,8 +105,8 @@ impl Condition {
     /// condition cannot match for these variables (`packages has $my_packages` for an
     /// owner of nothing).
     pub fn anchors(&self, vars: &Variables) -> Anchoring {
-        match anchors(self, vars) {
-            Some(set) => Anchoring::Any(set),
+        match anchor_refs(self, vars) {
+            Some(refs) => Anchoring::Any(refs.iter().map(AnchorRef::to_anchor).collect()),
             None => Anchoring::Scan,
         }
     }
@@ -84,7 +114,7 @@ impl Condition {
     /// Whether the condition has anchors, whatever the owner's variables: if not, every
     /// message must evaluate it, which the web editor warns about.
     pub fn is_anchored(&self) -> bool {
-        anchors(self, &Variables::default()).is_some()
+        anchor_refs(self, &Variables::default()).is_some()
     }
 
     /// Whether the condition names a variable, so re-filing it is needed when the
@@ -131,104 +161,96 @@ pub(super) fn anchor_implies_match(c: &Condition) -> bool {
     }
 }
 
-fn field_anchor(field: SetField, value: &str) -> Anchor {
+fn field_anchor(field: SetField, value: &str) -> AnchorRef<'_> {
     match field {
-        SetField::Usernames => Anchor::Username(value.to_string()),
-        SetField::Packages => Anchor::Package(value.to_string()),
-        SetField::Groups => Anchor::Group(value.to_string()),
+        SetField::Usernames => AnchorRef::Username(value),
+        SetField::Packages => AnchorRef::Package(value),
+        SetField::Groups => AnchorRef::Group(value),
     }
 }
 
-fn resolved<'a>(
-    operand: &'a Operand,
-    vars: &'a Variables,
-) -> Box<dyn Iterator<Item = &'a str> + 'a> {
-    match operand {
-        Operand::Literal(s) => Box::new(std::iter::once(s.as_str())),
-        Operand::Var(var) => Box::new(vars.resolve(*var)),
-    }
+fn resolved<'a>(operand: &'a Operand, vars: &'a Variables) -> impl Iterator<Item = &'a str> + 'a {
+    let (literal, variable) = match operand {
+        Operand::Literal(s) => (Some(s.as_str()), None),
+        Operand::Var(var) => (None, Some(vars.resolve(*var))),
+    };
+    literal.into_iter().chain(variable.into_iter().flatten())
 }
 
-/// `None`: no anchor bounds the matches. `Some(set)`: every match carries one of `set`.
-fn anchors(c: &Condition, vars: &Variables) -> Option<BTreeSet<Anchor>> {
-    match c {
+/// `None`: no anchor bounds the matches. `Some(anchors)`: every match carries one of
+/// them (sorted, without repeats).
+pub(super) fn anchor_refs<'a>(c: &'a Condition, vars: &'a Variables) -> Option<Vec<AnchorRef<'a>>> {
+    let mut anchors = match c {
         // Any part's anchors bound the whole; take the rarest-looking.
-        Condition::And(parts) => parts
-            .iter()
-            .filter_map(|p| anchors(p, vars))
-            .min_by_key(cost),
-        // Every part must be bounded; the whole is bounded by the union.
-        Condition::Or(parts) => parts.iter().try_fold(BTreeSet::new(), |mut all, p| {
-            all.extend(anchors(p, vars)?);
-            Some(all)
-        }),
-        Condition::TopicIs(topic) => {
-            let late_star = topic.split('.').skip(MAX_TOPIC_SEGMENTS).any(|s| s == "*");
-            (!late_star).then(|| {
-                BTreeSet::from([Anchor::Topic {
-                    pattern: topic.clone(),
-                    open: false,
-                }])
-            })
+        Condition::And(parts) => {
+            return parts
+                .iter()
+                .filter_map(|p| anchor_refs(p, vars))
+                .min_by_key(|a| cost(a))
         }
-        Condition::TopicGlob(glob) => topic_glob_anchor(glob).map(|a| BTreeSet::from([a])),
-        Condition::AppIn(apps) => Some(apps.iter().map(|a| Anchor::App(a.clone())).collect()),
-        Condition::Has { field, value } => Some(
-            resolved(value, vars)
-                .map(|v| field_anchor(*field, v))
-                .collect(),
-        ),
-        Condition::HasAny { field, values } => Some(
-            values
-                .iter()
-                .flat_map(|o| resolved(o, vars))
-                .map(|v| field_anchor(*field, v))
-                .collect(),
-        ),
+        // Every part must be bounded; the whole is bounded by the union.
+        Condition::Or(parts) => parts.iter().try_fold(Vec::new(), |mut all, p| {
+            all.extend(anchor_refs(p, vars)?);
+            Some(all)
+        })?,
+        Condition::TopicIs(topic) => {
+            if topic.split('.').skip(MAX_TOPIC_SEGMENTS).any(|s| s == "*") {
+                return None;
+            }
+            vec![AnchorRef::Topic {
+                pattern: Cow::Borrowed(topic),
+                open: false,
+            }]
+        }
+        Condition::TopicGlob(glob) => vec![topic_glob_anchor(glob)?],
+        Condition::AppIn(apps) => apps.iter().map(|a| AnchorRef::App(a)).collect(),
+        Condition::Has { field, value } => resolved(value, vars)
+            .map(|v| field_anchor(*field, v))
+            .collect(),
+        Condition::HasAny { field, values } => values
+            .iter()
+            .flat_map(|o| resolved(o, vars))
+            .map(|v| field_anchor(*field, v))
+            .collect(),
         // Every value must be there, so any one of them will do; none means no match.
-        Condition::HasAll { field, values } => Some(
-            values
-                .iter()
-                .flat_map(|o| resolved(o, vars))
-                .take(1)
-                .map(|v| field_anchor(*field, v))
-                .collect(),
-        ),
-        Condition::AgentIs(value) => Some(
-            resolved(value, vars)
-                .map(|v| Anchor::Agent(v.to_string()))
-                .collect(),
-        ),
-        Condition::AgentIn(values) => Some(
-            values
-                .iter()
-                .flat_map(|o| resolved(o, vars))
-                .map(|v| Anchor::Agent(v.to_string()))
-                .collect(),
-        ),
+        Condition::HasAll { field, values } => values
+            .iter()
+            .flat_map(|o| resolved(o, vars))
+            .take(1)
+            .map(|v| field_anchor(*field, v))
+            .collect(),
+        Condition::AgentIs(value) => resolved(value, vars).map(AnchorRef::Agent).collect(),
+        Condition::AgentIn(values) => values
+            .iter()
+            .flat_map(|o| resolved(o, vars))
+            .map(AnchorRef::Agent)
+            .collect(),
         Condition::Not(_)
         | Condition::Severity { .. }
         | Condition::AgentIsNot(_)
-        | Condition::Body { .. } => None,
-    }
+        | Condition::Body { .. } => return None,
+    };
+    anchors.sort_unstable();
+    anchors.dedup();
+    Some(anchors)
 }
 
 /// The fixed head of a topic glob (up to its first `**`), if it has a literal segment.
-fn topic_glob_anchor(glob: &str) -> Option<Anchor> {
-    let mut head = Vec::new();
-    let mut open = false;
-    for segment in glob.split('.') {
-        if segment == "**" {
-            open = true;
-            break;
-        }
-        head.push(segment);
-    }
-    if head.len() > MAX_TOPIC_SEGMENTS || head.iter().all(|s| *s == "*") {
+fn topic_glob_anchor(glob: &str) -> Option<AnchorRef<'_>> {
+    let (head, open) = match glob.find("**") {
+        // `**` is always a whole segment, so the head ends with a dot (or is empty).
+        Some(at) => (glob[..at].strip_suffix('.').unwrap_or_default(), true),
+        None => (glob, false),
+    };
+    let segments = head.split('.');
+    if head.is_empty()
+        || segments.clone().count() > MAX_TOPIC_SEGMENTS
+        || segments.clone().all(|s| s == "*")
+    {
         return None;
     }
-    Some(Anchor::Topic {
-        pattern: head.join("."),
+    Some(AnchorRef::Topic {
+        pattern: Cow::Borrowed(head),
         open,
     })
 }

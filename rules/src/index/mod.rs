@@ -7,7 +7,7 @@ mod anchor;
 mod naive;
 mod postings;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 pub use anchor::{Anchor, Anchoring};
@@ -31,7 +31,9 @@ pub struct IndexedFilter {
 struct Slot {
     id: i64,
     owner: i64,
-    condition: Condition,
+    /// Shared with every other filter of the same condition: most users keep the
+    /// default filters, which differ only through variables.
+    condition: Arc<Condition>,
     /// The owner's variables when the filter was filed. Anchors are derived again from
     /// these to unfile it, rather than stored: a `$my_packages` filter would otherwise
     /// keep a copy of every package name its owner has.
@@ -56,6 +58,7 @@ pub struct Index {
     no_variables: Arc<Variables>,
     postings: Postings,
     scan: BTreeSet<u32>,
+    conditions: HashSet<Arc<Condition>>,
 }
 
 impl Index {
@@ -67,12 +70,20 @@ impl Index {
             .get(&filter.owner)
             .unwrap_or(&self.no_variables)
             .clone();
+        let condition = match self.conditions.get(&filter.condition) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared = Arc::new(filter.condition);
+                self.conditions.insert(shared.clone());
+                shared
+            }
+        };
         let slot = Slot {
             id: filter.id,
             owner: filter.owner,
-            exact: anchor::anchor_implies_match(&filter.condition),
-            uses_variables: filter.condition.uses_variables(),
-            condition: filter.condition,
+            exact: anchor::anchor_implies_match(&condition),
+            uses_variables: condition.uses_variables(),
+            condition,
             vars,
             scan: false,
         };
@@ -100,6 +111,10 @@ impl Index {
         };
         self.unfile(at);
         if let Some(slot) = self.slots[at as usize].take() {
+            // The last user of a condition besides the table itself: drop it from the table.
+            if Arc::strong_count(&slot.condition) == 2 {
+                self.conditions.remove(&*slot.condition);
+            }
             if let Some(ids) = self.by_owner.get_mut(&slot.owner) {
                 ids.retain(|id| *id != filter_id);
                 if ids.is_empty() {
@@ -195,18 +210,19 @@ impl Index {
         let Some(slot) = self.slots[at as usize].as_mut() else {
             return;
         };
-        match slot.condition.anchors(&slot.vars) {
-            Anchoring::Any(anchors) => {
-                slot.scan = false;
+        let scan = match anchor::anchor_refs(&slot.condition, &slot.vars) {
+            Some(anchors) => {
                 for anchor in &anchors {
                     self.postings.add(anchor, at);
                 }
+                false
             }
-            Anchoring::Scan => {
-                slot.scan = true;
+            None => {
                 self.scan.insert(at);
+                true
             }
-        }
+        };
+        slot.scan = scan;
     }
 
     /// Undoes [`Index::file`]: the anchors are derived from the same variables again.
@@ -214,13 +230,13 @@ impl Index {
         let Some(slot) = self.slots[at as usize].as_ref() else {
             return;
         };
-        match slot.condition.anchors(&slot.vars) {
-            Anchoring::Any(anchors) => {
+        match anchor::anchor_refs(&slot.condition, &slot.vars) {
+            Some(anchors) => {
                 for anchor in &anchors {
                     self.postings.remove(anchor, at);
                 }
             }
-            Anchoring::Scan => {
+            None => {
                 self.scan.remove(&at);
             }
         }

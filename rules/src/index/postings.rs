@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::anchor::{Anchor, MAX_TOPIC_SEGMENTS};
+use super::anchor::{AnchorRef, MAX_TOPIC_SEGMENTS};
 use crate::{Message, Metadata};
 
 /// Filters filed under topic patterns of one shape: the same length, openness and `*`
@@ -63,9 +63,9 @@ fn remove_from(map: &mut HashMap<String, Vec<u32>>, key: &str, slot: u32) {
 }
 
 impl Postings {
-    fn map<'a>(&mut self, anchor: &'a Anchor) -> (&mut HashMap<String, Vec<u32>>, &'a str) {
+    fn map<'a>(&mut self, anchor: &'a AnchorRef<'_>) -> (&mut HashMap<String, Vec<u32>>, &'a str) {
         let (map, key) = match anchor {
-            Anchor::Topic { pattern, open } => {
+            AnchorRef::Topic { pattern, open } => {
                 let (len, mask) = shape_of(pattern);
                 let at = match self
                     .topics
@@ -83,23 +83,23 @@ impl Postings {
                         self.topics.len() - 1
                     }
                 };
-                (&mut self.topics[at].keys, pattern)
+                (&mut self.topics[at].keys, pattern.as_ref())
             }
-            Anchor::App(v) => (&mut self.apps, v),
-            Anchor::Agent(v) => (&mut self.agents, v),
-            Anchor::Username(v) => (&mut self.usernames, v),
-            Anchor::Package(v) => (&mut self.packages, v),
-            Anchor::Group(v) => (&mut self.groups, v),
+            AnchorRef::App(v) => (&mut self.apps, *v),
+            AnchorRef::Agent(v) => (&mut self.agents, *v),
+            AnchorRef::Username(v) => (&mut self.usernames, *v),
+            AnchorRef::Package(v) => (&mut self.packages, *v),
+            AnchorRef::Group(v) => (&mut self.groups, *v),
         };
         (map, key)
     }
 
-    pub fn add(&mut self, anchor: &Anchor, slot: u32) {
+    pub fn add(&mut self, anchor: &AnchorRef<'_>, slot: u32) {
         let (map, key) = self.map(anchor);
         add_to(map, key, slot);
     }
 
-    pub fn remove(&mut self, anchor: &Anchor, slot: u32) {
+    pub fn remove(&mut self, anchor: &AnchorRef<'_>, slot: u32) {
         let (map, key) = self.map(anchor);
         remove_from(map, key, slot);
         // Shapes nobody uses any more would cost every message a lookup.
