@@ -136,3 +136,25 @@ fn floats_round_trip_exactly() {
     assert_eq!(Condition::parse(&c.to_string()).expect("printed"), c);
     assert_eq!(Condition::from_json(&c.to_json()).expect("json"), c);
 }
+
+/// Every example in docs/filters.md must stay valid (and print back as written).
+#[test]
+fn documented_examples_parse() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/filters.md"))
+        .expect("docs/filters.md");
+    let mut in_text = false;
+    let mut checked = 0;
+    for line in doc.lines() {
+        match line.trim() {
+            "```text" => in_text = true,
+            "```" => in_text = false,
+            l if !in_text || l.is_empty() || l.starts_with('#') || l.starts_with("line ") => {}
+            l => {
+                let c = Condition::parse(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+                assert_eq!(c.to_string(), l);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 30, "only {checked} examples found");
+}
