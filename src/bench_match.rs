@@ -7,13 +7,14 @@
 //! synthetic ones. The corpus messages are replayed with generic metadata plus the
 //! usernames and packages the corpus says fedmsg_meta found.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use tidings_rules::{Condition, Envelope, Index, IndexedFilter, Message, Metadata, NaiveIndex};
 use tidings_rules::Variables;
+use tidings_rules::{Condition, Envelope, Index, IndexedFilter, Message, Metadata, NaiveIndex};
 
 /// The one-line summaries FMN users start with, plus rarer hand-written ones.
 const DEFAULTS: [&str; 5] = [
@@ -29,7 +30,8 @@ const DEFAULTS: [&str; 5] = [
     "packages has any $followed_packages or usernames has any $followed_users",
 ];
 const NEGATIVE_KARMA: &str = r#"topic ~ "org.fedoraproject.*.bodhi.update.comment" and body.comment.karma < 0 and packages has $my_packages"#;
-const MIRROR: &str = r#"topic ~ "org.fedoraproject.*.bodhi.updates.*.sync" and body.repo prefix "updates""#;
+const MIRROR: &str =
+    r#"topic ~ "org.fedoraproject.*.bodhi.updates.*.sync" and body.repo prefix "updates""#;
 const GROUPS: [&str; 5] = ["packager", "provenpackager", "qa", "infra", "design"];
 
 /// splitmix64: a seeded, dependency-free generator, so every run builds the same users.
@@ -57,17 +59,31 @@ struct Corpus {
 }
 
 fn load(path: &Path) -> anyhow::Result<Corpus> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut corpus = Corpus { messages: Vec::new(), packages: Vec::new(), usernames: Vec::new(), topics: Vec::new() };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut corpus = Corpus {
+        messages: Vec::new(),
+        packages: Vec::new(),
+        usernames: Vec::new(),
+        topics: Vec::new(),
+    };
     for line in text.lines() {
-        let Ok(mut entry) = serde_json::from_str::<Value>(line) else { continue };
-        let Ok(envelope) = Envelope::from_value(entry["message"].take()) else { continue };
+        let Ok(mut entry) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Ok(envelope) = Envelope::from_value(entry["message"].take()) else {
+            continue;
+        };
         let message = envelope.message;
         let mut metadata = Metadata::derive(&message);
         let names = |key: &str| -> Vec<String> {
             entry["expected"][key]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         metadata.usernames.extend(names("usernames"));
@@ -77,21 +93,44 @@ fn load(path: &Path) -> anyhow::Result<Corpus> {
         corpus.topics.push(message.topic.clone());
         corpus.messages.push((message, metadata));
     }
-    for list in [&mut corpus.packages, &mut corpus.usernames, &mut corpus.topics] {
+    for list in [
+        &mut corpus.packages,
+        &mut corpus.usernames,
+        &mut corpus.topics,
+    ] {
         list.sort();
         list.dedup();
     }
-    anyhow::ensure!(!corpus.messages.is_empty(), "no message in {}", path.display());
+    anyhow::ensure!(
+        !corpus.messages.is_empty(),
+        "no message in {}",
+        path.display()
+    );
     Ok(corpus)
 }
 
 /// One user's variables and filters; the same seed gives the same user.
-fn user(u: usize, k: usize, corpus: &Corpus, pool: usize, templates: &Templates, rng: &mut Rng) -> (Variables, Vec<Condition>) {
-    let name = corpus.usernames.get(u).cloned().unwrap_or_else(|| format!("user{u}"));
+fn user<'t>(
+    u: usize,
+    k: usize,
+    corpus: &Corpus,
+    pool: usize,
+    templates: &'t Templates,
+    rng: &mut Rng,
+) -> (Variables, Vec<Cow<'t, Condition>>) {
+    let name = corpus
+        .usernames
+        .get(u)
+        .cloned()
+        .unwrap_or_else(|| format!("user{u}"));
     let mut vars = Variables::for_user(name);
     let package = |rng: &mut Rng| {
         let n = rng.below(pool + corpus.packages.len());
-        corpus.packages.get(n).cloned().unwrap_or_else(|| format!("pkg{n}"))
+        corpus
+            .packages
+            .get(n)
+            .cloned()
+            .unwrap_or_else(|| format!("pkg{n}"))
     };
     for _ in 0..1 + rng.below(50) {
         vars.my_packages.insert(package(rng));
@@ -99,20 +138,31 @@ fn user(u: usize, k: usize, corpus: &Corpus, pool: usize, templates: &Templates,
     for _ in 0..rng.below(6) {
         vars.followed_packages.insert(package(rng));
         let other = rng.below(pool);
-        vars.followed_users.insert(corpus.usernames.get(other).cloned().unwrap_or_else(|| format!("user{other}")));
+        vars.followed_users.insert(
+            corpus
+                .usernames
+                .get(other)
+                .cloned()
+                .unwrap_or_else(|| format!("user{other}")),
+        );
     }
     for _ in 0..rng.below(3) {
-        vars.my_groups.insert(GROUPS[rng.below(GROUPS.len())].to_string());
+        vars.my_groups
+            .insert(GROUPS[rng.below(GROUPS.len())].to_string());
     }
-    let mut filters: Vec<Condition> = (0..k).map(|j| templates.defaults[j % DEFAULTS.len()].clone()).collect();
+    let mut filters: Vec<Cow<'t, Condition>> = (0..k)
+        .map(|j| Cow::Borrowed(&templates.defaults[j % DEFAULTS.len()]))
+        .collect();
     if let Some(last) = filters.last_mut() {
         let roll = rng.below(1000);
         if roll < 10 {
-            *last = Condition::TopicIs(corpus.topics[rng.below(corpus.topics.len())].clone());
+            *last = Cow::Owned(Condition::TopicIs(
+                corpus.topics[rng.below(corpus.topics.len())].clone(),
+            ));
         } else if roll < 11 {
-            *last = templates.mirror.clone();
+            *last = Cow::Borrowed(&templates.mirror);
         } else if roll < 111 {
-            *last = templates.negative_karma.clone();
+            *last = Cow::Borrowed(&templates.negative_karma);
         }
     }
     (vars, filters)
@@ -133,6 +183,13 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(at).map_or(0.0, |d| d.as_secs_f64() * 1e6)
 }
 
+/// Nanoseconds this thread has spent on a CPU: on a shared machine, wall time also counts
+/// the time other processes held the cores.
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -142,7 +199,11 @@ fn peak_rss_mb() -> Option<f64> {
 
 /// Per-message latencies of `matches` over `messages`, repeated until `budget` is spent
 /// (at least one message).
-fn replay(messages: &[(Message, Metadata)], budget: Duration, mut matches: impl FnMut(&Message, &Metadata) -> usize) -> (Vec<Duration>, usize) {
+fn replay(
+    messages: &[(Message, Metadata)],
+    budget: Duration,
+    mut matches: impl FnMut(&Message, &Metadata) -> usize,
+) -> (Vec<Duration>, usize) {
     let (mut times, mut found) = (Vec::new(), 0);
     let start = Instant::now();
     for (message, metadata) in messages.iter().cycle() {
@@ -173,7 +234,10 @@ fn figures(times: &mut [Duration], found: usize) -> Value {
 pub fn run(users: usize, filters_per_user: usize, corpus: &Path) -> anyhow::Result<Value> {
     let corpus = load(corpus)?;
     let templates = Templates {
-        defaults: DEFAULTS.iter().map(|t| parse(t)).collect::<anyhow::Result<_>>()?,
+        defaults: DEFAULTS
+            .iter()
+            .map(|t| parse(t))
+            .collect::<anyhow::Result<_>>()?,
         negative_karma: parse(NEGATIVE_KARMA)?,
         mirror: parse(MIRROR)?,
     };
@@ -186,19 +250,32 @@ pub fn run(users: usize, filters_per_user: usize, corpus: &Path) -> anyhow::Resu
         (0..users).map(move |u| user(u, filters_per_user, corpus, pool, templates, &mut rng))
     };
 
+    // Users are made first so that the build is timed alone; their conditions borrow the
+    // templates until the index takes its own copy, as the notifier would from the store.
+    let made: Vec<_> = owners(7).collect();
     let mut index = Index::default();
-    let mut build = Duration::ZERO;
-    for (u, (vars, filters)) in owners(7).enumerate() {
+    let start = Instant::now();
+    let cpu = thread_cpu_ns().unwrap_or(0);
+    for (u, (vars, filters)) in made.into_iter().enumerate() {
         let owner = u as i64;
-        let start = Instant::now();
         index.set_variables(owner, vars);
         for (j, condition) in filters.into_iter().enumerate() {
-            index.upsert(IndexedFilter { id: owner * 100 + j as i64, owner, condition });
+            index.upsert(IndexedFilter {
+                id: owner * 100 + j as i64,
+                owner,
+                condition: condition.into_owned(),
+            });
         }
-        build += start.elapsed();
     }
-    let (mut times, found) = replay(&corpus.messages, Duration::from_secs(3), |m, d| index.matches(m, d).len());
-    let indexed = figures(&mut times, found);
+    let build_cpu_ns = thread_cpu_ns().unwrap_or(0).saturating_sub(cpu);
+    let build = start.elapsed();
+    let cpu = thread_cpu_ns().unwrap_or(0);
+    let (mut times, found) = replay(&corpus.messages, Duration::from_secs(3), |m, d| {
+        index.matches(m, d).len()
+    });
+    let replay_cpu_s = thread_cpu_ns().unwrap_or(0).saturating_sub(cpu) as f64 / 1e9;
+    let mut indexed = figures(&mut times, found);
+    indexed["messages_per_cpu_s"] = json!(times.len() as f64 / replay_cpu_s.max(1e-9));
     let peak_index = peak_rss_mb();
 
     let mut naive = NaiveIndex::default();
@@ -206,15 +283,25 @@ pub fn run(users: usize, filters_per_user: usize, corpus: &Path) -> anyhow::Resu
         let owner = u as i64;
         naive.set_variables(owner, vars);
         for (j, condition) in filters.into_iter().enumerate() {
-            naive.upsert(IndexedFilter { id: owner * 100 + j as i64, owner, condition });
+            naive.upsert(IndexedFilter {
+                id: owner * 100 + j as i64,
+                owner,
+                condition: condition.into_owned(),
+            });
         }
     }
-    let (mut naive_times, naive_found) = replay(&corpus.messages, Duration::from_secs(5), |m, d| naive.matches(m, d).len());
+    let (mut naive_times, naive_found) =
+        replay(&corpus.messages, Duration::from_secs(5), |m, d| {
+            naive.matches(m, d).len()
+        });
     // The naive run is a sample; the index must return exactly the same on it.
     let sample = naive_times.len().min(corpus.messages.len());
-    let agree = corpus.messages[..sample].iter().all(|(m, d)| index.matches(m, d) == naive.matches(m, d));
+    let agree = corpus.messages[..sample]
+        .iter()
+        .all(|(m, d)| index.matches(m, d) == naive.matches(m, d));
     let naive_figures = figures(&mut naive_times, naive_found);
-    let speedup = indexed["messages_per_s"].as_f64().unwrap_or(0.0) / naive_figures["messages_per_s"].as_f64().unwrap_or(f64::MAX);
+    let speedup = indexed["messages_per_s"].as_f64().unwrap_or(0.0)
+        / naive_figures["messages_per_s"].as_f64().unwrap_or(f64::MAX);
     Ok(json!({
         "users": users,
         "filters_per_user": filters_per_user,
@@ -222,6 +309,7 @@ pub fn run(users: usize, filters_per_user: usize, corpus: &Path) -> anyhow::Resu
         "scan_filters": index.scan_len(),
         "corpus_messages": corpus.messages.len(),
         "index_build_ms": build.as_secs_f64() * 1e3,
+        "index_build_cpu_ms": build_cpu_ns as f64 / 1e6,
         "indexed": indexed,
         "naive": naive_figures,
         "speedup": speedup,
