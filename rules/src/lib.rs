@@ -30,6 +30,6 @@ pub mod metadata;
 
 pub use condition::{Condition, ConditionError, Variables};
 pub use fedmsg::{DecodeError, Envelope};
-pub use index::{Index, IndexedFilter};
+pub use index::{Anchor, Anchoring, Index, IndexedFilter, NaiveIndex};
 pub use message::Message;
 pub use metadata::{Catalog, CatalogError, Metadata, Severity};

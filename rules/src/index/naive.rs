@@ -1,29 +1,19 @@
-//! The match index: which filters does a message satisfy? The naive evaluator checks
-//! every filter; [`Index`] keeps that contract and is the type the notifier uses.
+//! The naive evaluator: every filter against every message. Slow on purpose and simple on
+//! purpose: it is the reference [`super::Index`] must agree with, in tests and benchmarks.
 
 use std::collections::HashMap;
 
-use crate::{Condition, Message, Metadata, Variables};
+use super::IndexedFilter;
+use crate::{Message, Metadata, Variables};
 
-/// A filter as the index sees it: an id, its owner, its condition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IndexedFilter {
-    /// The store's filter id.
-    pub id: i64,
-    /// The owning user's id (whose variables apply).
-    pub owner: i64,
-    /// The condition.
-    pub condition: Condition,
-}
-
-/// Every enabled filter, ready to match messages. Updated one filter or owner at a time.
+/// Every filter, evaluated one by one; the same API as [`super::Index`].
 #[derive(Debug, Default)]
-pub struct Index {
+pub struct NaiveIndex {
     filters: HashMap<i64, IndexedFilter>,
     variables: HashMap<i64, Variables>,
 }
 
-impl Index {
+impl NaiveIndex {
     /// Adds or replaces one filter.
     pub fn upsert(&mut self, filter: IndexedFilter) {
         self.filters.insert(filter.id, filter);
@@ -39,12 +29,12 @@ impl Index {
         self.variables.insert(owner, variables);
     }
 
-    /// How many filters the index holds.
+    /// How many filters it holds.
     pub fn len(&self) -> usize {
         self.filters.len()
     }
 
-    /// Whether the index holds no filter.
+    /// Whether it holds no filter.
     pub fn is_empty(&self) -> bool {
         self.filters.is_empty()
     }

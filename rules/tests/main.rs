@@ -1,0 +1,6 @@
+//! Integration tests for tidings-rules, in one binary (see STYLE.md).
+
+mod corpus;
+mod equivalence;
+mod language;
+mod strategies;
