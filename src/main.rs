@@ -2,6 +2,7 @@
 //! and administers accounts. This file parses the command line and hands over.
 
 mod admin;
+mod bench_match;
 mod config;
 mod inspect;
 mod publish;
@@ -75,6 +76,18 @@ enum ConfigCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The match index against the naive evaluator, replaying the corpus.
+    Match {
+        /// Users to simulate.
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Filters per user.
+        #[arg(long, default_value_t = 5)]
+        filters_per_user: usize,
+        /// The corpus (JSON lines with a `message` envelope each).
+        #[arg(long, default_value = "../shared/corpus/fedmsg-meta/messages.jsonl")]
+        corpus: PathBuf,
+    },
     /// Decode + metadata throughput over the corpus, one thread.
     Metadata {
         /// The corpus (JSON lines with a `message` envelope each).
@@ -98,6 +111,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(ConfigCommand::Example) => {
             print!("{}", config::EXAMPLE);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Bench(BenchCommand::Match {
+            users,
+            filters_per_user,
+            corpus,
+        }) => {
+            println!("{}", bench_match::run(users, filters_per_user, &corpus)?);
             return Ok(ExitCode::SUCCESS);
         }
         Command::Bench(BenchCommand::Metadata { corpus }) => {

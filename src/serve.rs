@@ -140,6 +140,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         wake_sender,
         shutdown.clone(),
     ));
+    tasks.spawn(purge_sessions(store.clone(), shutdown.clone()));
     let web_shutdown = shutdown.clone();
     let web = tokio::spawn(async move { tidings_web::serve(state, listener, web_shutdown).await });
     tracing::info!(listen = %config.web.listen, base_url = %config.base_url(), "tidings is running");
@@ -162,6 +163,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every visitor gets a session row; expired ones are removed hourly.
+async fn purge_sessions(
+    store: Store,
+    shutdown: CancellationToken,
+) -> Result<(), tidings_notifier::NotifierError> {
+    loop {
+        match store.purge_sessions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
+            Err(err) => tracing::warn!(error = %err, "removing expired sessions failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }
 
 /// The notifier's counters, as the web side reports into and serves them.

@@ -164,13 +164,12 @@ pub async fn run(
     };
     loop {
         match matcher.drain(&store, batch, &metrics).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::debug!(messages = n, "matched");
-                wake_sender.notify_one();
-            }
+            Ok(n) => tracing::debug!(messages = n, "matched"),
             Err(err) => tracing::error!(error = %err, "matching failed; will retry"),
         }
+        // Whatever woke us (a message, or a new destination whose confirmation is queued)
+        // may have left work in the outbox.
+        wake_sender.notify_one();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(()),

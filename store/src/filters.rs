@@ -177,6 +177,10 @@ impl Store {
         let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
         let name = input.name.trim();
         let condition = input.condition.to_json();
+        // A destination listed twice is linked once (the link table's key would refuse it).
+        let mut ids = input.destination_ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
         let row = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let row = match id {
@@ -206,7 +210,7 @@ impl Store {
                     row
                 }
             };
-            for destination in &input.destination_ids {
+            for destination in &ids {
                 sqlx::query(&link)
                     .bind(row.id)
                     .bind(destination)
@@ -221,9 +225,6 @@ impl Store {
             tx.commit().await?;
             row
         });
-        let mut ids = input.destination_ids.clone();
-        ids.sort_unstable();
-        ids.dedup();
         row.into_filter(ids)
     }
 

@@ -124,7 +124,7 @@ impl Store {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE processed_at IS NULL ORDER BY id LIMIT $1");
         let sql = self.sql(&sql);
         let rows = with_pool!(self, |pool| sqlx::query_as::<_, MessageRow>(&sql)
-            .bind(limit)
+            .bind(limit.max(0))
             .fetch_all(pool)
             .await?);
         rows.into_iter().map(StoredMessage::try_from).collect()
@@ -199,7 +199,7 @@ impl Store {
     pub async fn rejected_messages(&self, limit: i64) -> Result<Vec<Rejected>> {
         let sql = self.sql("SELECT id, source, reason, raw, received_at FROM rejected_messages ORDER BY id DESC LIMIT $1");
         Ok(with_pool!(self, |pool| sqlx::query_as::<_, Rejected>(&sql)
-            .bind(limit)
+            .bind(limit.max(0))
             .fetch_all(pool)
             .await?))
     }

@@ -190,7 +190,7 @@ impl Store {
         let rows = with_pool!(self, |pool| sqlx::query_as::<_, ClaimRow>(&claim)
             .bind(now + lease_ms)
             .bind(now)
-            .bind(limit)
+            .bind(limit.max(0))
             .fetch_all(pool)
             .await?);
         let mut claimed = Vec::with_capacity(rows.len());
@@ -321,7 +321,7 @@ impl Store {
         let sql = self.sql(&sql);
         let mut views = with_pool!(self, |pool| sqlx::query_as::<_, NotificationView>(&sql)
             .bind(arg)
-            .bind(limit)
+            .bind(limit.max(0))
             .fetch_all(pool)
             .await?);
         for view in &mut views {

@@ -54,6 +54,10 @@ pub fn tokens_equal(a: &str, b: &str) -> bool {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::expect_used,
+    reason = "a test that cannot hash should fail loudly"
+)]
 mod tests {
     use super::*;
 

@@ -1,1 +1,13 @@
-//! Integration tests.
+//! The store's integration tests: one binary, every test run on a fresh SQLite file and on
+//! a fresh PostgreSQL database (see `harness`).
+
+mod harness;
+
+mod destinations;
+mod filters;
+mod messages;
+mod open;
+mod outbox;
+mod sessions;
+mod tokens;
+mod users;

@@ -1,1 +1,11 @@
-//! Integration tests.
+//! The web crate's one integration-test binary: the real app served on a random port,
+//! driven over HTTP with a cookie-keeping client, on SQLite and (when
+//! `TIDINGS_TEST_POSTGRES` names a server) on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod support;
+
+mod accounts;
+mod api;
+mod filters;
+mod mail_links;

@@ -1,0 +1,193 @@
+//! Destinations: adding, confirming by link token, ownership.
+
+use tidings_store::{Channel, NewDestination, OutboxKind, StoreError};
+
+use crate::harness::{backends, destination, fails, ok, user};
+
+#[tokio::test]
+async fn unconfirmed_queues_one_confirmation() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let d = destination(&t, alice.id, "  alice@example.org ", false).await;
+        assert_eq!(d.address, "alice@example.org", "[{n}] trimmed");
+        assert_eq!(d.channel, Channel::Email, "[{n}]");
+        assert_eq!(d.user_id, alice.id, "[{n}]");
+        assert!(!d.is_confirmed(), "[{n}] {d:?}");
+        assert_eq!(
+            ok!(n, s.outbox_counts().await),
+            (1, 0, 0, 0),
+            "[{n}] one row queued"
+        );
+
+        let claimed = ok!(n, s.claim(10, 60_000).await);
+        assert_eq!(claimed.len(), 1, "[{n}] {claimed:?}");
+        let c = &claimed[0];
+        assert_eq!(c.kind, OutboxKind::Confirmation, "[{n}]");
+        assert_eq!(c.destination, d, "[{n}]");
+        assert_eq!(c.username, "alice", "[{n}]");
+        assert!(c.message.is_none() && c.filters.is_empty(), "[{n}] {c:?}");
+        let token = c
+            .payload
+            .as_ref()
+            .and_then(|p| p.get("token"))
+            .and_then(|t| t.as_str())
+            .unwrap_or_else(|| panic!("[{n}] payload without token: {c:?}"))
+            .to_string();
+
+        assert!(matches!(
+            fails!(n, s.confirm_destination("wrong-token").await),
+            StoreError::NotFound
+        ));
+        let confirmed = ok!(n, s.confirm_destination(&token).await);
+        assert_eq!(confirmed.id, d.id, "[{n}]");
+        assert!(confirmed.is_confirmed(), "[{n}] {confirmed:?}");
+        assert_eq!(
+            ok!(n, s.destination(alice.id, d.id).await),
+            confirmed,
+            "[{n}]"
+        );
+        let err = fails!(n, s.confirm_destination(&token).await);
+        assert!(
+            matches!(err, StoreError::NotFound),
+            "[{n}] token works once: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn confirmed_queues_nothing() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let d = destination(&t, alice.id, "alice@example.org", true).await;
+        assert!(d.is_confirmed(), "[{n}] {d:?}");
+        assert_eq!(ok!(n, s.outbox_counts().await), (0, 0, 0, 0), "[{n}]");
+        assert!(ok!(n, s.claim(10, 60_000).await).is_empty(), "[{n}]");
+    }
+}
+
+#[tokio::test]
+async fn bad_addresses_are_refused() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        for bad in [
+            "",
+            "alice",
+            "@example.org",
+            "alice@example",
+            "alice@.example.org",
+            "alice@example.org.",
+            "al ice@example.org",
+            "<alice@example.org>",
+            "a@b.org, c@d.org",
+        ] {
+            let err = fails!(
+                n,
+                s.add_destination(NewDestination {
+                    user_id: alice.id,
+                    channel: Channel::Email,
+                    address: bad,
+                    confirmed: false,
+                })
+                .await
+            );
+            assert!(
+                matches!(
+                    err,
+                    StoreError::Invalid {
+                        field: "address",
+                        ..
+                    }
+                ),
+                "[{n}] {bad:?}: got {err:?}"
+            );
+        }
+        assert!(ok!(n, s.destinations(alice.id).await).is_empty(), "[{n}]");
+        assert_eq!(
+            ok!(n, s.outbox_counts().await),
+            (0, 0, 0, 0),
+            "[{n}] nothing queued"
+        );
+    }
+}
+
+#[tokio::test]
+async fn duplicate_address_conflicts() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let bob = user(&t, "bob").await;
+        destination(&t, alice.id, "shared@example.org", true).await;
+        let err = fails!(
+            n,
+            s.add_destination(NewDestination {
+                user_id: alice.id,
+                channel: Channel::Email,
+                address: "shared@example.org",
+                confirmed: false,
+            })
+            .await
+        );
+        assert!(
+            matches!(err, StoreError::Conflict { .. }),
+            "[{n}] got {err:?}"
+        );
+        assert_eq!(
+            ok!(n, s.outbox_counts().await),
+            (0, 0, 0, 0),
+            "[{n}] the refused add queued nothing"
+        );
+        // Another user may use the same address.
+        destination(&t, bob.id, "shared@example.org", true).await;
+    }
+}
+
+#[tokio::test]
+async fn other_users_destinations_are_not_found() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let bob = user(&t, "bob").await;
+        let a1 = destination(&t, alice.id, "a1@example.org", true).await;
+        let a2 = destination(&t, alice.id, "a2@example.org", false).await;
+        let b1 = destination(&t, bob.id, "b1@example.org", true).await;
+        assert_eq!(
+            ok!(n, s.destinations(alice.id).await),
+            [a1.clone(), a2.clone()]
+        );
+        assert_eq!(
+            ok!(n, s.destinations(bob.id).await),
+            std::slice::from_ref(&b1),
+            "[{n}]"
+        );
+
+        let err = fails!(n, s.destination(bob.id, a1.id).await);
+        assert!(matches!(err, StoreError::NotFound), "[{n}] get: {err:?}");
+        let err = fails!(n, s.delete_destination(bob.id, a1.id).await);
+        assert!(matches!(err, StoreError::NotFound), "[{n}] delete: {err:?}");
+        assert_eq!(
+            ok!(n, s.destination(alice.id, a1.id).await),
+            a1,
+            "[{n}] still there"
+        );
+
+        // Deleting one's own removes it and whatever is queued for it.
+        assert_eq!(ok!(n, s.outbox_counts().await), (1, 0, 0, 0), "[{n}]");
+        ok!(n, s.delete_destination(alice.id, a2.id).await);
+        assert!(matches!(
+            fails!(n, s.destination(alice.id, a2.id).await),
+            StoreError::NotFound
+        ));
+        assert!(matches!(
+            fails!(n, s.delete_destination(alice.id, a2.id).await),
+            StoreError::NotFound
+        ));
+        assert_eq!(
+            ok!(n, s.outbox_counts().await),
+            (0, 0, 0, 0),
+            "[{n}] queue emptied"
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! The outbox: claiming under a lease, recording outcomes, concurrent senders, what users
+//! see, one-click unsubscribe.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tidings_store::{now_ms, Claimed, OutboxKind, Outcome, StoreError};
+
+use crate::harness::{
+    archived, backends, destination, fails, filter_input, notification, ok, user, TestStore,
+};
+
+/// Queues `count` notifications to one confirmed destination of a new user `name`, one
+/// message each; returns the destination id.
+async fn queue(t: &TestStore, name: &str, count: usize) -> i64 {
+    let u = user(t, name).await;
+    let d = destination(t, u.id, &format!("{name}@example.org"), true).await;
+    for i in 0..count {
+        let m = archived(t, &format!("{name}-{i}")).await;
+        ok!(
+            t.name,
+            t.store
+                .complete_message(m, &[notification(d.id, &[(1, "f")])])
+                .await
+        );
+    }
+    d.id
+}
+
+/// A lease or retry delay the test waits out.
+const SHORT_MS: i64 = 800;
+
+fn ids(claimed: &[Claimed]) -> Vec<i64> {
+    claimed.iter().map(|c| c.id).collect()
+}
+
+#[tokio::test]
+async fn claim_respects_limit_oldest_first() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        queue(&t, "alice", 5).await;
+        let first = ok!(n, s.claim(2, 60_000).await);
+        let rest = ok!(n, s.claim(10, 60_000).await);
+        assert_eq!(first.len(), 2, "[{n}] limit");
+        assert_eq!(rest.len(), 3, "[{n}] the rest");
+        let (a, b) = (ids(&first), ids(&rest));
+        assert!(
+            a.iter().all(|x| b.iter().all(|y| x < y)),
+            "[{n}] oldest first: {a:?} {b:?}"
+        );
+        assert!(
+            ok!(n, s.claim(10, 60_000).await).is_empty(),
+            "[{n}] all leased"
+        );
+        assert_eq!(ok!(n, s.outbox_counts().await), (0, 5, 0, 0), "[{n}]");
+        assert!(first.iter().chain(&rest).all(|c| c.attempt == 1), "[{n}]");
+        let uids: BTreeSet<&str> = first.iter().chain(&rest).map(|c| c.uid.as_str()).collect();
+        assert_eq!(uids.len(), 5, "[{n}] every row has its own uid");
+        assert!(ok!(n, s.claim(0, 60_000).await).is_empty(), "[{n}] limit 0");
+    }
+}
+
+#[tokio::test]
+async fn expired_lease_is_claimed_again_with_the_same_uid() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        queue(&t, "alice", 2).await;
+        let long = ok!(n, s.claim(1, 60_000).await);
+        // Long enough that a loaded machine still makes the next claim within it.
+        let short = ok!(n, s.claim(1, SHORT_MS).await);
+        assert_eq!((long.len(), short.len()), (1, 1), "[{n}]");
+        assert!(
+            ok!(n, s.claim(10, 60_000).await).is_empty(),
+            "[{n}] both leased"
+        );
+        tokio::time::sleep(Duration::from_millis(SHORT_MS as u64 + 200)).await;
+        // The short lease ran out (its sender died): the row comes back, same identity.
+        let again = ok!(n, s.claim(10, 60_000).await);
+        assert_eq!(ids(&again), ids(&short), "[{n}] only the expired one");
+        assert_eq!(again[0].uid, short[0].uid, "[{n}] same uid");
+        assert_eq!(again[0].attempt, short[0].attempt + 1, "[{n}] next attempt");
+        assert!(
+            ok!(n, s.claim(10, 60_000).await).is_empty(),
+            "[{n}] leased again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn outcomes_update_status_log_and_counts() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let d = queue(&t, "alice", 3).await;
+        let claimed = ok!(n, s.claim(10, 60_000).await);
+        assert_eq!(claimed.len(), 3, "[{n}]");
+        assert!(claimed.iter().all(|c| c.destination.id == d), "[{n}]");
+        let (sent, retried, dead) = (&claimed[0], &claimed[1], &claimed[2]);
+        let later = now_ms() + 60_000;
+        ok!(n, s.record(sent, &Outcome::Sent).await);
+        let retry = Outcome::Retry {
+            error: "421 try later".into(),
+            at: later,
+        };
+        ok!(n, s.record(retried, &retry).await);
+        let death = Outcome::Dead {
+            error: "550 no such user".into(),
+        };
+        ok!(n, s.record(dead, &death).await);
+        assert_eq!(ok!(n, s.outbox_counts().await), (1, 0, 1, 1), "[{n}]");
+
+        let log = |id: i64| async move { ok!(n, s.deliveries(id).await) };
+        let l = log(sent.id).await;
+        assert_eq!(l.len(), 1, "[{n}] {l:?}");
+        assert_eq!(
+            (l[0].attempt, l[0].outcome.as_str(), l[0].detail.as_deref()),
+            (1, "sent", None)
+        );
+        let l = log(retried.id).await;
+        assert_eq!(l.len(), 1, "[{n}] {l:?}");
+        assert_eq!(
+            (l[0].outcome.as_str(), l[0].detail.as_deref()),
+            ("retry", Some("421 try later"))
+        );
+        let l = log(dead.id).await;
+        assert_eq!(
+            (l[0].outcome.as_str(), l[0].detail.as_deref()),
+            ("dead", Some("550 no such user"))
+        );
+
+        let user_id = claimed[0].destination.user_id;
+        let views = ok!(n, s.notifications(user_id, 10).await);
+        let view = |id: i64| views.iter().find(|v| v.id == id).cloned();
+        let v = view(sent.id).unwrap_or_else(|| panic!("[{n}] {views:?}"));
+        assert_eq!((v.status.as_str(), v.attempts), ("sent", 1), "[{n}]");
+        assert!(v.sent_at.is_some() && v.last_error.is_none(), "[{n}] {v:?}");
+        let v = view(retried.id).unwrap_or_else(|| panic!("[{n}] {views:?}"));
+        assert_eq!(v.status, "pending", "[{n}]");
+        assert_eq!(v.last_error.as_deref(), Some("421 try later"), "[{n}]");
+        assert!(v.sent_at.is_none(), "[{n}]");
+        let v = view(dead.id).unwrap_or_else(|| panic!("[{n}] {views:?}"));
+        assert_eq!(v.status, "dead", "[{n}]");
+
+        let deads = ok!(n, s.dead_notifications(10).await);
+        assert_eq!(ids_of(&deads), [dead.id], "[{n}] dead letters");
+
+        // Neither finished row comes back; the retry waits for its time.
+        assert!(ok!(n, s.claim(10, 60_000).await).is_empty(), "[{n}]");
+    }
+}
+
+fn ids_of(views: &[tidings_store::NotificationView]) -> Vec<i64> {
+    views.iter().map(|v| v.id).collect()
+}
+
+#[tokio::test]
+async fn retry_waits_for_its_time() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        queue(&t, "alice", 2).await;
+        let claimed = ok!(n, s.claim(10, 60_000).await);
+        let (far, soon) = (&claimed[0], &claimed[1]);
+        let retry = |at: i64| Outcome::Retry {
+            error: "busy".into(),
+            at,
+        };
+        ok!(n, s.record(far, &retry(now_ms() + 60_000)).await);
+        ok!(n, s.record(soon, &retry(now_ms() + SHORT_MS)).await);
+        assert_eq!(ok!(n, s.outbox_counts().await), (2, 0, 0, 0), "[{n}]");
+        assert!(
+            ok!(n, s.claim(10, 60_000).await).is_empty(),
+            "[{n}] not yet"
+        );
+        tokio::time::sleep(Duration::from_millis(SHORT_MS as u64 + 200)).await;
+        let again = ok!(n, s.claim(10, 60_000).await);
+        assert_eq!(ids(&again), [soon.id], "[{n}] only the one that is due");
+        assert_eq!(again[0].uid, soon.uid, "[{n}] same uid");
+        assert_eq!(again[0].attempt, 2, "[{n}]");
+        ok!(n, s.record(&again[0], &Outcome::Sent).await);
+        let attempts: Vec<(i64, String)> = ok!(n, s.deliveries(soon.id).await)
+            .into_iter()
+            .map(|d| (d.attempt, d.outcome))
+            .collect();
+        assert_eq!(attempts, [(1, "retry".into()), (2, "sent".into())], "[{n}]");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_never_share_a_row() {
+    const ROWS: usize = 60;
+    for t in backends().await {
+        let n = t.name;
+        let d = queue(&t, "alice", ROWS / 2).await;
+        // More rows from messages fanned out to two destinations each.
+        let bob = user(&t, "bob").await;
+        let d2 = destination(&t, bob.id, "bob@example.org", true).await;
+        for i in 0..ROWS / 4 {
+            let m = archived(&t, &format!("fan-{i}")).await;
+            let both = [notification(d, &[]), notification(d2.id, &[])];
+            ok!(n, t.store.complete_message(m, &both).await);
+        }
+        assert_eq!(
+            ok!(n, t.store.outbox_counts().await),
+            (ROWS as i64, 0, 0, 0),
+            "[{n}]"
+        );
+        let claimer = |store: tidings_store::Store| async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = ok!(n, store.claim(3, 60_000).await);
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.id));
+            }
+        };
+        let (a, b) = tokio::join!(claimer(t.store.clone()), claimer(t.store.clone()));
+        let (a_set, b_set): (BTreeSet<i64>, BTreeSet<i64>) =
+            (a.iter().copied().collect(), b.iter().copied().collect());
+        assert_eq!(a_set.len(), a.len(), "[{n}] one claimer got a row twice");
+        assert_eq!(b_set.len(), b.len(), "[{n}] one claimer got a row twice");
+        let shared: Vec<&i64> = a_set.intersection(&b_set).collect();
+        assert!(shared.is_empty(), "[{n}] both claimed {shared:?}");
+        assert_eq!(a.len() + b.len(), ROWS, "[{n}] every row claimed");
+        assert_eq!(
+            ok!(n, t.store.outbox_counts().await),
+            (0, ROWS as i64, 0, 0),
+            "[{n}]"
+        );
+    }
+}
+
+#[tokio::test]
+async fn users_see_only_their_notifications() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let bob = user(&t, "bob").await;
+        let da = destination(&t, alice.id, "alice@example.org", true).await;
+        let db = destination(&t, bob.id, "bob@example.org", true).await;
+        // A confirmation row is no notification.
+        destination(&t, alice.id, "alice2@example.org", false).await;
+        let m1 = archived(&t, "m1").await;
+        let m2 = archived(&t, "m2").await;
+        ok!(
+            n,
+            s.complete_message(
+                m1,
+                &[
+                    notification(da.id, &[(7, "mine")]),
+                    notification(db.id, &[])
+                ]
+            )
+            .await
+        );
+        ok!(
+            n,
+            s.complete_message(m2, &[notification(da.id, &[(7, "mine")])])
+                .await
+        );
+
+        let views = ok!(n, s.notifications(alice.id, 10).await);
+        assert_eq!(views.len(), 2, "[{n}] {views:?}");
+        assert_eq!(
+            views[0].topic, "org.example.prod.app.m2",
+            "[{n}] newest first"
+        );
+        assert_eq!(
+            views[0].summary, "summary of m2",
+            "[{n}] summary from metadata"
+        );
+        assert_eq!(views[1].summary, "summary of m1", "[{n}]");
+        assert!(
+            views.iter().all(|v| v.address == "alice@example.org"),
+            "[{n}]"
+        );
+        assert!(
+            views
+                .iter()
+                .all(|v| v.status == "pending" && v.attempts == 0),
+            "[{n}]"
+        );
+        let filters: Vec<(i64, String)> = serde_json::from_str(&views[0].filters)
+            .unwrap_or_else(|e| panic!("[{n}] filters {:?}: {e}", views[0].filters));
+        assert_eq!(filters, [(7, "mine".to_string())], "[{n}]");
+        assert_eq!(
+            ok!(n, s.notifications(alice.id, 1).await).len(),
+            1,
+            "[{n}] limit"
+        );
+
+        let bobs = ok!(n, s.notifications(bob.id, 10).await);
+        assert_eq!(bobs.len(), 1, "[{n}] {bobs:?}");
+        assert_eq!(bobs[0].address, "bob@example.org", "[{n}]");
+        assert!(
+            ok!(n, s.notifications(bob.id + 1000, 10).await).is_empty(),
+            "[{n}]"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unsubscribe_disables_the_filters_named() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let bob = user(&t, "bob").await;
+        let d = destination(&t, alice.id, "alice@example.org", true).await;
+        let f1 = ok!(
+            n,
+            s.create_filter(alice.id, &filter_input("one", &[d.id]))
+                .await
+        );
+        let f2 = ok!(
+            n,
+            s.create_filter(alice.id, &filter_input("two", &[d.id]))
+                .await
+        );
+        let keep = ok!(
+            n,
+            s.create_filter(alice.id, &filter_input("keep", &[d.id]))
+                .await
+        );
+        let bobs = ok!(
+            n,
+            s.create_filter(bob.id, &filter_input("bob's", &[])).await
+        );
+        let m = archived(&t, "m1").await;
+        // The row names Bob's filter too (it must never be touched through Alice's link).
+        let named = [(f1.id, "one"), (f2.id, "two"), (bobs.id, "bob's")];
+        ok!(
+            n,
+            s.complete_message(m, &[notification(d.id, &named)]).await
+        );
+        let claimed = ok!(n, s.claim(10, 60_000).await);
+        assert_eq!(claimed.len(), 1, "[{n}]");
+        let uid = claimed[0].uid.clone();
+
+        let target = ok!(n, s.unsubscribe_target(&uid).await);
+        assert_eq!(target.user_id, alice.id, "[{n}]");
+        assert_eq!(target.address, "alice@example.org", "[{n}]");
+        let want: Vec<(i64, String)> = named.iter().map(|(i, s)| (*i, s.to_string())).collect();
+        assert_eq!(target.filters, want, "[{n}]");
+        assert!(
+            ok!(n, s.filter(alice.id, f1.id).await).enabled,
+            "[{n}] target only looks"
+        );
+
+        let done = ok!(n, s.unsubscribe(&uid).await);
+        assert_eq!(done, target, "[{n}]");
+        assert!(
+            !ok!(n, s.filter(alice.id, f1.id).await).enabled,
+            "[{n}] one off"
+        );
+        assert!(
+            !ok!(n, s.filter(alice.id, f2.id).await).enabled,
+            "[{n}] two off"
+        );
+        assert!(
+            ok!(n, s.filter(alice.id, keep.id).await).enabled,
+            "[{n}] others stay on"
+        );
+        assert!(
+            ok!(n, s.filter(bob.id, bobs.id).await).enabled,
+            "[{n}] Bob's untouched"
+        );
+        let active: Vec<i64> = ok!(n, s.active_filters(Some(alice.id)).await)
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(active, [keep.id], "[{n}]");
+        // Unsubscribing twice (a second click) is harmless.
+        ok!(n, s.unsubscribe(&uid).await);
+
+        let err = fails!(n, s.unsubscribe_target("no-such-uid").await);
+        assert!(matches!(err, StoreError::NotFound), "[{n}] got {err:?}");
+        let err = fails!(n, s.unsubscribe("no-such-uid").await);
+        assert!(matches!(err, StoreError::NotFound), "[{n}] got {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn confirmation_rows_have_no_unsubscribe_link() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        destination(&t, alice.id, "alice@example.org", false).await;
+        let claimed = ok!(n, s.claim(10, 60_000).await);
+        assert_eq!(claimed.len(), 1, "[{n}]");
+        assert_eq!(claimed[0].kind, OutboxKind::Confirmation, "[{n}]");
+        let err = fails!(n, s.unsubscribe_target(&claimed[0].uid).await);
+        assert!(matches!(err, StoreError::NotFound), "[{n}] got {err:?}");
+        assert!(
+            ok!(n, s.notifications(alice.id, 10).await).is_empty(),
+            "[{n}]"
+        );
+    }
+}

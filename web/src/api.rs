@@ -1,0 +1,164 @@
+//! The JSON API and the health check. Publishers POST fedmsg envelopes to
+//! `/api/v1/messages` with a bearer token; the message is archived (de-duplicated by id) and
+//! the matcher is woken. Input that cannot become a message is answered with 400 naming the
+//! field or the line and column at fault, and recorded as rejected, so nothing vanishes.
+
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tidings_rules::Envelope;
+
+use crate::{routes, AppState, Error, Ingest};
+
+/// The largest envelope accepted.
+pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The API and health routes (no sessions).
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(routes::API_MESSAGES, post(ingest))
+        .route(routes::HEALTHZ, get(healthz))
+        .route(routes::METRICS, get(metrics))
+}
+
+/// An API failure: a status and a reason for the client.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<tidings_store::StoreError> for ApiError {
+    fn from(err: tidings_store::StoreError) -> Self {
+        tracing::error!(%err, "API request failed");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+async fn ingest(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let unauthorized = || {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required".into(),
+        )
+    };
+    // Authenticate before reading the body: strangers' uploads are never buffered.
+    let token = bearer(request.headers()).ok_or_else(unauthorized)?;
+    let name = state
+        .store
+        .api_token_name(token)
+        .await?
+        .ok_or_else(unauthorized)?;
+    let source = format!("http:{name}");
+    let too_large = || {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body exceeds {BODY_LIMIT} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > BODY_LIMIT) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
+        .await
+        .map_err(|_| too_large())?;
+    let envelope = match Envelope::from_json(&body) {
+        Ok(envelope) => envelope,
+        Err(err) => {
+            let reason = err.to_string();
+            if let Err(store_err) = state.store.reject_message(&source, &reason, &body).await {
+                tracing::error!(%store_err, "recording a rejected message");
+            }
+            state.count(Ingest::Rejected);
+            return Err(ApiError(StatusCode::BAD_REQUEST, reason));
+        }
+    };
+    let message = envelope.message;
+    let metadata = (state.derive)(&message);
+    let stored = state
+        .store
+        .insert_message(&message, &metadata, &source)
+        .await?;
+    if stored.is_some() {
+        state.count(Ingest::Stored);
+        state.wake.notify_one();
+    } else {
+        state.count(Ingest::Duplicate);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": message.id, "duplicate": stored.is_none() })),
+    )
+        .into_response())
+}
+
+/// 200 "ok" when the database answers; 503 otherwise.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.rejected_count().await {
+        Ok(_) => (StatusCode::OK, "ok").into_response(),
+        Err(err) => {
+            tracing::error!(%err, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+/// The counters in Prometheus text format, when the binary provided them.
+async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
+    let metrics = state.metrics.as_ref().ok_or(Error::NotFound)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        metrics.render(),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn reads_bearer_tokens() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer tid_x"));
+        assert_eq!(bearer(&headers), Some("tid_x"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer  tid_y "));
+        assert_eq!(bearer(&headers), Some("tid_y"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&headers), None);
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&headers), None);
+    }
+}

@@ -1,0 +1,148 @@
+//! Local accounts: sign-up, sign-in and sign-out. The session is rotated on sign-in and
+//! sign-out, so a token seen before either is worthless after it. A failed sign-in says
+//! the same thing whether the username exists or not.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Redirect, Response};
+use axum::routing::{get, post};
+use axum::{extract::State, Router};
+
+use crate::error::for_form;
+use crate::session::{Form, Visitor};
+use crate::view::{self, Nav};
+use crate::{routes, AppState, Error};
+
+/// The sign-in and sign-up routes.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(routes::SIGNUP, get(signup_page).post(signup))
+        .route(routes::SIGNIN, get(signin_page).post(signin))
+        .route(routes::SIGNOUT, post(signout))
+}
+
+#[derive(Template)]
+#[template(path = "web/signup.html")]
+struct SignupView {
+    nav: Nav,
+    csrf: String,
+    username: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "web/signin.html")]
+struct SigninView {
+    nav: Nav,
+    csrf: String,
+    username: String,
+    error: Option<String>,
+}
+
+fn signup_view(
+    state: &AppState,
+    visitor: &Visitor,
+    username: &str,
+    error: Option<String>,
+) -> SignupView {
+    SignupView {
+        nav: Nav::visitor(state, visitor),
+        csrf: visitor.csrf().to_string(),
+        username: username.to_string(),
+        error,
+    }
+}
+
+fn signin_view(
+    state: &AppState,
+    visitor: &Visitor,
+    username: &str,
+    error: Option<String>,
+) -> SigninView {
+    SigninView {
+        nav: Nav::visitor(state, visitor),
+        csrf: visitor.csrf().to_string(),
+        username: username.to_string(),
+        error,
+    }
+}
+
+async fn signup_page(State(state): State<AppState>, visitor: Visitor) -> Result<Response, Error> {
+    if !state.config.allow_signup {
+        return Err(Error::NotFound);
+    }
+    view::ok(&signup_view(&state, &visitor, "", None))
+}
+
+async fn signup(State(state): State<AppState>, form: Form) -> Result<Response, Error> {
+    if !state.config.allow_signup {
+        return Err(Error::NotFound);
+    }
+    let username = form.text("username").trim();
+    let password = form.text("password");
+    if password != form.text("password2") {
+        let view = signup_view(
+            &state,
+            &form.visitor,
+            username,
+            Some("The two passwords differ.".into()),
+        );
+        return view::page(StatusCode::BAD_REQUEST, &view);
+    }
+    match for_form(
+        state
+            .store
+            .create_user(username, Some(password), false)
+            .await,
+    )? {
+        Ok(user) => {
+            tracing::info!(username = %user.username, "account created");
+            form.visitor.rotate(&state, Some(user.id)).await?;
+            Ok(see_other(routes::HOME))
+        }
+        Err((status, message)) => view::page(
+            status,
+            &signup_view(&state, &form.visitor, username, Some(message)),
+        ),
+    }
+}
+
+async fn signin_page(State(state): State<AppState>, visitor: Visitor) -> Result<Response, Error> {
+    if visitor.session.user_id.is_some() {
+        return Ok(see_other(routes::HOME));
+    }
+    view::ok(&signin_view(&state, &visitor, "", None))
+}
+
+async fn signin(State(state): State<AppState>, form: Form) -> Result<Response, Error> {
+    let username = form.text("username").trim();
+    match state
+        .store
+        .authenticate(username, form.text("password"))
+        .await?
+    {
+        Some(user) => {
+            form.visitor.rotate(&state, Some(user.id)).await?;
+            Ok(see_other(routes::HOME))
+        }
+        None => {
+            tracing::info!(%username, "failed sign-in");
+            let message = "Wrong username or password.".to_string();
+            view::page(
+                StatusCode::BAD_REQUEST,
+                &signin_view(&state, &form.visitor, username, Some(message)),
+            )
+        }
+    }
+}
+
+async fn signout(State(state): State<AppState>, form: Form) -> Result<Response, Error> {
+    form.visitor.rotate(&state, None).await?;
+    Ok(see_other(routes::SIGNIN))
+}
+
+/// A 303 redirect: after a POST, the browser GETs the target.
+pub(crate) fn see_other(to: &str) -> Response {
+    use axum::response::IntoResponse;
+    Redirect::to(to).into_response()
+}

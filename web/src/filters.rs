@@ -1,0 +1,236 @@
+//! Filters: the list, the form that creates or edits one (the condition in its text form;
+//! a parse error re-shows the form with the line and column), and deletion.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tidings_rules::Condition;
+use tidings_store::{Delivery, Destination, Filter, FilterInput};
+
+use crate::auth::see_other;
+use crate::error::for_form;
+use crate::home::FilterRow;
+use crate::session::{CurrentUser, Form};
+use crate::view::{self, Nav};
+use crate::{routes, AppState, Error};
+
+/// The filter routes.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(routes::FILTERS, get(list))
+        .route(routes::FILTER_NEW, get(new_page).post(create))
+        .route(routes::FILTER, get(edit_page).post(update))
+        .route(routes::FILTER_DELETE, post(delete))
+}
+
+#[derive(Template)]
+#[template(path = "web/filters.html")]
+struct FiltersView {
+    nav: Nav,
+    csrf: String,
+    filters: Vec<(FilterRow, String)>,
+}
+
+async fn list(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
+    let destinations = state.store.destinations(me.id()).await?;
+    let filters = state.store.filters(me.id()).await?;
+    view::ok(&FiltersView {
+        nav: Nav::user(&state, &me),
+        csrf: me.visitor.csrf().to_string(),
+        filters: filters
+            .iter()
+            .map(|f| {
+                (
+                    FilterRow::new(f, &destinations),
+                    routes::filter_delete(f.id),
+                )
+            })
+            .collect(),
+    })
+}
+
+/// A destination offered in the form.
+struct Choice {
+    id: i64,
+    address: String,
+    confirmed: bool,
+    checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "web/filter_edit.html")]
+struct FilterEditView {
+    nav: Nav,
+    csrf: String,
+    /// `None` for a new filter.
+    id: Option<i64>,
+    action: String,
+    name: String,
+    condition: String,
+    enabled: bool,
+    choices: Vec<Choice>,
+    error: Option<String>,
+}
+
+/// What the form holds, whether from a stored filter or from a rejected POST.
+struct Fields {
+    name: String,
+    condition: String,
+    enabled: bool,
+    destination_ids: Vec<i64>,
+}
+
+impl From<&Filter> for Fields {
+    fn from(filter: &Filter) -> Self {
+        Fields {
+            name: filter.name.clone(),
+            condition: filter.condition.to_string(),
+            enabled: filter.enabled,
+            destination_ids: filter.destination_ids.clone(),
+        }
+    }
+}
+
+fn edit_view(
+    state: &AppState,
+    me: &CurrentUser,
+    id: Option<i64>,
+    fields: Fields,
+    destinations: &[Destination],
+    error: Option<String>,
+) -> FilterEditView {
+    FilterEditView {
+        nav: Nav::user(state, me),
+        csrf: me.visitor.csrf().to_string(),
+        id,
+        action: id.map_or_else(|| routes::FILTER_NEW.to_string(), routes::filter),
+        choices: destinations
+            .iter()
+            .map(|d| Choice {
+                id: d.id,
+                address: d.address.clone(),
+                confirmed: d.is_confirmed(),
+                checked: fields.destination_ids.contains(&d.id),
+            })
+            .collect(),
+        name: fields.name,
+        condition: fields.condition,
+        enabled: fields.enabled,
+        error,
+    }
+}
+
+async fn new_page(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
+    let destinations = state.store.destinations(me.id()).await?;
+    let fields = Fields {
+        name: String::new(),
+        condition: "usernames has $me".to_string(),
+        enabled: true,
+        // A new filter feeds every confirmed address, which is what people usually want.
+        destination_ids: destinations
+            .iter()
+            .filter(|d| d.is_confirmed())
+            .map(|d| d.id)
+            .collect(),
+    };
+    view::ok(&edit_view(&state, &me, None, fields, &destinations, None))
+}
+
+async fn edit_page(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, Error> {
+    let filter = state.store.filter(me.id(), id).await?;
+    let destinations = state.store.destinations(me.id()).await?;
+    let fields = Fields::from(&filter);
+    view::ok(&edit_view(
+        &state,
+        &me,
+        Some(id),
+        fields,
+        &destinations,
+        None,
+    ))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    form: Form,
+) -> Result<Response, Error> {
+    save(state, me, None, form).await
+}
+
+async fn update(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<i64>,
+    form: Form,
+) -> Result<Response, Error> {
+    // Someone else's id is a 404 before anything in the form is looked at.
+    state.store.filter(me.id(), id).await?;
+    save(state, me, Some(id), form).await
+}
+
+async fn save(
+    state: AppState,
+    me: CurrentUser,
+    id: Option<i64>,
+    form: Form,
+) -> Result<Response, Error> {
+    let fields = Fields {
+        name: form.text("name").to_string(),
+        condition: form.text("condition").to_string(),
+        enabled: form.checked("enabled"),
+        destination_ids: form
+            .all("destination")
+            .map(|d| d.parse::<i64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| Error::BadRequest("destination: not a number".into()))?,
+    };
+    let condition = match Condition::parse(&fields.condition) {
+        Ok(condition) => condition,
+        Err(err) => {
+            let destinations = state.store.destinations(me.id()).await?;
+            let message = format!(
+                "The condition has an error at line {}, column {}: {}",
+                err.line, err.column, err.message
+            );
+            let view = edit_view(&state, &me, id, fields, &destinations, Some(message));
+            return view::page(StatusCode::BAD_REQUEST, &view);
+        }
+    };
+    let input = FilterInput {
+        name: fields.name.clone(),
+        condition,
+        destination_ids: fields.destination_ids.clone(),
+        delivery: Delivery::Instant,
+        enabled: fields.enabled,
+    };
+    let saved = match id {
+        None => state.store.create_filter(me.id(), &input).await,
+        Some(id) => state.store.update_filter(me.id(), id, &input).await,
+    };
+    match for_form(saved)? {
+        Ok(_) => Ok(see_other(routes::FILTERS)),
+        Err((status, message)) => {
+            let destinations = state.store.destinations(me.id()).await?;
+            let view = edit_view(&state, &me, id, fields, &destinations, Some(message));
+            view::page(status, &view)
+        }
+    }
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<i64>,
+    _form: Form,
+) -> Result<Response, Error> {
+    state.store.delete_filter(me.id(), id).await?;
+    Ok(see_other(routes::FILTERS))
+}

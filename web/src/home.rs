@@ -1,0 +1,128 @@
+//! The signed-in user's overview: the dashboard (destinations, filters, the latest
+//! notifications) and the full list of notifications sent to them.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tidings_store::{Destination, Filter, NotificationView};
+
+use crate::session::CurrentUser;
+use crate::view::{self, Nav};
+use crate::{routes, AppState, Error};
+
+/// How many notifications the dashboard shows.
+const DASHBOARD_NOTIFICATIONS: i64 = 10;
+/// How many the notifications page shows.
+const PAGE_NOTIFICATIONS: i64 = 200;
+
+/// The dashboard and notification routes.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(routes::HOME, get(dashboard))
+        .route(routes::NOTIFICATIONS, get(notifications))
+}
+
+/// One notification as a table row.
+pub(crate) struct NotificationRow {
+    pub topic: String,
+    pub summary: String,
+    pub address: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: String,
+    pub filters: String,
+    pub queued: String,
+    pub sent: String,
+}
+
+impl From<NotificationView> for NotificationRow {
+    fn from(n: NotificationView) -> Self {
+        NotificationRow {
+            filters: view::filter_names(&n.filters),
+            queued: view::when(n.created_at),
+            sent: view::when_opt(n.sent_at),
+            last_error: n.last_error.unwrap_or_default(),
+            topic: n.topic,
+            summary: n.summary,
+            address: n.address,
+            status: n.status,
+            attempts: n.attempts,
+        }
+    }
+}
+
+/// One filter as a table row.
+pub(crate) struct FilterRow {
+    pub link: String,
+    pub name: String,
+    pub condition: String,
+    pub enabled: bool,
+    pub destinations: String,
+}
+
+impl FilterRow {
+    pub(crate) fn new(filter: &Filter, destinations: &[Destination]) -> FilterRow {
+        let names: Vec<&str> = filter
+            .destination_ids
+            .iter()
+            .filter_map(|id| destinations.iter().find(|d| d.id == *id))
+            .map(|d| d.address.as_str())
+            .collect();
+        FilterRow {
+            link: routes::filter(filter.id),
+            name: filter.name.clone(),
+            condition: filter.condition.to_string(),
+            enabled: filter.enabled,
+            destinations: names.join(", "),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "web/dashboard.html")]
+struct DashboardView {
+    nav: Nav,
+    username: String,
+    destinations: Vec<Destination>,
+    filters: Vec<FilterRow>,
+    notifications: Vec<NotificationRow>,
+}
+
+async fn dashboard(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
+    let destinations = state.store.destinations(me.id()).await?;
+    let filters = state.store.filters(me.id()).await?;
+    let notifications = state
+        .store
+        .notifications(me.id(), DASHBOARD_NOTIFICATIONS)
+        .await?;
+    view::ok(&DashboardView {
+        nav: Nav::user(&state, &me),
+        username: me.user.username.clone(),
+        filters: filters
+            .iter()
+            .map(|f| FilterRow::new(f, &destinations))
+            .collect(),
+        destinations,
+        notifications: notifications.into_iter().map(Into::into).collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "web/notifications.html")]
+struct NotificationsView {
+    nav: Nav,
+    notifications: Vec<NotificationRow>,
+}
+
+async fn notifications(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
+    let notifications = state
+        .store
+        .notifications(me.id(), PAGE_NOTIFICATIONS)
+        .await?;
+    view::ok(&NotificationsView {
+        nav: Nav::user(&state, &me),
+        notifications: notifications.into_iter().map(Into::into).collect(),
+    })
+}

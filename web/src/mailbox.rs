@@ -1,0 +1,227 @@
+//! The local mailbox folder: with no SMTP server, the email sender writes each mail as an
+//! `.eml` file, and here a signed-in user reads the ones addressed to their destinations.
+//! Headers are read minimally (unfolded, `To:` addresses compared case-insensitively); the
+//! mail is shown as its source, escaped.
+
+use std::path::{Path as FsPath, PathBuf};
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+
+use crate::session::CurrentUser;
+use crate::view::{self, Nav};
+use crate::{routes, AppState, Error};
+
+/// How many mails the list shows.
+const LIST_LIMIT: usize = 200;
+/// The most of one mail read.
+const MAIL_LIMIT: u64 = 2 * 1024 * 1024;
+
+/// The mailbox routes (404 when no folder is configured).
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(routes::MAILBOX, get(list))
+        .route(routes::MAILBOX_MAIL, get(show))
+}
+
+/// The headers of one mail that the pages show.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Headers {
+    to: Vec<String>,
+    from: String,
+    subject: String,
+    date: String,
+}
+
+/// Reads the header block: unfolds continuation lines, keeps To/From/Subject/Date.
+fn headers(text: &str) -> Headers {
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            break;
+        }
+        match lines.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => last.push_str(line),
+            _ => lines.push(line.to_string()),
+        }
+    }
+    let mut found = Headers::default();
+    for line in &lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim().to_string();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "to" => found.to.extend(addresses(&value)),
+            "from" => found.from = value,
+            "subject" => found.subject = value,
+            "date" => found.date = value,
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The bare addresses in an address list: `"Name" <a@b>, c@d` → `a@b`, `c@d`.
+fn addresses(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|part| {
+            let part = part.trim();
+            match (part.rfind('<'), part.rfind('>')) {
+                (Some(open), Some(close)) if open < close => &part[open + 1..close],
+                _ => part,
+            }
+        })
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
+/// A plain file name in the folder, never a path out of it.
+fn safe_name(name: &str) -> bool {
+    name.ends_with(".eml")
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn folder(state: &AppState) -> Result<&PathBuf, Error> {
+    state.config.mailbox_dir.as_ref().ok_or(Error::NotFound)
+}
+
+async fn my_addresses(state: &AppState, me: &CurrentUser) -> Result<Vec<String>, Error> {
+    Ok(state
+        .store
+        .destinations(me.id())
+        .await?
+        .into_iter()
+        .map(|d| d.address.to_ascii_lowercase())
+        .collect())
+}
+
+async fn read_mail(path: &FsPath) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await.ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAIL_LIMIT).read_to_end(&mut bytes).await.ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+struct MailRow {
+    link: String,
+    subject: String,
+    to: String,
+    date: String,
+}
+
+#[derive(Template)]
+#[template(path = "web/mailbox.html")]
+struct MailboxView {
+    nav: Nav,
+    mails: Vec<MailRow>,
+}
+
+async fn list(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
+    let dir = folder(&state)?;
+    let mine = my_addresses(&state, &me).await?;
+    let mut files = Vec::new();
+    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !safe_name(&name) {
+                continue;
+            }
+            let modified = entry.metadata().await.ok().and_then(|m| m.modified().ok());
+            files.push((modified, name, entry.path()));
+        }
+    }
+    files.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut mails = Vec::new();
+    for (_, name, path) in files {
+        if mails.len() >= LIST_LIMIT {
+            break;
+        }
+        let Some(text) = read_mail(&path).await else {
+            continue;
+        };
+        let found = headers(&text);
+        let to: Vec<&String> = found.to.iter().filter(|a| mine.contains(a)).collect();
+        if to.is_empty() {
+            continue;
+        }
+        mails.push(MailRow {
+            link: routes::mailbox_mail(&name),
+            to: to.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "),
+            subject: found.subject,
+            date: found.date,
+        });
+    }
+    view::ok(&MailboxView {
+        nav: Nav::user(&state, &me),
+        mails,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "web/mail.html")]
+struct MailView {
+    nav: Nav,
+    from: String,
+    to: String,
+    subject: String,
+    date: String,
+    source: String,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Response, Error> {
+    let dir = folder(&state)?;
+    if !safe_name(&name) {
+        return Err(Error::NotFound);
+    }
+    let text = read_mail(&dir.join(&name)).await.ok_or(Error::NotFound)?;
+    let found = headers(&text);
+    let mine = my_addresses(&state, &me).await?;
+    // Someone else's mail is as absent as a missing one.
+    if !found.to.iter().any(|a| mine.contains(a)) {
+        return Err(Error::NotFound);
+    }
+    view::ok(&MailView {
+        nav: Nav::user(&state, &me),
+        from: found.from,
+        to: found.to.join(", "),
+        subject: found.subject,
+        date: found.date,
+        source: text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_folded_headers_and_addresses() {
+        let mail = "From: Tidings <tidings@localhost>\r\nTo: \"Alice\" <Alice@Example.org>,\r\n bob@example.org\r\nSubject: [koji] build\r\n done\r\n\r\nTo: not-a-header@example.org\r\n";
+        let found = headers(mail);
+        assert_eq!(found.to, vec!["alice@example.org", "bob@example.org"]);
+        assert_eq!(found.subject, "[koji] build done");
+        assert_eq!(found.from, "Tidings <tidings@localhost>");
+    }
+
+    #[test]
+    fn only_plain_eml_names() {
+        assert!(safe_name("0b4e-9f.eml"));
+        for bad in ["../x.eml", "x.txt", ".eml", "a/b.eml", "%2e%2e.eml"] {
+            assert!(!safe_name(bad), "{bad}");
+        }
+    }
+}

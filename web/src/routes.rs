@@ -1,0 +1,151 @@
+//! Every URL of the site in one place: the path constants, the functions that build links
+//! (templates call them too), and the root router that mounts each area's routes with the
+//! layers they need.
+
+use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::{api, auth, destinations, filters, home, mailbox, session, unsubscribe, AppState};
+
+/// The dashboard.
+pub const HOME: &str = "/";
+/// Account creation.
+pub const SIGNUP: &str = "/signup";
+/// Sign-in.
+pub const SIGNIN: &str = "/signin";
+/// Sign-out (POST).
+pub const SIGNOUT: &str = "/signout";
+/// The user's destinations; POST adds one.
+pub const DESTINATIONS: &str = "/destinations";
+/// Deleting a destination (POST).
+pub const DESTINATION_DELETE: &str = "/destinations/{id}/delete";
+/// The link mailed to a new destination.
+pub const CONFIRM: &str = "/confirm/{token}";
+/// The user's filters.
+pub const FILTERS: &str = "/filters";
+/// A new filter.
+pub const FILTER_NEW: &str = "/filters/new";
+/// Editing a filter.
+pub const FILTER: &str = "/filters/{id}";
+/// Deleting a filter (POST).
+pub const FILTER_DELETE: &str = "/filters/{id}/delete";
+/// The notifications sent to the user.
+pub const NOTIFICATIONS: &str = "/notifications";
+/// A notification's unsubscribe link (`List-Unsubscribe`).
+pub const UNSUBSCRIBE: &str = "/unsubscribe/{uid}";
+/// The local mailbox folder.
+pub const MAILBOX: &str = "/mailbox";
+/// One mail in the local mailbox folder.
+pub const MAILBOX_MAIL: &str = "/mailbox/{name}";
+/// Liveness and database check.
+pub const HEALTHZ: &str = "/healthz";
+/// Prometheus counters.
+pub const METRICS: &str = "/metrics";
+/// Publishers post fedmsg envelopes here.
+pub const API_MESSAGES: &str = "/api/v1/messages";
+/// The stylesheet.
+pub const STYLE: &str = "/style.css";
+
+/// Link to a destination's delete action.
+pub fn destination_delete(id: i64) -> String {
+    DESTINATION_DELETE.replace("{id}", &id.to_string())
+}
+
+/// Link to a filter's edit page.
+pub fn filter(id: i64) -> String {
+    FILTER.replace("{id}", &id.to_string())
+}
+
+/// Link to a filter's delete action.
+pub fn filter_delete(id: i64) -> String {
+    FILTER_DELETE.replace("{id}", &id.to_string())
+}
+
+/// Link to a confirmation page (tokens are URL-safe base64).
+pub fn confirm(token: &str) -> String {
+    CONFIRM.replace("{token}", token)
+}
+
+/// Link to an unsubscribe page (uids are alphanumeric).
+pub fn unsubscribe(uid: &str) -> String {
+    UNSUBSCRIBE.replace("{uid}", uid)
+}
+
+/// Link to one mail in the mailbox (names are checked to be plain file names).
+pub fn mailbox_mail(name: &str) -> String {
+    MAILBOX_MAIL.replace("{name}", name)
+}
+
+/// The whole app. Pages get sessions; the API, the health check and the stylesheet do not.
+pub fn router(state: AppState) -> Router {
+    let pages = Router::new()
+        .merge(home::router())
+        .merge(auth::router())
+        .merge(destinations::router())
+        .merge(filters::router())
+        .merge(unsubscribe::router())
+        .merge(mailbox::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::layer,
+        ))
+        // Pages show personal data: never cache them.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    Router::new()
+        .merge(pages)
+        .merge(api::router())
+        .route(STYLE, get(style))
+        .fallback(not_found)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        // Confirmation and unsubscribe URLs carry secrets: never leak them as referrers.
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .with_state(state)
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/web/style.css"),
+    )
+}
+
+async fn not_found() -> crate::Error {
+    crate::Error::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_fill_the_patterns() {
+        assert_eq!(filter(7), "/filters/7");
+        assert_eq!(filter_delete(7), "/filters/7/delete");
+        assert_eq!(destination_delete(3), "/destinations/3/delete");
+        assert_eq!(confirm("abc-_"), "/confirm/abc-_");
+        assert_eq!(unsubscribe("u1"), "/unsubscribe/u1");
+        assert_eq!(mailbox_mail("a.eml"), "/mailbox/a.eml");
+    }
+}

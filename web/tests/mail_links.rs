@@ -1,0 +1,239 @@
+//! The pages mail links point at: destination confirmation and one-click unsubscribe; and
+//! the notifications page that lists what was sent.
+
+use reqwest::StatusCode;
+use tidings_rules::{Condition, Message, Metadata};
+use tidings_store::{Channel, Delivery, FilterInput, NewDestination, Notification, OutboxKind};
+
+use crate::on_both;
+use crate::support::App;
+
+on_both!(confirmation_link, notifications_and_one_click_unsubscribe);
+
+async fn confirmation_link(app: &App) {
+    let alice = app.browser();
+    alice.signup("alice", "correct horse").await;
+    let added = alice
+        .submit(
+            "/destinations",
+            "/destinations",
+            &[("address", "alice@example.org")],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK);
+    assert!(added.body.contains("confirmation link"), "{}", added.body);
+    let invalid = alice
+        .submit(
+            "/destinations",
+            "/destinations",
+            &[("address", "not an address")],
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert!(
+        invalid.body.contains("is not an email address"),
+        "{}",
+        invalid.body
+    );
+
+    let claimed = app.store.claim(10, 60_000).await.unwrap();
+    let confirmation = claimed
+        .iter()
+        .find(|c| c.kind == OutboxKind::Confirmation)
+        .expect("a confirmation is queued");
+    let token = confirmation.payload.as_ref().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let user = app.store.user_by_name("alice").await.unwrap().unwrap();
+    let confirmed = || async { app.store.destinations(user.id).await.unwrap()[0].is_confirmed() };
+
+    // Mail scanners prefetch links: a GET changes nothing. The link works without sign-in.
+    let reader = app.browser();
+    let path = format!("/confirm/{token}");
+    let page = reader.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Confirm the address"));
+    assert!(!confirmed().await);
+    assert_eq!(
+        reader.post(&path, &[]).await.status,
+        StatusCode::FORBIDDEN,
+        "the button carries a CSRF token"
+    );
+    assert!(!confirmed().await);
+
+    let done = reader.submit(&path, &path, &[]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("alice@example.org"));
+    assert!(confirmed().await);
+    assert_eq!(
+        reader.submit(&path, &path, &[]).await.status,
+        StatusCode::NOT_FOUND,
+        "tokens work once"
+    );
+    assert!(
+        alice.get("/destinations").await.body.contains("UTC"),
+        "the confirmation time is shown"
+    );
+}
+
+async fn notifications_and_one_click_unsubscribe(app: &App) {
+    let alice = app.browser();
+    alice.signup("alice", "correct horse").await;
+    let user = app.store.user_by_name("alice").await.unwrap().unwrap();
+    let dest = app
+        .store
+        .add_destination(NewDestination {
+            user_id: user.id,
+            channel: Channel::Email,
+            address: "alice@example.org",
+            confirmed: true,
+        })
+        .await
+        .unwrap();
+    let input = FilterInput {
+        name: "my builds".into(),
+        condition: Condition::parse("usernames has $me").unwrap(),
+        destination_ids: vec![dest.id],
+        delivery: Delivery::Instant,
+        enabled: true,
+    };
+    let filter = app.store.create_filter(user.id, &input).await.unwrap();
+    let message = Message::new(
+        "m-1",
+        "org.fedoraproject.prod.koji.build.state.change",
+        serde_json::json!({"owner": "alice"}),
+    );
+    let metadata = Metadata::derive(&message);
+    let id = app
+        .store
+        .insert_message(&message, &metadata, "test")
+        .await
+        .unwrap()
+        .unwrap();
+    let notification = Notification {
+        destination_id: dest.id,
+        filters: vec![(filter.id, filter.name.clone())],
+    };
+    app.store
+        .complete_message(id, &[notification])
+        .await
+        .unwrap();
+
+    let page = alice.get("/notifications").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for expected in [
+        "org.fedoraproject.prod.koji.build.state.change",
+        "alice@example.org",
+        "my builds",
+        "pending",
+    ] {
+        assert!(
+            page.body.contains(expected),
+            "missing {expected}: {}",
+            page.body
+        );
+    }
+    assert!(!metadata.summary.is_empty() && page.body.contains(&metadata.summary));
+    assert!(alice
+        .get("/")
+        .await
+        .body
+        .contains("org.fedoraproject.prod.koji.build.state.change"));
+
+    let uid = app.store.claim(10, 60_000).await.unwrap().remove(0).uid;
+    let path = format!("/unsubscribe/{uid}");
+    let stranger = app.browser();
+    let shown = stranger.get(&path).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(shown.body.contains("my builds"));
+    assert!(
+        app.store.filter(user.id, filter.id).await.unwrap().enabled,
+        "GET changes nothing"
+    );
+
+    // What a mail client sends (RFC 8058): no cookie, no CSRF token.
+    let bare = reqwest::Client::new();
+    let reply = bare
+        .post(format!("{}{path}", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert!(
+        reply.headers().get("set-cookie").is_none(),
+        "no session for a mail client"
+    );
+    assert!(
+        !app.store.filter(user.id, filter.id).await.unwrap().enabled,
+        "one-click POST must disable the filter"
+    );
+    assert_eq!(
+        stranger.get("/unsubscribe/not-a-uid").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        bare.post(format!("{}/unsubscribe/not-a-uid", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn mailbox_shows_only_my_mail() {
+    let folder = tempfile::tempdir().unwrap();
+    let write = |name: &str, to: &str, subject: &str| {
+        let mail = format!("From: tidings@localhost\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nHello <b>there</b>\r\n");
+        std::fs::write(folder.path().join(name), mail).unwrap();
+    };
+    write("a1.eml", "Alice <alice@example.org>", "for alice");
+    write("b1.eml", "bob@example.org", "for bob");
+    let dir = folder.path().to_path_buf();
+    let app = App::start_with(crate::support::Db::Sqlite, |c| c.mailbox_dir = Some(dir))
+        .await
+        .unwrap();
+    let alice = app.browser();
+    alice.signup("alice", "correct horse").await;
+    let user = app.store.user_by_name("alice").await.unwrap().unwrap();
+    app.store
+        .add_destination(NewDestination {
+            user_id: user.id,
+            channel: Channel::Email,
+            address: "alice@example.org",
+            confirmed: false,
+        })
+        .await
+        .unwrap();
+    let list = alice.get("/mailbox").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains("for alice") && !list.body.contains("for bob"),
+        "{}",
+        list.body
+    );
+    let mail = alice.get("/mailbox/a1.eml").await;
+    assert_eq!(mail.status, StatusCode::OK);
+    assert!(
+        mail.body.contains("Hello &#60;b&#62;there"),
+        "mail source is escaped: {}",
+        mail.body
+    );
+    assert_eq!(
+        alice.get("/mailbox/b1.eml").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        alice.get("/mailbox/..%2Fb1.eml").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.browser().get("/mailbox").await.location.as_deref(),
+        Some("/signin")
+    );
+    app.stop().await;
+}
