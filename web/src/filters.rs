@@ -73,6 +73,9 @@ struct FilterEditView {
     enabled: bool,
     choices: Vec<Choice>,
     error: Option<String>,
+    /// The condition has no anchor (topic, person, package, agent, app), so every message
+    /// must evaluate it: worth a warning, though it works.
+    scan_warning: bool,
 }
 
 /// What the form holds, whether from a stored filter or from a rejected POST.
@@ -116,6 +119,8 @@ fn edit_view(
                 checked: fields.destination_ids.contains(&d.id),
             })
             .collect(),
+        scan_warning: tidings_rules::Condition::parse(&fields.condition)
+            .is_ok_and(|c| !c.is_anchored()),
         name: fields.name,
         condition: fields.condition,
         enabled: fields.enabled,

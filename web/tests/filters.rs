@@ -7,7 +7,11 @@ use tidings_store::{Channel, NewDestination};
 use crate::on_both;
 use crate::support::App;
 
-on_both!(filter_lifecycle, users_are_isolated);
+on_both!(
+    filter_lifecycle,
+    users_are_isolated,
+    unanchored_conditions_get_a_warning
+);
 
 async fn filter_lifecycle(app: &App) {
     let alice = app.browser();
@@ -197,4 +201,43 @@ async fn users_are_isolated(app: &App) {
     assert_eq!(filter_after.name, "mine");
     assert!(filter_after.enabled);
     assert_eq!(app.store.destinations(me.id).await.unwrap().len(), 1);
+}
+
+/// Issue 4: the editor warns about filters the index must evaluate for every message.
+async fn unanchored_conditions_get_a_warning(app: &App) {
+    let carol = app.browser();
+    carol.signup("carol", "correct horse").await;
+    let warning = "names no topic, person, package, agent or app";
+    let anchored = carol
+        .submit(
+            "/filters/new",
+            "/filters/new",
+            &[
+                ("name", "a"),
+                ("condition", "usernames has $me and severity >= error"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(anchored.status, StatusCode::SEE_OTHER, "{}", anchored.body);
+    let me = app.store.user_by_name("carol").await.unwrap().unwrap();
+    let filters = app.store.filters(me.id).await.unwrap();
+    let page = carol.get(&format!("/filters/{}", filters[0].id)).await.body;
+    assert!(!page.contains(warning), "{page}");
+
+    let scan = carol
+        .submit(
+            "/filters/new",
+            "/filters/new",
+            &[
+                ("name", "b"),
+                ("condition", "severity >= error"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(scan.status, StatusCode::SEE_OTHER, "{}", scan.body);
+    let filters = app.store.filters(me.id).await.unwrap();
+    let page = carol.get(&format!("/filters/{}", filters[1].id)).await.body;
+    assert!(page.contains(warning), "{page}");
 }
