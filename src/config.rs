@@ -21,7 +21,7 @@ pub struct Config {
     pub web: Web,
     pub bus: Bus,
     pub matcher: Matcher,
-    pub sender: Sender,
+    pub sender: tidings_notifier::SenderConfig,
     pub email: Email,
     pub log: Log,
 }
@@ -54,17 +54,6 @@ pub struct Matcher {
     /// Messages matched per store round trip.
     pub batch: i64,
     /// Idle poll interval, ms.
-    pub poll_ms: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Sender {
-    pub concurrency: usize,
-    pub lease_secs: u64,
-    pub max_attempts: i64,
-    pub backoff_base_ms: u64,
-    pub backoff_max_ms: u64,
     pub poll_ms: u64,
 }
 
@@ -112,7 +101,7 @@ impl Default for Config {
             web: Web::default(),
             bus: Bus::default(),
             matcher: Matcher::default(),
-            sender: Sender::default(),
+            sender: tidings_notifier::SenderConfig::default(),
             email: Email::default(),
             log: Log::default(),
         }
@@ -144,20 +133,6 @@ impl Default for Matcher {
         Matcher {
             batch: 500,
             poll_ms: 1000,
-        }
-    }
-}
-
-impl Default for Sender {
-    fn default() -> Self {
-        let d = tidings_notifier::SenderConfig::default();
-        Sender {
-            concurrency: d.concurrency,
-            lease_secs: d.lease_secs,
-            max_attempts: d.max_attempts,
-            backoff_base_ms: d.backoff_base_ms,
-            backoff_max_ms: d.backoff_max_ms,
-            poll_ms: d.poll_ms,
         }
     }
 }

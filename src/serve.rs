@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tidings_notifier::sender::Channels;
-use tidings_notifier::{email::Mailer, Derive, EmailConfig, Metrics, SenderConfig};
+use tidings_notifier::{email::Mailer, Derive, EmailConfig, Metrics};
 use tidings_store::Store;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -42,18 +42,6 @@ pub fn email_config(config: &Config) -> EmailConfig {
         from: config.email.from.clone(),
         list_id: config.email.list_id.clone(),
         unsubscribe_mailto: config.email.unsubscribe_mailto.clone(),
-    }
-}
-
-fn sender_config(config: &Config) -> SenderConfig {
-    let s = &config.sender;
-    SenderConfig {
-        concurrency: s.concurrency,
-        lease_secs: s.lease_secs,
-        max_attempts: s.max_attempts,
-        backoff_base_ms: s.backoff_base_ms,
-        backoff_max_ms: s.backoff_max_ms,
-        poll_ms: s.poll_ms,
     }
 }
 
@@ -134,7 +122,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     tasks.spawn(tidings_notifier::sender::run(
         store.clone(),
-        sender_config(&config),
+        config.sender.clone(),
         channels,
         metrics.clone(),
         wake_sender,

@@ -19,8 +19,9 @@ pub struct NotifierConfig {
     pub base_url: String,
 }
 
-/// How the outbox is drained.
-#[derive(Debug, Clone)]
+/// How the outbox is drained (the `[sender]` section of the config file).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SenderConfig {
     /// Sends in flight at once (also the most mails a crash can duplicate).
     pub concurrency: usize,
