@@ -273,8 +273,9 @@ mod tests {
         assert_eq!(subject_line(&"x".repeat(300)).chars().count(), 201);
     }
 
-    #[test]
-    fn smtp_urls_are_checked_at_start() {
+    /// The SMTP pool spawns onto the runtime when built, as in `serve`.
+    #[tokio::test]
+    async fn smtp_urls_are_checked_at_start() {
         let config = EmailConfig {
             smtp_url: Some("ftp://nope".into()),
             mailbox_dir: std::env::temp_dir(),
