@@ -5,6 +5,7 @@ mod admin;
 mod bench_match;
 mod config;
 mod inspect;
+mod ownership;
 mod publish;
 mod serve;
 
@@ -58,6 +59,12 @@ enum Command {
     /// Look at the outbox: dead notifications, rejected input.
     #[command(subcommand)]
     Outbox(admin::OutboxCommand),
+    /// Package ownership and group membership: import, show a user's variables.
+    #[command(subcommand)]
+    Ownership(ownership::OwnershipCommand),
+    /// What a user follows ($followed_users, $followed_packages).
+    #[command(subcommand)]
+    Follow(ownership::FollowCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -172,6 +179,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Command::Filter(c) => admin::filter(&config, c).await,
                     Command::Token(c) => admin::token(&config, c).await,
                     Command::Outbox(c) => admin::outbox(&config, c).await,
+                    Command::Ownership(c) => ownership::ownership(&config, c).await,
+                    Command::Follow(c) => ownership::follow(&config, c).await,
                     _ => Ok(()),
                 }
             })

@@ -8,3 +8,4 @@ mod bad_input;
 mod cli;
 mod crash;
 mod email;
+mod ownership;

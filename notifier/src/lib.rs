@@ -8,6 +8,7 @@ mod error;
 pub mod ingest;
 pub mod matcher;
 pub mod metrics;
+pub mod ownership;
 pub mod publish;
 pub mod sender;
 

@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidings_rules::{Index, IndexedFilter, Variables};
-use tidings_store::{Filter, Notification, Store, StoredMessage};
+use tidings_rules::{Index, IndexedFilter};
+use tidings_store::{Filter, Notification, Store, StoreError, StoredMessage};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Metrics, NotifierError};
+use crate::{ownership, Metrics, NotifierError};
 
 /// The index plus what the matcher needs to turn filter ids into notifications.
 #[derive(Default)]
@@ -30,16 +30,9 @@ impl Matcher {
             last_change: store.last_change().await?,
             ..Matcher::default()
         };
-        let usernames: HashMap<i64, String> = store
-            .users()
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u.username))
-            .collect();
-        for (id, name) in &usernames {
-            matcher
-                .index
-                .set_variables(*id, Variables::for_user(name.clone()));
+        // Variables first, so each filter is filed once, under its owner's values.
+        for (id, variables) in store.all_variables().await? {
+            matcher.index.set_variables(id, variables);
         }
         for filter in store.active_filters(None).await? {
             matcher.add(filter);
@@ -77,9 +70,11 @@ impl Matcher {
                 self.index.remove(id);
                 self.filters.remove(&id);
             }
-            if let Ok(user) = store.user(user_id).await {
-                self.index
-                    .set_variables(user_id, Variables::for_user(user.username));
+            match store.variables(user_id).await {
+                Ok(variables) => self.index.set_variables(user_id, variables),
+                // A deleted account: its filters are gone with it.
+                Err(StoreError::NotFound) => {}
+                Err(err) => return Err(err.into()),
             }
             for filter in store.active_filters(Some(user_id)).await? {
                 self.add(filter);
@@ -126,6 +121,13 @@ impl Matcher {
                 return Ok(total);
             }
             for message in &messages {
+                // An ownership announcement changes variables before its own message is
+                // matched, and before any later one.
+                if ownership::is_announcement(&message.message.topic)
+                    && ownership::apply(store, &message.message).await? > 0
+                {
+                    self.refresh(store).await?;
+                }
                 let notifications = self.notifications(message);
                 store.complete_message(message.id, &notifications).await?;
                 Metrics::bump(&metrics.matched);

@@ -8,6 +8,7 @@ mod error;
 mod filters;
 mod messages;
 mod outbox;
+mod ownership;
 pub mod secret;
 mod sessions;
 mod tokens;
@@ -22,6 +23,10 @@ pub use messages::{Change, Rejected, StoredMessage};
 pub use outbox::{
     Claimed, DeliveryRecord, Notification, NotificationView, OutboxKind, OutboxStatus, Outcome,
     UnsubscribeTarget,
+};
+pub use ownership::{
+    FollowKind, ImportMode, ImportSummary, Owner, OwnerKind, OwnershipData, PackageOwners,
+    CSV_HEADER,
 };
 pub use sessions::Session;
 pub use users::User;

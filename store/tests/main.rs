@@ -8,6 +8,7 @@ mod filters;
 mod messages;
 mod open;
 mod outbox;
+mod ownership;
 mod sessions;
 mod tokens;
 mod users;

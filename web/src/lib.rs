@@ -27,6 +27,7 @@ mod error;
 mod filters;
 mod home;
 mod mailbox;
+mod ownership;
 mod routes;
 mod session;
 mod unsubscribe;

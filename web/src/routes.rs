@@ -8,7 +8,9 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::{api, auth, destinations, filters, home, mailbox, session, unsubscribe, AppState};
+use crate::{
+    api, auth, destinations, filters, home, mailbox, ownership, session, unsubscribe, AppState,
+};
 
 /// The dashboard.
 pub const HOME: &str = "/";
@@ -46,6 +48,8 @@ pub const HEALTHZ: &str = "/healthz";
 pub const METRICS: &str = "/metrics";
 /// Publishers post fedmsg envelopes here.
 pub const API_MESSAGES: &str = "/api/v1/messages";
+/// Admins and scripts PUT ownership imports here (`?mode=merge|replace`).
+pub const API_OWNERSHIP: &str = "/api/v1/ownership";
 /// The stylesheet.
 pub const STYLE: &str = "/style.css";
 
@@ -100,6 +104,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages)
         .merge(api::router())
+        .merge(ownership::router())
         .route(STYLE, get(style))
         .fallback(not_found)
         .layer(SetResponseHeaderLayer::overriding(
