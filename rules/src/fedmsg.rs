@@ -82,7 +82,14 @@ impl Envelope {
 
     /// Decodes one envelope from JSON bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Envelope, DecodeError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json {
+        // Checking UTF-8 once for the whole frame is cheaper than the parser checking each
+        // string; a frame that is not UTF-8 (or not JSON) is parsed again as bytes so the
+        // error is the one the byte parser gives.
+        let parsed = match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str(text).or_else(|_| serde_json::from_slice(bytes)),
+            Err(_) => serde_json::from_slice(bytes),
+        };
+        let value: Value = parsed.map_err(|e| DecodeError::Json {
             line: e.line(),
             column: e.column(),
             reason: e
@@ -173,16 +180,50 @@ fn derived_id(topic: &str, rest: &serde_json::Map<String, Value>, body: &Value) 
     hasher.update(topic.as_bytes());
     for key in ["timestamp", "i", "username"] {
         hasher.update(b"\0");
-        hasher.update(
-            rest.get(key)
-                .map(Value::to_string)
-                .unwrap_or_default()
-                .as_bytes(),
-        );
+        if let Some(value) = rest.get(key) {
+            hash_json(&mut hasher, value);
+        }
     }
     hasher.update(b"\0");
-    hasher.update(body.to_string().as_bytes());
+    hash_json(&mut hasher, body);
     format!("derived-{}", hex::encode(&hasher.finalize()[..16]))
+}
+
+/// Feeds a value's compact JSON text (as `Value::to_string` writes it) to the hasher
+/// without building the text, in chunks of a stack buffer.
+fn hash_json(hasher: &mut Sha256, value: &Value) {
+    struct Feed<'h> {
+        hasher: &'h mut Sha256,
+        buf: [u8; 512],
+        len: usize,
+    }
+    impl std::io::Write for Feed<'_> {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            if self.len + data.len() > self.buf.len() {
+                self.flush()?;
+            }
+            if data.len() >= self.buf.len() {
+                self.hasher.update(data);
+            } else {
+                self.buf[self.len..self.len + data.len()].copy_from_slice(data);
+                self.len += data.len();
+            }
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.hasher.update(&self.buf[..self.len]);
+            self.len = 0;
+            Ok(())
+        }
+    }
+    let mut feed = Feed {
+        hasher,
+        buf: [0; 512],
+        len: 0,
+    };
+    // Writing to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut feed, value);
+    let _ = std::io::Write::flush(&mut feed);
 }
 
 #[cfg(test)]
@@ -210,6 +251,22 @@ mod tests {
         let b = Envelope::from_json(raw).expect("valid");
         assert!(a.message.id.starts_with("derived-"));
         assert_eq!(a.message.id, b.message.id);
+        // The digest is of the texts `Value::to_string` gives (ids already stored depend on it).
+        let long = "x".repeat(2000);
+        let raw = serde_json::json!({"topic": "t.b", "i": 3, "username": "u\u{e9}",
+            "msg": {"k": long, "n": [1.5, null, true], "o": {"q": "\"\n"}}});
+        let env = Envelope::from_value(raw.clone()).expect("valid");
+        let mut hasher = Sha256::new();
+        hasher.update(b"t.b");
+        for key in ["timestamp", "i", "username"] {
+            hasher.update(b"\0");
+            let text = raw.get(key).map(Value::to_string).unwrap_or_default();
+            hasher.update(text.as_bytes());
+        }
+        hasher.update(b"\0");
+        hasher.update(raw["msg"].to_string().as_bytes());
+        let want = format!("derived-{}", hex::encode(&hasher.finalize()[..16]));
+        assert_eq!(env.message.id, want);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Entries are compiled at load and indexed by application, so deriving metadata is a
 //! hash lookup, a few pattern comparisons and the entry's expressions.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 use toml::Spanned;
@@ -51,9 +52,12 @@ const SHIPPED: &[(&str, &str)] = &[
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     entries: Vec<Entry>,
-    /// Entry indices by the pattern's first (application) segment, most specific first.
+    /// The candidate entries of a topic by its first (application) segment: the app's own
+    /// entries and those whose pattern starts with a wildcard, most specific first, with
+    /// entries shadowed by a more specific one of the same pattern left out.
     by_app: HashMap<String, Vec<usize>>,
-    /// Entries whose pattern starts with a wildcard, most specific first.
+    /// The candidates of a topic whose application has no entries of its own: the
+    /// wildcard entries, most specific first, shadowed ones left out.
     wildcard: Vec<usize>,
 }
 
@@ -152,11 +156,8 @@ impl Catalog {
     /// generic fallback; AMQP header flags are added on top.
     pub fn derive(&self, message: &Message) -> Metadata {
         let scope = Scope::new(message);
-        let mut meta = fallback::generic(message);
         let chain = self.lookup(&scope.segments[scope.prefix_len..]);
-        if !chain.is_empty() {
-            Entry::apply(&chain, &scope, &mut meta);
-        }
+        let mut meta = Entry::apply(&chain, &scope);
         fallback::apply_headers(message, &mut meta);
         meta
     }
@@ -164,53 +165,55 @@ impl Catalog {
     /// The matching entries, most specific first. Of entries with the same pattern only
     /// the one loaded last counts, so an admin's repeated pattern replaces a shipped entry.
     fn lookup(&self, topic: &[&str]) -> Vec<&Entry> {
-        let matching = |ids: &[usize]| -> Vec<&Entry> {
-            ids.iter()
-                .map(|&i| &self.entries[i])
-                .filter(|e| e.pattern.matches(topic))
-                .collect()
-        };
-        let by_app = topic
+        let candidates = topic
             .first()
             .and_then(|app| self.by_app.get(*app))
-            .map(|ids| matching(ids))
-            .unwrap_or_default();
-        let wild = matching(&self.wildcard);
-        let mut chain: Vec<&Entry> = Vec::with_capacity(by_app.len() + wild.len());
-        let (mut a, mut w) = (by_app.into_iter().peekable(), wild.into_iter().peekable());
-        loop {
-            let next = match (a.peek(), w.peek()) {
-                (Some(x), Some(y)) if y.pattern.rank > x.pattern.rank => w.next(),
-                (Some(_), _) => a.next(),
-                (None, Some(_)) => w.next(),
-                (None, None) => break,
-            };
-            if let Some(entry) = next {
-                if !chain
-                    .iter()
-                    .any(|e| e.pattern.segments == entry.pattern.segments)
-                {
-                    chain.push(entry);
-                }
-            }
-        }
+            .unwrap_or(&self.wildcard);
+        let mut chain = Vec::with_capacity(8);
+        chain.extend(
+            candidates
+                .iter()
+                .map(|&i| &self.entries[i])
+                .filter(|e| e.pattern.matches(topic)),
+        );
         chain
     }
 
     fn build_index(&mut self) {
+        let mut by_app: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut wildcard = Vec::new();
         for (i, entry) in self.entries.iter().enumerate() {
             match entry.pattern.segments.first() {
-                Some(Seg::Lit(app)) => self.by_app.entry(app.clone()).or_default().push(i),
-                _ => self.wildcard.push(i),
+                Some(Seg::Lit(app)) => by_app.entry(app.clone()).or_default().push(i),
+                _ => wildcard.push(i),
             }
         }
         let entries = &self.entries;
+        // Stable: entries of equal rank keep their order, an app's own before wildcards.
         let by_rank =
             |a: &usize, b: &usize| entries[*b].pattern.rank.cmp(&entries[*a].pattern.rank);
-        self.by_app
-            .values_mut()
-            .for_each(|ids| ids.sort_by(by_rank));
-        self.wildcard.sort_by(by_rank);
+        // Of entries with the same pattern, only the first (most specific) ever counts.
+        let unshadowed = |ids: Vec<usize>| -> Vec<usize> {
+            let mut kept: Vec<usize> = Vec::with_capacity(ids.len());
+            for i in ids {
+                if !kept
+                    .iter()
+                    .any(|&k| entries[k].pattern.segments == entries[i].pattern.segments)
+                {
+                    kept.push(i);
+                }
+            }
+            kept
+        };
+        wildcard.sort_by(by_rank);
+        for ids in by_app.values_mut() {
+            ids.sort_by(by_rank);
+            ids.extend_from_slice(&wildcard);
+            ids.sort_by(by_rank);
+            *ids = unshadowed(std::mem::take(ids));
+        }
+        self.wildcard = unshadowed(wildcard);
+        self.by_app = by_app;
     }
 }
 
@@ -296,59 +299,92 @@ impl Entry {
             .collect()
     }
 
-    /// Applies a chain of matching entries, most specific first: each key from the first
-    /// entry that sets it; summary and url from the first template that renders, trying
-    /// the most specific entry's list first.
-    fn apply(chain: &[&Entry], scope: &Scope<'_>, meta: &mut Metadata) {
+    /// The metadata from a chain of matching entries, most specific first: each key from
+    /// the first entry that sets it; summary and url from the first template that renders,
+    /// trying the most specific entry's list first. Keys no entry sets (or whose template
+    /// does not render) come from the generic fallback, computed only for those keys.
+    fn apply(chain: &[&Entry], scope: &Scope<'_>) -> Metadata {
+        let message = scope.message;
+        let body = &message.body;
         let set = |exprs: &[Expr]| -> BTreeSet<String> {
             exprs
                 .iter()
                 .flat_map(|e| e.eval(scope))
                 .filter(|v| !v.is_empty())
+                .map(Cow::into_owned)
                 .collect()
         };
-        fn pick<'e, T>(
+        fn pick<'e, T: ?Sized>(
             chain: &[&'e Entry],
             f: impl Fn(&'e Entry) -> Option<&'e T>,
         ) -> Option<&'e T> {
             chain.iter().find_map(|e| f(e))
         }
-        if let Some(app) = pick(chain, |e| e.app.as_ref()).and_then(|t| t.render(scope)) {
-            meta.app = Some(app);
-        }
-        if let Some(severity) = pick(chain, |e| e.severity.as_ref()).and_then(|t| t.render(scope)) {
-            meta.severity = Severity::parse(&severity).unwrap_or(meta.severity);
-        }
-        if let Some(agent) = pick(chain, |e| e.agent.as_ref()) {
-            meta.agent = agent.eval(scope).into_iter().find(|a| !a.is_empty());
-        }
-        if let Some(exprs) = pick(chain, |e| e.usernames.as_ref()) {
-            meta.usernames = set(exprs);
-        }
-        if let Some(exprs) = pick(chain, |e| e.packages.as_ref()) {
-            meta.packages = set(exprs);
-        }
-        if let Some(exprs) = pick(chain, |e| e.groups.as_ref()) {
-            meta.groups = set(exprs);
-        }
-        if let Some(exprs) = pick(chain, |e| e.objects.as_ref()) {
-            meta.objects = exprs
-                .iter()
-                .flat_map(|e| e.eval(scope))
-                .filter(|v| !v.is_empty())
-                .collect();
-        }
-        if let Some(summary) = chain
+        let app = pick(chain, |e| e.app.as_ref())
+            .and_then(|t| t.render(scope))
+            .or_else(|| {
+                let app = scope.segments.get(scope.prefix_len)?;
+                (!app.is_empty()).then(|| app.to_string())
+            });
+        let severity = pick(chain, |e| e.severity.as_ref())
+            .and_then(|t| t.render(scope))
+            .and_then(|s| Severity::parse(&s))
+            .unwrap_or_default();
+        let summary = chain
             .iter()
-            .find_map(|e| template::render_first(&e.summary, scope))
-        {
-            meta.summary = summary;
-        }
-        if let Some(url) = chain
+            .find_map(|e| template::render_first(&e.summary, scope));
+        let agent_expr = pick(chain, |e| e.agent.as_ref());
+        // The generic summary names the generic agent, whatever agent an entry sets.
+        let generic_agent = (agent_expr.is_none() || summary.is_none())
+            .then(|| fallback::generic_agent(body))
+            .flatten();
+        let summary = match summary {
+            Some(summary) => summary,
+            None => fallback::generic_summary(&message.topic, generic_agent.as_deref()),
+        };
+        let agent = match agent_expr {
+            Some(expr) => expr
+                .eval(scope)
+                .into_iter()
+                .find(|a| !a.is_empty())
+                .map(Cow::into_owned),
+            None => generic_agent,
+        };
+        let usernames = match pick(chain, |e| e.usernames.as_deref()) {
+            Some(exprs) => set(exprs),
+            None => fallback::generic_usernames(body),
+        };
+        let packages = match pick(chain, |e| e.packages.as_deref()) {
+            Some(exprs) => set(exprs),
+            None => fallback::generic_packages(body),
+        };
+        let groups = pick(chain, |e| e.groups.as_deref())
+            .map(set)
+            .unwrap_or_default();
+        let objects = pick(chain, |e| e.objects.as_deref())
+            .map(|exprs| {
+                exprs
+                    .iter()
+                    .flat_map(|e| e.eval(scope))
+                    .filter(|v| !v.is_empty())
+                    .map(Cow::into_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let url = chain
             .iter()
-            .find_map(|e| template::render_first(&e.url, scope))
-        {
-            meta.url = Some(url);
+            .find_map(|e| template::render_first(&e.url, scope));
+        Metadata {
+            topic: message.topic.clone(),
+            app,
+            agent,
+            usernames,
+            packages,
+            groups,
+            severity,
+            summary,
+            url,
+            objects,
         }
     }
 }

@@ -6,6 +6,8 @@
 //! `$header.name` or a quoted literal) followed by `| filter` steps. Expressions are parsed
 //! once at catalog load; evaluation never fails, it just yields fewer values.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::filter::Filter;
@@ -93,8 +95,9 @@ impl Expr {
         }
     }
 
-    /// Every value the expression yields for the message, as text.
-    pub fn eval(&self, scope: &Scope<'_>) -> Vec<String> {
+    /// Every value the expression yields for the message, as text. Values borrow from the
+    /// message (or the catalog) where no filter had to build a new text.
+    pub fn eval<'a>(&'a self, scope: &Scope<'a>) -> Vec<Cow<'a, str>> {
         for chain in &self.alternatives {
             let mut values = chain.source.eval(scope);
             for filter in &chain.filters {
@@ -183,22 +186,22 @@ impl Source {
         }
     }
 
-    fn eval(&self, scope: &Scope<'_>) -> Vec<String> {
+    fn eval<'a>(&'a self, scope: &Scope<'a>) -> Vec<Cow<'a, str>> {
         match self {
-            Source::Literal(text) => vec![text.clone()],
-            Source::Topic(None) => vec![scope.message.topic.clone()],
+            Source::Literal(text) => vec![Cow::Borrowed(text.as_str())],
+            Source::Topic(None) => vec![Cow::Borrowed(scope.message.topic.as_str())],
             Source::Topic(Some(n)) => {
                 let len = scope.segments.len() as i64;
                 let i = if *n < 0 { len + n } else { *n };
                 usize::try_from(i)
                     .ok()
                     .and_then(|i| scope.segments.get(i))
-                    .map(|s| vec![s.to_string()])
+                    .map(|s| vec![Cow::Borrowed(*s)])
                     .unwrap_or_default()
             }
             Source::Env => match scope.prefix_len {
                 0 => Vec::new(),
-                n => vec![scope.segments[n - 1].to_string()],
+                n => vec![Cow::Borrowed(scope.segments[n - 1])],
             },
             Source::Header(key) => {
                 let mut out = Vec::new();
@@ -216,7 +219,7 @@ impl Source {
     }
 }
 
-fn walk(value: &Value, steps: &[Step], out: &mut Vec<String>) {
+fn walk<'a>(value: &'a Value, steps: &[Step], out: &mut Vec<Cow<'a, str>>) {
     let Some((step, rest)) = steps.split_first() else {
         collect_text(value, out);
         return;
@@ -240,7 +243,7 @@ fn walk(value: &Value, steps: &[Step], out: &mut Vec<String>) {
         (Step::Each, Value::Array(items)) => items.iter().for_each(|v| walk(v, rest, out)),
         (Step::Each, Value::Object(map)) => map.values().for_each(|v| walk(v, rest, out)),
         (Step::Keys, Value::Object(map)) if rest.is_empty() => {
-            out.extend(map.keys().cloned());
+            out.extend(map.keys().map(|k| Cow::Borrowed(k.as_str())));
         }
         _ => {}
     }
@@ -248,11 +251,12 @@ fn walk(value: &Value, steps: &[Step], out: &mut Vec<String>) {
 
 /// Strings, numbers and booleans are values; arrays contribute their items; `null` and
 /// objects contribute nothing (a path must go on into an object).
-fn collect_text(value: &Value, out: &mut Vec<String>) {
+fn collect_text<'a>(value: &'a Value, out: &mut Vec<Cow<'a, str>>) {
     match value {
-        Value::String(s) => out.push(s.clone()),
-        Value::Number(n) => out.push(n.to_string()),
-        Value::Bool(b) => out.push(b.to_string()),
+        Value::String(s) => out.push(Cow::Borrowed(s.as_str())),
+        Value::Number(n) => out.push(Cow::Owned(n.to_string())),
+        Value::Bool(true) => out.push(Cow::Borrowed("true")),
+        Value::Bool(false) => out.push(Cow::Borrowed("false")),
         Value::Array(items) => items.iter().for_each(|v| match v {
             Value::Array(_) | Value::Object(_) | Value::Null => {}
             other => collect_text(other, out),
@@ -268,9 +272,9 @@ mod tests {
 
     fn eval(expr: &str, topic: &str, body: Value) -> Vec<String> {
         let message = Message::new("1", topic, body);
-        Expr::parse(expr)
-            .expect("parses")
-            .eval(&Scope::new(&message))
+        let expr = Expr::parse(expr).expect("parses");
+        let values = expr.eval(&Scope::new(&message));
+        values.into_iter().map(Cow::into_owned).collect()
     }
 
     #[test]
@@ -295,6 +299,45 @@ mod tests {
         assert_eq!(eval("$topic[-1]", t, body.clone()), ["comment"]);
         assert_eq!(eval("$env", t, body.clone()), ["prod"]);
         assert!(eval("$env", "a.b.c", body).is_empty());
+    }
+
+    #[test]
+    fn filters_on_borrowed_and_built_values_agree() {
+        let body = json!({"who": "Hi @Ann and @bob.", "list": "A, b,,C", "n": 7,
+                          "text": "ÉtÉ\nsecond", "user": "user:Zed"});
+        let t = "org.fedoraproject.prod.app.x";
+        assert_eq!(eval("who | mentions", t, body.clone()), ["Ann", "bob"]);
+        assert_eq!(
+            eval("who | lower | mentions", t, body.clone()),
+            ["ann", "bob"]
+        );
+        assert_eq!(eval("list | split(',')", t, body.clone()), ["A", "b", "C"]);
+        assert_eq!(
+            eval("list | lower | split(',')", t, body.clone()),
+            ["a", "b", "c"]
+        );
+        assert_eq!(eval("text | first_line | lower", t, body.clone()), ["été"]);
+        assert_eq!(eval("text | truncate(2)", t, body.clone()), ["Ét"]);
+        assert_eq!(eval("text | upper | truncate(2)", t, body.clone()), ["ÉT"]);
+        assert_eq!(
+            eval("user | upper | strip_prefix('USER:')", t, body.clone()),
+            ["ZED"]
+        );
+        assert_eq!(eval("user | after(':') | lower", t, body.clone()), ["zed"]);
+        assert_eq!(
+            eval("n | prefix('#') | after_last('#')", t, body.clone()),
+            ["7"]
+        );
+        assert_eq!(
+            eval("user | replace('q', 'r')", t, body.clone()),
+            ["user:Zed"]
+        );
+        assert_eq!(eval("n | map('7=seven')", t, body.clone()), ["seven"]);
+        assert_eq!(
+            eval("list | split(',') | join('+')", t, body.clone()),
+            ["A+b+C"]
+        );
+        assert_eq!(eval("list | join('+')", t, body), ["A, b,,C"]);
     }
 
     #[test]

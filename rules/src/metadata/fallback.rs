@@ -51,8 +51,22 @@ pub fn short_topic(topic: &str) -> &str {
 /// Generic metadata: see the module documentation.
 pub fn generic(message: &Message) -> Metadata {
     let body = &message.body;
+    let agent = generic_agent(body);
+    let summary = generic_summary(&message.topic, agent.as_deref());
+    Metadata {
+        topic: message.topic.clone(),
+        app: app_from_topic(&message.topic),
+        agent,
+        usernames: generic_usernames(body),
+        packages: generic_packages(body),
+        summary,
+        ..Metadata::default()
+    }
+}
+
+/// The generic people: common user fields of the body, and of its objects one level down.
+pub(super) fn generic_usernames(body: &Value) -> BTreeSet<String> {
     let mut usernames = BTreeSet::new();
-    let mut packages = BTreeSet::new();
     people_in(body, &mut usernames);
     // One level down too: `{"comment": {"user": {"name": "bob"}}}`.
     if let Value::Object(map) = body {
@@ -60,49 +74,65 @@ pub fn generic(message: &Message) -> Metadata {
             people_in(value, &mut usernames);
         }
     }
+    usernames
+}
+
+/// The generic packages: the body's `package`/`packages` fields.
+pub(super) fn generic_packages(body: &Value) -> BTreeSet<String> {
+    let mut packages = BTreeSet::new();
     for field in PACKAGE_FIELDS {
         match body.get(field) {
             Some(Value::Array(items)) => items.iter().filter_map(name_of).for_each(|p| {
-                packages.insert(p);
+                packages.insert(p.to_string());
             }),
             Some(value) => {
-                packages.extend(name_of(value));
+                packages.extend(name_of(value).map(str::to_string));
             }
             None => {}
         }
     }
-    let agent = ["agent", "user", "username"]
+    packages
+}
+
+/// The generic agent: the first of the body's `agent`, `user`, `username`, lower-cased.
+pub(super) fn generic_agent(body: &Value) -> Option<String> {
+    ["agent", "user", "username"]
         .iter()
         .find_map(|f| body.get(*f).and_then(name_of))
-        .map(|a| a.to_lowercase());
-    let short = short_topic(&message.topic);
-    let summary = match &agent {
+        .map(str::to_lowercase)
+}
+
+/// The generic summary: `agent: short.topic`, or the short topic alone.
+pub(super) fn generic_summary(topic: &str, agent: Option<&str>) -> String {
+    let short = short_topic(topic);
+    match agent {
         Some(agent) => format!("{agent}: {short}"),
         None => short.to_string(),
-    };
-    Metadata {
-        topic: message.topic.clone(),
-        app: app_from_topic(&message.topic),
-        agent,
-        usernames,
-        packages,
-        summary,
-        ..Metadata::default()
     }
 }
 
 fn people_in(value: &Value, out: &mut BTreeSet<String>) {
+    let Value::Object(map) = value else {
+        return;
+    };
     for field in USER_FIELDS {
-        if let Some(name) = value.get(field).and_then(name_of) {
-            out.insert(name.to_lowercase());
+        if let Some(name) = map.get(field).and_then(name_of) {
+            if name
+                .bytes()
+                .any(|b| !b.is_ascii() || b.is_ascii_uppercase())
+            {
+                out.insert(name.to_lowercase());
+            } else if !out.contains(name) {
+                out.insert(name.to_string());
+            }
         }
     }
 }
 
 /// A name from a string, or from an object's `name`/`username`.
-fn name_of(value: &Value) -> Option<String> {
+fn name_of(value: &Value) -> Option<&str> {
     match value {
-        Value::String(s) if !s.is_empty() && !s.contains(char::is_whitespace) => Some(s.clone()),
+        Value::String(s) if !s.is_empty() && !s.contains(char::is_whitespace) => Some(s),
         Value::Object(map) => map
             .get("name")
             .or_else(|| map.get("username"))

@@ -2,6 +2,8 @@
 //! `strip_prefix('user:')`, `mentions`, `map('1=done', '*=state {}')`, …). Each maps a list
 //! of values to a list of values, so a filter on a list applies item by item.
 
+use std::borrow::Cow;
+
 use super::syntax::Cursor;
 
 /// One parsed filter with its arguments.
@@ -172,59 +174,107 @@ impl Filter {
         Ok(filter)
     }
 
-    /// Applies the filter to a list of values.
-    pub fn apply(&self, values: Vec<String>) -> Vec<String> {
-        let each = |f: &dyn Fn(String) -> Option<String>| -> Vec<String> {
-            values.iter().cloned().filter_map(f).collect()
-        };
+    /// Applies the filter to a list of values. Values that a filter only narrows (a prefix
+    /// stripped, a first line taken) keep borrowing from the message.
+    pub fn apply<'a>(&'a self, values: Vec<Cow<'a, str>>) -> Vec<Cow<'a, str>> {
+        fn each<'a>(
+            values: Vec<Cow<'a, str>>,
+            f: impl FnMut(Cow<'a, str>) -> Option<Cow<'a, str>>,
+        ) -> Vec<Cow<'a, str>> {
+            values.into_iter().filter_map(f).collect()
+        }
+        /// Each value narrowed to a part of itself.
+        fn narrow<'a>(
+            values: Vec<Cow<'a, str>>,
+            f: impl for<'x> Fn(&'x str) -> Option<&'x str>,
+        ) -> Vec<Cow<'a, str>> {
+            each(values, |v| match v {
+                Cow::Borrowed(s) => f(s).map(Cow::Borrowed),
+                Cow::Owned(s) => f(&s).map(|part| Cow::Owned(part.to_string())),
+            })
+        }
         match self {
-            Filter::Lower => each(&|v| Some(v.to_lowercase())),
-            Filter::Upper => each(&|v| Some(v.to_uppercase())),
-            Filter::Trim => each(&|v| Some(v.trim().to_string())),
-            Filter::Nvr => each(&|v| Some(nvr_name(&v).to_string())),
-            Filter::StripPrefix(p) => {
-                each(&|v| Some(v.strip_prefix(p.as_str()).unwrap_or(&v).to_string()))
-            }
-            Filter::StripSuffix(s) => {
-                each(&|v| Some(v.strip_suffix(s.as_str()).unwrap_or(&v).to_string()))
-            }
-            Filter::Before(sep) => {
-                each(&|v| Some(v.split(sep.as_str()).next().unwrap_or_default().to_string()))
-            }
-            Filter::After(sep) => each(&|v| v.split_once(sep.as_str()).map(|(_, b)| b.to_string())),
-            Filter::AfterLast(sep) => each(&|v| {
+            Filter::Lower => each(values, |v| {
                 Some(
-                    v.rsplit(sep.as_str())
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
+                    if v.is_ascii() && !v.bytes().any(|b| b.is_ascii_uppercase()) {
+                        v
+                    } else {
+                        Cow::Owned(v.to_lowercase())
+                    },
                 )
             }),
-            Filter::Split(sep) => values
-                .iter()
-                .flat_map(|v| {
-                    v.split(sep.as_str())
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                })
-                .map(str::to_string)
-                .collect(),
+            Filter::Upper => each(values, |v| {
+                Some(
+                    if v.is_ascii() && !v.bytes().any(|b| b.is_ascii_lowercase()) {
+                        v
+                    } else {
+                        Cow::Owned(v.to_uppercase())
+                    },
+                )
+            }),
+            Filter::Trim => narrow(values, |v| Some(v.trim())),
+            Filter::Nvr => narrow(values, |v| Some(nvr_name(v))),
+            Filter::StripPrefix(p) => {
+                narrow(values, |v| Some(v.strip_prefix(p.as_str()).unwrap_or(v)))
+            }
+            Filter::StripSuffix(s) => {
+                narrow(values, |v| Some(v.strip_suffix(s.as_str()).unwrap_or(v)))
+            }
+            Filter::Before(sep) => narrow(values, |v| {
+                Some(v.split(sep.as_str()).next().unwrap_or_default())
+            }),
+            Filter::After(sep) => narrow(values, |v| v.split_once(sep.as_str()).map(|(_, b)| b)),
+            Filter::AfterLast(sep) => narrow(values, |v| {
+                Some(v.rsplit(sep.as_str()).next().unwrap_or_default())
+            }),
+            Filter::Split(sep) => {
+                let mut out = Vec::with_capacity(values.len());
+                for v in values {
+                    fn pieces<'x>(s: &'x str, sep: &'x str) -> impl Iterator<Item = &'x str> {
+                        s.split(sep).map(str::trim).filter(|p| !p.is_empty())
+                    }
+                    match v {
+                        Cow::Borrowed(s) => out.extend(pieces(s, sep).map(Cow::Borrowed)),
+                        Cow::Owned(s) => {
+                            out.extend(pieces(&s, sep).map(|p| Cow::Owned(p.to_string())))
+                        }
+                    }
+                }
+                out
+            }
             Filter::First => values.into_iter().take(1).collect(),
             Filter::Last => values.into_iter().last().into_iter().collect(),
-            Filter::Mentions => values.iter().flat_map(|v| mentions(v)).collect(),
-            Filter::Map(pairs) => each(&|v| {
+            Filter::Mentions => {
+                let mut out = Vec::new();
+                for v in &values {
+                    for name in mentions(v) {
+                        out.push(match v {
+                            Cow::Borrowed(s) => Cow::Borrowed(sub_of(s, name)),
+                            Cow::Owned(_) => Cow::Owned(name.to_string()),
+                        });
+                    }
+                }
+                out
+            }
+            Filter::Map(pairs) => each(values, |v| {
                 let hit = pairs.iter().find(|(from, _)| *from == v);
                 let hit = hit.or_else(|| pairs.iter().find(|(from, _)| from == "*"));
-                hit.map(|(_, to)| to.replace("{}", &v))
+                hit.map(|(_, to)| {
+                    if to.contains("{}") {
+                        Cow::Owned(to.replace("{}", &v))
+                    } else {
+                        Cow::Borrowed(to.as_str())
+                    }
+                })
             }),
-            Filter::Default(d) if values.is_empty() => vec![d.clone()],
+            Filter::Default(d) if values.is_empty() => vec![Cow::Borrowed(d.as_str())],
             Filter::Default(_) => values,
-            Filter::Join(_) | Filter::JoinAnd if values.is_empty() => values,
-            Filter::Join(sep) => vec![values.join(sep)],
-            Filter::JoinAnd => vec![join_and(&values)],
-            Filter::Count => vec![values.len().to_string()],
+            Filter::Join(_) | Filter::JoinAnd if values.len() <= 1 => values,
+            Filter::Join(sep) => vec![Cow::Owned(values.join(sep))],
+            Filter::JoinAnd => vec![Cow::Owned(join_and(&values))],
+            Filter::Count => vec![Cow::Owned(values.len().to_string())],
             Filter::Unique => {
-                let mut out: Vec<String> = Vec::with_capacity(values.len());
+                let mut out: Vec<Cow<'a, str>> = Vec::with_capacity(values.len());
                 for v in values {
                     if !out.contains(&v) {
                         out.push(v);
@@ -232,15 +282,32 @@ impl Filter {
                 }
                 out
             }
-            Filter::Prefix(p) => each(&|v| Some(format!("{p}{v}"))),
-            Filter::Suffix(s) => each(&|v| Some(format!("{v}{s}"))),
-            Filter::Truncate(n) => each(&|v| Some(v.chars().take(*n).collect())),
-            Filter::FirstLine => each(&|v| Some(v.lines().next().unwrap_or_default().to_string())),
-            Filter::Replace(a, b) => each(&|v| Some(v.replace(a.as_str(), b))),
-            Filter::NonEmpty => each(&|v| (!v.is_empty()).then_some(v)),
-            Filter::RejectPrefix(p) => each(&|v| (!v.starts_with(p.as_str())).then_some(v)),
+            Filter::Prefix(p) => each(values, |v| Some(Cow::Owned(format!("{p}{v}")))),
+            Filter::Suffix(s) => each(values, |v| Some(Cow::Owned(format!("{v}{s}")))),
+            Filter::Truncate(n) => narrow(values, |v| {
+                Some(match v.char_indices().nth(*n) {
+                    Some((end, _)) => &v[..end],
+                    None => v,
+                })
+            }),
+            Filter::FirstLine => narrow(values, |v| Some(v.lines().next().unwrap_or_default())),
+            Filter::Replace(a, b) => each(values, |v| {
+                Some(if v.contains(a.as_str()) {
+                    Cow::Owned(v.replace(a.as_str(), b))
+                } else {
+                    v
+                })
+            }),
+            Filter::NonEmpty => each(values, |v| (!v.is_empty()).then_some(v)),
+            Filter::RejectPrefix(p) => each(values, |v| (!v.starts_with(p.as_str())).then_some(v)),
         }
     }
+}
+
+/// `part` (a slice of `whole`'s own text) as a slice of `whole` with its lifetime.
+fn sub_of<'a>(whole: &'a str, part: &str) -> &'a str {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    &whole[start..start + part.len()]
 }
 
 /// `fedmsg-1.0-1.fc30` → `fedmsg`: the name is everything before the last two dashes.
@@ -253,18 +320,18 @@ pub fn nvr_name(nvr: &str) -> &str {
 }
 
 /// `@name` words in free text, where `@` does not follow a word character (not e-mail).
-fn mentions(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
+fn mentions(text: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
     let mut prev: Option<char> = None;
     for (i, c) in text.char_indices() {
         if c == '@' && !prev.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '.') {
-            let name: String = text[i + 1..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-                .collect();
-            let name = name.trim_end_matches(['.', '-']);
-            if !name.is_empty() && !out.iter().any(|n| n == name) {
-                out.push(name.to_string());
+            let rest = &text[i + 1..];
+            let len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+                .unwrap_or(rest.len());
+            let name = rest[..len].trim_end_matches(['.', '-']);
+            if !name.is_empty() && !out.contains(&name) {
+                out.push(name);
             }
         }
         prev = Some(c);
@@ -272,10 +339,10 @@ fn mentions(text: &str) -> Vec<String> {
     out
 }
 
-fn join_and(values: &[String]) -> String {
+fn join_and(values: &[Cow<'_, str>]) -> String {
     match values {
         [] => String::new(),
-        [one] => one.clone(),
+        [one] => one.to_string(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
@@ -286,7 +353,8 @@ mod tests {
 
     fn run(filter: &str, values: &[&str]) -> Vec<String> {
         let f = Filter::parse(&mut Cursor::new(filter)).expect("parses");
-        f.apply(values.iter().map(|s| s.to_string()).collect())
+        let values = values.iter().map(|s| Cow::Borrowed(*s)).collect();
+        f.apply(values).into_iter().map(Cow::into_owned).collect()
     }
 
     #[test]

@@ -13,6 +13,8 @@ use super::syntax::Cursor;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     parts: Vec<Part>,
+    /// A first guess at the rendered length: the fixed text plus a little per placeholder.
+    capacity: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +56,14 @@ impl Template {
         if !literal.is_empty() {
             parts.push(Part::Text(literal));
         }
-        Ok(Template { parts })
+        let capacity = parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(text) => text.len(),
+                Part::Field(_) => 16,
+            })
+            .sum();
+        Ok(Template { parts, capacity })
     }
 
     /// Whether the template has no placeholders (its text is fixed).
@@ -68,16 +77,18 @@ impl Template {
 
     /// The text for a message, or `None` when a placeholder has no value.
     pub fn render(&self, scope: &Scope<'_>) -> Option<String> {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.capacity);
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::Field(expr) => {
                     let values = expr.eval(scope);
-                    if values.is_empty() {
-                        return None;
+                    let (first, rest) = values.split_first()?;
+                    out.push_str(first);
+                    for value in rest {
+                        out.push_str(", ");
+                        out.push_str(value);
                     }
-                    out.push_str(&values.join(", "));
                 }
             }
         }
