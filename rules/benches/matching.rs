@@ -1,7 +1,8 @@
 //! Matcher throughput: one message against an index of many users' default-like filters,
-//! and the same through the naive evaluator. `tidings bench match` has the full benchmark.
+//! and the same through the naive evaluator; and the time to build that index. `tidings
+//! bench match` has the full benchmark.
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::json;
 use tidings_rules::{Condition, Index, IndexedFilter, Message, Metadata, NaiveIndex, Variables};
 
@@ -19,26 +20,50 @@ fn filters() -> Vec<Condition> {
     .collect()
 }
 
-fn matching(c: &mut Criterion) {
-    let (mut index, mut naive) = (Index::default(), NaiveIndex::default());
-    for user in 0..USERS {
-        let mut vars = Variables::for_user(format!("user{user}"));
-        for k in 0..10 {
-            vars.my_packages
-                .insert(format!("pkg{}", (user * 7 + k * 13) % 20_000));
+/// Every user's variables and filters, as the store would hand them over.
+fn users() -> Vec<(i64, Variables, Vec<IndexedFilter>)> {
+    let conditions = filters();
+    (0..USERS)
+        .map(|user| {
+            let mut vars = Variables::for_user(format!("user{user}"));
+            for k in 0..10 {
+                vars.my_packages
+                    .insert(format!("pkg{}", (user * 7 + k * 13) % 20_000));
+            }
+            let filters = conditions
+                .iter()
+                .enumerate()
+                .map(|(k, condition)| IndexedFilter {
+                    id: user * 10 + k as i64,
+                    owner: user,
+                    condition: condition.clone(),
+                })
+                .collect();
+            (user, vars, filters)
+        })
+        .collect()
+}
+
+fn build(users: Vec<(i64, Variables, Vec<IndexedFilter>)>) -> Index {
+    let mut index = Index::default();
+    for (user, vars, filters) in users {
+        index.set_variables(user, vars);
+        for filter in filters {
+            index.upsert(filter);
         }
-        index.set_variables(user, vars.clone());
+    }
+    index
+}
+
+fn matching(c: &mut Criterion) {
+    let mut naive = NaiveIndex::default();
+    for (user, vars, filters) in users() {
         naive.set_variables(user, vars);
-        for (k, condition) in filters().into_iter().enumerate() {
-            let filter = IndexedFilter {
-                id: user * 10 + k as i64,
-                owner: user,
-                condition,
-            };
-            index.upsert(filter.clone());
+        for filter in filters {
             naive.upsert(filter);
         }
     }
+    let index = build(users());
     let message = Message::new(
         "m",
         "org.fedoraproject.prod.buildsys.build.state.change",
@@ -53,6 +78,12 @@ fn matching(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("naive match 10k users", |b| {
         b.iter(|| naive.matches(black_box(&message), black_box(&metadata)))
+    });
+    group.finish();
+    let mut group = c.benchmark_group("build");
+    group.sample_size(10);
+    group.bench_function("index build 10k users", |b| {
+        b.iter_batched(users, build, BatchSize::LargeInput)
     });
     group.finish();
 }

@@ -6,7 +6,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use crate::condition::{Condition, Operand, SetField, Variables};
+use smallvec::SmallVec;
+
+use crate::condition::{Condition, Operand, SetField, Variable, Variables};
 
 /// One value a message must carry for a filter to be worth evaluating.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -233,6 +235,142 @@ pub(super) fn anchor_refs<'a>(c: &'a Condition, vars: &'a Variables) -> Option<V
     anchors.sort_unstable();
     anchors.dedup();
     Some(anchors)
+}
+
+/// The kind of anchor a variable's values are filed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum VarField {
+    Username,
+    Package,
+    Group,
+    Agent,
+}
+
+impl From<SetField> for VarField {
+    fn from(field: SetField) -> VarField {
+        match field {
+            SetField::Usernames => VarField::Username,
+            SetField::Packages => VarField::Package,
+            SetField::Groups => VarField::Group,
+        }
+    }
+}
+
+/// Every value of one of the owner's variables, as anchors of one kind. The index files
+/// such a group once per owner and points each filter that needs it at the group, rather
+/// than filing every filter under every value: two `$my_packages` filters of a user who
+/// owns 50 packages cost 50 postings, not 100.
+pub(super) type VarGroup = (VarField, Variable);
+
+/// How many values a variable has for these variables.
+fn var_len(vars: &Variables, var: Variable) -> usize {
+    vars.set(var).map_or(1, |set| set.len())
+}
+
+/// A total order on variables (the type itself has none), to sort and dedup groups.
+fn var_rank(var: Variable) -> u8 {
+    match var {
+        Variable::Me => 0,
+        Variable::MyGroups => 1,
+        Variable::MyPackages => 2,
+        Variable::FollowedUsers => 3,
+        Variable::FollowedPackages => 4,
+    }
+}
+
+/// Where the index files a condition for one owner: the same anchors as [`anchor_refs`],
+/// except that the values of a set-valued variable are named by their [`VarGroup`] instead
+/// of one by one. Any match carries one of `anchors` or a value of one of `groups`.
+#[derive(Debug, Default)]
+pub(super) struct Plan<'a> {
+    /// Sorted, without repeats.
+    pub anchors: SmallVec<[AnchorRef<'a>; 2]>,
+    /// Without repeats, and only groups with at least one value.
+    pub groups: SmallVec<[VarGroup; 2]>,
+    cost: u64,
+}
+
+impl<'a> Plan<'a> {
+    fn push_operand(&mut self, field: VarField, operand: &'a Operand, vars: &'a Variables) {
+        let anchor = |v| match field {
+            VarField::Username => AnchorRef::Username(v),
+            VarField::Package => AnchorRef::Package(v),
+            VarField::Group => AnchorRef::Group(v),
+            VarField::Agent => AnchorRef::Agent(v),
+        };
+        match operand {
+            Operand::Literal(v) => self.anchors.push(anchor(v)),
+            // One value: a group would cost more than filing the filter under it.
+            Operand::Var(Variable::Me) => self.anchors.push(anchor(&vars.me)),
+            Operand::Var(var) => {
+                if var_len(vars, *var) > 0 {
+                    self.groups.push((field, *var));
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, vars: &Variables) -> Plan<'a> {
+        self.anchors.sort_unstable();
+        self.anchors.dedup();
+        if self.groups.len() > 1 {
+            self.groups
+                .sort_unstable_by_key(|(field, var)| (*field, var_rank(*var)));
+            self.groups.dedup();
+        }
+        // As `cost` would count the values one by one: each variable-borne anchor (person,
+        // package, group, agent) costs 1.
+        let values: usize = self.groups.iter().map(|(_, v)| var_len(vars, *v)).sum();
+        self.cost = cost(&self.anchors) + values as u64;
+        self
+    }
+}
+
+/// [`anchor_refs`] with variables kept as groups; `None` when no anchor bounds the matches.
+/// Deterministic in `(c, vars)`, so unfiling derives the same plan as filing did.
+pub(super) fn plan<'a>(c: &'a Condition, vars: &'a Variables) -> Option<Plan<'a>> {
+    let mut out = Plan::default();
+    match c {
+        Condition::And(parts) => {
+            return parts
+                .iter()
+                .filter_map(|p| plan(p, vars))
+                .min_by_key(|p| p.cost)
+        }
+        Condition::Or(parts) => {
+            for part in parts {
+                let part = plan(part, vars)?;
+                out.anchors.extend(part.anchors);
+                out.groups.extend(part.groups);
+            }
+        }
+        Condition::TopicIs(_) | Condition::TopicGlob(_) | Condition::AppIn(_) => {
+            out.anchors.extend(anchor_refs(c, vars)?);
+        }
+        Condition::Has { field, value } => out.push_operand((*field).into(), value, vars),
+        Condition::HasAny { field, values } => {
+            for value in values {
+                out.push_operand((*field).into(), value, vars);
+            }
+        }
+        // One value will do (see `anchor_refs`): filed on its own, not as a group.
+        Condition::HasAll { field, values } => {
+            if let Some(v) = values.iter().flat_map(|o| resolved(o, vars)).next() {
+                out.anchors.push(field_anchor(*field, v));
+            }
+        }
+        Condition::AgentIs(value) => out.push_operand(VarField::Agent, value, vars),
+        Condition::AgentIn(values) => {
+            for value in values {
+                out.push_operand(VarField::Agent, value, vars);
+            }
+        }
+        Condition::Not(_)
+        | Condition::Severity { .. }
+        | Condition::AgentIsNot(_)
+        | Condition::Body { .. } => return None,
+    }
+    Some(out.finish(vars))
 }
 
 /// The fixed head of a topic glob (up to its first `**`), if it has a literal segment.

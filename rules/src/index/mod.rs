@@ -7,8 +7,10 @@ mod anchor;
 mod naive;
 mod postings;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use anchor::{Anchor, Anchoring};
 pub use naive::NaiveIndex;
@@ -34,9 +36,10 @@ struct Slot {
     /// Shared with every other filter of the same condition: most users keep the
     /// default filters, which differ only through variables.
     condition: Arc<Condition>,
-    /// The owner's variables when the filter was filed. Anchors are derived again from
-    /// these to unfile it, rather than stored: a `$my_packages` filter would otherwise
-    /// keep a copy of every package name its owner has.
+    /// The owner's variables when the filter was filed (the same `Arc` for every filter
+    /// of the owner). Anchors are derived again from these to unfile it, rather than
+    /// stored: a `$my_packages` filter would otherwise keep a copy of every package name
+    /// its owner has.
     vars: Arc<Variables>,
     scan: bool,
     /// A message that reaches the filter through an anchor matches it for sure.
@@ -52,13 +55,14 @@ pub struct Index {
     /// on the hot path) rather than filter ids.
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    by_id: HashMap<i64, u32>,
-    by_owner: HashMap<i64, Vec<i64>>,
-    variables: HashMap<i64, Arc<Variables>>,
+    by_id: FxHashMap<i64, u32>,
+    /// Each owner's slots.
+    by_owner: FxHashMap<i64, Vec<u32>>,
+    variables: FxHashMap<i64, Arc<Variables>>,
     no_variables: Arc<Variables>,
     postings: Postings,
     scan: BTreeSet<u32>,
-    conditions: HashSet<Arc<Condition>>,
+    conditions: FxHashSet<Arc<Condition>>,
 }
 
 impl Index {
@@ -90,18 +94,17 @@ impl Index {
         let at = match self.free.pop() {
             Some(at) => at,
             None => {
-                // More than 4 billion filters would not fit in memory anyway.
+                // Postings tell slots from variable groups by the high bit; 2 billion
+                // filters would not fit in memory anyway.
+                assert!(self.slots.len() < 1 << 31, "too many filters");
                 self.slots.push(None);
-                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+                self.slots.len() as u32 - 1
             }
         };
         self.slots[at as usize] = Some(slot);
         self.file(at);
         self.by_id.insert(filter.id, at);
-        self.by_owner
-            .entry(filter.owner)
-            .or_default()
-            .push(filter.id);
+        self.by_owner.entry(filter.owner).or_default().push(at);
     }
 
     /// Removes one filter; unknown ids are ignored.
@@ -115,9 +118,9 @@ impl Index {
             if Arc::strong_count(&slot.condition) == 2 {
                 self.conditions.remove(&*slot.condition);
             }
-            if let Some(ids) = self.by_owner.get_mut(&slot.owner) {
-                ids.retain(|id| *id != filter_id);
-                if ids.is_empty() {
+            if let Some(slots) = self.by_owner.get_mut(&slot.owner) {
+                slots.retain(|s| *s != at);
+                if slots.is_empty() {
                     self.by_owner.remove(&slot.owner);
                 }
             }
@@ -126,30 +129,38 @@ impl Index {
     }
 
     /// Sets one owner's variables. Only that owner's filters that name a variable are
-    /// filed again.
+    /// filed again, and nothing is done if the variables did not change.
     pub fn set_variables(&mut self, owner: i64, variables: Variables) {
+        if self.variables.get(&owner).is_some_and(|v| **v == variables) {
+            return;
+        }
         let vars = Arc::new(variables);
         self.variables.insert(owner, vars.clone());
-        let Some(ids) = self.by_owner.get(&owner) else {
+        let Some(slots) = self.by_owner.get(&owner) else {
             return;
         };
-        let slots: Vec<u32> = ids
+        let slots = slots.clone();
+        let refile: Vec<u32> = slots
             .iter()
-            .filter_map(|id| self.by_id.get(id).copied())
+            .copied()
+            .filter(|&at| {
+                self.slots[at as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.uses_variables)
+            })
             .collect();
-        for at in slots {
-            let refile = self.slots[at as usize]
-                .as_ref()
-                .is_some_and(|s| s.uses_variables);
-            if refile {
-                self.unfile(at);
-            }
+        // Every filter leaves the owner's variable groups before any is filed again, so
+        // that the groups are filed afresh with the new values.
+        for &at in &refile {
+            self.unfile(at);
+        }
+        for &at in &slots {
             if let Some(slot) = self.slots[at as usize].as_mut() {
                 slot.vars = vars.clone();
             }
-            if refile {
-                self.file(at);
-            }
+        }
+        for &at in &refile {
+            self.file(at);
         }
     }
 
@@ -210,10 +221,13 @@ impl Index {
         let Some(slot) = self.slots[at as usize].as_mut() else {
             return;
         };
-        let scan = match anchor::anchor_refs(&slot.condition, &slot.vars) {
-            Some(anchors) => {
-                for anchor in &anchors {
+        let scan = match anchor::plan(&slot.condition, &slot.vars) {
+            Some(plan) => {
+                for anchor in &plan.anchors {
                     self.postings.add(anchor, at);
+                }
+                for &group in &plan.groups {
+                    self.postings.join(slot.owner, group, &slot.vars, at);
                 }
                 false
             }
@@ -230,15 +244,67 @@ impl Index {
         let Some(slot) = self.slots[at as usize].as_ref() else {
             return;
         };
-        match anchor::anchor_refs(&slot.condition, &slot.vars) {
-            Some(anchors) => {
-                for anchor in &anchors {
+        match anchor::plan(&slot.condition, &slot.vars) {
+            Some(plan) => {
+                for anchor in &plan.anchors {
                     self.postings.remove(anchor, at);
+                }
+                for &group in &plan.groups {
+                    self.postings.leave(slot.owner, group, &slot.vars, at);
                 }
             }
             None => {
                 self.scan.remove(&at);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message_about(packages: &[&str]) -> (Message, Metadata) {
+        let message = Message::new(
+            "m",
+            "org.fedoraproject.prod.git.receive",
+            serde_json::json!({}),
+        );
+        let mut metadata = Metadata::derive(&message);
+        metadata.packages = packages.iter().map(|p| p.to_string()).collect();
+        (message, metadata)
+    }
+
+    fn owning(packages: &[&str]) -> Variables {
+        let mut vars = Variables::for_user("alice");
+        vars.my_packages = packages.iter().map(|p| p.to_string()).collect();
+        vars
+    }
+
+    /// Two filters of one owner share the owner's `$my_packages` group: it follows the
+    /// variables and outlives either filter alone.
+    #[test]
+    fn filters_of_one_owner_share_a_variable_group() {
+        let mut index = Index::default();
+        index.set_variables(1, owning(&["kernel", "bash"]));
+        for id in [10, 11] {
+            let condition = Condition::parse("packages has $my_packages").expect("valid");
+            index.upsert(IndexedFilter {
+                id,
+                owner: 1,
+                condition,
+            });
+        }
+        let (m, d) = message_about(&["kernel"]);
+        assert_eq!(index.matches(&m, &d), vec![10, 11]);
+        index.set_variables(1, owning(&["bash", "vim"]));
+        assert!(index.matches(&m, &d).is_empty());
+        let (m, d) = message_about(&["vim"]);
+        assert_eq!(index.matches(&m, &d), vec![10, 11]);
+        index.remove(10);
+        assert_eq!(index.matches(&m, &d), vec![11]);
+        index.remove(11);
+        assert!(index.matches(&m, &d).is_empty());
+        assert!(index.postings.is_clear());
     }
 }
