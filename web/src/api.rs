@@ -57,25 +57,30 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-async fn ingest(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+/// The name of the publisher token the request carries. Checked before the body is read,
+/// so strangers' uploads are never buffered.
+pub(crate) async fn publisher(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     let unauthorized = || {
         ApiError(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required".into(),
         )
     };
-    // Authenticate before reading the body: strangers' uploads are never buffered.
-    let token = bearer(request.headers()).ok_or_else(unauthorized)?;
-    let name = state
+    let token = bearer(headers).ok_or_else(unauthorized)?;
+    state
         .store
         .api_token_name(token)
         .await?
-        .ok_or_else(unauthorized)?;
-    let source = format!("http:{name}");
+        .ok_or_else(unauthorized)
+}
+
+/// The request body, refused with 413 past `limit` bytes (by Content-Length when declared,
+/// else while reading).
+pub(crate) async fn body(request: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body exceeds {BODY_LIMIT} bytes"),
+            format!("the body exceeds {limit} bytes"),
         )
     };
     let declared = request
@@ -83,12 +88,18 @@ async fn ingest(State(state): State<AppState>, request: Request) -> Result<Respo
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > BODY_LIMIT) {
+    if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
+    axum::body::to_bytes(request.into_body(), limit)
         .await
-        .map_err(|_| too_large())?;
+        .map_err(|_| too_large())
+}
+
+async fn ingest(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let name = publisher(&state, request.headers()).await?;
+    let source = format!("http:{name}");
+    let body = body(request, BODY_LIMIT).await?;
     let envelope = match Envelope::from_json(&body) {
         Ok(envelope) => envelope,
         Err(err) => {

@@ -5,7 +5,6 @@
 //! naming it and the field, and nothing is imported.
 
 use axum::extract::{Query, Request, State};
-use axum::http::header::CONTENT_LENGTH;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
@@ -13,7 +12,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tidings_store::{ImportMode, OwnershipData, StoreError};
 
-use crate::api::{bearer, ApiError};
+use crate::api::{body, publisher, ApiError};
 use crate::{routes, AppState};
 
 /// The largest import accepted: a distribution's worth of packages and groups.
@@ -42,42 +41,14 @@ async fn import(
     Query(params): Query<Params>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let unauthorized = || {
-        ApiError(
-            StatusCode::UNAUTHORIZED,
-            "a valid bearer token is required".into(),
-        )
-    };
-    // Authenticate before reading the body.
-    let token = bearer(request.headers()).ok_or_else(unauthorized)?;
-    let name = state
-        .store
-        .api_token_name(token)
-        .await?
-        .ok_or_else(unauthorized)?;
+    let name = publisher(&state, request.headers()).await?;
     let mode: ImportMode = params
         .mode
         .as_deref()
         .unwrap_or("merge")
         .parse()
         .map_err(refused)?;
-    let too_large = || {
-        ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body exceeds {BODY_LIMIT} bytes"),
-        )
-    };
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > BODY_LIMIT) {
-        return Err(too_large());
-    }
-    let body = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
-        .await
-        .map_err(|_| too_large())?;
+    let body = body(request, BODY_LIMIT).await?;
     let text = std::str::from_utf8(&body).map_err(|_| {
         ApiError(
             StatusCode::BAD_REQUEST,
