@@ -22,7 +22,7 @@ pub struct Config {
     pub bus: Bus,
     pub matcher: Matcher,
     pub sender: tidings_notifier::SenderConfig,
-    pub email: Email,
+    pub email: tidings_notifier::EmailConfig,
     pub log: Log,
 }
 
@@ -57,33 +57,6 @@ pub struct Matcher {
     pub poll_ms: u64,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Email {
-    /// SMTP server URL; when absent mail goes to `mailbox_dir`.
-    pub smtp_url: Option<String>,
-    /// Local mailbox folder; default `mailbox` in the data folder.
-    pub mailbox_dir: Option<PathBuf>,
-    pub from: String,
-    pub list_id: String,
-    pub unsubscribe_mailto: Option<String>,
-}
-
-impl std::fmt::Debug for Email {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Email")
-            .field(
-                "smtp_url",
-                &self.smtp_url.as_deref().map(tidings_store::redact),
-            )
-            .field("mailbox_dir", &self.mailbox_dir)
-            .field("from", &self.from)
-            .field("list_id", &self.list_id)
-            .field("unsubscribe_mailto", &self.unsubscribe_mailto)
-            .finish()
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
@@ -102,7 +75,7 @@ impl Default for Config {
             bus: Bus::default(),
             matcher: Matcher::default(),
             sender: tidings_notifier::SenderConfig::default(),
-            email: Email::default(),
+            email: tidings_notifier::EmailConfig::default(),
             log: Log::default(),
         }
     }
@@ -133,18 +106,6 @@ impl Default for Matcher {
         Matcher {
             batch: 500,
             poll_ms: 1000,
-        }
-    }
-}
-
-impl Default for Email {
-    fn default() -> Self {
-        Email {
-            smtp_url: None,
-            mailbox_dir: None,
-            from: "Tidings <tidings@localhost>".into(),
-            list_id: "notifications.tidings.localhost".into(),
-            unsubscribe_mailto: None,
         }
     }
 }

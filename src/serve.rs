@@ -34,14 +34,11 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
 }
 
-/// The notifier's settings from the config.
+/// The email settings, with the mailbox folder resolved against the data folder.
 pub fn email_config(config: &Config) -> EmailConfig {
     EmailConfig {
-        smtp_url: config.email.smtp_url.clone(),
-        mailbox_dir: config.mailbox_dir(),
-        from: config.email.from.clone(),
-        list_id: config.email.list_id.clone(),
-        unsubscribe_mailto: config.email.unsubscribe_mailto.clone(),
+        mailbox_dir: Some(config.mailbox_dir()),
+        ..config.email.clone()
     }
 }
 

@@ -50,20 +50,43 @@ impl Default for SenderConfig {
     }
 }
 
-/// Where mail goes and how it is labelled.
-#[derive(Clone)]
+/// Where mail goes and how it is labelled (the `[email]` section of the config file).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct EmailConfig {
     /// `smtp://host:port`, `smtps://user:pass@host`, `smtp://host?tls=required`; when absent,
     /// mail is written to `mailbox_dir` instead.
     pub smtp_url: Option<String>,
-    /// The folder mail is written to when there is no SMTP server.
-    pub mailbox_dir: PathBuf,
+    /// The folder mail is written to when there is no SMTP server (the binary defaults it
+    /// to `mailbox` in its data folder).
+    pub mailbox_dir: Option<PathBuf>,
     /// The From address.
     pub from: String,
     /// The List-Id value.
     pub list_id: String,
     /// The mailto: unsubscribe address, if one is read.
     pub unsubscribe_mailto: Option<String>,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            smtp_url: None,
+            mailbox_dir: None,
+            from: "Tidings <tidings@localhost>".into(),
+            list_id: "notifications.tidings.localhost".into(),
+            unsubscribe_mailto: None,
+        }
+    }
+}
+
+impl EmailConfig {
+    /// The mailbox folder in effect.
+    pub fn mailbox(&self) -> PathBuf {
+        self.mailbox_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("mailbox"))
+    }
 }
 
 impl std::fmt::Debug for EmailConfig {

@@ -50,13 +50,12 @@ impl Mailer {
                 Ok(Mailer::Smtp(transport))
             }
             None => {
-                std::fs::create_dir_all(&config.mailbox_dir).map_err(|e| {
-                    NotifierError::EmailConfig {
-                        field: "mailbox_dir",
-                        reason: format!("{}: {e}", config.mailbox_dir.display()),
-                    }
+                let mailbox = config.mailbox();
+                std::fs::create_dir_all(&mailbox).map_err(|e| NotifierError::EmailConfig {
+                    field: "mailbox_dir",
+                    reason: format!("{}: {e}", mailbox.display()),
                 })?;
-                Ok(Mailer::Folder(AsyncFileTransport::new(&config.mailbox_dir)))
+                Ok(Mailer::Folder(AsyncFileTransport::new(&mailbox)))
             }
         }
     }
@@ -278,7 +277,7 @@ mod tests {
     async fn smtp_urls_are_checked_at_start() {
         let config = EmailConfig {
             smtp_url: Some("ftp://nope".into()),
-            mailbox_dir: std::env::temp_dir(),
+            mailbox_dir: Some(std::env::temp_dir()),
             from: "Tidings <tidings@example.org>".into(),
             list_id: "tidings.example.org".into(),
             unsubscribe_mailto: None,
