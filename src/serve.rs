@@ -23,9 +23,12 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
             config.log.level
         )
     })?;
+    // Colours only for a person at a terminal, not in log files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let result = if config.log.format == "json" {
         builder.json().try_init()
     } else {
