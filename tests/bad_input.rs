@@ -3,13 +3,27 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{envelope, Hub, Smtp};
+use crate::support::{envelope, Hub, PgDatabase, Smtp};
 
 #[test]
-fn malformed_frames_are_counted_and_skipped() {
+fn malformed_frames_are_counted_and_skipped_on_sqlite() {
+    malformed_frames_are_counted_and_skipped(None);
+}
+
+/// PostgreSQL cannot store a NUL in text: such a message must be refused, not retried
+/// forever (which stalled ingest before the decoder refused control characters).
+#[test]
+fn malformed_frames_are_counted_and_skipped_on_postgres() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    malformed_frames_are_counted_and_skipped(Some(&db.url));
+}
+
+fn malformed_frames_are_counted_and_skipped(database_url: Option<&str>) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let smtp = Smtp::start(tmp.path());
-    let mut hub = Hub::new(Some(&smtp), None);
+    let mut hub = Hub::new(Some(&smtp), database_url);
     hub.user_with_filter("erin", "erin@example.org", r#"topic ~ "org.test.**""#);
     hub.start();
 
@@ -36,6 +50,10 @@ fn malformed_frames_are_counted_and_skipped() {
         vec![topic.clone(), b"[1, 2, 3]".to_vec()],                       // not an object
         vec![topic.clone(), b"{}".to_vec(), b"extra".to_vec()],           // three frames
         vec![vec![0xff, 0xfe], b"{}".to_vec()],                           // topic not UTF-8
+        vec![
+            topic.clone(),
+            br#"{"topic": "a.\u0000.b", "msg": {}}"#.to_vec(),
+        ], // NUL in topic
     ];
     let send = |frames: &[Vec<u8>]| socket.send_multipart(frames.iter(), 0).expect("send");
     send(&[topic.clone(), good(1).into_bytes()]);
@@ -50,13 +68,13 @@ fn malformed_frames_are_counted_and_skipped() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let stats = hub.stats();
-        if stats["rejected"] == 7 {
+        if stats["rejected"] == 8 {
             assert_eq!(stats["messages"], 3, "{stats}");
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "expected 7 rejected inputs: {stats}"
+            "expected 8 rejected inputs: {stats}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -74,9 +92,13 @@ fn malformed_frames_are_counted_and_skipped() {
         "{rejected}"
     );
     assert!(rejected.contains("topic frame is not UTF-8"), "{rejected}");
+    assert!(
+        rejected.contains("envelope field `topic` contains control characters"),
+        "{rejected}"
+    );
     let metrics = crate::support::http_get(hub.web_port, "/metrics").unwrap_or_default();
     assert!(
-        metrics.contains("tidings_messages_rejected_total 7"),
+        metrics.contains("tidings_messages_rejected_total 8"),
         "{metrics}"
     );
 }

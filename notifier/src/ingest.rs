@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Derive, Metrics, NotifierError};
 
+/// Failed attempts to store one message before it counts as poison.
+const POISON_AFTER: u32 = 5;
+
 /// What one ZeroMQ message became.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
@@ -88,21 +91,35 @@ pub async fn run_zmq(
     let source = format!("zmq:{}", endpoints.join(","));
     tracing::info!(endpoints = ?endpoints, "listening for fedmsg messages over ZeroMQ");
     while let Some(frames) = rx.recv().await {
-        // A store failure must not lose the message: retry until it is archived or we stop.
+        // A store failure must not lose the message: retry until it is archived. One the
+        // database keeps refusing while it accepts a rejected row is poison: keep it as
+        // rejected and go on, so one message cannot stall the bus.
+        let mut failures = 0;
         loop {
-            match accept(&store, &derive, &metrics, &source, &frames).await {
+            let error = match accept(&store, &derive, &metrics, &source, &frames).await {
                 Ok(Accepted::Stored(_)) => {
                     wake.notify_one();
                     break;
                 }
                 Ok(_) => break,
-                Err(err) => {
-                    tracing::error!(error = %err, "archiving a bus message failed; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    }
+                Err(err) => err,
+            };
+            failures += 1;
+            tracing::error!(error = %error, failures, "archiving a bus message failed; retrying");
+            if failures >= POISON_AFTER {
+                let reason = format!("could not be stored: {error}");
+                if store
+                    .reject_message(&source, &reason, &frames.join(&b"\n"[..]))
+                    .await
+                    .is_ok()
+                {
+                    Metrics::bump(&metrics.rejected);
+                    break;
                 }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
     }

@@ -11,6 +11,12 @@ use crate::Message;
 /// Why a frame or envelope could not become a message. Each names the field at fault.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DecodeError {
+    /// A text field holds control characters (a NUL cannot even be stored).
+    #[error("envelope field `{field}` contains control characters")]
+    ControlCharacters {
+        /// The field name.
+        field: &'static str,
+    },
     /// The body is not JSON; line and column point into the frame.
     #[error("envelope is not valid JSON at line {line}, column {column}: {reason}")]
     Json {
@@ -110,6 +116,9 @@ impl Envelope {
             });
         };
         let topic = match map.remove("topic") {
+            Some(Value::String(t)) if t.chars().any(char::is_control) => {
+                return Err(DecodeError::ControlCharacters { field: "topic" })
+            }
             Some(Value::String(t)) if !t.is_empty() => t,
             Some(Value::String(_)) => {
                 return Err(DecodeError::WrongType {
@@ -150,6 +159,9 @@ impl Envelope {
             }
         };
         let id = match map.remove("msg_id") {
+            Some(Value::String(id)) if id.chars().any(char::is_control) => {
+                return Err(DecodeError::ControlCharacters { field: "msg_id" })
+            }
             Some(Value::String(id)) if !id.is_empty() => id,
             None | Some(Value::Null) => derived_id(&topic, &map, &body),
             Some(other) => {
@@ -241,6 +253,20 @@ mod tests {
         assert_eq!(
             env.message.headers.get("username"),
             Some(&Value::from("apache"))
+        );
+    }
+
+    /// A NUL in the topic or id cannot be stored in PostgreSQL; refused at decode, it
+    /// cannot stall ingest.
+    #[test]
+    fn control_characters_in_topic_or_id_are_refused() {
+        assert_eq!(
+            Envelope::from_json(br#"{"topic":"a.\u0000.b","msg":{}}"#),
+            Err(DecodeError::ControlCharacters { field: "topic" })
+        );
+        assert_eq!(
+            Envelope::from_json(br#"{"topic":"a.b","msg":{},"msg_id":"x\ny"}"#),
+            Err(DecodeError::ControlCharacters { field: "msg_id" })
         );
     }
 
