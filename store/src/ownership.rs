@@ -18,6 +18,30 @@ use crate::db::with_pool;
 use crate::{now_ms, Backend, Result, Store, StoreError};
 use format::{checked, Kind};
 
+/// Writes a change-log row for each Tidings account among `usernames` (bus usernames
+/// without an account are skipped), inside the open transaction, and yields their ids. A
+/// macro because the transaction's type differs per backend.
+macro_rules! record_changes {
+    ($tx:ident, $usernames:expr, $user_id:expr, $change:expr, $now:expr) => {{
+        let mut ids = Vec::new();
+        for username in $usernames {
+            let id: Option<i64> = sqlx::query_scalar($user_id)
+                .bind(&username)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            if let Some(id) = id {
+                sqlx::query($change)
+                    .bind(id)
+                    .bind($now)
+                    .execute(&mut *$tx)
+                    .await?;
+                ids.push(id);
+            }
+        }
+        ids
+    }};
+}
+
 /// Who owns a package: a user or a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OwnerKind {
@@ -388,21 +412,7 @@ impl Store {
                 members: sqlx::query_as(&all_members).fetch_all(&mut *tx).await?,
                 owners: sqlx::query_as(&all_owners).fetch_all(&mut *tx).await?,
             };
-            let mut ids = Vec::new();
-            for username in before.changed(&after) {
-                let id: Option<i64> = sqlx::query_scalar(&user_id)
-                    .bind(&username)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(id) = id {
-                    sqlx::query(&change)
-                        .bind(id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    ids.push(id);
-                }
-            }
+            let ids = record_changes!(tx, before.changed(&after), &user_id, &change, now);
             tx.commit().await?;
             ids
         });
@@ -524,21 +534,7 @@ impl Store {
                 members: before.members.clone(),
                 owners: after.owners,
             };
-            let mut ids = Vec::new();
-            for username in before.changed(&after) {
-                let id: Option<i64> = sqlx::query_scalar(&user_id)
-                    .bind(&username)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(id) = id {
-                    sqlx::query(&change)
-                        .bind(id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    ids.push(id);
-                }
-            }
+            let ids = record_changes!(tx, before.changed(&after), &user_id, &change, now);
             tx.commit().await?;
             ids
         });
