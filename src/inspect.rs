@@ -6,6 +6,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use anyhow::Context as _;
 use serde_json::json;
 use tidings_rules::{Catalog, Envelope};
 
@@ -86,7 +87,8 @@ pub fn load_catalog(extra_dirs: &[PathBuf]) -> (Catalog, Vec<String>) {
 /// lines; either bare envelopes or `{"message": envelope, …}` records as in the fedmsg-meta
 /// corpus). Repeats the corpus until about two seconds have passed.
 pub fn bench(corpus: &Path) -> anyhow::Result<serde_json::Value> {
-    let text = std::fs::read_to_string(corpus)?;
+    let text = std::fs::read_to_string(corpus)
+        .with_context(|| format!("reading the corpus {}", corpus.display()))?;
     let lines: Vec<Vec<u8>> = text
         .lines()
         .filter(|l| !l.trim().is_empty())

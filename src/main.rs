@@ -81,6 +81,12 @@ enum ConfigCommand {
     Show,
 }
 
+/// The fedmsg corpus in this repository (see corpus/README.md), found wherever the clone is.
+const DEFAULT_CORPUS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/corpus/fedmsg-meta/messages.jsonl"
+);
+
 #[derive(Subcommand)]
 enum BenchCommand {
     /// The match index against the naive evaluator, replaying the corpus.
@@ -92,13 +98,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         filters_per_user: usize,
         /// The corpus (JSON lines with a `message` envelope each).
-        #[arg(long, default_value = "../shared/corpus/fedmsg-meta/messages.jsonl")]
+        #[arg(long, default_value = DEFAULT_CORPUS)]
         corpus: PathBuf,
     },
     /// Decode + metadata throughput over the corpus, one thread.
     Metadata {
         /// The corpus (JSON lines with a `message` envelope each).
-        #[arg(long, default_value = "../shared/corpus/fedmsg-meta/messages.jsonl")]
+        #[arg(long, default_value = DEFAULT_CORPUS)]
         corpus: PathBuf,
     },
 }

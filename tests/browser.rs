@@ -225,10 +225,10 @@ fn first_use_in_a_real_browser() {
         browser.open(&format!("{site}/signup")).await;
         browser.type_into("input[name=username]", "gina").await;
         browser
-            .type_into("input[name=password]", "a long secret phrase")
+            .type_into("input[name=password]", "velvet crane harbour 42")
             .await;
         browser
-            .type_into("input[name=password2]", "a long secret phrase")
+            .type_into("input[name=password2]", "velvet crane harbour 42")
             .await;
         browser.click("form.stack button[type=submit]").await;
         browser.wait_for_text("Sign out").await;

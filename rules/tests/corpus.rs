@@ -7,7 +7,7 @@ use tidings_rules::{Envelope, Message, Metadata};
 
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/corpus/fedmsg-meta/messages.jsonl"
+    "/../corpus/fedmsg-meta/messages.jsonl"
 );
 
 /// Every corpus message that decodes, with generic metadata plus the corpus's own
@@ -15,9 +15,8 @@ const PATH: &str = concat!(
 pub fn messages() -> &'static [(Message, Metadata)] {
     static MESSAGES: OnceLock<Vec<(Message, Metadata)>> = OnceLock::new();
     MESSAGES.get_or_init(|| {
-        let Ok(text) = std::fs::read_to_string(PATH) else {
-            return Vec::new();
-        };
+        let text = std::fs::read_to_string(PATH)
+            .unwrap_or_else(|e| panic!("the corpus must be at {PATH} (see corpus/README.md): {e}"));
         text.lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter_map(|mut entry| {

@@ -6,6 +6,7 @@ mod db;
 mod destinations;
 mod error;
 mod filters;
+mod keys;
 mod messages;
 mod outbox;
 mod ownership;
@@ -19,6 +20,7 @@ pub use db::{redact, Backend};
 pub use destinations::{Channel, Destination, NewDestination};
 pub use error::StoreError;
 pub use filters::{Delivery, Filter, FilterInput};
+pub use keys::ServerKey;
 pub use messages::{Change, Rejected, StoredMessage};
 pub use outbox::{
     Claimed, DeliveryRecord, Notification, NotificationView, OutboxKind, OutboxStatus, Outcome,

@@ -5,6 +5,7 @@ mod harness;
 
 mod destinations;
 mod filters;
+mod keys;
 mod messages;
 mod open;
 mod outbox;

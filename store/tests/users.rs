@@ -93,11 +93,12 @@ async fn authenticate() {
         let (n, s) = (t.name, &t.store);
         let alice = ok!(
             n,
-            s.create_user("alice", Some("correct horse"), false).await
+            s.create_user("alice", Some("velvet crane harbour 42"), false)
+                .await
         );
         let nopass = user(&t, "oidc-only").await;
         assert_eq!(
-            ok!(n, s.authenticate("alice", "correct horse").await),
+            ok!(n, s.authenticate("alice", "velvet crane harbour 42").await),
             Some(alice.clone()),
             "[{n}] good password"
         );
@@ -112,7 +113,10 @@ async fn authenticate() {
             "[{n}] empty"
         );
         assert_eq!(
-            ok!(n, s.authenticate("mallory", "correct horse").await),
+            ok!(
+                n,
+                s.authenticate("mallory", "velvet crane harbour 42").await
+            ),
             None,
             "[{n}]"
         );
@@ -125,14 +129,14 @@ async fn authenticate() {
         let disabled = ok!(n, s.set_user_disabled("alice", true).await);
         assert!(disabled.disabled, "[{n}] {disabled:?}");
         assert_eq!(
-            ok!(n, s.authenticate("alice", "correct horse").await),
+            ok!(n, s.authenticate("alice", "velvet crane harbour 42").await),
             None,
             "[{n}] disabled users cannot sign in"
         );
         let enabled = ok!(n, s.set_user_disabled("alice", false).await);
         assert!(!enabled.disabled, "[{n}]");
         assert_eq!(
-            ok!(n, s.authenticate("alice", "correct horse").await),
+            ok!(n, s.authenticate("alice", "velvet crane harbour 42").await),
             Some(enabled),
             "[{n}] re-enabled"
         );

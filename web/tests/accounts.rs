@@ -14,7 +14,7 @@ async fn signup_signin_signout(app: &App) {
         Some("/signin"),
         "anonymous dashboard must redirect"
     );
-    alice.signup("alice", "correct horse").await;
+    alice.signup("alice", "velvet crane harbour 42").await;
     let home = alice.get("/").await;
     assert_eq!(home.status, StatusCode::OK);
     assert!(home.body.contains("Hello, alice"), "{}", home.body);
@@ -61,7 +61,7 @@ async fn signup_signin_signout(app: &App) {
     assert!(unknown.body.contains("Wrong username or password."));
     assert_eq!(alice.get("/").await.location.as_deref(), Some("/signin"));
 
-    let good = alice.signin("alice", "correct horse").await;
+    let good = alice.signin("alice", "velvet crane harbour 42").await;
     assert_eq!(good.status, StatusCode::SEE_OTHER);
     assert_eq!(good.location.as_deref(), Some("/"));
     assert!(alice.get("/").await.body.contains("Hello, alice"));
@@ -69,7 +69,7 @@ async fn signup_signin_signout(app: &App) {
 
 async fn csrf_is_required(app: &App) {
     let alice = app.browser();
-    alice.signup("alice", "correct horse").await;
+    alice.signup("alice", "velvet crane harbour 42").await;
     let fields = [
         ("name", "mine"),
         ("condition", "usernames has $me"),
@@ -122,10 +122,10 @@ async fn sessions_rotate_and_cookies_are_locked_down() {
     let anonymous = cookie_token(&cookie).to_string();
 
     app.store
-        .create_user("alice", Some("correct horse"), false)
+        .create_user("alice", Some("velvet crane harbour 42"), false)
         .await
         .unwrap();
-    let again = alice.signin("alice", "correct horse").await;
+    let again = alice.signin("alice", "velvet crane harbour 42").await;
     let signed_in =
         cookie_token(again.set_cookie.as_deref().expect("rotated on sign-in")).to_string();
     assert_ne!(anonymous, signed_in);

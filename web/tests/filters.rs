@@ -15,7 +15,7 @@ on_both!(
 
 async fn filter_lifecycle(app: &App) {
     let alice = app.browser();
-    alice.signup("alice", "correct horse").await;
+    alice.signup("alice", "velvet crane harbour 42").await;
     let me = app.store.user_by_name("alice").await.unwrap().unwrap();
     let dest = app
         .store
@@ -124,7 +124,7 @@ async fn filter_lifecycle(app: &App) {
 
 async fn users_are_isolated(app: &App) {
     let alice = app.browser();
-    alice.signup("alice", "correct horse").await;
+    alice.signup("alice", "velvet crane harbour 42").await;
     alice
         .submit(
             "/destinations",
@@ -149,7 +149,7 @@ async fn users_are_isolated(app: &App) {
     let dest = app.store.destinations(me.id).await.unwrap().remove(0);
 
     let bob = app.browser();
-    bob.signup("bob", "battery staple").await;
+    bob.signup("bob", "plum kettle orbit 1974").await;
     let path = format!("/filters/{}", filter.id);
     assert_eq!(bob.get(&path).await.status, StatusCode::NOT_FOUND);
     let change = bob
@@ -206,7 +206,7 @@ async fn users_are_isolated(app: &App) {
 /// Issue 4: the editor warns about filters the index must evaluate for every message.
 async fn unanchored_conditions_get_a_warning(app: &App) {
     let carol = app.browser();
-    carol.signup("carol", "correct horse").await;
+    carol.signup("carol", "velvet crane harbour 42").await;
     let warning = "names no topic, person, package, agent or app";
     let anchored = carol
         .submit(

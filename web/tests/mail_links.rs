@@ -12,7 +12,7 @@ on_both!(confirmation_link, notifications_and_one_click_unsubscribe);
 
 async fn confirmation_link(app: &App) {
     let alice = app.browser();
-    alice.signup("alice", "correct horse").await;
+    alice.signup("alice", "velvet crane harbour 42").await;
     let added = alice
         .submit(
             "/destinations",
@@ -79,7 +79,7 @@ async fn confirmation_link(app: &App) {
 
 async fn notifications_and_one_click_unsubscribe(app: &App) {
     let alice = app.browser();
-    alice.signup("alice", "correct horse").await;
+    alice.signup("alice", "velvet crane harbour 42").await;
     let user = app.store.user_by_name("alice").await.unwrap().unwrap();
     let dest = app
         .store
@@ -198,7 +198,7 @@ async fn mailbox_shows_only_my_mail() {
         .await
         .unwrap();
     let alice = app.browser();
-    alice.signup("alice", "correct horse").await;
+    alice.signup("alice", "velvet crane harbour 42").await;
     let user = app.store.user_by_name("alice").await.unwrap().unwrap();
     app.store
         .add_destination(NewDestination {

@@ -30,7 +30,7 @@ macro_rules! on_both {
             #[tokio::test]
             async fn postgres() {
                 let Some(app) = $crate::support::App::start($crate::support::Db::Postgres).await else {
-                    eprintln!("skipped: TIDINGS_TEST_POSTGRES is not set");
+                    $crate::support::postgres_missing();
                     return;
                 };
                 super::$test(&app).await;
@@ -38,6 +38,15 @@ macro_rules! on_both {
             }
         }
     )*};
+}
+
+/// Says that the PostgreSQL half is skipped, or fails the test in CI (`CI` set), where
+/// PostgreSQL must be tested.
+pub fn postgres_missing() {
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false") {
+        panic!("TIDINGS_TEST_POSTGRES is not set, but CI is: the PostgreSQL tests must run");
+    }
+    eprintln!("skipped: TIDINGS_TEST_POSTGRES is not set");
 }
 
 /// A running app on its own database.

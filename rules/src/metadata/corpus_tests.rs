@@ -14,7 +14,7 @@ use crate::Envelope;
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/corpus/fedmsg-meta/messages.jsonl"
+    "/../corpus/fedmsg-meta/messages.jsonl"
 );
 
 /// Floors, in percent, as recorded in docs/schemas.md.
@@ -103,10 +103,8 @@ fn compare(field: &str, want: &Value, meta: &Metadata) -> (bool, String) {
 
 #[test]
 fn corpus_accuracy_does_not_regress() {
-    let Ok(text) = std::fs::read_to_string(CORPUS) else {
-        eprintln!("corpus not found at {CORPUS}; skipping");
-        return;
-    };
+    let text = std::fs::read_to_string(CORPUS)
+        .unwrap_or_else(|e| panic!("the corpus must be at {CORPUS} (see corpus/README.md): {e}"));
     let verbose = std::env::var_os("TIDINGS_CORPUS_MISMATCHES").is_some();
     let tally = score(&Catalog::shipped(), &text, verbose);
     println!("| field | matched | counted | share |");
