@@ -133,10 +133,7 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         // TIDINGS_TEST_* belong to the test suite and TIDINGS_CONFIG names the file itself.
-        let env = Env::prefixed("TIDINGS_")
-            .split("__")
-            .filter(|key| !key.as_str().starts_with("test_") && key.as_str() != "config");
-        let config: Config = figment.merge(env).extract().map_err(describe)?;
+        let config: Config = figment.merge(environment()).extract().map_err(describe)?;
         config.check()?;
         Ok(config)
     }
@@ -200,6 +197,16 @@ impl Config {
     }
 }
 
+/// The `TIDINGS_*` variables, less those that are not config keys: `TIDINGS_TEST_*` belong
+/// to the test suite and `TIDINGS_CONFIG` names the file itself. (figment hands the filter
+/// the key as written, so the comparison ignores case.)
+fn environment() -> Env {
+    Env::prefixed("TIDINGS_").split("__").filter(|key| {
+        let key = key.as_str().to_ascii_lowercase();
+        !key.starts_with("test_") && key != "config"
+    })
+}
+
 /// figment's errors name the key and the source (file or environment variable); keep that
 /// and say it in one line per problem.
 fn describe(err: figment::Error) -> anyhow::Error {
@@ -250,6 +257,25 @@ mod tests {
             .map_err(describe)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(parsed.check().is_ok());
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closures return figment::Error"
+    )]
+    fn test_and_config_variables_are_not_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TIDINGS_TEST_OWNER", "123");
+            jail.set_env("TIDINGS_CONFIG", "/nowhere.toml");
+            jail.set_env("TIDINGS_SENDER__CONCURRENCY", "9");
+            let config: Config = Figment::from(Serialized::defaults(Config::default()))
+                .merge(environment())
+                .extract()
+                .map_err(|e| e.to_string())?;
+            assert_eq!(config.sender.concurrency, 9);
+            Ok(())
+        });
     }
 
     #[test]

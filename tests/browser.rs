@@ -3,46 +3,68 @@
 //! an email address, confirm it by the link mailed to a real SMTP server, write a filter,
 //! and see the notification a published message causes — in the mailbox and on the page.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::{Client, ClientBuilder, Locator};
 use mailparse::MailHeaderMap as _;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::support::{envelope, free_port, wait_for, Hub, Smtp};
+use crate::support::{envelope, free_port, marked, owner_mark, wait_for, Hub, Smtp, OWNER_ENV};
 
-/// The WebDriver element key (W3C).
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// chromedriver as a child process, and one browser session through it.
-struct Browser {
-    driver: Child,
-    base: String,
-    session: String,
-    client: reqwest::Client,
-    _profile: tempfile::TempDir,
+/// chromedriver in a process group of its own, so that everything it starts (Chromium and
+/// its helpers) is killed with it when this is dropped — after a passing test and, as the
+/// test unwinds, after a failing one (issue 8 item 19: a headless Chromium was found running
+/// long after a run). Every one of them also carries the test's mark in its environment
+/// (`support::OWNER_ENV`), which finds Chromium's crash handler (it leaves the group) and
+/// lets the next run end what a killed run left behind.
+struct Driver {
+    child: Child,
+    port: u16,
+    mark: String,
+    profile: tempfile::TempDir,
 }
 
-impl Browser {
-    async fn start() -> Browser {
+impl Driver {
+    fn start() -> Driver {
         let port = free_port();
         let driver_bin =
             std::env::var("TIDINGS_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-        let driver = Command::new(driver_bin)
+        let mark = format!("{}:chromedriver-{port}", owner_mark());
+        let child = Command::new(driver_bin)
             .arg(format!("--port={port}"))
+            .env(OWNER_ENV, &mark)
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting chromedriver (apt-get install chromium chromium-driver)");
+        let driver = Driver {
+            child,
+            port,
+            mark,
+            profile: tempfile::tempdir().expect("profile dir"),
+        };
         wait_for("chromedriver to listen", Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
-        let profile = tempfile::tempdir().expect("profile dir");
+        driver
+    }
+
+    /// chromedriver and a browser session through it.
+    async fn browse() -> (Driver, Client) {
+        let driver = Driver::start();
+        let client = driver.session().await;
+        (driver, client)
+    }
+
+    /// A browser session: headless Chromium with a fresh profile, kept off the network this
+    /// machine does not have.
+    async fn session(&self) -> Client {
+        let profile = self.profile.path();
         let chromium =
             std::env::var("TIDINGS_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        let client = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{port}");
-        // The flags keep Chromium off the network this machine does not have.
         let args = [
             "--headless=new".to_string(),
             "--no-sandbox".into(),
@@ -53,125 +75,91 @@ impl Browser {
             "--disable-background-networking".into(),
             "--disable-component-update".into(),
             "--disable-sync".into(),
-            format!("--user-data-dir={}", profile.path().display()),
+            format!("--user-data-dir={}", profile.display()),
         ];
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium, "args": args}
-        }}});
-        let reply: Value = client
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object literal")
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
             .await
-            .expect("new session")
-            .json()
-            .await
-            .expect("session JSON");
-        let session = reply["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {reply}"))
-            .to_string();
-        Browser {
-            driver,
-            base,
-            session,
-            client,
-            _profile: profile,
+            .expect("a WebDriver session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The negative pid names the whole process group.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in marked(&self.mark) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
+}
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let mut request = self.client.request(method, &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let reply: Value = request
-            .send()
-            .await
-            .expect("WebDriver call")
-            .json()
-            .await
-            .expect("WebDriver JSON");
-        assert!(reply["value"].get("error").is_none(), "{path}: {reply}");
-        reply["value"].clone()
-    }
+/// The page steps the test takes, on top of fantoccini's client.
+struct Page<'a>(&'a Client);
 
+impl Page<'_> {
     async fn open(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
+        self.0
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
     }
 
-    async fn find(&self, css: &str) -> String {
-        let found = self
-            .call(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        found[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {found}"))
-            .to_string()
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.0
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
+    /// Types into a field, replacing what it held (a new filter starts from an example).
     async fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        // Forms may come filled in (a new filter starts from an example).
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/clear"),
-            Some(json!({})),
-        )
-        .await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        let field = self.find(css).await;
+        field
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
+        field
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
     async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     /// Ticks a checkbox (new filters start with every destination ticked).
     async fn check(&self, css: &str) {
-        let id = self.find(css).await;
-        let selected = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/element/{id}/selected"),
-                None,
-            )
-            .await;
-        if selected != Value::Bool(true) {
+        let selected = self.find(css).await.is_selected().await.unwrap_or(false);
+        if !selected {
             self.click(css).await;
         }
-    }
-
-    async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
     }
 
     /// Waits until the page (after a click's navigation) shows `text`; returns the page.
     async fn wait_for_text(&self, text: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let page = self.source().await;
+            let page = self.0.source().await.unwrap_or_default();
             if page.contains(text) {
                 return page;
             }
@@ -185,19 +173,20 @@ impl Browser {
     }
 
     async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None)
+        self.0
+            .current_url()
             .await
-            .as_str()
+            .map(|u| u.to_string())
             .unwrap_or_default()
-            .to_string()
     }
 }
 
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
 }
 
 fn text_part(raw: &[u8]) -> String {
@@ -215,12 +204,9 @@ fn first_use_in_a_real_browser() {
     let mut hub = Hub::new(Some(&smtp), None);
     hub.start();
     let site = format!("http://127.0.0.1:{}", hub.web_port);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let browser = Browser::start().await;
+    block_on(async {
+        let (_driver, client) = Driver::browse().await;
+        let browser = Page(&client);
 
         browser.open(&format!("{site}/signup")).await;
         browser.type_into("input[name=username]", "gina").await;
@@ -300,5 +286,34 @@ fn first_use_in_a_real_browser() {
             .wait_for_text("org.fedoraproject.prod.fas.user.update")
             .await;
         assert!(page.contains("about me"), "{page}");
+        client.close().await.expect("ending the WebDriver session");
     });
+}
+
+/// Issue 8 item 19: every process the browser test starts ends with it, also when the test
+/// fails. A session is started on a thread that then panics, as a failing assertion would.
+#[test]
+fn browser_processes_end_with_a_failing_test() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let failed = std::thread::spawn(move || {
+        block_on(async {
+            let (driver, client) = Driver::browse().await;
+            client.goto("about:blank").await.expect("a page");
+            let started = marked(&driver.mark);
+            assert!(
+                started.len() > 2,
+                "chromedriver and Chromium's processes carry the mark: {started:?}"
+            );
+            tx.send(driver.mark.clone()).expect("sending the mark");
+            panic!("a failing browser test");
+        })
+    })
+    .join();
+    assert!(failed.is_err(), "the thread panicked as planned");
+    let mark = rx.recv().expect("the browser was started");
+    wait_for(
+        "every process the browser test started to end",
+        Duration::from_secs(10),
+        || marked(&mark).is_empty().then_some(()),
+    );
 }

@@ -32,6 +32,65 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
     }
 }
 
+/// Marks every process a test starts (and, through the environment, everything those start)
+/// with the test process's id: `<pid>` or `<pid>:<tag>`.
+pub const OWNER_ENV: &str = "TIDINGS_TEST_OWNER";
+
+/// This test process's mark; the first call also ends what earlier runs left behind.
+pub fn owner_mark() -> String {
+    static REAPED: std::sync::Once = std::sync::Once::new();
+    REAPED.call_once(reap_orphans);
+    std::process::id().to_string()
+}
+
+/// The live (not zombie) processes whose environment carries exactly this mark.
+pub fn marked(mark: &str) -> Vec<u32> {
+    let wanted = format!("{OWNER_ENV}={mark}");
+    processes()
+        .filter(|(_, env)| env.contains(&wanted))
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Every live process with its environment (zombies and unreadable ones left out).
+fn processes() -> impl Iterator<Item = (u32, Vec<String>)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+            if state == "Z" {
+                return None;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let env = environ
+                .split(|b| *b == 0)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            Some((pid, env))
+        })
+}
+
+/// A test run killed outright (SIGKILL, a CI time limit) runs no clean-up: on the next run,
+/// kill whatever carries the mark of a test process that no longer exists.
+fn reap_orphans() {
+    let prefix = format!("{OWNER_ENV}=");
+    for (pid, env) in processes() {
+        let Some(owner) = env.iter().find_map(|e| e.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let owner = owner.split(':').next().unwrap_or_default();
+        if !Path::new(&format!("/proc/{owner}")).exists() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
 /// A real SMTP server: aiosmtpd storing every mail in a Maildir.
 pub struct Smtp {
     child: Child,
@@ -48,6 +107,7 @@ impl Smtp {
         let port = free_port();
         let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let child = Command::new(python)
+            .env(OWNER_ENV, owner_mark())
             .args([
                 "-m",
                 "aiosmtpd",
@@ -233,7 +293,10 @@ impl Hub {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.args(args).env_clear().envs(&self.env);
+        cmd.args(args)
+            .env_clear()
+            .envs(&self.env)
+            .env(OWNER_ENV, owner_mark());
         if let Ok(path) = std::env::var("PATH") {
             cmd.env("PATH", path);
         }
