@@ -6,7 +6,7 @@ use std::io::BufRead;
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use tidings_rules::Condition;
-use tidings_store::{Channel, Delivery, FilterInput, NewDestination, Store, User};
+use tidings_store::{Channel, Delivery, FilterInput, NewDestination, Store, TokenScope, User};
 
 use crate::config::Config;
 
@@ -88,8 +88,23 @@ pub enum FilterCommand {
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
-    /// Create an API token for a publisher; it is printed once.
-    Add { name: String },
+    /// Create an API token; it is printed once.
+    Add {
+        name: String,
+        /// What it may do: publish (POST /api/v1/messages), ownership
+        /// (PUT /api/v1/ownership), or admin (both, and any later admin API).
+        #[arg(long, default_value = "publish", value_parser = parse_scope)]
+        scope: TokenScope,
+    },
+    /// List tokens: name, scope, when made, when last used (never the token).
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke { name: String },
+}
+
+fn parse_scope(text: &str) -> Result<TokenScope, String> {
+    text.parse()
+        .map_err(|e: tidings_store::StoreError| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -279,7 +294,25 @@ pub async fn filter(config: &Config, command: FilterCommand) -> anyhow::Result<(
 pub async fn token(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
     let store = open(config).await?;
     match command {
-        TokenCommand::Add { name } => println!("{}", store.create_api_token(&name).await?),
+        TokenCommand::Add { name, scope } => {
+            println!("{}", store.create_api_token(&name, scope).await?)
+        }
+        TokenCommand::List => {
+            for t in store.api_tokens().await? {
+                let used = t
+                    .last_used_at
+                    .map_or_else(|| "never used".to_string(), tidings_web::show_time);
+                let made = tidings_web::show_time(t.created_at);
+                println!("{}\t{}\t{made}\t{used}", t.name, t.scope);
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            store.revoke_api_token(&name).await.map_err(|e| match e {
+                tidings_store::StoreError::NotFound => anyhow::anyhow!("no token named {name:?}"),
+                other => other.into(),
+            })?;
+            println!("revoked token {name}");
+        }
     }
     Ok(())
 }

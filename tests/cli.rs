@@ -143,3 +143,55 @@ fn inspect_reports_bad_lines_and_goes_on() {
         "a bad line makes the exit status non-zero"
     );
 }
+
+// Issue 8 items 6 and 7: the CLI validates addresses like the web (`ralph@@example.org` was
+// accepted), and API tokens have scopes, can be listed (never the secret) and revoked.
+#[test]
+fn destinations_and_tokens_from_the_cli() {
+    let hub = Hub::new(None, None);
+    hub.run(&["user", "add", "ralph"]);
+    let add = |email: &str| {
+        hub.output(
+            &["destination", "add", "--user", "ralph", "--email", email],
+            None,
+        )
+    };
+    let out = add("ralph@@example.org");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not an email address"),
+        "{out:?}"
+    );
+    assert!(add(" Ralph@Example.ORG").status.success());
+    let listed = hub.run(&["destination", "list", "--user", "ralph"]);
+    assert!(listed.contains("Ralph@example.org"), "{listed}");
+
+    let publish = hub.run(&["token", "add", "koji"]).trim().to_string();
+    assert!(publish.starts_with("tid_"), "{publish}");
+    hub.run(&["token", "add", "sync", "--scope", "ownership"]);
+    let out = hub.output(&["token", "add", "x", "--scope", "root"], None);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("publish, ownership or admin"),
+        "{out:?}"
+    );
+    let listed = hub.run(&["token", "list"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].starts_with("koji\tpublish\t") && lines[0].ends_with("never used"),
+        "{listed}"
+    );
+    assert!(lines[1].starts_with("sync\townership\t"), "{listed}");
+    assert!(
+        !listed.contains(&publish[4..]),
+        "never the secret: {listed}"
+    );
+    assert!(hub.run(&["token", "revoke", "koji"]).contains("revoked"));
+    let out = hub.output(&["token", "revoke", "koji"], None);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no token named"),
+        "{out:?}"
+    );
+    assert!(!hub.run(&["token", "list"]).contains("koji"));
+}

@@ -142,7 +142,10 @@ fn ownership_end_to_end(database_url: Option<&str>) {
         serde_json::json!(["eclipse-ptp"]),
         "{shown}"
     );
-    let token = hub.run(&["token", "add", "pkgdb-sync"]).trim().to_string();
+    let token = hub
+        .run(&["token", "add", "pkgdb-sync", "--scope", "ownership"])
+        .trim()
+        .to_string();
 
     hub.start();
     publish(

@@ -101,14 +101,14 @@ struct NotificationHtml<'a> {
 #[derive(Template)]
 #[template(path = "email/confirmation.txt")]
 struct ConfirmationText<'a> {
-    username: &'a str,
+    site: &'a str,
     link: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "email/confirmation.html")]
 struct ConfirmationHtml<'a> {
-    username: &'a str,
+    site: &'a str,
     link: &'a str,
 }
 
@@ -158,17 +158,19 @@ pub fn compose(
                 .and_then(|t| t.as_str())
                 .ok_or_else(|| permanent("confirmation without a token".into()))?;
             let link = format!("{base}/confirm/{token}");
+            // Nothing the account holder chose (their username, say) goes into this mail:
+            // it reaches whoever owns the address, who did not ask for it.
             let text = render(
                 "confirmation.txt",
                 &ConfirmationText {
-                    username: &claimed.username,
+                    site: base,
                     link: &link,
                 },
             );
             let html = render(
                 "confirmation.html",
                 &ConfirmationHtml {
-                    username: &claimed.username,
+                    site: base,
                     link: &link,
                 },
             );
@@ -190,13 +192,18 @@ pub fn compose(
                 .map(|(_, name)| name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let unsubscribe_url = format!("{base}/unsubscribe/{}", claimed.uid);
+            // The link's secret is derived from the uid with a server key; the uid itself
+            // is the Message-ID and no secret.
+            let token = claimed
+                .unsubscribe_token
+                .as_deref()
+                .ok_or_else(|| permanent("notification without an unsubscribe link".into()))?;
+            let unsubscribe_url = format!("{base}/unsubscribe/{token}");
             let manage_url = format!("{base}/filters");
             let mut unsubscribe = format!("<{unsubscribe_url}>");
             if let Some(mailto) = &config.unsubscribe_mailto {
                 unsubscribe.push_str(&format!(
-                    ", <mailto:{mailto}?subject=unsubscribe%20{}>",
-                    claimed.uid
+                    ", <mailto:{mailto}?subject=unsubscribe%20{token}>"
                 ));
             }
             // Only web links: a javascript: or data: URL from a message must not become a link.

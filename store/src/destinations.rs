@@ -1,11 +1,14 @@
 //! Destinations: where a user is reached on one channel. A destination is confirmed before
 //! anything but its confirmation message is sent to it.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
+use email_address::EmailAddress;
 use sqlx::FromRow;
 
+use crate::confirmations::{queue_confirmation, ConfirmationSql};
 use crate::db::with_pool;
 use crate::{now_ms, secret, Result, Store, StoreError};
 
@@ -25,32 +28,51 @@ impl Channel {
         }
     }
 
-    /// Checks and normalises an address for this channel.
+    /// Checks an address for this channel and returns the form that is stored: for email,
+    /// trimmed, the domain lower-cased, the local part as typed. Only plain addresses
+    /// (`name@example.org`) pass: no display names, quoted local parts, domain literals or
+    /// single-label domains, so that whatever is accepted here the mailer accepts too.
     pub fn normalise(self, address: &str) -> Result<String> {
         let address = address.trim();
         match self {
             Channel::Email => {
-                let valid = address.len() <= 254
-                    && !address
-                        .chars()
-                        .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
-                    && address.rsplit_once('@').is_some_and(|(local, domain)| {
-                        !local.is_empty()
-                            && domain.contains('.')
-                            && !domain.starts_with('.')
-                            && !domain.ends_with('.')
-                    });
-                if valid {
-                    Ok(address.to_string())
-                } else {
-                    Err(StoreError::Invalid {
-                        field: "address",
-                        reason: format!(
-                            "{address:?} is not an email address like name@example.org"
-                        ),
-                    })
+                let invalid = |why: &str| StoreError::Invalid {
+                    field: "address",
+                    reason: format!(
+                        "{address:?} is not an email address like name@example.org ({why})"
+                    ),
+                };
+                if address.len() > 254 {
+                    return Err(invalid("longer than 254 characters"));
                 }
+                if let Some(c) = address
+                    .chars()
+                    .find(|c| c.is_whitespace() || c.is_control() || "\"<>,;[]()".contains(*c))
+                {
+                    return Err(invalid(&format!("{c:?} is not allowed")));
+                }
+                let Some((local, domain)) = address.rsplit_once('@') else {
+                    return Err(invalid("no @"));
+                };
+                if local.is_empty() || !EmailAddress::is_valid_local_part(local) {
+                    return Err(invalid("the part before the @ is not valid"));
+                }
+                let domain = domain.to_lowercase();
+                let labels = domain.split('.').count();
+                if labels < 2 || !EmailAddress::is_valid_domain(&domain) {
+                    return Err(invalid("the domain is not valid"));
+                }
+                Ok(format!("{local}@{domain}"))
             }
+        }
+    }
+
+    /// The key a normalised address is compared by: the whole address lower-cased, since
+    /// mail providers treat the local part case-insensitively and `Bob@` and `bob@` reach
+    /// the same person.
+    pub fn address_key(self, normalised: &str) -> String {
+        match self {
+            Channel::Email => normalised.to_lowercase(),
         }
     }
 }
@@ -143,9 +165,13 @@ pub struct NewDestination<'a> {
 
 impl Store {
     /// Adds a destination. Unless it is added confirmed, a confirmation message carrying a
-    /// one-time link token is queued in the outbox in the same transaction.
+    /// one-time link token is queued in the outbox in the same transaction, within the
+    /// confirmation rate limits ([`crate::confirmations`]). An address the user already has
+    /// (in any case) is a `Conflict`; adding one confirmed that another account has
+    /// confirmed is a `Conflict` on `destinations_confirmed_address`.
     pub async fn add_destination(&self, new: NewDestination<'_>) -> Result<Destination> {
         let address = new.channel.normalise(new.address)?;
+        let key = new.channel.address_key(&address);
         let token = secret::new_token();
         let now = now_ms();
         let (confirmed_at, token_hash) = if new.confirmed {
@@ -154,35 +180,40 @@ impl Store {
             (None, Some(secret::token_digest(&token)))
         };
         let insert = format!(
-            "INSERT INTO destinations (user_id, channel, address, confirmed_at, confirm_token_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+            "INSERT INTO destinations (user_id, channel, address, address_key, confirmed_at, confirm_token_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
         );
         let insert = self.sql(&insert);
-        let queue = self.sql(
-            "INSERT INTO outbox (kind, message_id, destination_id, filters, payload, uid, status, next_attempt_at, created_at) \
-             VALUES ('confirmation', NULL, $1, '[]', $2, $3, 'pending', $4, $4)",
-        );
+        let taken = self.sql(TAKEN);
+        let queue = ConfirmationSql::new(self);
         let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
-        let payload = serde_json::json!({ "token": token }).to_string();
         let row = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            if new.confirmed {
+                refuse_if_taken!(tx, taken, new.channel.as_str(), &key, new.user_id);
+            }
             let row = sqlx::query_as::<_, DestinationRow>(&insert)
                 .bind(new.user_id)
                 .bind(new.channel.as_str())
                 .bind(&address)
+                .bind(&key)
                 .bind(confirmed_at)
                 .bind(token_hash)
                 .bind(now)
                 .fetch_one(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| confirmed_elsewhere(e.into()))?;
             if !new.confirmed {
-                sqlx::query(&queue)
-                    .bind(row.id)
-                    .bind(&payload)
-                    .bind(crate::outbox::new_uid())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                queue_confirmation!(
+                    tx,
+                    queue,
+                    row.user_id,
+                    row.id,
+                    new.channel,
+                    &key,
+                    &token,
+                    now
+                );
             }
             sqlx::query(&change)
                 .bind(new.user_id)
@@ -195,24 +226,39 @@ impl Store {
         row.try_into()
     }
 
-    /// Confirms the destination a link token was issued for. Tokens work once.
+    /// Confirms the destination a link token was issued for. Tokens work once. An address
+    /// another account has confirmed is refused (`Conflict` on
+    /// `destinations_confirmed_address`) and the token stays usable.
     pub async fn confirm_destination(&self, token: &str) -> Result<Destination> {
-        let sql = format!(
+        let find = format!("SELECT {COLUMNS} FROM destinations WHERE confirm_token_hash = $1");
+        let find = self.sql(&find);
+        let taken = self.sql(TAKEN);
+        let confirm = format!(
             "UPDATE destinations SET confirmed_at = $1, confirm_token_hash = NULL \
-             WHERE confirm_token_hash = $2 RETURNING {COLUMNS}"
+             WHERE id = $2 AND confirm_token_hash = $3 RETURNING {COLUMNS}"
         );
-        let sql = self.sql(&sql);
+        let confirm = self.sql(&confirm);
         let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
+        let digest = secret::token_digest(token);
+        let now = now_ms();
         let row = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query_as::<_, DestinationRow>(&sql)
-                .bind(now_ms())
-                .bind(secret::token_digest(token))
+            let found = sqlx::query_as::<_, DestinationRow>(&find)
+                .bind(&digest)
                 .fetch_one(&mut *tx)
                 .await?;
+            let key = found.address_key();
+            refuse_if_taken!(tx, taken, found.channel.as_str(), &key, found.user_id);
+            let row = sqlx::query_as::<_, DestinationRow>(&confirm)
+                .bind(now)
+                .bind(found.id)
+                .bind(&digest)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| confirmed_elsewhere(e.into()))?;
             sqlx::query(&change)
                 .bind(row.user_id)
-                .bind(now_ms())
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -266,5 +312,126 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Which of `uids` (outbox uids, the base of each mail's Message-ID) were queued for
+    /// one of this user's destinations: the mail sent on their behalf, which is all the
+    /// mailbox viewer shows them.
+    pub async fn sent_for_user(&self, user_id: i64, uids: &[String]) -> Result<HashSet<String>> {
+        let mut mine = HashSet::new();
+        // Bounded parameter lists: SQLite allows 32766, PostgreSQL 65535.
+        for chunk in uids.chunks(500) {
+            let placeholders = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT o.uid FROM outbox o JOIN destinations d ON d.id = o.destination_id \
+                 WHERE d.user_id = $1 AND o.uid IN ({placeholders})"
+            );
+            let sql = self.sql(&sql);
+            let found: Vec<String> = with_pool!(self, |pool| {
+                let mut query = sqlx::query_scalar(&sql).bind(user_id);
+                for uid in chunk {
+                    query = query.bind(uid);
+                }
+                query.fetch_all(pool).await?
+            });
+            mine.extend(found);
+        }
+        Ok(mine)
+    }
+}
+
+/// Whether another account has confirmed this channel's address key.
+const TAKEN: &str = "SELECT COUNT(*) FROM destinations \
+    WHERE channel = $1 AND address_key = $2 AND confirmed_at IS NOT NULL AND user_id <> $3";
+
+/// Refuses, inside transaction `$tx`, an address another account has confirmed.
+macro_rules! refuse_if_taken {
+    ($tx:ident, $taken:expr, $channel:expr, $key:expr, $user_id:expr) => {{
+        let taken: i64 = sqlx::query_scalar(&$taken)
+            .bind($channel)
+            .bind($key)
+            .bind($user_id)
+            .fetch_one(&mut *$tx)
+            .await?;
+        if taken > 0 {
+            return Err(StoreError::Conflict {
+                constraint: CONFIRMED_ADDRESS.into(),
+            });
+        }
+    }};
+}
+use refuse_if_taken;
+
+/// The constraint named when an address is confirmed by another account.
+pub const CONFIRMED_ADDRESS: &str = "destinations_confirmed_address";
+
+/// SQLite names a partial unique index's columns, not the index, when it refuses a row; a
+/// concurrent confirmation that slipped past the check is reported like the check would.
+fn confirmed_elsewhere(err: StoreError) -> StoreError {
+    match err {
+        StoreError::Conflict { constraint }
+            if constraint == CONFIRMED_ADDRESS
+                || constraint == "destinations.channel, destinations.address_key" =>
+        {
+            StoreError::Conflict {
+                constraint: CONFIRMED_ADDRESS.into(),
+            }
+        }
+        other => other,
+    }
+}
+
+impl DestinationRow {
+    fn address_key(&self) -> String {
+        match self.channel.parse::<Channel>() {
+            Ok(channel) => channel.address_key(&self.address),
+            Err(_) => self.address.to_lowercase(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_addresses_are_checked_and_normalised() {
+        let ok = |a: &str| {
+            Channel::Email
+                .normalise(a)
+                .unwrap_or_else(|e| panic!("{a}: {e}"))
+        };
+        assert_eq!(ok("  Ralph@Example.ORG "), "Ralph@example.org");
+        assert_eq!(
+            ok("first.last+tag@sub.example.org"),
+            "first.last+tag@sub.example.org"
+        );
+        assert_eq!(
+            Channel::Email.address_key("Ralph@example.org"),
+            "ralph@example.org"
+        );
+        for bad in [
+            "ralph@@example.org",
+            "ralph@example..org",
+            "\"ralph\"@example.org",
+            "ralph.@example.org",
+            ".ralph@example.org",
+            "ra..lph@example.org",
+            "ralph@[127.0.0.1]",
+            "ralph@localhost",
+            "ralph@-example.org",
+            "Ralph <ralph@example.org>",
+            "ralph@example.org\r\nBcc: x@y.org",
+        ] {
+            let err = Channel::Email.normalise(bad).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("is not an email address")),
+                "{bad:?}: {err:?}"
+            );
+        }
     }
 }

@@ -42,6 +42,19 @@ pub enum StoreError {
     /// Any other database failure.
     #[error("database: {0}")]
     Database(sqlx::Error),
+    /// Too many of something (confirmation mails) in a time window; the text says which
+    /// limit and when it frees up.
+    #[error("{reason}")]
+    RateLimited {
+        /// For the user.
+        reason: String,
+    },
+    /// A link or token was genuine but is too old to use.
+    #[error("{what} has expired")]
+    Expired {
+        /// What expired, as a sentence starts: `This unsubscribe link`.
+        what: &'static str,
+    },
     /// Password hashing failed.
     #[error("password hashing: {0}")]
     Hash(String),

@@ -2,6 +2,7 @@
 //! the database URL's scheme. Nothing outside this crate writes SQL.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod confirmations;
 mod db;
 mod destinations;
 mod error;
@@ -15,22 +16,24 @@ mod sessions;
 mod tokens;
 mod users;
 
+pub use confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
 pub use db::Store;
 pub use db::{redact, Backend};
-pub use destinations::{Channel, Destination, NewDestination};
+pub use destinations::{Channel, Destination, NewDestination, CONFIRMED_ADDRESS};
 pub use error::StoreError;
 pub use filters::{Delivery, Filter, FilterInput};
 pub use keys::ServerKey;
 pub use messages::{Change, Rejected, StoredMessage};
 pub use outbox::{
     Claimed, DeliveryRecord, Notification, NotificationView, OutboxKind, OutboxStatus, Outcome,
-    UnsubscribeTarget,
+    UnsubscribeTarget, UNSUBSCRIBE_TTL_MS,
 };
 pub use ownership::{
     FollowKind, ImportMode, ImportSummary, Owner, OwnerKind, OwnershipData, PackageOwners,
     CSV_HEADER,
 };
 pub use sessions::Session;
+pub use tokens::{ApiToken, TokenScope};
 pub use users::User;
 pub use users::{validate_password, validate_username};
 

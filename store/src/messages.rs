@@ -6,8 +6,8 @@ use sqlx::FromRow;
 use tidings_rules::{Message, Metadata};
 
 use crate::db::with_pool;
-use crate::outbox::{new_uid, Notification};
-use crate::{now_ms, Result, Store, StoreError};
+use crate::outbox::{new_uid, unsubscribe_token, Notification, UNSUBSCRIBE_KEY};
+use crate::{now_ms, secret, Result, Store, StoreError};
 
 /// An archived message.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,24 +138,35 @@ impl Store {
         notifications: &[Notification],
     ) -> Result<()> {
         let queue = self.sql(
-            "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, status, next_attempt_at, created_at) \
-             SELECT 'notification', $1, d.id, $2, $3, 'pending', $4, $4 FROM destinations d \
+            "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, unsubscribe_hash, status, next_attempt_at, created_at) \
+             SELECT 'notification', $1, d.id, $2, $3, $6, 'pending', $4, $4 FROM destinations d \
              WHERE d.id = $5 AND d.confirmed_at IS NOT NULL \
              ON CONFLICT (message_id, destination_id) DO NOTHING",
         );
         let mark = self.sql("UPDATE messages SET processed_at = $1 WHERE id = $2");
         let now = now_ms();
+        // Each notification's unsubscribe link is stored as the digest of its secret.
+        let key = if notifications.is_empty() {
+            None
+        } else {
+            Some(self.server_key(UNSUBSCRIBE_KEY).await?)
+        };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             for n in notifications {
                 let filters = serde_json::to_string(&n.filters)
                     .map_err(|e| StoreError::corrupt("filters", e))?;
+                let uid = new_uid();
+                let unsubscribe = key
+                    .as_ref()
+                    .map(|key| secret::token_digest(&unsubscribe_token(key, &uid)));
                 sqlx::query(&queue)
                     .bind(message_id)
                     .bind(&filters)
-                    .bind(new_uid())
+                    .bind(&uid)
                     .bind(now)
                     .bind(n.destination_id)
+                    .bind(unsubscribe)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use crate::db::{with_pool, Backend};
 use crate::destinations::DestinationRow;
 use crate::messages::{MessageRow, MESSAGE_COLUMNS};
-use crate::{now_ms, Destination, Result, Store, StoreError, StoredMessage};
+use crate::{now_ms, secret, Destination, Result, ServerKey, Store, StoreError, StoredMessage};
 
 /// A fresh identity for an outbox row: the base of its Message-ID (and later webhook-id,
 /// Matrix txnId).
@@ -52,7 +52,7 @@ pub enum OutboxStatus {
 }
 
 impl OutboxStatus {
-    fn parse(s: &str) -> Result<OutboxStatus> {
+    pub(crate) fn parse(s: &str) -> Result<OutboxStatus> {
         match s {
             "pending" => Ok(OutboxStatus::Pending),
             "sending" => Ok(OutboxStatus::Sending),
@@ -94,6 +94,8 @@ pub struct Claimed {
     pub filters: Vec<(i64, String)>,
     /// Kind-specific data (the confirmation token).
     pub payload: Option<serde_json::Value>,
+    /// For notifications: the secret of its unsubscribe link (see [`unsubscribe_token`]).
+    pub unsubscribe_token: Option<String>,
 }
 
 /// The result of one attempt.
@@ -193,15 +195,20 @@ impl Store {
             .bind(limit.max(0))
             .fetch_all(pool)
             .await?);
+        let key = if rows.iter().any(|r| r.kind == "notification") {
+            Some(self.server_key(UNSUBSCRIBE_KEY).await?)
+        } else {
+            None
+        };
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
-            claimed.push(self.hydrate(row).await?);
+            claimed.push(self.hydrate(row, key.as_ref()).await?);
         }
         claimed.sort_by_key(|c| c.id);
         Ok(claimed)
     }
 
-    async fn hydrate(&self, row: ClaimRow) -> Result<Claimed> {
+    async fn hydrate(&self, row: ClaimRow, key: Option<&ServerKey>) -> Result<Claimed> {
         let dest_sql = self.sql(
             "SELECT d.id, d.user_id, d.channel, d.address, d.confirmed_at, d.created_at FROM destinations d WHERE d.id = $1",
         );
@@ -232,7 +239,12 @@ impl Store {
             "confirmation" => OutboxKind::Confirmation,
             other => return Err(StoreError::corrupt("outbox kind", other)),
         };
+        let unsubscribe_token = match kind {
+            OutboxKind::Notification => key.map(|key| unsubscribe_token(key, &row.uid)),
+            OutboxKind::Confirmation => None,
+        };
         Ok(Claimed {
+            unsubscribe_token,
             id: row.id,
             kind,
             uid: row.uid,
@@ -360,6 +372,22 @@ impl Store {
     }
 }
 
+/// The server key unsubscribe secrets are derived with.
+pub(crate) const UNSUBSCRIBE_KEY: &str = "unsubscribe";
+
+/// How long an unsubscribe link works after its notification was queued: 90 days, past
+/// the time anyone acts on an old mail. After that the page says the link expired and
+/// points to the filters page.
+pub const UNSUBSCRIBE_TTL_MS: i64 = 90 * 24 * 3_600_000;
+
+/// The secret in a notification's unsubscribe link: the server key's HMAC of its uid (43
+/// URL-safe base64 characters). The uid alone is no secret: it is the Message-ID, seen in
+/// every header and reply. Only [`secret::token_digest`] of this is stored, and links are
+/// looked up by it.
+pub(crate) fn unsubscribe_token(key: &ServerKey, uid: &str) -> String {
+    key.sign(uid.as_bytes())
+}
+
 /// What an unsubscribe link points at: the filters behind one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsubscribeTarget {
@@ -372,17 +400,24 @@ pub struct UnsubscribeTarget {
 }
 
 impl Store {
-    /// The filters behind the notification with this uid (the secret in its unsubscribe link).
-    pub async fn unsubscribe_target(&self, uid: &str) -> Result<UnsubscribeTarget> {
+    /// The filters behind the notification whose unsubscribe link carries `token`.
+    /// `NotFound` for an unknown token, `Expired` once [`UNSUBSCRIBE_TTL_MS`] has passed.
+    pub async fn unsubscribe_target(&self, token: &str) -> Result<UnsubscribeTarget> {
         let sql = self.sql(
-            "SELECT d.user_id, d.address, o.filters FROM outbox o JOIN destinations d ON d.id = o.destination_id \
-             WHERE o.uid = $1 AND o.kind = 'notification'",
+            "SELECT d.user_id, d.address, o.filters, o.created_at FROM outbox o \
+             JOIN destinations d ON d.id = o.destination_id \
+             WHERE o.unsubscribe_hash = $1 AND o.kind = 'notification'",
         );
-        let (user_id, address, filters): (i64, String, String) =
+        let (user_id, address, filters, created_at): (i64, String, String, i64) =
             with_pool!(self, |pool| sqlx::query_as(&sql)
-                .bind(uid)
+                .bind(secret::token_digest(token))
                 .fetch_one(pool)
                 .await?);
+        if now_ms() - created_at > UNSUBSCRIBE_TTL_MS {
+            return Err(StoreError::Expired {
+                what: "This unsubscribe link",
+            });
+        }
         let filters =
             serde_json::from_str(&filters).map_err(|e| StoreError::corrupt("outbox filters", e))?;
         Ok(UnsubscribeTarget {
@@ -392,10 +427,10 @@ impl Store {
         })
     }
 
-    /// Disables the filters behind the notification with this uid (RFC 8058 one-click).
-    /// Returns the target as it was found.
-    pub async fn unsubscribe(&self, uid: &str) -> Result<UnsubscribeTarget> {
-        let target = self.unsubscribe_target(uid).await?;
+    /// Disables the filters behind the notification whose unsubscribe link carries `token`
+    /// (RFC 8058 one-click). Returns the target as it was found.
+    pub async fn unsubscribe(&self, token: &str) -> Result<UnsubscribeTarget> {
+        let target = self.unsubscribe_target(token).await?;
         let disable = self.sql(
             "UPDATE filters SET enabled = FALSE, updated_at = $1 WHERE id = $2 AND user_id = $3",
         );

@@ -1,6 +1,6 @@
 //! Destinations: adding, confirming by link token, ownership.
 
-use tidings_store::{Channel, NewDestination, OutboxKind, StoreError};
+use tidings_store::{Channel, NewDestination, OutboxKind, StoreError, CONFIRMED_ADDRESS};
 
 use crate::harness::{backends, destination, fails, ok, user};
 
@@ -82,6 +82,10 @@ async fn bad_addresses_are_refused() {
             "al ice@example.org",
             "<alice@example.org>",
             "a@b.org, c@d.org",
+            // Issue 8 item 6: accepted before, and its confirmation died at once.
+            "ralph@@example.org",
+            "\"ralph\"@example.org",
+            "ralph@[192.0.2.1]",
         ] {
             let err = fails!(
                 n,
@@ -119,28 +123,104 @@ async fn duplicate_address_conflicts() {
         let (n, s) = (t.name, &t.store);
         let alice = user(&t, "alice").await;
         let bob = user(&t, "bob").await;
-        destination(&t, alice.id, "shared@example.org", true).await;
+        let d = destination(&t, alice.id, "Shared@Example.org", true).await;
+        assert_eq!(d.address, "Shared@example.org", "[{n}] domain lower-cased");
+        // Issue 8 item 6: case variants are the same address.
+        for again in [
+            "Shared@example.org",
+            "shared@EXAMPLE.org",
+            "SHARED@example.org",
+        ] {
+            let err = fails!(
+                n,
+                s.add_destination(NewDestination {
+                    user_id: alice.id,
+                    channel: Channel::Email,
+                    address: again,
+                    confirmed: false,
+                })
+                .await
+            );
+            assert!(
+                matches!(&err, StoreError::Conflict { constraint } if constraint != CONFIRMED_ADDRESS),
+                "[{n}] {again}: got {err:?}"
+            );
+        }
+        assert_eq!(
+            ok!(n, s.outbox_counts().await),
+            (0, 0, 0, 0),
+            "[{n}] the refused adds queued nothing"
+        );
+        // Another user may add the same address, but not confirmed: it is alice's.
         let err = fails!(
             n,
             s.add_destination(NewDestination {
-                user_id: alice.id,
+                user_id: bob.id,
                 channel: Channel::Email,
                 address: "shared@example.org",
-                confirmed: false,
+                confirmed: true,
             })
             .await
         );
         assert!(
-            matches!(err, StoreError::Conflict { .. }),
+            matches!(&err, StoreError::Conflict { constraint } if constraint == CONFIRMED_ADDRESS),
             "[{n}] got {err:?}"
         );
-        assert_eq!(
-            ok!(n, s.outbox_counts().await),
-            (0, 0, 0, 0),
-            "[{n}] the refused add queued nothing"
+        destination(&t, bob.id, "shared@example.org", false).await;
+    }
+}
+
+/// The confirmation token queued for the newest confirmation row.
+async fn newest_token(t: &crate::harness::TestStore) -> String {
+    let claimed = ok!(t.name, t.store.claim(100, 60_000).await);
+    claimed
+        .iter()
+        .rev()
+        .find(|c| c.kind == OutboxKind::Confirmation)
+        .and_then(|c| c.payload.as_ref())
+        .and_then(|p| p.get("token"))
+        .and_then(|t| t.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("[{}] no confirmation queued: {claimed:?}", t.name))
+}
+
+// Issue 8 item 1: a confirmed address belongs to one account. alice adds bob's confirmed
+// address and obtains the confirmation link: confirming it is refused, her link stays
+// usable, and works once bob has let the address go.
+#[tokio::test]
+async fn a_confirmed_address_belongs_to_one_account() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let bob = user(&t, "bob").await;
+        let bobs = destination(&t, bob.id, "bob@example.org", false).await;
+        let bob_token = newest_token(&t).await;
+        ok!(n, s.confirm_destination(&bob_token).await);
+
+        let hers = destination(&t, alice.id, "Bob@Example.org", false).await;
+        let alice_token = newest_token(&t).await;
+        let err = fails!(n, s.confirm_destination(&alice_token).await);
+        assert!(
+            matches!(&err, StoreError::Conflict { constraint } if constraint == CONFIRMED_ADDRESS),
+            "[{n}] got {err:?}"
         );
-        // Another user may use the same address.
-        destination(&t, bob.id, "shared@example.org", true).await;
+        assert!(
+            !ok!(n, s.destination(alice.id, hers.id).await).is_confirmed(),
+            "[{n}]"
+        );
+        assert!(
+            ok!(n, s.destination(bob.id, bobs.id).await).is_confirmed(),
+            "[{n}] bob keeps it"
+        );
+
+        ok!(n, s.delete_destination(bob.id, bobs.id).await);
+        let confirmed = ok!(n, s.confirm_destination(&alice_token).await);
+        assert_eq!(confirmed.id, hers.id, "[{n}]");
+        // Now bob cannot take it back without alice letting go.
+        destination(&t, bob.id, "bob@example.org", false).await;
+        let again = newest_token(&t).await;
+        let err = fails!(n, s.confirm_destination(&again).await);
+        assert!(matches!(err, StoreError::Conflict { .. }), "[{n}] {err:?}");
     }
 }
 

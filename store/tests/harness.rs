@@ -263,3 +263,22 @@ pub fn notification(destination_id: i64, filters: &[(i64, &str)]) -> Notificatio
             .collect(),
     }
 }
+
+/// Runs raw SQL on the test's database, beside the store: for states the API cannot make
+/// (old rows from before a migration, times long past).
+pub async fn execute(t: &TestStore, sql: &str) {
+    let done = if t.name == "postgres" {
+        match PgConnection::connect(&t.url).await {
+            Ok(mut conn) => conn.execute(sql).await.map(drop),
+            Err(err) => Err(err),
+        }
+    } else {
+        match sqlx::SqliteConnection::connect(&t.url).await {
+            Ok(mut conn) => conn.execute(sql).await.map(drop),
+            Err(err) => Err(err),
+        }
+    };
+    if let Err(err) = done {
+        panic!("[{}] {sql}: {err}", t.name);
+    }
+}

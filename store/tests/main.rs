@@ -3,10 +3,12 @@
 
 mod harness;
 
+mod confirmations;
 mod destinations;
 mod filters;
 mod keys;
 mod messages;
+mod migration;
 mod open;
 mod outbox;
 mod ownership;

@@ -333,7 +333,10 @@ async fn unsubscribe_disables_the_filters_named() {
         );
         let claimed = ok!(n, s.claim(10, 60_000).await);
         assert_eq!(claimed.len(), 1, "[{n}]");
-        let uid = claimed[0].uid.clone();
+        let uid = claimed[0]
+            .unsubscribe_token
+            .clone()
+            .unwrap_or_else(|| panic!("[{n}] a notification has an unsubscribe link"));
 
         let target = ok!(n, s.unsubscribe_target(&uid).await);
         assert_eq!(target.user_id, alice.id, "[{n}]");
@@ -387,11 +390,56 @@ async fn confirmation_rows_have_no_unsubscribe_link() {
         let claimed = ok!(n, s.claim(10, 60_000).await);
         assert_eq!(claimed.len(), 1, "[{n}]");
         assert_eq!(claimed[0].kind, OutboxKind::Confirmation, "[{n}]");
+        assert_eq!(claimed[0].unsubscribe_token, None, "[{n}]");
         let err = fails!(n, s.unsubscribe_target(&claimed[0].uid).await);
         assert!(matches!(err, StoreError::NotFound), "[{n}] got {err:?}");
         assert!(
             ok!(n, s.notifications(alice.id, 10).await).is_empty(),
             "[{n}]"
         );
+    }
+}
+
+// Issue 8 item 9: the unsubscribe secret is not the outbox uid (the Message-ID's base,
+// public in every header), is stored only as a digest, and expires.
+#[tokio::test]
+async fn unsubscribe_links_are_secret_hashed_and_expire() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let d = queue(&t, "alice", 1).await;
+        let claimed = ok!(n, s.claim(10, 60_000).await);
+        let (uid, token) = (
+            claimed[0].uid.clone(),
+            claimed[0].unsubscribe_token.clone().unwrap_or_default(),
+        );
+        assert_eq!(claimed[0].destination.id, d, "[{n}]");
+        assert_eq!(token.len(), 43, "[{n}] {token:?}");
+        assert_ne!(token, uid, "[{n}]");
+        let err = fails!(n, s.unsubscribe(&uid).await);
+        assert!(
+            matches!(err, StoreError::NotFound),
+            "[{n}] the uid is no key: {err:?}"
+        );
+        let again = ok!(n, s.claim(10, 1).await);
+        assert!(again.is_empty(), "[{n}] leased");
+        // Only the digest is kept: a leaked outbox table holds no working link.
+        let digest = tidings_store::secret::token_digest(&token);
+        crate::harness::execute(
+            &t,
+            &format!(
+                "UPDATE outbox SET last_error = 'hash ok' WHERE unsubscribe_hash = '{digest}' \
+                 AND unsubscribe_hash <> '{token}'"
+            ),
+        )
+        .await;
+        let views = ok!(n, s.notifications(claimed[0].destination.user_id, 10).await);
+        assert_eq!(views[0].last_error.as_deref(), Some("hash ok"), "[{n}]");
+        ok!(n, s.unsubscribe_target(&token).await);
+
+        // 91 days later the link has expired, and says so.
+        let old = tidings_store::now_ms() - tidings_store::UNSUBSCRIBE_TTL_MS - 86_400_000;
+        crate::harness::execute(&t, &format!("UPDATE outbox SET created_at = {old}")).await;
+        let err = fails!(n, s.unsubscribe(&token).await);
+        assert!(matches!(err, StoreError::Expired { .. }), "[{n}] {err:?}");
     }
 }

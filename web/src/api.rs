@@ -1,6 +1,7 @@
 //! The JSON API and the health check. Publishers POST fedmsg envelopes to
-//! `/api/v1/messages` with a bearer token; the message is archived (de-duplicated by id) and
-//! the matcher is woken. Input that cannot become a message is answered with 400 naming the
+//! `/api/v1/messages` with a bearer token of scope `publish` (or `admin`); the message is
+//! archived (de-duplicated by id) and the matcher is woken. A missing or unknown token is
+//! 401; a valid token of the wrong scope is 403, naming the scope needed. Input that cannot become a message is answered with 400 naming the
 //! field or the line and column at fault, and recorded as rejected, so nothing vanishes.
 
 use axum::extract::{Request, State};
@@ -11,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tidings_rules::Envelope;
+use tidings_store::{ApiToken, TokenScope};
 
 use crate::{routes, AppState, Error, Ingest};
 
@@ -57,21 +59,35 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The name of the publisher token the request carries. Checked before the body is read,
-/// so strangers' uploads are never buffered.
-pub(crate) async fn publisher(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+/// The API token the request carries, if it may do what `needed` names. Checked before
+/// the body is read, so strangers' uploads are never buffered.
+pub(crate) async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    needed: TokenScope,
+) -> Result<ApiToken, ApiError> {
     let unauthorized = || {
         ApiError(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required".into(),
         )
     };
-    let token = bearer(headers).ok_or_else(unauthorized)?;
-    state
+    let presented = bearer(headers).ok_or_else(unauthorized)?;
+    let token = state
         .store
-        .api_token_name(token)
+        .api_token(presented)
         .await?
-        .ok_or_else(unauthorized)
+        .ok_or_else(unauthorized)?;
+    if !token.scope.allows(needed) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token {:?} has scope {}; this needs scope {needed} or admin",
+                token.name, token.scope
+            ),
+        ));
+    }
+    Ok(token)
 }
 
 /// The request body, refused with 413 past `limit` bytes (by Content-Length when declared,
@@ -97,8 +113,8 @@ pub(crate) async fn body(request: Request, limit: usize) -> Result<axum::body::B
 }
 
 async fn ingest(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let name = publisher(&state, request.headers()).await?;
-    let source = format!("http:{name}");
+    let token = authorize(&state, request.headers(), TokenScope::Publish).await?;
+    let source = format!("http:{}", token.name);
     let body = body(request, BODY_LIMIT).await?;
     let envelope = match Envelope::from_json(&body) {
         Ok(envelope) => envelope,

@@ -1,16 +1,19 @@
 //! Destinations: the user's email addresses, and the confirmation page their link points at.
 //! The link confirms on POST only: mail scanners prefetch every link in a message, and a GET
-//! that changed state would confirm addresses nobody looked at.
+//! that changed state would confirm addresses nobody looked at. The link's token is checked
+//! for shape before anything is rendered ([`LinkToken`]) and the form posts back to the
+//! route built from it, never to the path as requested.
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use tidings_store::{Channel, Destination, NewDestination};
+use tidings_store::{Channel, ConfirmationMail, Destination, NewDestination, OutboxStatus};
 
 use crate::auth::see_other;
 use crate::error::for_form;
+use crate::routes::LinkToken;
 use crate::session::{CurrentUser, Form, Visitor};
 use crate::view::{self, Nav};
 use crate::{routes, AppState, Error};
@@ -20,6 +23,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(routes::DESTINATIONS, get(list).post(add))
         .route(routes::DESTINATION_DELETE, post(delete))
+        .route(routes::DESTINATION_RESEND, post(resend))
         .route(routes::CONFIRM, get(confirm_page).post(confirm))
 }
 
@@ -28,18 +32,52 @@ struct DestinationRow {
     channel: String,
     address: String,
     confirmed: String,
+    /// For an unconfirmed one: what became of its confirmation mail.
+    waiting: String,
+    /// The confirmation mail failed for good: the address needs fixing or a resend.
+    failed: bool,
     added: String,
     delete: String,
+    resend: String,
 }
 
-impl From<&Destination> for DestinationRow {
-    fn from(d: &Destination) -> Self {
+impl DestinationRow {
+    fn new(d: &Destination, mails: &[ConfirmationMail]) -> Self {
+        let mail = mails.iter().find(|m| m.destination_id == d.id);
+        let (waiting, failed) = match mail {
+            _ if d.is_confirmed() => (String::new(), false),
+            Some(m) if m.status == OutboxStatus::Dead => (
+                format!(
+                    "the confirmation mail could not be delivered: {}",
+                    m.last_error.as_deref().unwrap_or("refused")
+                ),
+                true,
+            ),
+            Some(m) if m.status == OutboxStatus::Sent => (
+                format!(
+                    "confirmation link sent {}; follow it to confirm",
+                    view::when(m.queued_at)
+                ),
+                false,
+            ),
+            Some(m) if m.last_error.is_some() => (
+                format!(
+                    "sending the confirmation mail; last attempt failed: {}",
+                    m.last_error.as_deref().unwrap_or_default()
+                ),
+                false,
+            ),
+            _ => ("waiting for the confirmation mail to be sent".into(), false),
+        };
         DestinationRow {
             channel: d.channel.to_string(),
             address: d.address.clone(),
             confirmed: d.confirmed_at.map(view::when).unwrap_or_default(),
+            waiting,
+            failed,
             added: view::when(d.created_at),
             delete: routes::destination_delete(d.id),
+            resend: routes::destination_resend(d.id),
         }
     }
 }
@@ -53,6 +91,8 @@ struct DestinationsView {
     address: String,
     error: Option<String>,
     notice: Option<String>,
+    per_address: i64,
+    per_user: i64,
 }
 
 async fn render(
@@ -63,13 +103,19 @@ async fn render(
     notice: Option<String>,
 ) -> Result<DestinationsView, Error> {
     let destinations = state.store.destinations(me.id()).await?;
+    let mails = state.store.confirmation_mails(me.id()).await?;
     Ok(DestinationsView {
         nav: Nav::user(state, me),
         csrf: me.visitor.csrf().to_string(),
-        destinations: destinations.iter().map(DestinationRow::from).collect(),
+        destinations: destinations
+            .iter()
+            .map(|d| DestinationRow::new(d, &mails))
+            .collect(),
         address: address.to_string(),
         error,
         notice,
+        per_address: tidings_store::PER_ADDRESS,
+        per_user: tidings_store::PER_USER,
     })
 }
 
@@ -106,6 +152,28 @@ async fn add(
     }
 }
 
+/// Another confirmation mail, within the same limits as adding the address.
+async fn resend(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<i64>,
+    _form: Form,
+) -> Result<Response, Error> {
+    match for_form(state.store.resend_confirmation(me.id(), id).await)? {
+        Ok(destination) => {
+            state.wake.notify_one();
+            let notice = format!(
+                "We sent a new confirmation link to {}; earlier links no longer work.",
+                destination.address
+            );
+            view::ok(&render(&state, &me, "", None, Some(notice)).await?)
+        }
+        Err((status, message)) => {
+            view::page(status, &render(&state, &me, "", Some(message), None).await?)
+        }
+    }
+}
+
 async fn delete(
     State(state): State<AppState>,
     me: CurrentUser,
@@ -127,8 +195,8 @@ struct ConfirmView {
 
 async fn confirm_page(
     State(state): State<AppState>,
+    token: LinkToken,
     visitor: Visitor,
-    Path(token): Path<String>,
 ) -> Result<Response, Error> {
     view::ok(&ConfirmView {
         nav: Nav::visitor(&state, &visitor),
@@ -142,10 +210,10 @@ async fn confirm_page(
 /// people often open the mail on another device.
 async fn confirm(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    token: LinkToken,
     form: Form,
 ) -> Result<Response, Error> {
-    let destination = state.store.confirm_destination(&token).await?;
+    let destination = state.store.confirm_destination(token.as_str()).await?;
     tracing::info!(destination = destination.id, "destination confirmed");
     view::ok(&ConfirmView {
         nav: Nav::visitor(&state, &form.visitor),

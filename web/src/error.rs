@@ -28,6 +28,12 @@ pub enum Error {
     /// The change clashes with existing data; the text is for the user.
     #[error("{0}")]
     Conflict(String),
+    /// A rate limit refused the request; the text is for the user.
+    #[error("{0}")]
+    TooMany(String),
+    /// A genuine link that is too old; the text is for the user.
+    #[error("{0}")]
+    Expired(String),
     /// Anything else; the text is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -41,6 +47,10 @@ impl From<StoreError> for Error {
                 Error::BadRequest(format!("{field}: {reason}"))
             }
             StoreError::Conflict { constraint } => Error::Conflict(conflict_message(&constraint)),
+            StoreError::RateLimited { reason } => Error::TooMany(reason),
+            StoreError::Expired { what } => Error::Expired(format!(
+                "{what} has expired. Sign in to manage your filters and destinations instead."
+            )),
             other => Error::Internal(other.to_string()),
         }
     }
@@ -60,7 +70,10 @@ fn conflict_message(constraint: &str) -> String {
         .next()
         .unwrap_or_default()
         .trim();
-    let message = if table == "users" || constraint.starts_with("users_") {
+    let message = if constraint == tidings_store::CONFIRMED_ADDRESS {
+        "That address is confirmed by another account, and an address belongs to one account. \
+         If it is yours, remove it from the other account first."
+    } else if table == "users" || constraint.starts_with("users_") {
         "That username is taken; choose another."
     } else if table == "destinations" || constraint.starts_with("destinations_") {
         "You already have that address."
@@ -81,6 +94,8 @@ impl Error {
             Error::Csrf => StatusCode::FORBIDDEN,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Expired(_) => StatusCode::GONE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,7 +103,9 @@ impl Error {
     /// The message to show beside a form, when the error is the user's to fix.
     pub(crate) fn form_message(&self) -> Option<String> {
         match self {
-            Error::BadRequest(message) | Error::Conflict(message) => Some(message.clone()),
+            Error::BadRequest(message) | Error::Conflict(message) | Error::TooMany(message) => {
+                Some(message.clone())
+            }
             _ => None,
         }
     }
@@ -132,6 +149,8 @@ impl IntoResponse for Error {
             ),
             Error::BadRequest(message) => ("Bad request", message.clone()),
             Error::Conflict(message) => ("Conflict", message.clone()),
+            Error::TooMany(message) => ("Too many requests", message.clone()),
+            Error::Expired(message) => ("Link expired", message.clone()),
             Error::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 (
@@ -196,6 +215,7 @@ mod tests {
             assert!(conflict_message(c).contains("address"), "{c}");
         }
         assert!(conflict_message("users_username_key").contains("username"));
+        assert!(conflict_message(tidings_store::CONFIRMED_ADDRESS).contains("another account"));
     }
 
     #[tokio::test]

@@ -42,6 +42,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::Error;
 pub use routes::router;
+/// A time (ms since the epoch) as `2024-05-01 12:34 UTC`, as the pages show it.
+pub use view::when as show_time;
 
 /// The web settings (the `[web]` table of the config file).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]

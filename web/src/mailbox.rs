@@ -1,8 +1,13 @@
 //! The local mailbox folder: with no SMTP server, the email sender writes each mail as an
-//! `.eml` file, and here a signed-in user reads the ones addressed to their destinations.
-//! Headers are read minimally (unfolded, `To:` addresses compared case-insensitively); the
-//! mail is shown as its source, escaped.
+//! `.eml` file, and here a signed-in user reads the mail sent on their behalf: the mails
+//! whose Message-ID (`<outbox uid@domain>`) is an outbox row of one of their destinations.
+//! The `To:` address decides nothing: anyone can add anyone's address, and reading the
+//! mail to an address is what confirming it proves. So a user sees the confirmation mail
+//! for an address they added (the first-use flow needs it) but never the notifications
+//! another account's filters sent to the same address. Headers are read minimally
+//! (unfolded); the mail is shown as its source, escaped.
 
+use std::collections::HashSet;
 use std::path::{Path as FsPath, PathBuf};
 
 use askama::Template;
@@ -34,6 +39,8 @@ struct Headers {
     from: String,
     subject: String,
     date: String,
+    /// The outbox uid the sender put before the `@` of the Message-ID.
+    uid: Option<String>,
 }
 
 /// Reads the header block: unfolds continuation lines, keeps To/From/Subject/Date.
@@ -60,6 +67,7 @@ fn headers(text: &str) -> Headers {
             "from" => found.from = value,
             "subject" => found.subject = value,
             "date" => found.date = value,
+            "message-id" => found.uid = outbox_uid(&value),
             _ => {}
         }
     }
@@ -81,6 +89,13 @@ fn addresses(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// The outbox uid in a Message-ID the sender made: `<uid@domain>`.
+fn outbox_uid(message_id: &str) -> Option<String> {
+    let inner = message_id.trim().strip_prefix('<')?.strip_suffix('>')?;
+    let (uid, _) = inner.split_once('@')?;
+    (!uid.is_empty() && uid.chars().all(|c| c.is_ascii_alphanumeric())).then(|| uid.to_string())
+}
+
 /// A plain file name in the folder, never a path out of it.
 fn safe_name(name: &str) -> bool {
     name.ends_with(".eml")
@@ -94,14 +109,18 @@ fn folder(state: &AppState) -> Result<&PathBuf, Error> {
     state.config.mailbox_dir.as_ref().ok_or(Error::NotFound)
 }
 
-async fn my_addresses(state: &AppState, me: &CurrentUser) -> Result<Vec<String>, Error> {
-    Ok(state
-        .store
-        .destinations(me.id())
-        .await?
-        .into_iter()
-        .map(|d| d.address.to_ascii_lowercase())
-        .collect())
+/// Which of these mails were sent on `me`'s behalf.
+async fn mine(
+    state: &AppState,
+    me: &CurrentUser,
+    mails: &[&Headers],
+) -> Result<HashSet<String>, Error> {
+    let uids: Vec<String> = mails.iter().filter_map(|h| h.uid.clone()).collect();
+    Ok(state.store.sent_for_user(me.id(), &uids).await?)
+}
+
+fn is_mine(found: &Headers, mine: &HashSet<String>) -> bool {
+    found.uid.as_ref().is_some_and(|uid| mine.contains(uid))
 }
 
 async fn read_mail(path: &FsPath) -> Option<String> {
@@ -128,7 +147,6 @@ struct MailboxView {
 
 async fn list(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
     let dir = folder(&state)?;
-    let mine = my_addresses(&state, &me).await?;
     let mut files = Vec::new();
     if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
         while let Ok(Some(entry)) = entries.next_entry().await {
@@ -142,24 +160,33 @@ async fn list(State(state): State<AppState>, me: CurrentUser) -> Result<Response
     }
     files.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     let mut mails = Vec::new();
-    for (_, name, path) in files {
+    // Newest first, a batch at a time, until the page is full.
+    for batch in files.chunks(LIST_LIMIT) {
+        let mut read = Vec::new();
+        for (_, name, path) in batch {
+            if let Some(text) = read_mail(path).await {
+                read.push((name, headers(&text)));
+            }
+        }
+        let owned = mine(
+            &state,
+            &me,
+            &read.iter().map(|(_, h)| h).collect::<Vec<_>>(),
+        )
+        .await?;
+        for (name, found) in read {
+            if mails.len() < LIST_LIMIT && is_mine(&found, &owned) {
+                mails.push(MailRow {
+                    link: routes::mailbox_mail(name),
+                    to: found.to.join(", "),
+                    subject: found.subject,
+                    date: found.date,
+                });
+            }
+        }
         if mails.len() >= LIST_LIMIT {
             break;
         }
-        let Some(text) = read_mail(&path).await else {
-            continue;
-        };
-        let found = headers(&text);
-        let to: Vec<&String> = found.to.iter().filter(|a| mine.contains(a)).collect();
-        if to.is_empty() {
-            continue;
-        }
-        mails.push(MailRow {
-            link: routes::mailbox_mail(&name),
-            to: to.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "),
-            subject: found.subject,
-            date: found.date,
-        });
     }
     view::ok(&MailboxView {
         nav: Nav::user(&state, &me),
@@ -189,9 +216,8 @@ async fn show(
     }
     let text = read_mail(&dir.join(&name)).await.ok_or(Error::NotFound)?;
     let found = headers(&text);
-    let mine = my_addresses(&state, &me).await?;
     // Someone else's mail is as absent as a missing one.
-    if !found.to.iter().any(|a| mine.contains(a)) {
+    if !is_mine(&found, &mine(&state, &me, &[&found]).await?) {
         return Err(Error::NotFound);
     }
     view::ok(&MailView {
@@ -215,6 +241,12 @@ mod tests {
         assert_eq!(found.to, vec!["alice@example.org", "bob@example.org"]);
         assert_eq!(found.subject, "[koji] build done");
         assert_eq!(found.from, "Tidings <tidings@localhost>");
+        assert_eq!(found.uid, None);
+        let found = headers("Message-ID:\r\n <AbC123@hub.example.org>\r\n\r\n");
+        assert_eq!(found.uid.as_deref(), Some("AbC123"));
+        for bad in ["AbC123@x", "<@x>", "<a b@x>", "<abc>", "<../x@y>"] {
+            assert_eq!(outbox_uid(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! (templates call them too), and the root router that mounts each area's routes with the
 //! layers they need.
 
+use axum::extract::{FromRequestParts, Path};
 use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -24,6 +26,8 @@ pub const SIGNOUT: &str = "/signout";
 pub const DESTINATIONS: &str = "/destinations";
 /// Deleting a destination (POST).
 pub const DESTINATION_DELETE: &str = "/destinations/{id}/delete";
+/// Sending an unconfirmed destination a fresh confirmation link (POST).
+pub const DESTINATION_RESEND: &str = "/destinations/{id}/resend";
 /// The link mailed to a new destination.
 pub const CONFIRM: &str = "/confirm/{token}";
 /// The user's filters.
@@ -37,7 +41,7 @@ pub const FILTER_DELETE: &str = "/filters/{id}/delete";
 /// The notifications sent to the user.
 pub const NOTIFICATIONS: &str = "/notifications";
 /// A notification's unsubscribe link (`List-Unsubscribe`).
-pub const UNSUBSCRIBE: &str = "/unsubscribe/{uid}";
+pub const UNSUBSCRIBE: &str = "/unsubscribe/{token}";
 /// The local mailbox folder.
 pub const MAILBOX: &str = "/mailbox";
 /// One mail in the local mailbox folder.
@@ -68,14 +72,53 @@ pub fn filter_delete(id: i64) -> String {
     FILTER_DELETE.replace("{id}", &id.to_string())
 }
 
-/// Link to a confirmation page (tokens are URL-safe base64).
-pub fn confirm(token: &str) -> String {
-    CONFIRM.replace("{token}", token)
+/// Link to a destination's resend action.
+pub fn destination_resend(id: i64) -> String {
+    DESTINATION_RESEND.replace("{id}", &id.to_string())
 }
 
-/// Link to an unsubscribe page (uids are alphanumeric).
-pub fn unsubscribe(uid: &str) -> String {
-    UNSUBSCRIBE.replace("{uid}", uid)
+/// Link to a confirmation page.
+pub fn confirm(token: &LinkToken) -> String {
+    CONFIRM.replace("{token}", token.as_str())
+}
+
+/// Link to an unsubscribe page.
+pub fn unsubscribe(token: &LinkToken) -> String {
+    UNSUBSCRIBE.replace("{token}", token.as_str())
+}
+
+/// The secret in a mailed link (confirmation, unsubscribe): 43 URL-safe base64 characters,
+/// the shape of `secret::new_token` and of a server-key signature. As an extractor it
+/// answers anything else with 404 before a handler runs, so no page is ever rendered (or
+/// form action built) from a path like `..%2Ffilters%2F3%2Fdelete`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkToken(String);
+
+impl LinkToken {
+    /// The token, if `text` has the shape of one.
+    pub fn parse(text: &str) -> Option<LinkToken> {
+        let shaped = text.len() == 43
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        shaped.then(|| LinkToken(text.to_string()))
+    }
+
+    /// The token as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for LinkToken {
+    type Rejection = crate::Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, crate::Error> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| crate::Error::NotFound)?;
+        LinkToken::parse(&text).ok_or(crate::Error::NotFound)
+    }
 }
 
 /// Link to one mail in the mailbox (names are checked to be plain file names).
@@ -149,8 +192,32 @@ mod tests {
         assert_eq!(filter(7), "/filters/7");
         assert_eq!(filter_delete(7), "/filters/7/delete");
         assert_eq!(destination_delete(3), "/destinations/3/delete");
-        assert_eq!(confirm("abc-_"), "/confirm/abc-_");
-        assert_eq!(unsubscribe("u1"), "/unsubscribe/u1");
+        assert_eq!(destination_resend(3), "/destinations/3/resend");
+        let token = LinkToken::parse(&"a-_".repeat(15)[..43]).unwrap_or_else(|| panic!("token"));
+        assert_eq!(confirm(&token), format!("/confirm/{}", token.as_str()));
+        assert_eq!(
+            unsubscribe(&token),
+            format!("/unsubscribe/{}", token.as_str())
+        );
         assert_eq!(mailbox_mail("a.eml"), "/mailbox/a.eml");
+    }
+
+    // Issue 8 item 3: only the shape of a real token is a link token.
+    #[test]
+    fn link_tokens_have_one_shape() {
+        let real = tidings_store::secret::new_token();
+        assert!(LinkToken::parse(&real).is_some(), "{real}");
+        for bad in [
+            "",
+            "..%2Ffilters%2F3%2Fdelete",
+            "../filters/3/delete",
+            &real[..42],
+            &format!("{real}A"),
+            &format!("{}/", &real[..42]),
+            &format!("{}=", &real[..42]),
+            &format!("{}.", &real[..42]),
+        ] {
+            assert!(LinkToken::parse(bad).is_none(), "{bad:?}");
+        }
     }
 }

@@ -2,9 +2,9 @@
 //! the notifications page that lists what was sent.
 
 use reqwest::StatusCode;
-use tidings_rules::{Condition, Message, Metadata};
-use tidings_store::{Channel, Delivery, FilterInput, NewDestination, Notification, OutboxKind};
+use tidings_store::{Channel, NewDestination, OutboxKind};
 
+use crate::mailbox::notify;
 use crate::on_both;
 use crate::support::App;
 
@@ -91,34 +91,8 @@ async fn notifications_and_one_click_unsubscribe(app: &App) {
         })
         .await
         .unwrap();
-    let input = FilterInput {
-        name: "my builds".into(),
-        condition: Condition::parse("usernames has $me").unwrap(),
-        destination_ids: vec![dest.id],
-        delivery: Delivery::Instant,
-        enabled: true,
-    };
-    let filter = app.store.create_filter(user.id, &input).await.unwrap();
-    let message = Message::new(
-        "m-1",
-        "org.fedoraproject.prod.koji.build.state.change",
-        serde_json::json!({"owner": "alice"}),
-    );
-    let metadata = Metadata::derive(&message);
-    let id = app
-        .store
-        .insert_message(&message, &metadata, "test")
-        .await
-        .unwrap()
-        .unwrap();
-    let notification = Notification {
-        destination_id: dest.id,
-        filters: vec![(filter.id, filter.name.clone())],
-    };
-    app.store
-        .complete_message(id, &[notification])
-        .await
-        .unwrap();
+    let body = serde_json::json!({"owner": "alice"});
+    let (filter, metadata) = notify(app, user.id, dest.id, "my builds", body).await;
 
     let page = alice.get("/notifications").await;
     assert_eq!(page.status, StatusCode::OK);
@@ -141,14 +115,21 @@ async fn notifications_and_one_click_unsubscribe(app: &App) {
         .body
         .contains("org.fedoraproject.prod.koji.build.state.change"));
 
-    let uid = app.store.claim(10, 60_000).await.unwrap().remove(0).uid;
-    let path = format!("/unsubscribe/{uid}");
+    let token = app
+        .store
+        .claim(10, 60_000)
+        .await
+        .unwrap()
+        .remove(0)
+        .unsubscribe_token
+        .unwrap();
+    let path = format!("/unsubscribe/{token}");
     let stranger = app.browser();
     let shown = stranger.get(&path).await;
     assert_eq!(shown.status, StatusCode::OK);
     assert!(shown.body.contains("my builds"));
     assert!(
-        app.store.filter(user.id, filter.id).await.unwrap().enabled,
+        app.store.filter(user.id, filter).await.unwrap().enabled,
         "GET changes nothing"
     );
 
@@ -167,13 +148,20 @@ async fn notifications_and_one_click_unsubscribe(app: &App) {
         "no session for a mail client"
     );
     assert!(
-        !app.store.filter(user.id, filter.id).await.unwrap().enabled,
+        !app.store.filter(user.id, filter).await.unwrap().enabled,
         "one-click POST must disable the filter"
     );
     assert_eq!(
         stranger.get("/unsubscribe/not-a-uid").await.status,
         StatusCode::NOT_FOUND
     );
+    // Issue 8 item 9: links expire, with a page that says so.
+    let old = tidings_store::now_ms() - tidings_store::UNSUBSCRIBE_TTL_MS - 1;
+    age_outbox(app, old).await;
+    for reply in [stranger.get(&path).await, stranger.post(&path, &[]).await] {
+        assert_eq!(reply.status, StatusCode::GONE);
+        assert!(reply.body.contains("has expired"), "{}", reply.body);
+    }
     assert_eq!(
         bare.post(format!("{}/unsubscribe/not-a-uid", app.base))
             .send()
@@ -184,15 +172,16 @@ async fn notifications_and_one_click_unsubscribe(app: &App) {
     );
 }
 
+// Issue 8 item 1: the viewer goes by the Message-ID the sender set, never by `To:`: a
+// mail that merely names one of alice's addresses is not hers to read.
 #[tokio::test]
-async fn mailbox_shows_only_my_mail() {
+async fn mailbox_shows_only_mail_sent_for_me() {
     let folder = tempfile::tempdir().unwrap();
     let write = |name: &str, to: &str, subject: &str| {
-        let mail = format!("From: tidings@localhost\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nHello <b>there</b>\r\n");
+        let mail = format!("From: tidings@localhost\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <abc123@localhost>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nHello <b>there</b>\r\n");
         std::fs::write(folder.path().join(name), mail).unwrap();
     };
-    write("a1.eml", "Alice <alice@example.org>", "for alice");
-    write("b1.eml", "bob@example.org", "for bob");
+    write("b1.eml", "alice@example.org", "for bob");
     let dir = folder.path().to_path_buf();
     let app = App::start_with(crate::support::Db::Sqlite, |c| c.mailbox_dir = Some(dir))
         .await
@@ -209,20 +198,21 @@ async fn mailbox_shows_only_my_mail() {
         })
         .await
         .unwrap();
+    crate::mailbox::deliver(&app, folder.path()).await;
     let list = alice.get("/mailbox").await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(
-        list.body.contains("for alice") && !list.body.contains("for bob"),
+        list.body.contains("Confirm this address") && !list.body.contains("for bob"),
         "{}",
         list.body
     );
-    let mail = alice.get("/mailbox/a1.eml").await;
+    let (name, _) = crate::mailbox::mails(folder.path())
+        .into_iter()
+        .find(|(name, _)| name != "b1.eml")
+        .unwrap();
+    let mail = alice.get(&format!("/mailbox/{name}")).await;
     assert_eq!(mail.status, StatusCode::OK);
-    assert!(
-        mail.body.contains("Hello &#60;b&#62;there"),
-        "mail source is escaped: {}",
-        mail.body
-    );
+    assert!(mail.body.contains("/confirm/"), "{}", mail.body);
     assert_eq!(
         alice.get("/mailbox/b1.eml").await.status,
         StatusCode::NOT_FOUND
@@ -236,4 +226,22 @@ async fn mailbox_shows_only_my_mail() {
         Some("/signin")
     );
     app.stop().await;
+}
+
+/// Makes every outbox row look queued at `at`.
+async fn age_outbox(app: &App, at: i64) {
+    use sqlx::{Connection as _, Executor as _};
+    let sql = format!("UPDATE outbox SET created_at = {at}");
+    match app.store.backend() {
+        tidings_store::Backend::Sqlite => {
+            let url = &app.database_url;
+            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+            conn.execute(sql.as_str()).await.unwrap();
+        }
+        tidings_store::Backend::Postgres => {
+            let url = &app.database_url;
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            conn.execute(sql.as_str()).await.unwrap();
+        }
+    }
 }

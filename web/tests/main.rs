@@ -7,5 +7,7 @@ mod support;
 
 mod accounts;
 mod api;
+mod destinations;
 mod filters;
 mod mail_links;
+mod mailbox;

@@ -53,6 +53,8 @@ pub fn postgres_missing() {
 pub struct App {
     pub base: String,
     pub store: Store,
+    /// The database URL the store was opened with.
+    pub database_url: String,
     pub wake: Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -105,6 +107,7 @@ impl App {
         Some(App {
             base,
             store,
+            database_url: url,
             wake,
             shutdown,
             server,

@@ -1,0 +1,178 @@
+//! The destinations page and the confirmation link: address checks, rate limits, resending,
+//! dead confirmations, and link tokens that must have their one shape.
+
+use reqwest::StatusCode;
+use tidings_store::{OutboxKind, Outcome, PER_ADDRESS};
+
+use crate::on_both;
+use crate::support::{App, Browser};
+
+on_both!(
+    confirm_page_refuses_malformed_tokens,
+    confirmations_are_rate_limited,
+    resend_and_dead_confirmations,
+    addresses_are_validated
+);
+
+async fn signed_in(app: &App, name: &str) -> Browser {
+    let browser = app.browser();
+    browser.signup(name, "velvet crane harbour 42").await;
+    browser
+}
+
+async fn add(browser: &Browser, address: &str) -> crate::support::Reply {
+    browser
+        .submit("/destinations", "/destinations", &[("address", address)])
+        .await
+}
+
+// Issue 8 item 3: `/confirm/..%2Ffilters%2F3%2Fdelete` rendered a genuine-looking page
+// whose Confirm button posted the victim's CSRF token to /filters/3/delete. Malformed
+// tokens are 404 before any page is rendered; the form posts to the route built from the
+// validated token.
+async fn confirm_page_refuses_malformed_tokens(app: &App) {
+    let victim = signed_in(app, "victim").await;
+    let home = victim.get("/filters").await;
+    assert_eq!(home.status, StatusCode::OK);
+    for path in [
+        "/confirm/..%2Ffilters%2F3%2Fdelete",
+        "/confirm/..%2F..%2Fsignout",
+        "/confirm/short",
+        "/unsubscribe/..%2Ffilters%2F3%2Fdelete",
+    ] {
+        let page = victim.get(path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            !page.body.contains("<form method=\"post\" action"),
+            "{path}: {}",
+            page.body
+        );
+        assert!(!page.body.contains("csrf"), "{path}: {}", page.body);
+        let post = victim.submit("/filters", path, &[]).await;
+        assert_eq!(post.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let token = tidings_store::secret::new_token();
+    let page = victim.get(&format!("/confirm/{token}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(&format!(
+            "<form method=\"post\" action=\"/confirm/{token}\">"
+        )),
+        "{}",
+        page.body
+    );
+}
+
+// Issue 8 item 6: 13 confirmation mails to one victim in 4 s by add/delete cycles and case
+// variants. Now the fourth to one address in a day is refused with 429 and a message.
+async fn confirmations_are_rate_limited(app: &App) {
+    let mallory = signed_in(app, "mallory").await;
+    let user = app.store.user_by_name("mallory").await.unwrap().unwrap();
+    for spelling in [
+        "victim@example.org",
+        "Victim@Example.org",
+        "VICTIM@example.ORG",
+    ]
+    .iter()
+    .take(PER_ADDRESS as usize)
+    {
+        let added = add(&mallory, spelling).await;
+        assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+        let id = app.store.destinations(user.id).await.unwrap()[0].id;
+        let html = mallory.get("/destinations").await.body;
+        let csrf = crate::support::csrf(&html);
+        let deleted = mallory
+            .post(&format!("/destinations/{id}/delete"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    }
+    let refused = add(&mallory, "victim@example.org").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("24 hours"), "{}", refused.body);
+    assert!(app.store.destinations(user.id).await.unwrap().is_empty());
+    let queued = app.store.outbox_counts().await.unwrap();
+    assert_eq!(queued.0, 0, "deleting dropped the queued mails: {queued:?}");
+}
+
+// Issue 8 item 6: a confirmation that failed for good shows as such, not "waiting"
+// forever, and the user can resend it (within the limits).
+async fn resend_and_dead_confirmations(app: &App) {
+    let alice = signed_in(app, "alice").await;
+    add(&alice, "alice@example.org").await;
+    let page = alice.get("/destinations").await.body;
+    assert!(page.contains("Resend confirmation"), "{page}");
+    assert!(page.contains("waiting for the confirmation mail"), "{page}");
+
+    let claimed = app.store.claim(10, 60_000).await.unwrap();
+    assert_eq!(claimed[0].kind, OutboxKind::Confirmation);
+    let dead = Outcome::Dead {
+        error: "550 5.1.1 no such mailbox".into(),
+    };
+    app.store.record(&claimed[0], &dead).await.unwrap();
+    let page = alice.get("/destinations").await.body;
+    assert!(page.contains("could not be delivered"), "{page}");
+    assert!(page.contains("550 5.1.1 no such mailbox"), "{page}");
+    assert!(!page.contains("waiting for"), "{page}");
+
+    let id = claimed[0].destination.id;
+    let resend = format!("/destinations/{id}/resend");
+    let again = alice.submit("/destinations", &resend, &[]).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert!(
+        again.body.contains("new confirmation link"),
+        "{}",
+        again.body
+    );
+    assert!(again.body.contains("waiting for the confirmation mail"));
+    assert_eq!(app.store.outbox_counts().await.unwrap(), (1, 0, 0, 1));
+    assert_eq!(
+        alice.post(&resend, &[]).await.status,
+        StatusCode::FORBIDDEN,
+        "the resend button carries a CSRF token"
+    );
+    let limited = {
+        alice.submit("/destinations", &resend, &[]).await;
+        alice.submit("/destinations", &resend, &[]).await
+    };
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.body
+    );
+
+    let bob = signed_in(app, "bob").await;
+    let foreign = bob.submit("/destinations", &resend, &[]).await;
+    assert_eq!(
+        foreign.status,
+        StatusCode::NOT_FOUND,
+        "someone else's destination"
+    );
+}
+
+// Issue 8 item 6: `ralph@@example.org` was accepted and its confirmation died at once.
+async fn addresses_are_validated(app: &App) {
+    let ralph = signed_in(app, "ralph").await;
+    for bad in [
+        "ralph@@example.org",
+        "\"ralph\"@example.org",
+        "ralph@localhost",
+    ] {
+        let refused = add(&ralph, bad).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            refused.body.contains("is not an email address"),
+            "{}",
+            refused.body
+        );
+    }
+    let added = add(&ralph, " Ralph@Example.ORG ").await;
+    assert_eq!(added.status, StatusCode::OK);
+    assert!(added.body.contains("Ralph@example.org"), "{}", added.body);
+    assert_eq!(app.store.outbox_counts().await.unwrap().0, 1);
+}
