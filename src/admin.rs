@@ -73,11 +73,14 @@ pub enum FilterCommand {
         #[arg(long)]
         disabled: bool,
     },
-    /// List a user's filters.
+    /// List a user's filters, including any that cannot be read (with why).
     List {
         #[arg(long)]
         user: String,
     },
+    /// List every quarantined filter: set aside by the matcher because its stored row
+    /// could not be read, until its owner saves or deletes it.
+    Quarantined,
     /// Remove one of a user's filters.
     Remove {
         #[arg(long)]
@@ -262,9 +265,51 @@ pub async fn filter(config: &Config, command: FilterCommand) -> anyhow::Result<(
         }
         FilterCommand::List { user } => {
             let user = user_named(&store, &user).await?;
-            for f in store.filters(user.id).await? {
-                let state = if f.enabled { "on" } else { "off" };
-                println!("{}\t{}\t{state}\t{}", f.id, f.name, f.condition);
+            let list = store.filters(user.id).await?;
+            let mut rows: Vec<(i64, String)> = list
+                .filters
+                .iter()
+                .map(|f| {
+                    let state = match (&f.quarantine, f.enabled) {
+                        (Some(_), _) => "quarantined",
+                        (None, true) => "on",
+                        (None, false) => "off",
+                    };
+                    (
+                        f.id,
+                        format!("{}\t{}\t{state}\t{}", f.id, f.name, f.condition),
+                    )
+                })
+                .collect();
+            rows.extend(list.unreadable.iter().map(|u| {
+                let state = if u.quarantine.is_some() {
+                    "quarantined"
+                } else {
+                    "unreadable"
+                };
+                (
+                    u.id,
+                    format!(
+                        "{}\t{}\t{state}\tcould not be read: {}",
+                        u.id, u.name, u.reason
+                    ),
+                )
+            }));
+            rows.sort_by_key(|(id, _)| *id);
+            for (_, row) in rows {
+                println!("{row}");
+            }
+        }
+        FilterCommand::Quarantined => {
+            for q in store.quarantined_filters().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    q.id,
+                    q.username,
+                    q.name,
+                    tidings_web::when(q.quarantined_at),
+                    q.reason
+                );
             }
         }
         FilterCommand::Remove { user, id } => {

@@ -10,3 +10,4 @@ mod cli;
 mod crash;
 mod email;
 mod ownership;
+mod quarantine;

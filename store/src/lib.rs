@@ -10,6 +10,7 @@ mod keys;
 mod messages;
 mod outbox;
 mod ownership;
+mod quarantine;
 pub mod secret;
 mod sessions;
 mod tokens;
@@ -19,7 +20,7 @@ pub use db::Store;
 pub use db::{redact, Backend};
 pub use destinations::{Channel, Destination, NewDestination};
 pub use error::StoreError;
-pub use filters::{Delivery, Filter, FilterInput};
+pub use filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use keys::ServerKey;
 pub use messages::{Change, Rejected, StoredMessage};
 pub use outbox::{
@@ -30,6 +31,7 @@ pub use ownership::{
     FollowKind, ImportMode, ImportSummary, Owner, OwnerKind, OwnershipData, PackageOwners,
     CSV_HEADER,
 };
+pub use quarantine::{Quarantine, QuarantinedFilter};
 pub use sessions::Session;
 pub use users::User;
 pub use users::{validate_password, validate_username};

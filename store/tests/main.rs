@@ -10,6 +10,7 @@ mod messages;
 mod open;
 mod outbox;
 mod ownership;
+mod quarantine;
 mod sessions;
 mod tokens;
 mod users;

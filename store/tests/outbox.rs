@@ -364,6 +364,7 @@ async fn unsubscribe_disables_the_filters_named() {
             "[{n}] Bob's untouched"
         );
         let active: Vec<i64> = ok!(n, s.active_filters(Some(alice.id)).await)
+            .filters
             .into_iter()
             .map(|f| f.id)
             .collect();

@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::Error;
 pub use routes::router;
+pub use view::when;
 
 /// The web settings (the `[web]` table of the config file).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]

@@ -69,7 +69,7 @@ pub(crate) fn ok(view: &impl Template) -> Result<Response, Error> {
 }
 
 /// A time (ms since the epoch) as `2024-05-01 12:34 UTC`.
-pub(crate) fn when(ms: i64) -> String {
+pub fn when(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);

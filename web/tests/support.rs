@@ -52,6 +52,8 @@ pub fn postgres_missing() {
 /// A running app on its own database.
 pub struct App {
     pub base: String,
+    /// The database's URL, for tests that write past the store.
+    pub url: String,
     pub store: Store,
     pub wake: Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
@@ -104,6 +106,7 @@ impl App {
         let server = tokio::spawn(tidings_web::serve(state, listener, shutdown.clone()));
         Some(App {
             base,
+            url,
             store,
             wake,
             shutdown,
