@@ -345,13 +345,25 @@ pub async fn outbox(config: &Config, command: OutboxCommand) -> anyhow::Result<(
             );
         }
         OutboxCommand::Dead { limit } => {
-            for n in store.dead_notifications(limit).await? {
+            let dead = store.dead_notifications(limit).await?;
+            for n in &dead {
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}:{}\t{}\t{} attempts\t{}",
                     n.id,
+                    n.kind,
+                    n.channel,
                     n.address,
-                    n.topic,
-                    n.last_error.unwrap_or_default()
+                    n.topic.as_deref().unwrap_or("confirmation"),
+                    n.attempts,
+                    n.last_error.as_deref().unwrap_or_default()
+                );
+            }
+            // `outbox stats` counts every dead row; say when the limit hid some of them.
+            let (.., total) = store.outbox_counts().await?;
+            if total > dead.len() as i64 {
+                eprintln!(
+                    "{} more dead rows not shown (--limit {limit})",
+                    total - dead.len() as i64
                 );
             }
         }

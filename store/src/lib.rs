@@ -24,8 +24,8 @@ pub use filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use keys::ServerKey;
 pub use messages::{Change, Rejected, StoredMessage};
 pub use outbox::{
-    Claimed, DeliveryRecord, Notification, NotificationView, OutboxKind, OutboxStatus, Outcome,
-    UnsubscribeTarget,
+    Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView, OutboxKind,
+    OutboxStatus, Outcome, UnsubscribeTarget,
 };
 pub use ownership::{
     FollowKind, ImportMode, ImportSummary, Owner, OwnerKind, OwnershipData, PackageOwners,

@@ -148,7 +148,7 @@ async fn outcomes_update_status_log_and_counts() {
     }
 }
 
-fn ids_of(views: &[tidings_store::NotificationView]) -> Vec<i64> {
+fn ids_of(views: &[tidings_store::DeadNotification]) -> Vec<i64> {
     views.iter().map(|v| v.id).collect()
 }
 
