@@ -429,4 +429,20 @@ async fn an_unreadable_filter_is_shown_and_can_be_repaired_or_deleted(app: &App)
     ));
     let list = erin.get("/filters").await.body;
     assert!(!list.contains("could not be read"), "{list}");
+
+    // A row set aside that reads again (repaired by hand, say) stays out until it is saved.
+    let kept = ids[2];
+    raw(app, &format!("UPDATE filters SET quarantined_at = 1, quarantine_reason = 'by hand' WHERE id = {kept}")).await;
+    let list = erin.get("/filters").await.body;
+    assert!(list.contains(">quarantined<"), "{list}");
+    let home = erin.get("/").await.body;
+    assert!(
+        home.contains("(quarantined: save it to use it again)"),
+        "{home}"
+    );
+    let edit = erin.get(&format!("/filters/{kept}")).await.body;
+    assert!(
+        edit.contains("set aside because it could not be read: by hand"),
+        "{edit}"
+    );
 }
