@@ -73,11 +73,14 @@ pub enum FilterCommand {
         #[arg(long)]
         disabled: bool,
     },
-    /// List a user's filters.
+    /// List a user's filters, including any that cannot be read (with why).
     List {
         #[arg(long)]
         user: String,
     },
+    /// List every quarantined filter: set aside by the matcher because its stored row
+    /// could not be read, until its owner saves or deletes it.
+    Quarantined,
     /// Remove one of a user's filters.
     Remove {
         #[arg(long)]
@@ -277,9 +280,51 @@ pub async fn filter(config: &Config, command: FilterCommand) -> anyhow::Result<(
         }
         FilterCommand::List { user } => {
             let user = user_named(&store, &user).await?;
-            for f in store.filters(user.id).await? {
-                let state = if f.enabled { "on" } else { "off" };
-                println!("{}\t{}\t{state}\t{}", f.id, f.name, f.condition);
+            let list = store.filters(user.id).await?;
+            let mut rows: Vec<(i64, String)> = list
+                .filters
+                .iter()
+                .map(|f| {
+                    let state = match (&f.quarantine, f.enabled) {
+                        (Some(_), _) => "quarantined",
+                        (None, true) => "on",
+                        (None, false) => "off",
+                    };
+                    (
+                        f.id,
+                        format!("{}\t{}\t{state}\t{}", f.id, f.name, f.condition),
+                    )
+                })
+                .collect();
+            rows.extend(list.unreadable.iter().map(|u| {
+                let state = if u.quarantine.is_some() {
+                    "quarantined"
+                } else {
+                    "unreadable"
+                };
+                (
+                    u.id,
+                    format!(
+                        "{}\t{}\t{state}\tcould not be read: {}",
+                        u.id, u.name, u.reason
+                    ),
+                )
+            }));
+            rows.sort_by_key(|(id, _)| *id);
+            for (_, row) in rows {
+                println!("{row}");
+            }
+        }
+        FilterCommand::Quarantined => {
+            for q in store.quarantined_filters().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    q.id,
+                    q.username,
+                    q.name,
+                    tidings_web::show_time(q.quarantined_at),
+                    q.reason
+                );
             }
         }
         FilterCommand::Remove { user, id } => {
@@ -333,13 +378,25 @@ pub async fn outbox(config: &Config, command: OutboxCommand) -> anyhow::Result<(
             );
         }
         OutboxCommand::Dead { limit } => {
-            for n in store.dead_notifications(limit).await? {
+            let dead = store.dead_notifications(limit).await?;
+            for n in &dead {
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}:{}\t{}\t{} attempts\t{}",
                     n.id,
+                    n.kind,
+                    n.channel,
                     n.address,
-                    n.topic,
-                    n.last_error.unwrap_or_default()
+                    n.topic.as_deref().unwrap_or("confirmation"),
+                    n.attempts,
+                    n.last_error.as_deref().unwrap_or_default()
+                );
+            }
+            // `outbox stats` counts every dead row; say when the limit hid some of them.
+            let (.., total) = store.outbox_counts().await?;
+            if total > dead.len() as i64 {
+                eprintln!(
+                    "{} more dead rows not shown (--limit {limit})",
+                    total - dead.len() as i64
                 );
             }
         }

@@ -9,4 +9,6 @@ mod browser;
 mod cli;
 mod crash;
 mod email;
+mod outbox;
 mod ownership;
+mod quarantine;

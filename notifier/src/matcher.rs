@@ -2,43 +2,81 @@
 //! user at a time), then takes archived messages in order, finds the filters each one
 //! satisfies, and queues one notification per destination — however many filters point
 //! there — in the same transaction that marks the message processed.
+//!
+//! A filter whose stored row cannot be read never stops matching for anyone else: it is
+//! left out of the index, quarantined in the store (so it stays out after a restart, and
+//! its owner and the admin see why), logged once and counted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tidings_rules::{Index, IndexedFilter};
-use tidings_store::{Filter, Notification, Store, StoreError, StoredMessage};
+use tidings_store::{Filter, FilterList, Notification, Store, StoreError, StoredMessage};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{ownership, Metrics, NotifierError};
 
 /// The index plus what the matcher needs to turn filter ids into notifications.
-#[derive(Default)]
 pub struct Matcher {
     index: Index,
     filters: HashMap<i64, Filter>,
     by_owner: HashMap<i64, Vec<i64>>,
     last_change: i64,
+    metrics: Arc<Metrics>,
 }
 
 impl Matcher {
-    /// Loads every active filter.
-    pub async fn load(store: &Store) -> Result<Matcher, NotifierError> {
+    /// Loads every active filter, quarantining those that cannot be read.
+    pub async fn load(store: &Store, metrics: Arc<Metrics>) -> Result<Matcher, NotifierError> {
         let mut matcher = Matcher {
+            index: Index::default(),
+            filters: HashMap::new(),
+            by_owner: HashMap::new(),
             last_change: store.last_change().await?,
-            ..Matcher::default()
+            metrics,
         };
         // Variables first, so each filter is filed once, under its owner's values.
         for (id, variables) in store.all_variables().await? {
             matcher.index.set_variables(id, variables);
         }
-        for filter in store.active_filters(None).await? {
-            matcher.add(filter);
-        }
+        let loaded = store.active_filters(None).await?;
+        matcher.add_all(store, loaded).await;
         tracing::info!(filters = matcher.filters.len(), "match index built");
         Ok(matcher)
+    }
+
+    /// Indexes the filters that could be read and quarantines the rest.
+    async fn add_all(&mut self, store: &Store, loaded: FilterList) {
+        for filter in loaded.filters {
+            self.add(filter);
+        }
+        for unreadable in loaded.unreadable {
+            // Whether or not the mark is stored, the filter stays out of this index; a
+            // mark that failed is tried again when the owner's filters are next read.
+            match store.quarantine_filter(&unreadable).await {
+                Ok(true) => {
+                    Metrics::bump(&self.metrics.quarantined);
+                    tracing::warn!(
+                        filter = unreadable.id,
+                        owner = unreadable.user_id,
+                        name = %unreadable.name,
+                        reason = %unreadable.reason,
+                        "a filter could not be read; quarantined until its owner saves or deletes it"
+                    );
+                }
+                // Saved meanwhile, or marked by another process: not ours to report.
+                Ok(false) => {}
+                Err(err) => tracing::error!(
+                    filter = unreadable.id,
+                    owner = unreadable.user_id,
+                    reason = %unreadable.reason,
+                    error = %err,
+                    "a filter could not be read, and quarantining it failed; it matches nothing"
+                ),
+            }
+        }
     }
 
     fn add(&mut self, filter: Filter) {
@@ -76,9 +114,8 @@ impl Matcher {
                 Err(StoreError::NotFound) => {}
                 Err(err) => return Err(err.into()),
             }
-            for filter in store.active_filters(Some(user_id)).await? {
-                self.add(filter);
-            }
+            let loaded = store.active_filters(Some(user_id)).await?;
+            self.add_all(store, loaded).await;
         }
         self.last_change = last;
         Ok(())
@@ -107,12 +144,8 @@ impl Matcher {
     }
 
     /// Matches every unprocessed message, in order, until none is left. Returns how many.
-    pub async fn drain(
-        &mut self,
-        store: &Store,
-        batch: i64,
-        metrics: &Metrics,
-    ) -> Result<usize, NotifierError> {
+    pub async fn drain(&mut self, store: &Store, batch: i64) -> Result<usize, NotifierError> {
+        let metrics = self.metrics.clone();
         let mut total = 0;
         loop {
             self.refresh(store).await?;
@@ -153,7 +186,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), NotifierError> {
     let mut matcher = loop {
-        match Matcher::load(&store).await {
+        match Matcher::load(&store, metrics.clone()).await {
             Ok(m) => break m,
             Err(err) => {
                 tracing::error!(error = %err, "building the match index failed; retrying");
@@ -165,7 +198,7 @@ pub async fn run(
         }
     };
     loop {
-        match matcher.drain(&store, batch, &metrics).await {
+        match matcher.drain(&store, batch).await {
             Ok(n) => tracing::debug!(messages = n, "matched"),
             Err(err) => tracing::error!(error = %err, "matching failed; will retry"),
         }

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub retried: AtomicU64,
     /// Notifications that failed for good.
     pub dead: AtomicU64,
+    /// Filters the matcher found unreadable and set aside.
+    pub quarantined: AtomicU64,
 }
 
 impl Metrics {
@@ -40,6 +42,7 @@ impl Metrics {
             ("tidings_notifications_sent_total", &self.sent),
             ("tidings_notifications_retried_total", &self.retried),
             ("tidings_notifications_dead_total", &self.dead),
+            ("tidings_filters_quarantined_total", &self.quarantined),
         ];
         rows.iter()
             .map(|(name, value)| {

@@ -1,3 +1,6 @@
 //! Integration tests.
 
+mod support;
+
 mod ownership;
+mod quarantine;

@@ -2,48 +2,14 @@
 //! announcement each reach the match index through `Matcher::refresh` (the change log),
 //! never through a rebuild.
 
+use std::sync::Arc;
+
 use tidings_notifier::matcher::Matcher;
 use tidings_notifier::Metrics;
-use tidings_rules::{Condition, Message, Metadata};
-use tidings_store::{
-    Channel, Delivery, FilterInput, ImportMode, NewDestination, Owner, OwnershipData, Store,
-    StoredMessage,
-};
+use tidings_rules::{Message, Metadata};
+use tidings_store::{ImportMode, Owner, OwnershipData, StoredMessage};
 
-async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    let store = Store::open(&url).await.expect("store");
-    (dir, store)
-}
-
-/// An account with a confirmed email destination and one filter; returns (user, destination).
-async fn subscriber(store: &Store, name: &str, condition: &str) -> (i64, i64) {
-    let user = store.create_user(name, None, false).await.expect("user");
-    let destination = store
-        .add_destination(NewDestination {
-            user_id: user.id,
-            channel: Channel::Email,
-            address: &format!("{name}@example.org"),
-            confirmed: true,
-        })
-        .await
-        .expect("destination");
-    store
-        .create_filter(
-            user.id,
-            &FilterInput {
-                name: "mine".into(),
-                condition: Condition::parse(condition).expect("condition"),
-                destination_ids: vec![destination.id],
-                delivery: Delivery::Instant,
-                enabled: true,
-            },
-        )
-        .await
-        .expect("filter");
-    (user.id, destination.id)
-}
+use crate::support::{store, subscriber};
 
 /// A koji build of `package`, as the matcher sees it (metadata already derived).
 fn build(id: &str, package: &str) -> StoredMessage {
@@ -74,7 +40,9 @@ async fn my_packages_follows_imports_and_removals_through_refresh() {
     let (_dir, store) = store().await;
     let (_, alice_dest) = subscriber(&store, "alice", "packages has $my_packages").await;
     let (_, bob_dest) = subscriber(&store, "bob", "packages has $my_packages").await;
-    let mut matcher = Matcher::load(&store).await.expect("load");
+    let mut matcher = Matcher::load(&store, Arc::new(Metrics::default()))
+        .await
+        .expect("load");
     let kernel = build("b1", "kernel");
     assert!(
         destinations(&matcher, &kernel).is_empty(),
@@ -118,8 +86,9 @@ async fn my_packages_follows_imports_and_removals_through_refresh() {
 async fn a_bus_announcement_applies_before_the_messages_after_it() {
     let (_dir, store) = store().await;
     let (alice, _) = subscriber(&store, "alice", "packages has $my_packages").await;
-    let mut matcher = Matcher::load(&store).await.expect("load");
-    let metrics = Metrics::default();
+    let mut matcher = Matcher::load(&store, Arc::new(Metrics::default()))
+        .await
+        .expect("load");
     let insert = |message: Message, packages: &[&str]| {
         let metadata = Metadata {
             topic: message.topic.clone(),
@@ -160,10 +129,7 @@ async fn a_bus_announcement_applies_before_the_messages_after_it() {
     .await;
     insert(build("gone", "tidings").message, &["tidings"]).await;
 
-    assert_eq!(
-        matcher.drain(&store, 100, &metrics).await.expect("drain"),
-        5
-    );
+    assert_eq!(matcher.drain(&store, 100).await.expect("drain"), 5);
     let sent: Vec<String> = store
         .notifications(alice, 10)
         .await

@@ -123,7 +123,7 @@ fn errors_point_at_the_problem_and_say_what_was_expected() {
 fn deep_nesting_is_refused_not_overflowed() {
     let text = "not ".repeat(10_000) + "usernames has $me";
     let err = Condition::parse(&text).expect_err("too deep");
-    assert!(err.message.contains("nest deeper than 64"), "{err}");
+    assert!(err.message.contains("nest deeper than 48 levels"), "{err}");
     let text = "(".repeat(10_000);
     assert!(Condition::parse(&text).is_err());
 }

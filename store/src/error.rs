@@ -39,6 +39,10 @@ pub enum StoreError {
         /// Why it failed.
         reason: String,
     },
+    /// The filter exists but its stored row cannot be read; what could be read is here,
+    /// so that its owner can repair or delete it.
+    #[error("filter {} could not be read: {}", .0.id, .0.reason)]
+    UnreadableFilter(Box<crate::UnreadableFilter>),
     /// Any other database failure.
     #[error("database: {0}")]
     Database(sqlx::Error),

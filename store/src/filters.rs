@@ -1,5 +1,8 @@
-//! Filters: a user's named rules. The condition is stored in its canonical JSON form and
-//! validated (parsed) before it is stored; destinations must be the same user's.
+//! Filters: a user's named rules. The condition is stored in its canonical JSON form,
+//! checked before anything is written to read back as it was; destinations must be the
+//! same user's. Loading never fails for everyone because of one row: a row that cannot be
+//! read is returned as an [`UnreadableFilter`] beside the good ones (see `quarantine` for
+//! what the matcher then does with it).
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,6 +11,7 @@ use sqlx::FromRow;
 use tidings_rules::Condition;
 
 use crate::db::with_pool;
+use crate::quarantine::Quarantine;
 use crate::{now_ms, Result, Store, StoreError};
 
 /// How a filter's notifications are delivered.
@@ -68,6 +72,56 @@ pub struct Filter {
     pub created_at: i64,
     /// Last changed.
     pub updated_at: i64,
+    /// Set while the filter is quarantined: it matches nothing until it is saved again.
+    pub quarantine: Option<Quarantine>,
+}
+
+/// A stored filter that could not be read: its condition or delivery is corrupt, nested
+/// too deep, or written by a version (or a hand) that wrote what this one does not read.
+/// What could be read is kept, so that its owner can see it, repair it or delete it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnreadableFilter {
+    /// Id.
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// Name (or `filter <id>` if not even that could be read).
+    pub name: String,
+    /// Whether it is switched on (it matches nothing while it cannot be read).
+    pub enabled: bool,
+    /// Where matches went.
+    pub destination_ids: Vec<i64>,
+    /// The stored condition as found (empty if it could not be read as text).
+    pub stored_condition: String,
+    /// Why it could not be read.
+    pub reason: String,
+    /// Set once the matcher has quarantined it.
+    pub quarantine: Option<Quarantine>,
+    /// When the row was last saved, as read: quarantining checks it, so that a filter
+    /// its owner saved meanwhile is not set aside for what it held before.
+    pub(crate) updated_at: Option<i64>,
+}
+
+/// Filters as loaded: those that could be read, and those that could not, each in id
+/// order. One bad row never hides the others.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FilterList {
+    /// The filters that could be read.
+    pub filters: Vec<Filter>,
+    /// The rows that could not, with why.
+    pub unreadable: Vec<UnreadableFilter>,
+}
+
+impl FilterList {
+    /// How many rows were loaded, readable or not.
+    pub fn len(&self) -> usize {
+        self.filters.len() + self.unreadable.len()
+    }
+
+    /// Whether no row was loaded at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What a user sets on a filter.
@@ -95,28 +149,88 @@ struct FilterRow {
     enabled: bool,
     created_at: i64,
     updated_at: i64,
+    quarantined_at: Option<i64>,
+    quarantine_reason: Option<String>,
 }
 
 impl FilterRow {
-    fn into_filter(self, destination_ids: Vec<i64>) -> Result<Filter> {
-        Ok(Filter {
-            id: self.id,
-            user_id: self.user_id,
-            name: self.name,
-            condition: Condition::from_json(&self.condition)
-                .map_err(|e| StoreError::corrupt("filter condition", e))?,
-            delivery: self.delivery.parse()?,
-            enabled: self.enabled,
-            destination_ids,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
+    /// Adds the filter to the list: read, or as what could be read of it and why the rest
+    /// could not.
+    fn read_into(self, destination_ids: Vec<i64>, list: &mut FilterList) {
+        let condition =
+            Condition::from_json(&self.condition).map_err(|e| format!("condition: {e}"));
+        let delivery = self.delivery.parse::<Delivery>().map_err(|e| e.to_string());
+        let quarantine = Quarantine::from_columns(self.quarantined_at, self.quarantine_reason);
+        match (condition, delivery) {
+            (Ok(condition), Ok(delivery)) => list.filters.push(Filter {
+                id: self.id,
+                user_id: self.user_id,
+                name: self.name,
+                condition,
+                delivery,
+                enabled: self.enabled,
+                destination_ids,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+                quarantine,
+            }),
+            (condition, delivery) => list.unreadable.push(UnreadableFilter {
+                id: self.id,
+                user_id: self.user_id,
+                name: self.name,
+                enabled: self.enabled,
+                destination_ids,
+                reason: [condition.err(), delivery.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                stored_condition: self.condition,
+                quarantine,
+                updated_at: Some(self.updated_at),
+            }),
+        }
     }
 }
 
-const COLUMNS: &str = "id, user_id, name, condition, delivery, enabled, created_at, updated_at";
+/// What can be read of a row whose columns do not all decode (SQLite keeps whatever was
+/// written, so a hand-made row may hold bytes that are not text, or text where a number
+/// belongs). Its id and owner always decode: they are the keys the query joined on.
+fn salvage<'r, R>(row: &'r R, err: &sqlx::Error) -> Result<UnreadableFilter>
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let id: i64 = row.try_get("id")?;
+    let text = |column: &'r str| row.try_get::<String, _>(column).ok();
+    Ok(UnreadableFilter {
+        id,
+        user_id: row.try_get("user_id")?,
+        name: text("name").unwrap_or_else(|| format!("filter {id}")),
+        enabled: row.try_get("enabled").unwrap_or(false),
+        destination_ids: Vec::new(),
+        stored_condition: text("condition").unwrap_or_default(),
+        reason: format!("the stored row does not decode: {err}"),
+        quarantine: row
+            .try_get::<i64, _>("quarantined_at")
+            .ok()
+            .map(|at| Quarantine {
+                at,
+                reason: text("quarantine_reason").unwrap_or_default(),
+            }),
+        updated_at: row.try_get("updated_at").ok(),
+    })
+}
 
-fn validate(input: &FilterInput) -> Result<()> {
+const COLUMNS: &str = "id, user_id, name, condition, delivery, enabled, created_at, updated_at, \
+                       quarantined_at, quarantine_reason";
+
+/// Checks what a user set and returns the condition's stored form. The condition must read
+/// back from that form, or it would be saved and then fail every load after.
+fn validate(input: &FilterInput) -> Result<String> {
     let len = input.name.trim().chars().count();
     if len == 0 || len > 100 {
         return Err(StoreError::Invalid {
@@ -124,7 +238,13 @@ fn validate(input: &FilterInput) -> Result<()> {
             reason: "use 1 to 100 characters".into(),
         });
     }
-    Ok(())
+    input
+        .condition
+        .to_checked_json()
+        .map_err(|e| StoreError::Invalid {
+            field: "condition",
+            reason: e.message,
+        })
 }
 
 impl Store {
@@ -149,7 +269,7 @@ impl Store {
         id: Option<i64>,
         input: &FilterInput,
     ) -> Result<Filter> {
-        validate(input)?;
+        let condition = validate(input)?;
         let owned = self.destinations(user_id).await?;
         if let Some(bad) = input
             .destination_ids
@@ -167,7 +287,8 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
         );
         let update = format!(
-            "UPDATE filters SET name = $1, condition = $2, delivery = $3, enabled = $4, updated_at = $5 \
+            "UPDATE filters SET name = $1, condition = $2, delivery = $3, enabled = $4, updated_at = $5, \
+             quarantined_at = NULL, quarantine_reason = NULL \
              WHERE id = $6 AND user_id = $7 RETURNING {COLUMNS}"
         );
         let (insert, update) = (self.sql(&insert), self.sql(&update));
@@ -176,7 +297,6 @@ impl Store {
             self.sql("INSERT INTO filter_destinations (filter_id, destination_id) VALUES ($1, $2)");
         let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
         let name = input.name.trim();
-        let condition = input.condition.to_json();
         // A destination listed twice is linked once (the link table's key would refuse it).
         let mut ids = input.destination_ids.clone();
         ids.sort_unstable();
@@ -225,7 +345,19 @@ impl Store {
             tx.commit().await?;
             row
         });
-        row.into_filter(ids)
+        // Built from what was checked, not read back: nothing can fail after the commit.
+        Ok(Filter {
+            id: row.id,
+            user_id: row.user_id,
+            name: row.name,
+            condition: input.condition.clone(),
+            delivery: input.delivery,
+            enabled: row.enabled,
+            destination_ids: ids,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            quarantine: None,
+        })
     }
 
     /// Deletes one of a user's filters.
@@ -254,19 +386,25 @@ impl Store {
         Ok(())
     }
 
-    /// One of a user's filters; `NotFound` if it is someone else's.
+    /// One of a user's filters; `NotFound` if it is someone else's, `UnreadableFilter` (with
+    /// what could be read) if its row cannot be read.
     pub async fn filter(&self, user_id: i64, id: i64) -> Result<Filter> {
         let mut found = self.load_filters(Some(user_id), Some(id), false).await?;
-        found.pop().ok_or(StoreError::NotFound)
+        if let Some(unreadable) = found.unreadable.pop() {
+            return Err(StoreError::UnreadableFilter(Box::new(unreadable)));
+        }
+        found.filters.pop().ok_or(StoreError::NotFound)
     }
 
-    /// A user's filters, oldest first.
-    pub async fn filters(&self, user_id: i64) -> Result<Vec<Filter>> {
+    /// A user's filters, oldest first, readable or not.
+    pub async fn filters(&self, user_id: i64) -> Result<FilterList> {
         self.load_filters(Some(user_id), None, false).await
     }
 
-    /// Every enabled filter of every enabled user, or of one user: what the match index holds.
-    pub async fn active_filters(&self, user_id: Option<i64>) -> Result<Vec<Filter>> {
+    /// Every enabled, unquarantined filter of every enabled user, or of one user: what the
+    /// match index holds. Rows that cannot be read come back in `unreadable`, for the
+    /// matcher to quarantine.
+    pub async fn active_filters(&self, user_id: Option<i64>) -> Result<FilterList> {
         self.load_filters(user_id, None, true).await
     }
 
@@ -275,7 +413,7 @@ impl Store {
         user_id: Option<i64>,
         id: Option<i64>,
         active: bool,
-    ) -> Result<Vec<Filter>> {
+    ) -> Result<FilterList> {
         let mut clauses = vec!["TRUE".to_string()];
         if user_id.is_some() {
             clauses.push("f.user_id = $1".into());
@@ -286,10 +424,12 @@ impl Store {
             clauses.push("f.id = $2".into());
         }
         if active {
-            clauses.push("f.enabled AND NOT u.disabled".into());
+            clauses.push("f.enabled AND NOT u.disabled AND f.quarantined_at IS NULL".into());
         }
+        // The owner's id is the user's, which the join guarantees to be a number.
         let filters_sql = format!(
-            "SELECT f.id, f.user_id, f.name, f.condition, f.delivery, f.enabled, f.created_at, f.updated_at \
+            "SELECT f.id, u.id AS user_id, f.name, f.condition, f.delivery, f.enabled, f.created_at, \
+             f.updated_at, f.quarantined_at, f.quarantine_reason \
              FROM filters f JOIN users u ON u.id = f.user_id WHERE {} ORDER BY f.id",
             clauses.join(" AND ")
         );
@@ -300,7 +440,7 @@ impl Store {
         );
         let (filters_sql, links_sql) = (self.sql(&filters_sql), self.sql(&links_sql));
         let (rows, links) = with_pool!(self, |pool| {
-            let mut q = sqlx::query_as::<_, FilterRow>(&filters_sql);
+            let mut q = sqlx::query(&filters_sql);
             let mut l = sqlx::query_as::<_, (i64, i64)>(&links_sql);
             if let Some(user_id) = user_id {
                 q = q.bind(user_id);
@@ -310,18 +450,37 @@ impl Store {
                 q = q.bind(id);
                 l = l.bind(id);
             }
-            (q.fetch_all(pool).await?, l.fetch_all(pool).await?)
+            // Each row is decoded on its own, so that one that does not decode is reported
+            // instead of failing the whole load.
+            let rows = q
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| match FilterRow::from_row(row) {
+                    Ok(row) => Ok(Ok(row)),
+                    Err(err) => salvage(row, &err).map(Err),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (rows, l.fetch_all(pool).await?)
         });
         let mut by_filter: std::collections::HashMap<i64, Vec<i64>> =
             std::collections::HashMap::new();
         for (filter_id, destination_id) in links {
             by_filter.entry(filter_id).or_default().push(destination_id);
         }
-        rows.into_iter()
-            .map(|row| {
-                let ids = by_filter.remove(&row.id).unwrap_or_default();
-                row.into_filter(ids)
-            })
-            .collect()
+        let mut list = FilterList::default();
+        for row in rows {
+            match row {
+                Ok(row) => {
+                    let ids = by_filter.remove(&row.id).unwrap_or_default();
+                    row.read_into(ids, &mut list);
+                }
+                Err(mut salvaged) => {
+                    salvaged.destination_ids = by_filter.remove(&salvaged.id).unwrap_or_default();
+                    list.unreadable.push(salvaged);
+                }
+            }
+        }
+        Ok(list)
     }
 }

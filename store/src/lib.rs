@@ -11,6 +11,7 @@ mod keys;
 mod messages;
 mod outbox;
 mod ownership;
+mod quarantine;
 pub mod secret;
 mod sessions;
 mod tokens;
@@ -21,17 +22,18 @@ pub use db::Store;
 pub use db::{redact, Backend};
 pub use destinations::{Channel, Destination, NewDestination, CONFIRMED_ADDRESS};
 pub use error::StoreError;
-pub use filters::{Delivery, Filter, FilterInput};
+pub use filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use keys::ServerKey;
 pub use messages::{Change, Rejected, StoredMessage};
 pub use outbox::{
-    Claimed, DeliveryRecord, Notification, NotificationView, OutboxKind, OutboxStatus, Outcome,
-    UnsubscribeTarget, UNSUBSCRIBE_TTL_MS,
+    Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView, OutboxKind,
+    OutboxStatus, Outcome, UnsubscribeTarget, UNSUBSCRIBE_TTL_MS,
 };
 pub use ownership::{
     FollowKind, ImportMode, ImportSummary, Owner, OwnerKind, OwnershipData, PackageOwners,
     CSV_HEADER,
 };
+pub use quarantine::{Quarantine, QuarantinedFilter};
 pub use sessions::Session;
 pub use tokens::{ApiToken, TokenScope};
 pub use users::User;

@@ -145,6 +145,27 @@ pub struct NotificationView {
     pub sent_at: Option<i64>,
 }
 
+/// An outbox row that failed for good, as operators list them.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
+pub struct DeadNotification {
+    /// Outbox row id.
+    pub id: i64,
+    /// `notification` (a matched message) or `confirmation` (a destination's link).
+    pub kind: String,
+    /// The destination's channel.
+    pub channel: String,
+    /// The destination's address.
+    pub address: String,
+    /// The message's topic; none for a confirmation.
+    pub topic: Option<String>,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Why the last one failed.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: i64,
+}
+
 /// One attempt, as logged.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
 pub struct DeliveryRecord {
@@ -313,10 +334,22 @@ impl Store {
             .await
     }
 
-    /// Notifications that failed for good, newest first (for operators).
-    pub async fn dead_notifications(&self, limit: i64) -> Result<Vec<NotificationView>> {
-        self.notification_views("o.status = 'dead' AND $1 = $1", 0, limit)
-            .await
+    /// Every outbox row that failed for good, newest first (for operators): notifications
+    /// and destination confirmations alike, as `outbox_counts` counts them. A confirmation
+    /// has no message, so the message is joined optionally.
+    pub async fn dead_notifications(&self, limit: i64) -> Result<Vec<DeadNotification>> {
+        let sql = self.sql(
+            "SELECT o.id, o.kind, d.channel, d.address, m.topic, o.attempts, o.last_error, o.created_at \
+             FROM outbox o JOIN destinations d ON d.id = o.destination_id \
+             LEFT JOIN messages m ON m.id = o.message_id \
+             WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT $1",
+        );
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as::<_, DeadNotification>(&sql)
+                .bind(limit.max(0))
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     async fn notification_views(

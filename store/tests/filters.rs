@@ -27,7 +27,7 @@ async fn create_with_own_destinations() {
         assert_eq!(f.destination_ids, ids, "[{n}]");
         assert_eq!(ok!(n, s.filter(alice.id, f.id).await), f, "[{n}] read back");
         assert_eq!(
-            ok!(n, s.filters(alice.id).await),
+            ok!(n, s.filters(alice.id).await).filters,
             std::slice::from_ref(&f),
             "[{n}]"
         );
@@ -38,7 +38,7 @@ async fn create_with_own_destinations() {
         );
         assert!(none.destination_ids.is_empty(), "[{n}]");
         assert_eq!(
-            ok!(n, s.filters(alice.id).await),
+            ok!(n, s.filters(alice.id).await).filters,
             [f, none],
             "[{n}] oldest first"
         );
@@ -298,15 +298,19 @@ async fn active_filters_skip_disabled_filters_and_users() {
             filters.into_iter().map(|f| f.id).collect()
         };
         assert_eq!(
-            ids(ok!(n, s.active_filters(None).await)),
+            ids(ok!(n, s.active_filters(None).await).filters),
             [on.id, bobs.id],
             "[{n}]"
         );
-        let alices = ok!(n, s.active_filters(Some(alice.id)).await);
+        let alices = ok!(n, s.active_filters(Some(alice.id)).await).filters;
         assert_eq!(alices, std::slice::from_ref(&on), "[{n}] with destinations");
 
         ok!(n, s.set_user_disabled("bob", true).await);
-        assert_eq!(ids(ok!(n, s.active_filters(None).await)), [on.id], "[{n}]");
+        assert_eq!(
+            ids(ok!(n, s.active_filters(None).await).filters),
+            [on.id],
+            "[{n}]"
+        );
         assert!(
             ok!(n, s.active_filters(Some(bob.id)).await).is_empty(),
             "[{n}]"
@@ -318,7 +322,7 @@ async fn active_filters_skip_disabled_filters_and_users() {
         );
         ok!(n, s.set_user_disabled("bob", false).await);
         assert_eq!(
-            ids(ok!(n, s.active_filters(None).await)),
+            ids(ok!(n, s.active_filters(None).await).filters),
             [on.id, bobs.id],
             "[{n}]"
         );

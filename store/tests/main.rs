@@ -12,6 +12,7 @@ mod migration;
 mod open;
 mod outbox;
 mod ownership;
+mod quarantine;
 mod sessions;
 mod tokens;
 mod users;

@@ -148,7 +148,7 @@ async fn outcomes_update_status_log_and_counts() {
     }
 }
 
-fn ids_of(views: &[tidings_store::NotificationView]) -> Vec<i64> {
+fn ids_of(views: &[tidings_store::DeadNotification]) -> Vec<i64> {
     views.iter().map(|v| v.id).collect()
 }
 
@@ -367,6 +367,7 @@ async fn unsubscribe_disables_the_filters_named() {
             "[{n}] Bob's untouched"
         );
         let active: Vec<i64> = ok!(n, s.active_filters(Some(alice.id)).await)
+            .filters
             .into_iter()
             .map(|f| f.id)
             .collect();

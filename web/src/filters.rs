@@ -1,5 +1,7 @@
 //! Filters: the list, the form that creates or edits one (the condition in its text form;
-//! a parse error re-shows the form with the line and column), and deletion.
+//! a parse error re-shows the form with the line and column), and deletion. A filter whose
+//! stored row cannot be read is listed with why, and its form offers a fresh condition:
+//! saving lifts its quarantine.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -8,11 +10,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use tidings_rules::Condition;
-use tidings_store::{Delivery, Destination, Filter, FilterInput};
+use tidings_store::{Delivery, Destination, Filter, FilterInput, StoreError, UnreadableFilter};
 
 use crate::auth::see_other;
 use crate::error::for_form;
-use crate::home::FilterRow;
+use crate::home::{FilterRow, UnreadableRow};
 use crate::session::{CurrentUser, Form};
 use crate::view::{self, Nav};
 use crate::{routes, AppState, Error};
@@ -32,6 +34,7 @@ struct FiltersView {
     nav: Nav,
     csrf: String,
     filters: Vec<(FilterRow, String)>,
+    unreadable: Vec<UnreadableRow>,
 }
 
 async fn list(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
@@ -40,7 +43,9 @@ async fn list(State(state): State<AppState>, me: CurrentUser) -> Result<Response
     view::ok(&FiltersView {
         nav: Nav::user(&state, &me),
         csrf: me.visitor.csrf().to_string(),
+        unreadable: filters.unreadable.iter().map(Into::into).collect(),
         filters: filters
+            .filters
             .iter()
             .map(|f| {
                 (
@@ -97,6 +102,30 @@ impl From<&Filter> for Fields {
     }
 }
 
+/// The most of a stored condition shown back to its owner: enough to recognise it.
+const STORED_SHOWN: usize = 300;
+
+/// An unreadable filter's form: what could be read, an empty condition to write afresh,
+/// and why the old one could not be read.
+fn unreadable_fields(filter: &UnreadableFilter) -> (Fields, String) {
+    let mut stored: String = filter.stored_condition.chars().take(STORED_SHOWN).collect();
+    if stored.len() < filter.stored_condition.len() {
+        stored.push('…');
+    }
+    let message = format!(
+        "This filter could not be read: {}; edit or delete it. It matches nothing until a new \
+         condition is saved. It was stored as: {stored}",
+        filter.reason
+    );
+    let fields = Fields {
+        name: filter.name.clone(),
+        condition: String::new(),
+        enabled: filter.enabled,
+        destination_ids: filter.destination_ids.clone(),
+    };
+    (fields, message)
+}
+
 fn edit_view(
     state: &AppState,
     me: &CurrentUser,
@@ -149,16 +178,31 @@ async fn edit_page(
     me: CurrentUser,
     Path(id): Path<i64>,
 ) -> Result<Response, Error> {
-    let filter = state.store.filter(me.id(), id).await?;
+    let (fields, error) = match state.store.filter(me.id(), id).await {
+        Ok(filter) => {
+            let error = filter.quarantine.as_ref().map(|q| {
+                format!(
+                    "This filter was set aside because it could not be read: {}. It reads now; \
+                     save it to use it again.",
+                    q.reason
+                )
+            });
+            (Fields::from(&filter), error)
+        }
+        Err(StoreError::UnreadableFilter(filter)) => {
+            let (fields, message) = unreadable_fields(&filter);
+            (fields, Some(message))
+        }
+        Err(err) => return Err(err.into()),
+    };
     let destinations = state.store.destinations(me.id()).await?;
-    let fields = Fields::from(&filter);
     view::ok(&edit_view(
         &state,
         &me,
         Some(id),
         fields,
         &destinations,
-        None,
+        error,
     ))
 }
 
@@ -176,8 +220,12 @@ async fn update(
     Path(id): Path<i64>,
     form: Form,
 ) -> Result<Response, Error> {
-    // Someone else's id is a 404 before anything in the form is looked at.
-    state.store.filter(me.id(), id).await?;
+    // Someone else's id is a 404 before anything in the form is looked at. An unreadable
+    // filter is the owner's to repair: saving it replaces what could not be read.
+    match state.store.filter(me.id(), id).await {
+        Ok(_) | Err(StoreError::UnreadableFilter(_)) => {}
+        Err(err) => return Err(err.into()),
+    }
     save(state, me, Some(id), form).await
 }
 

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use tidings_store::{Destination, Filter, NotificationView};
+use tidings_store::{Destination, Filter, NotificationView, UnreadableFilter};
 
 use crate::session::CurrentUser;
 use crate::view::{self, Nav};
@@ -60,6 +60,8 @@ pub(crate) struct FilterRow {
     pub condition: String,
     pub enabled: bool,
     pub destinations: String,
+    /// Why it is quarantined, if it is (it matches nothing until it is saved again).
+    pub quarantine: Option<String>,
 }
 
 impl FilterRow {
@@ -76,6 +78,27 @@ impl FilterRow {
             condition: filter.condition.to_string(),
             enabled: filter.enabled,
             destinations: names.join(", "),
+            quarantine: filter.quarantine.as_ref().map(|q| q.reason.clone()),
+        }
+    }
+}
+
+/// A filter whose stored row could not be read: its owner is told why, and where to edit
+/// or delete it.
+pub(crate) struct UnreadableRow {
+    pub link: String,
+    pub delete: String,
+    pub name: String,
+    pub reason: String,
+}
+
+impl From<&UnreadableFilter> for UnreadableRow {
+    fn from(filter: &UnreadableFilter) -> Self {
+        UnreadableRow {
+            link: routes::filter(filter.id),
+            delete: routes::filter_delete(filter.id),
+            name: filter.name.clone(),
+            reason: filter.reason.clone(),
         }
     }
 }
@@ -87,6 +110,7 @@ struct DashboardView {
     username: String,
     destinations: Vec<Destination>,
     filters: Vec<FilterRow>,
+    unreadable: Vec<UnreadableRow>,
     notifications: Vec<NotificationRow>,
 }
 
@@ -101,9 +125,11 @@ async fn dashboard(State(state): State<AppState>, me: CurrentUser) -> Result<Res
         nav: Nav::user(&state, &me),
         username: me.user.username.clone(),
         filters: filters
+            .filters
             .iter()
             .map(|f| FilterRow::new(f, &destinations))
             .collect(),
+        unreadable: filters.unreadable.iter().map(Into::into).collect(),
         destinations,
         notifications: notifications.into_iter().map(Into::into).collect(),
     })

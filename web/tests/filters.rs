@@ -2,7 +2,8 @@
 //! another user's filters or destinations.
 
 use reqwest::StatusCode;
-use tidings_store::{Channel, NewDestination};
+use sqlx::{Connection as _, Executor as _};
+use tidings_store::{Channel, NewDestination, StoreError};
 
 use crate::on_both;
 use crate::support::App;
@@ -10,7 +11,9 @@ use crate::support::App;
 on_both!(
     filter_lifecycle,
     users_are_isolated,
-    unanchored_conditions_get_a_warning
+    unanchored_conditions_get_a_warning,
+    a_condition_too_deep_to_store_is_refused,
+    an_unreadable_filter_is_shown_and_can_be_repaired_or_deleted
 );
 
 async fn filter_lifecycle(app: &App) {
@@ -67,7 +70,7 @@ async fn filter_lifecycle(app: &App) {
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     assert_eq!(created.location.as_deref(), Some("/filters"));
-    let filters = app.store.filters(me.id).await.unwrap();
+    let filters = app.store.filters(me.id).await.unwrap().filters;
     assert_eq!(filters.len(), 1);
     let filter = &filters[0];
     assert!(filter.enabled);
@@ -145,7 +148,7 @@ async fn users_are_isolated(app: &App) {
         .await;
     assert_eq!(made.status, StatusCode::SEE_OTHER);
     let me = app.store.user_by_name("alice").await.unwrap().unwrap();
-    let filter = app.store.filters(me.id).await.unwrap().remove(0);
+    let filter = app.store.filters(me.id).await.unwrap().filters.remove(0);
     let dest = app.store.destinations(me.id).await.unwrap().remove(0);
 
     let bob = app.browser();
@@ -221,7 +224,7 @@ async fn unanchored_conditions_get_a_warning(app: &App) {
         .await;
     assert_eq!(anchored.status, StatusCode::SEE_OTHER, "{}", anchored.body);
     let me = app.store.user_by_name("carol").await.unwrap().unwrap();
-    let filters = app.store.filters(me.id).await.unwrap();
+    let filters = app.store.filters(me.id).await.unwrap().filters;
     let page = carol.get(&format!("/filters/{}", filters[0].id)).await.body;
     assert!(!page.contains(warning), "{page}");
 
@@ -237,7 +240,213 @@ async fn unanchored_conditions_get_a_warning(app: &App) {
         )
         .await;
     assert_eq!(scan.status, StatusCode::SEE_OTHER, "{}", scan.body);
-    let filters = app.store.filters(me.id).await.unwrap();
+    let filters = app.store.filters(me.id).await.unwrap().filters;
     let page = carol.get(&format!("/filters/{}", filters[1].id)).await.body;
     assert!(page.contains(warning), "{page}");
+}
+
+/// Issue 8 item 2: the parser let through 64 levels of nesting whose stored form could not
+/// be read back; the save was committed before that check, so the user got a 500 and the
+/// row stayed. Now the form answers 400 with the reason, and nothing is written.
+async fn a_condition_too_deep_to_store_is_refused(app: &App) {
+    let dana = app.browser();
+    dana.signup("dana", "velvet crane harbour 42").await;
+    let me = app.store.user_by_name("dana").await.unwrap().unwrap();
+    let reported = "(usernames has $me or not ".repeat(63) + "usernames has $me" + &")".repeat(63);
+    // 49 levels of `and`/`or`, with no more parentheses than the parser allows.
+    let mut one_too_many = "usernames has $me".to_string();
+    for level in 0..49 {
+        let word = if level % 2 == 0 { "and" } else { "or" };
+        one_too_many = format!("usernames has $me {word} ({one_too_many})");
+    }
+    for condition in [&reported, &one_too_many] {
+        let refused = dana
+            .submit(
+                "/filters/new",
+                "/filters/new",
+                &[
+                    ("name", "deep"),
+                    ("condition", condition),
+                    ("enabled", "on"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert!(
+            refused.body.contains("nest deeper than 48 levels"),
+            "{}",
+            refused.body
+        );
+        assert!(refused.body.contains("line 1, column"), "{}", refused.body);
+        assert!(app.store.filters(me.id).await.unwrap().is_empty(), "no row");
+    }
+    assert_eq!(dana.get("/filters").await.status, StatusCode::OK);
+
+    // Replacing a good condition with one too deep leaves the filter as it was.
+    let made = dana
+        .submit(
+            "/filters/new",
+            "/filters/new",
+            &[("name", "fine"), ("condition", "usernames has $me")],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let fine = app.store.filters(me.id).await.unwrap().filters.remove(0);
+    let path = format!("/filters/{}", fine.id);
+    let refused = dana
+        .submit(
+            &path,
+            &path,
+            &[("name", "fine"), ("condition", &one_too_many)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(app.store.filter(me.id, fine.id).await.unwrap(), fine);
+}
+
+/// Writes straight to the app's database, as an older version or a hand would.
+async fn raw(app: &App, sql: &str) {
+    if app.database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        conn.execute(sql).await.unwrap();
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        conn.execute(sql).await.unwrap();
+    }
+}
+
+/// Issue 8 item 2: a filter whose stored row cannot be read is shown to its owner, on
+/// /filters and the dashboard, with why; saving a new condition repairs it (and lifts a
+/// quarantine), and it can be deleted. Nobody else reaches it.
+async fn an_unreadable_filter_is_shown_and_can_be_repaired_or_deleted(app: &App) {
+    let erin = app.browser();
+    erin.signup("erin", "velvet crane harbour 42").await;
+    let me = app.store.user_by_name("erin").await.unwrap().unwrap();
+    for name in ["torn", "deep", "kept"] {
+        let made = erin
+            .submit(
+                "/filters/new",
+                "/filters/new",
+                &[
+                    ("name", name),
+                    ("condition", "usernames has $me"),
+                    ("enabled", "on"),
+                ],
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    }
+    let ids: Vec<i64> = app
+        .store
+        .filters(me.id)
+        .await
+        .unwrap()
+        .filters
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    let (torn, deep) = (ids[0], ids[1]);
+    let nested = "{\"not\":".repeat(200) + "{\"topic_is\":\"a\"}" + &"}".repeat(200);
+    raw(
+        app,
+        &format!("UPDATE filters SET condition = '{{\"has\": ' WHERE id = {torn}"),
+    )
+    .await;
+    raw(
+        app,
+        &format!("UPDATE filters SET condition = '{nested}' WHERE id = {deep}"),
+    )
+    .await;
+    // The matcher would set it aside on meeting it.
+    let found = app.store.filters(me.id).await.unwrap();
+    assert_eq!(found.unreadable.len(), 2, "{found:?}");
+    assert!(app
+        .store
+        .quarantine_filter(&found.unreadable[1])
+        .await
+        .unwrap());
+
+    let list = erin.get("/filters").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(
+        list.body
+            .matches("this filter could not be read: condition: line 1")
+            .count(),
+        2,
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains("nest deeper than 48 levels"),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains(">kept<"), "{}", list.body);
+    let home = erin.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(
+        home.body.contains("this filter could not be read"),
+        "{}",
+        home.body
+    );
+
+    let bob = app.browser();
+    bob.signup("bob", "plum kettle orbit 1974").await;
+    let deep_path = format!("/filters/{deep}");
+    assert_eq!(bob.get(&deep_path).await.status, StatusCode::NOT_FOUND);
+
+    let edit = erin.get(&deep_path).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(
+        edit.body.contains("This filter could not be read"),
+        "{}",
+        edit.body
+    );
+    assert!(edit.body.contains("value=\"deep\""), "{}", edit.body);
+    let repaired = erin
+        .submit(
+            &deep_path,
+            &deep_path,
+            &[
+                ("name", "deep"),
+                ("condition", "usernames has $me"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(repaired.status, StatusCode::SEE_OTHER, "{}", repaired.body);
+    let filter = app.store.filter(me.id, deep).await.unwrap();
+    assert_eq!(filter.quarantine, None, "the quarantine is lifted");
+    assert!(filter.enabled);
+
+    let deleted = erin
+        .submit("/filters", &format!("/filters/{torn}/delete"), &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert!(matches!(
+        app.store.filter(me.id, torn).await,
+        Err(StoreError::NotFound)
+    ));
+    let list = erin.get("/filters").await.body;
+    assert!(!list.contains("could not be read"), "{list}");
+
+    // A row set aside that reads again (repaired by hand, say) stays out until it is saved.
+    let kept = ids[2];
+    raw(app, &format!("UPDATE filters SET quarantined_at = 1, quarantine_reason = 'by hand' WHERE id = {kept}")).await;
+    let list = erin.get("/filters").await.body;
+    assert!(list.contains(">quarantined<"), "{list}");
+    let home = erin.get("/").await.body;
+    assert!(
+        home.contains("(quarantined: save it to use it again)"),
+        "{home}"
+    );
+    let edit = erin.get(&format!("/filters/{kept}")).await.body;
+    assert!(
+        edit.contains("set aside because it could not be read: by hand"),
+        "{edit}"
+    );
 }

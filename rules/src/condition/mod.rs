@@ -10,6 +10,7 @@
 //! validates it: a condition value that exists has compiled patterns, known variables of
 //! the right kind and no empty lists, so matching never fails.
 
+mod depth;
 mod eval;
 mod lexer;
 mod parser;
@@ -21,6 +22,7 @@ mod variables;
 
 use serde::{Deserialize, Serialize};
 
+pub use depth::{MAX_DEPTH, MAX_JSON_DEPTH};
 pub use path::{BodyPath, Step};
 pub use pattern::{topic_glob_matches, Glob, Regex};
 pub use variables::{Variable, VariableKind, Variables};
@@ -242,7 +244,8 @@ impl Condition {
         parser::parse(text)
     }
 
-    /// Reads and validates the canonical JSON form.
+    /// Reads and validates the canonical JSON form. A tree nested deeper than
+    /// [`MAX_DEPTH`] is refused, however it was written.
     pub fn from_json(json: &str) -> Result<Condition, ConditionError> {
         serde_json::from_str(json).map_err(|e| {
             // A node's check fails after serde_json has read the node, so the position is
@@ -255,6 +258,9 @@ impl Condition {
             };
             let message = e.to_string();
             let message = match message.rsplit_once(" at line ") {
+                // JSON nested past serde_json's limit is a tree past ours: say so in the
+                // same words as for a tree that is merely too deep.
+                Some(("recursion limit exceeded", _)) => depth::too_deep(depth::TREE),
                 Some((reason, _)) => reason.to_string(),
                 None => message,
             };

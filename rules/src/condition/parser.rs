@@ -2,16 +2,13 @@
 //! tighter than both; every predicate starts with its field's name. Each error names what
 //! was found, what was expected, and where.
 
+use super::depth::{check_node, too_deep, MAX_DEPTH};
 use super::lexer::{lex, Kind, Token};
 use super::pattern::check_topic_glob;
 use super::validate::{check_operand, OperandUse};
 use super::{BodyPath, BodyTest, CmpOp, Condition, ConditionError, Glob, Literal, Operand};
 use super::{Regex, SetField, Variable};
 use crate::Severity;
-
-/// How deep `not` and parentheses may nest: deeper trees are not conditions people write,
-/// and the limit keeps recursion (here, in matching and in dropping) off the stack's edge.
-pub const MAX_DEPTH: usize = 64;
 
 const FIELDS: &str = "topic, app, severity, agent, usernames, packages, groups or body.<path>";
 
@@ -65,21 +62,33 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Condition, ConditionError> {
-        let mut parts = vec![self.and()?];
-        while self.at_word("or") {
-            self.pos += 1;
-            parts.push(self.and()?);
-        }
+        let parts = self.joined("or", Self::and)?;
         Ok(Condition::any(parts))
     }
 
     fn and(&mut self) -> Result<Condition, ConditionError> {
-        let mut parts = vec![self.unary()?];
-        while self.at_word("and") {
-            self.pos += 1;
-            parts.push(self.unary()?);
-        }
+        let parts = self.joined("and", Self::unary)?;
         Ok(Condition::all(parts))
+    }
+
+    /// Parts joined by `word`. When there are several, they become one node, which must
+    /// stay within [`MAX_DEPTH`]; a node too deep is reported at its first `word`.
+    fn joined(
+        &mut self,
+        word: &str,
+        mut part: impl FnMut(&mut Self) -> Result<Condition, ConditionError>,
+    ) -> Result<Vec<Condition>, ConditionError> {
+        let mut parts = vec![part(self)?];
+        let mut first = None;
+        while self.at_word(word) {
+            first = first.or_else(|| self.peek().cloned());
+            self.pos += 1;
+            parts.push(part(self)?);
+        }
+        if let Some(first) = first {
+            check_node(&parts).map_err(|e| first.error(e))?;
+        }
+        Ok(parts)
     }
 
     fn unary(&mut self) -> Result<Condition, ConditionError> {
@@ -87,14 +96,17 @@ impl Parser {
         let nests = matches!(&token.kind, Kind::Open) || token.kind == Kind::Word("not".into());
         if nests {
             self.depth += 1;
+            // Reading recurses once per level: this keeps it off the stack's edge even
+            // where the tree itself would not be too deep, as in `((((a))))`.
             if self.depth > MAX_DEPTH {
-                return Err(token.error(format!(
-                    "`not` and parentheses nest deeper than {MAX_DEPTH}: expected a simpler condition"
-                )));
+                return Err(token.error(too_deep("`not` and parentheses")));
             }
         }
         let result = match &token.kind {
-            Kind::Word(w) if w == "not" => self.unary().map(|c| Condition::Not(Box::new(c))),
+            Kind::Word(w) if w == "not" => self.unary().and_then(|c| {
+                check_node([&c]).map_err(|e| token.error(e))?;
+                Ok(Condition::Not(Box::new(c)))
+            }),
             Kind::Open => {
                 let inner = self.or()?;
                 let close = self.next("`)`")?;

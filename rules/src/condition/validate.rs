@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use super::depth::check_node;
 use super::pattern::check_topic_glob;
 use super::{BodyPath, BodyTest, CmpOp, Condition, Literal, Operand, SetField, VariableKind};
 use crate::Severity;
@@ -104,9 +105,18 @@ impl TryFrom<RawCondition> for Condition {
             RawCondition::Or(parts) if parts.len() < 2 => {
                 return Err("`or` needs at least two parts".into())
             }
-            RawCondition::And(parts) => Condition::And(parts),
-            RawCondition::Or(parts) => Condition::Or(parts),
-            RawCondition::Not(inner) => Condition::Not(inner),
+            RawCondition::And(parts) => {
+                check_node(&parts)?;
+                Condition::And(parts)
+            }
+            RawCondition::Or(parts) => {
+                check_node(&parts)?;
+                Condition::Or(parts)
+            }
+            RawCondition::Not(inner) => {
+                check_node([&*inner])?;
+                Condition::Not(inner)
+            }
             RawCondition::TopicIs(topic) => Condition::TopicIs(topic),
             RawCondition::TopicGlob(glob) => {
                 check_topic_glob(&glob)?;
