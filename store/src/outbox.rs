@@ -223,7 +223,19 @@ impl Store {
         };
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
-            claimed.push(self.hydrate(row, key.as_ref()).await?);
+            let (id, attempt) = (row.id, row.attempts);
+            match self.hydrate(row, key.as_ref()).await {
+                Ok(row) => claimed.push(row),
+                // A row that cannot be read can never be sent: it is dead, with the reason,
+                // and the rest of the batch (other people's mail) goes on.
+                Err(err @ StoreError::Corrupt { .. }) => {
+                    tracing::error!(outbox = id, %err, "an outbox row cannot be read; it is dead");
+                    let error = format!("cannot be sent: {err}");
+                    self.record_attempt(id, attempt, &Outcome::Dead { error })
+                        .await?;
+                }
+                Err(err) => return Err(err),
+            }
         }
         claimed.sort_by_key(|c| c.id);
         Ok(claimed)
@@ -286,6 +298,11 @@ impl Store {
     /// Records one attempt's outcome and logs it. Secrets in the payload are wiped once the
     /// row is finished.
     pub async fn record(&self, claimed: &Claimed, outcome: &Outcome) -> Result<()> {
+        self.record_attempt(claimed.id, claimed.attempt, outcome)
+            .await
+    }
+
+    async fn record_attempt(&self, id: i64, attempt: i64, outcome: &Outcome) -> Result<()> {
         let now = now_ms();
         let (status, detail, next) = match outcome {
             Outcome::Sent => ("sent", None, now),
@@ -312,12 +329,12 @@ impl Store {
                 .bind(next)
                 .bind(now)
                 .bind(finished)
-                .bind(claimed.id)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(&log)
-                .bind(claimed.id)
-                .bind(claimed.attempt)
+                .bind(id)
+                .bind(attempt)
                 .bind(now)
                 .bind(logged)
                 .bind(detail)
@@ -369,11 +386,15 @@ impl Store {
             .bind(limit.max(0))
             .fetch_all(pool)
             .await?);
+        // One unreadable row must not hide a user's whole list: it shows as unreadable.
         for view in &mut views {
-            let metadata: tidings_rules::Metadata = serde_json::from_str(&view.metadata)
-                .map_err(|e| StoreError::corrupt("message metadata", e))?;
-            view.summary = metadata.summary;
-            OutboxStatus::parse(&view.status)?;
+            view.summary = match serde_json::from_str::<tidings_rules::Metadata>(&view.metadata) {
+                Ok(metadata) => metadata.summary,
+                Err(err) => {
+                    tracing::warn!(outbox = view.id, %err, "stored message metadata is unreadable");
+                    "(this message's details could not be read)".to_string()
+                }
+            };
         }
         Ok(views)
     }

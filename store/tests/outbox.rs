@@ -444,3 +444,36 @@ async fn unsubscribe_links_are_secret_hashed_and_expire() {
         assert!(matches!(err, StoreError::Expired { .. }), "[{n}] {err:?}");
     }
 }
+
+/// One user's unreadable row never stops anyone else's mail (issue 8: "one user's bad data
+/// never stops the service for anyone else"): a claimed row whose message cannot be read is
+/// dead with the reason, the rest of the batch is claimed, and the owner's notification list
+/// still shows.
+#[tokio::test]
+async fn an_unreadable_row_is_dead_and_the_batch_goes_on() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let bad = queue(&t, "mallory", 1).await;
+        queue(&t, "alice", 2).await;
+        crate::harness::execute(
+            &t,
+            "UPDATE messages SET metadata = 'not json' WHERE msg_id = 'mallory-0'",
+        )
+        .await;
+        let claimed = ok!(n, s.claim(10, 60_000).await);
+        assert_eq!(claimed.len(), 2, "[{n}] alice's rows are claimed");
+        assert!(
+            claimed.iter().all(|c| c.destination.id != bad),
+            "[{n}] {claimed:?}"
+        );
+        assert_eq!(ok!(n, s.outbox_counts().await), (0, 2, 0, 1), "[{n}]");
+        let dead = ok!(n, s.dead_notifications(10).await);
+        assert_eq!(dead.len(), 1, "[{n}]");
+        let error = dead[0].last_error.clone().unwrap_or_default();
+        assert!(error.contains("message metadata"), "[{n}] {error}");
+        let mallory = ok!(n, s.user_by_name("mallory").await).map(|u| u.id);
+        let views = ok!(n, s.notifications(mallory.unwrap_or(0), 10).await);
+        assert_eq!(views.len(), 1, "[{n}] the list still shows");
+        assert!(views[0].summary.contains("could not be read"), "[{n}]");
+    }
+}
