@@ -8,7 +8,11 @@ use crate::harness::{backends, fails, ok, user};
 async fn create_and_look_up() {
     for t in backends().await {
         let (n, s) = (t.name, &t.store);
-        let admin = ok!(n, s.create_user("zed", Some("long enough"), true).await);
+        let admin = ok!(
+            n,
+            s.create_user("zed", Some("plum kettle orbit 1974"), true)
+                .await
+        );
         let bob = user(&t, "bob.b-1_x").await;
         assert_eq!(admin.username, "zed", "[{n}]");
         assert!(admin.is_admin && !admin.disabled, "[{n}] {admin:?}");
@@ -66,7 +70,15 @@ async fn invalid_username_and_password_are_refused() {
             );
         }
         assert!(ok!(n, s.create_user(&"a".repeat(64), None, false).await).id > 0);
-        for bad in ["", "short", "1234567"] {
+        // Issue 8 item 8: too short, common, or a pattern.
+        for bad in [
+            "",
+            "short",
+            "password",
+            "12345678",
+            "        ",
+            "passwordpassword",
+        ] {
             let err = fails!(n, s.create_user("carol", Some(bad), false).await);
             assert!(
                 matches!(
