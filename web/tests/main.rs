@@ -8,4 +8,8 @@ mod support;
 mod accounts;
 mod api;
 mod filters;
+mod hashing;
 mod mail_links;
+mod metrics;
+mod sessions;
+mod throttle;
