@@ -78,20 +78,26 @@ impl<C: Clock + Clone> Throttle<C> {
     }
 
     /// Counts a sign-in try for `account` from `address`; `Err` with the time to wait when
-    /// either has had too many. The address is checked first, so a refused address does
-    /// not use up the account's tries.
+    /// either has had too many. Both are always counted, so the wait given is the longer
+    /// of the two: a client told "6 seconds" by its address must not then meet the
+    /// account's minute.
     pub(crate) fn sign_in(&self, account: &str, address: IpAddr) -> Result<(), Duration> {
         self.sweep();
-        self.address(address)?;
         let key: String = account
             .trim()
             .to_lowercase()
             .chars()
             .take(ACCOUNT_KEY_CHARS)
             .collect();
-        self.by_account
+        let by_account = self
+            .by_account
             .check_key(&key)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()));
+        match (self.address(address), by_account) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(wait), Ok(())) | (Ok(()), Err(wait)) => Err(wait),
+            (Err(a), Err(b)) => Err(a.max(b)),
+        }
     }
 
     /// Counts a sign-up from `address` (each costs a password hash too).
@@ -227,6 +233,12 @@ mod tests {
         }
         // The same /64 is the same client; another address is not.
         assert!(throttle.sign_in("fresh", ip("2001:db8:1:2::99")).is_err());
+        // Refused by the address and the account: the longer wait is the one to tell.
+        for _ in 0..ACCOUNT_BURST {
+            let _ = throttle.sign_in("both", crowd);
+        }
+        let wait = throttle.sign_in("both", crowd).err();
+        assert!(wait.is_some_and(|w| w > ADDRESS_PERIOD), "{wait:?}");
         assert!(throttle.sign_up(crowd).is_err());
         assert!(throttle.sign_in("fresh", ip("2001:db8:1:3::10")).is_ok());
         clock.advance(ADDRESS_PERIOD);
