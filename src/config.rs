@@ -19,6 +19,7 @@ pub struct Config {
     /// `sqlite://…` or `postgres://…`; default: `tidings.db` in the data folder.
     pub database_url: Option<String>,
     pub web: Web,
+    pub metrics: Metrics,
     pub bus: Bus,
     pub matcher: Matcher,
     pub sender: tidings_notifier::SenderConfig,
@@ -33,10 +34,23 @@ pub struct Web {
     pub listen: SocketAddr,
     /// The public URL of the web UI (links in mail); default `http://<listen>`.
     pub base_url: Option<String>,
-    /// How long a sign-in lasts.
+    /// The longest a sign-in lasts, however active, in hours.
     pub session_hours: i64,
+    /// A sign-in unused for this many minutes ends.
+    pub session_idle_minutes: i64,
     /// Whether anyone may create an account.
     pub allow_signup: bool,
+    /// The header a trusted reverse proxy puts the client's address in; sign-in
+    /// throttling keys by it instead of the TCP peer.
+    pub client_address_header: Option<String>,
+}
+
+/// The Prometheus endpoint: served on a listener of its own, never on the public site.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Address `/metrics` is served on; none: not served.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +86,7 @@ impl Default for Config {
             data_dir: PathBuf::from("tidings-data"),
             database_url: None,
             web: Web::default(),
+            metrics: Metrics::default(),
             bus: Bus::default(),
             matcher: Matcher::default(),
             sender: tidings_notifier::SenderConfig::default(),
@@ -86,8 +101,10 @@ impl Default for Web {
         Web {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             base_url: None,
-            session_hours: 24 * 14,
+            session_hours: 12,
+            session_idle_minutes: 30,
             allow_signup: true,
+            client_address_header: None,
         }
     }
 }
@@ -153,6 +170,12 @@ impl Config {
         }
         if self.matcher.batch < 1 {
             anyhow::bail!("config key matcher.batch: must be at least 1");
+        }
+        if self.metrics.listen.is_some() && self.metrics.listen == Some(self.web.listen) {
+            anyhow::bail!(
+                "config key metrics.listen: must differ from web.listen ({}): metrics are not for the public site",
+                self.web.listen
+            );
         }
         if let Some(url) = &self.web.base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -296,5 +319,26 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("listen_on"), "{err}");
+    }
+
+    /// Issue 8 item 10: metrics are served apart from the public site, never on it.
+    #[test]
+    fn metrics_need_their_own_address() {
+        let load = |toml: &str| {
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(toml))
+                .extract::<Config>()
+                .map_err(describe)
+                .and_then(|c| c.check().map(|()| c))
+        };
+        let config =
+            load("[metrics]\nlisten = \"127.0.0.1:9464\"").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.metrics.listen, "127.0.0.1:9464".parse().ok());
+        assert_eq!(Config::default().metrics.listen, None, "off by default");
+        let err = load("[metrics]\nlisten = \"127.0.0.1:8080\"")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("config key metrics.listen"), "{err}");
     }
 }

@@ -79,23 +79,36 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (wake_matcher, wake_sender) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let shutdown = CancellationToken::new();
 
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("config key metrics.listen: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
     let web_config = tidings_web::WebConfig {
         base_url: config.base_url(),
         session_hours: config.web.session_hours,
+        session_idle_minutes: config.web.session_idle_minutes,
         allow_signup: config.web.allow_signup,
         mailbox_dir: config
             .email
             .smtp_url
             .is_none()
             .then(|| config.mailbox_dir()),
+        client_address_header: config.web.client_address_header.clone(),
     };
+    web_config.check().map_err(anyhow::Error::msg)?;
+    let session_idle_ms = web_config.session_idle_ms();
+    let web_metrics: Arc<dyn tidings_web::Metrics> = Arc::new(WebMetrics(metrics.clone()));
     let state = tidings_web::AppState::new(
         store.clone(),
         web_config,
         derive.clone(),
         wake_matcher.clone(),
     )
-    .with_metrics(Arc::new(WebMetrics(metrics.clone())));
+    .with_metrics(web_metrics.clone());
     let channels = Channels {
         mailer,
         email,
@@ -128,9 +141,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         wake_sender,
         shutdown.clone(),
     ));
-    tasks.spawn(purge_sessions(store.clone(), shutdown.clone()));
+    tasks.spawn(purge_sessions(
+        store.clone(),
+        session_idle_ms,
+        shutdown.clone(),
+    ));
     let web_shutdown = shutdown.clone();
     let web = tokio::spawn(async move { tidings_web::serve(state, listener, web_shutdown).await });
+    let metrics_server = metrics_listener.map(|listener| {
+        tokio::spawn(tidings_web::serve_metrics(
+            web_metrics,
+            listener,
+            shutdown.clone(),
+        ))
+    });
     tracing::info!(listen = %config.web.listen, base_url = %config.base_url(), "tidings is running");
 
     tokio::select! {
@@ -148,18 +172,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     web.await.context("web task")?.context("web server")?;
+    if let Some(server) = metrics_server {
+        server
+            .await
+            .context("metrics task")?
+            .context("metrics server")?;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Every visitor gets a session row; expired ones are removed hourly.
+/// Sessions that expired or went idle are removed hourly (the web refuses them anyway).
 async fn purge_sessions(
     store: Store,
+    idle_ms: i64,
     shutdown: CancellationToken,
 ) -> Result<(), tidings_notifier::NotifierError> {
     loop {
-        match store.purge_sessions().await {
+        match store.purge_sessions(idle_ms).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
             Err(err) => tracing::warn!(error = %err, "removing expired sessions failed"),

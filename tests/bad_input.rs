@@ -96,9 +96,11 @@ fn malformed_frames_are_counted_and_skipped(database_url: Option<&str>) {
         rejected.contains("envelope field `topic` contains control characters"),
         "{rejected}"
     );
-    let metrics = crate::support::http_get(hub.web_port, "/metrics").unwrap_or_default();
+    let metrics = crate::support::http_get(hub.metrics_port, "/metrics").unwrap_or_default();
     assert!(
         metrics.contains("tidings_messages_rejected_total 8"),
         "{metrics}"
     );
+    // Issue 8 item 10: the counters are on their own listener, not on the public site.
+    assert_eq!(crate::support::http_get(hub.web_port, "/metrics"), None);
 }

@@ -26,17 +26,26 @@ fn bad_config_names_the_key() {
 #[test]
 fn admin_commands_validate_input() {
     let hub = Hub::new(None, None);
+    // Issue 8 item 8: at least 12 characters, and not a common password.
     let out = hub.output(
         &["user", "add", "frank", "--password-stdin"],
         Some("short\n"),
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("password: use at least 8 characters"),
+        String::from_utf8_lossy(&out.stderr).contains("password: use at least 12 characters"),
         "{out:?}"
     );
     let out = hub.output(
         &["user", "add", "frank", "--password-stdin"],
-        Some("a long enough secret\n"),
+        Some("passwordpassword\n"),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("password: too easy to guess"),
+        "{out:?}"
+    );
+    let out = hub.output(
+        &["user", "add", "frank", "--password-stdin"],
+        Some("plum kettle orbit 1974\n"),
     );
     assert!(out.status.success(), "{out:?}");
     let out = hub.output(&["user", "add", "Bad Name"], None);

@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod crash;
 mod email;
+mod hashing;
 mod outbox;
 mod ownership;
 mod quarantine;

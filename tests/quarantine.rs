@@ -132,7 +132,7 @@ fn an_unreadable_filter_is_quarantined_and_others_still_get_mail(database_url: O
         quarantined.starts_with(&format!("{id}\tmallory\tmy filter\t")),
         "{quarantined}"
     );
-    let metrics = http_get(hub.web_port, "/metrics").unwrap_or_default();
+    let metrics = http_get(hub.metrics_port, "/metrics").unwrap_or_default();
     assert!(
         metrics.contains("tidings_filters_quarantined_total 1"),
         "{metrics}"
@@ -154,7 +154,7 @@ fn an_unreadable_filter_is_quarantined_and_others_still_get_mail(database_url: O
         ["alice@example.org", "alice@example.org"]
     );
     assert_eq!(hub.run(&["filter", "quarantined"]), quarantined);
-    let metrics = http_get(hub.web_port, "/metrics").unwrap_or_default();
+    let metrics = http_get(hub.metrics_port, "/metrics").unwrap_or_default();
     assert!(
         metrics.contains("tidings_filters_quarantined_total 0"),
         "counted once, not again after the restart: {metrics}"

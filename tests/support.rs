@@ -247,6 +247,8 @@ pub struct Hub {
     pub dir: tempfile::TempDir,
     pub env: BTreeMap<String, String>,
     pub web_port: u16,
+    /// Where `/metrics` is served (`metrics.listen`); the public web port has none.
+    pub metrics_port: u16,
     pub zmq_endpoint: String,
     serve: Option<Child>,
 }
@@ -255,6 +257,7 @@ impl Hub {
     pub fn new(smtp: Option<&Smtp>, database_url: Option<&str>) -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
         let web_port = free_port();
+        let metrics_port = free_port();
         let zmq_endpoint = format!("tcp://127.0.0.1:{}", free_port());
         let mut env = BTreeMap::new();
         env.insert(
@@ -264,6 +267,10 @@ impl Hub {
         env.insert(
             "TIDINGS_WEB__LISTEN".into(),
             format!("127.0.0.1:{web_port}"),
+        );
+        env.insert(
+            "TIDINGS_METRICS__LISTEN".into(),
+            format!("127.0.0.1:{metrics_port}"),
         );
         env.insert(
             "TIDINGS_BUS__ZMQ_ENDPOINTS".into(),
@@ -286,6 +293,7 @@ impl Hub {
             dir,
             env,
             web_port,
+            metrics_port,
             zmq_endpoint,
             serve: None,
         }
@@ -387,6 +395,11 @@ impl Hub {
                 panic!("tidings serve exited: {}", self.log());
             }
         }
+    }
+
+    /// The process id of the running `tidings serve`.
+    pub fn pid(&self) -> Option<u32> {
+        self.serve.as_ref().map(Child::id)
     }
 
     /// SIGKILL: no shutdown code runs.

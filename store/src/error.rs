@@ -62,6 +62,9 @@ pub enum StoreError {
     /// Password hashing failed.
     #[error("password hashing: {0}")]
     Hash(String),
+    /// Too many password hashes are already waiting; try again shortly.
+    #[error("too many password checks at once; try again shortly")]
+    Busy,
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -7,6 +7,7 @@ mod db;
 mod destinations;
 mod error;
 mod filters;
+mod hashing;
 mod keys;
 mod messages;
 mod outbox;
@@ -37,7 +38,7 @@ pub use quarantine::{Quarantine, QuarantinedFilter};
 pub use sessions::Session;
 pub use tokens::{ApiToken, TokenScope};
 pub use users::User;
-pub use users::{validate_password, validate_username};
+pub use users::{validate_password, validate_username, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS};
 
 /// Milliseconds since the Unix epoch, as every time column stores them.
 pub fn now_ms() -> i64 {

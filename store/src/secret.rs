@@ -1,15 +1,22 @@
 //! Secrets: argon2 password hashes, random tokens, and the SHA-256 digests under which
 //! tokens are stored (a leaked table yields no usable session or link).
+//!
+//! Hashing and verifying are CPU- and memory-heavy: the store runs them through
+//! [`crate::hashing`], which bounds how many run at once.
+
+use std::cell::RefCell;
 
 use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+    self, rand_core::OsRng, Output, ParamsString, PasswordHash, Salt, SaltString,
 };
-use argon2::Argon2;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
+
+pub use crate::hashing::hashing_limit;
 
 /// A fresh random token: 32 bytes, URL-safe base64.
 pub fn new_token() -> String {
@@ -23,25 +30,85 @@ pub fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Hashes a password with argon2id and a random salt (PHC string). CPU-heavy: call from a
-/// blocking thread.
-pub fn hash_password(password: &str) -> Result<String, StoreError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| StoreError::Hash(e.to_string()))
+thread_local! {
+    /// Argon2's working memory (19 MiB with the default parameters), made once per thread
+    /// and reused by every hash on it. Allocating it per hash does not return it: glibc
+    /// keeps freed 64-byte-aligned blocks of that size in the thread's heap without reusing
+    /// them, so RSS grew by 19 MiB per hash up to ~150 MiB per thread. With the buffer
+    /// reused, the hashing threads hold [`hashing_limit`] buffers, no more, ever.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether a password matches a stored PHC hash. A malformed hash never matches.
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
+/// Argon2 over `password` and `salt`, in this thread's reused memory.
+fn argon2(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &[u8],
+    salt: Salt<'_>,
+) -> password_hash::Result<Output> {
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf)?;
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        let memory = &mut memory[..blocks];
+        Output::init_with(len, |out| {
+            Ok(argon2.hash_password_into_with_memory(password, salt, out, &mut *memory)?)
         })
-        .unwrap_or(false)
+    })
+}
+
+/// Hashes a password with argon2id (default parameters) and a random salt, as a PHC string.
+/// CPU- and memory-heavy: the store calls it through [`crate::hashing`].
+pub fn hash_password(password: &str) -> Result<String, StoreError> {
+    let failed = |e: password_hash::Error| StoreError::Hash(e.to_string());
+    let salt = SaltString::generate(&mut OsRng);
+    let params = Params::default();
+    let (algorithm, version) = (Algorithm::Argon2id, Version::V0x13);
+    let output = argon2(
+        algorithm,
+        version,
+        params.clone(),
+        password.as_bytes(),
+        salt.as_salt(),
+    )
+    .map_err(failed)?;
+    let phc = PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: ParamsString::try_from(&params).map_err(failed)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether a password matches a stored PHC hash (its own algorithm, version and
+/// parameters), compared in constant time. A malformed hash never matches.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    let check = || -> password_hash::Result<bool> {
+        let parsed = PasswordHash::new(hash)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Ok(false);
+        };
+        let algorithm = Algorithm::try_from(parsed.algorithm)?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed)?;
+        let output = argon2(algorithm, version, params, password.as_bytes(), salt)?;
+        // `Output`'s equality is constant-time.
+        Ok(output == expected)
+    };
+    check().unwrap_or(false)
 }
 
 /// Constant-time comparison of two tokens (CSRF, say).
@@ -64,10 +131,53 @@ mod tests {
     #[test]
     fn password_round_trip() {
         let hash = hash_password("correct horse").expect("hash");
-        assert!(hash.starts_with("$argon2id$"));
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("wrong", &hash));
         assert!(!verify_password("x", "not a hash"));
+        assert!(!verify_password(
+            "x",
+            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ"
+        ));
+    }
+
+    /// Hashes stored before the memory was reused (made by argon2's own `PasswordHasher`)
+    /// still verify, and argon2's own verifier accepts ours.
+    #[test]
+    fn hashes_agree_with_argon2s_own_api() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"velvet crane", &salt)
+            .expect("hash")
+            .to_string();
+        assert!(verify_password("velvet crane", &theirs));
+        assert!(!verify_password("velvet crane!", &theirs));
+        let ours = hash_password("velvet crane").expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("PHC");
+        assert!(Argon2::default()
+            .verify_password(b"velvet crane", &parsed)
+            .is_ok());
+    }
+
+    /// Issue 8 item 4: a thread's hashes reuse one buffer instead of leaving 19 MiB behind
+    /// each (RSS grew by 19 MiB per hash before).
+    #[test]
+    fn hashing_reuses_the_threads_memory() {
+        std::thread::spawn(|| {
+            let hash = hash_password("first").expect("hash");
+            let capacity = MEMORY.with(|m| m.borrow().capacity());
+            assert_eq!(capacity, Params::default().block_count());
+            for _ in 0..3 {
+                verify_password("again", &hash);
+            }
+            assert_eq!(MEMORY.with(|m| m.borrow().capacity()), capacity);
+        })
+        .join()
+        .expect("hashing thread");
     }
 
     #[test]

@@ -8,7 +8,11 @@ use crate::harness::{backends, fails, ok, user};
 async fn create_and_look_up() {
     for t in backends().await {
         let (n, s) = (t.name, &t.store);
-        let admin = ok!(n, s.create_user("zed", Some("long enough"), true).await);
+        let admin = ok!(
+            n,
+            s.create_user("zed", Some("plum kettle orbit 1974"), true)
+                .await
+        );
         let bob = user(&t, "bob.b-1_x").await;
         assert_eq!(admin.username, "zed", "[{n}]");
         assert!(admin.is_admin && !admin.disabled, "[{n}] {admin:?}");
@@ -66,7 +70,15 @@ async fn invalid_username_and_password_are_refused() {
             );
         }
         assert!(ok!(n, s.create_user(&"a".repeat(64), None, false).await).id > 0);
-        for bad in ["", "short", "1234567"] {
+        // Issue 8 item 8: too short, common, or a pattern.
+        for bad in [
+            "",
+            "short",
+            "password",
+            "12345678",
+            "        ",
+            "passwordpassword",
+        ] {
             let err = fails!(n, s.create_user("carol", Some(bad), false).await);
             assert!(
                 matches!(
@@ -149,24 +161,28 @@ async fn disabling_ends_sessions() {
         let (n, s) = (t.name, &t.store);
         let alice = user(&t, "alice").await;
         let bob = user(&t, "bob").await;
-        let (a1, _) = ok!(n, s.create_session(Some(alice.id), 60_000).await);
-        let (a2, _) = ok!(n, s.create_session(Some(alice.id), 60_000).await);
-        let (b1, _) = ok!(n, s.create_session(Some(bob.id), 60_000).await);
-        let (anon, _) = ok!(n, s.create_session(None, 60_000).await);
+        let idle = 60_000;
+        let (a1, _) = ok!(n, s.create_session(alice.id, 60_000).await);
+        let (a2, _) = ok!(n, s.create_session(alice.id, 60_000).await);
+        let (b1, _) = ok!(n, s.create_session(bob.id, 60_000).await);
         ok!(n, s.set_user_disabled("alice", true).await);
-        assert_eq!(ok!(n, s.session(&a1).await), None, "[{n}]");
-        assert_eq!(ok!(n, s.session(&a2).await), None, "[{n}]");
+        assert_eq!(ok!(n, s.session(&a1, idle).await), None, "[{n}]");
+        assert_eq!(ok!(n, s.session(&a2, idle).await), None, "[{n}]");
         // Ended, not merely hidden: re-enabling does not bring them back.
         ok!(n, s.set_user_disabled("alice", false).await);
-        assert_eq!(ok!(n, s.session(&a1).await), None, "[{n}] stays ended");
-        assert_eq!(ok!(n, s.session(&a2).await), None, "[{n}] stays ended");
-        assert!(
-            ok!(n, s.session(&b1).await).is_some(),
-            "[{n}] others keep theirs"
+        assert_eq!(
+            ok!(n, s.session(&a1, idle).await),
+            None,
+            "[{n}] stays ended"
+        );
+        assert_eq!(
+            ok!(n, s.session(&a2, idle).await),
+            None,
+            "[{n}] stays ended"
         );
         assert!(
-            ok!(n, s.session(&anon).await).is_some(),
-            "[{n}] visitors keep theirs"
+            ok!(n, s.session(&b1, idle).await).is_some(),
+            "[{n}] others keep theirs"
         );
         let err = fails!(n, s.set_user_disabled("nobody", true).await);
         assert!(matches!(err, StoreError::NotFound), "[{n}] got {err:?}");

@@ -14,7 +14,7 @@ use serde_json::json;
 use tidings_rules::Envelope;
 use tidings_store::{ApiToken, TokenScope};
 
-use crate::{routes, AppState, Error, Ingest};
+use crate::{routes, AppState, Ingest};
 
 /// The largest envelope accepted.
 pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
@@ -24,7 +24,6 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(routes::API_MESSAGES, post(ingest))
         .route(routes::HEALTHZ, get(healthz))
-        .route(routes::METRICS, get(metrics))
 }
 
 /// An API failure: a status and a reason for the client.
@@ -155,19 +154,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }
-}
-
-/// The counters in Prometheus text format, when the binary provided them.
-async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
-    let metrics = state.metrics.as_ref().ok_or(Error::NotFound)?;
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        metrics.render(),
-    )
-        .into_response())
 }
 
 #[cfg(test)]

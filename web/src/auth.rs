@@ -1,15 +1,22 @@
-//! Local accounts: sign-up, sign-in and sign-out. The session is rotated on sign-in and
-//! sign-out, so a token seen before either is worthless after it. A failed sign-in says
-//! the same thing whether the username exists or not.
+//! Local accounts: sign-up, sign-in and sign-out. Sign-in and sign-up start a fresh session
+//! (ending any other this browser had) and sign-out ends it, so a token seen before either
+//! is worthless after it. A failed sign-in says the same thing whether the username exists
+//! or not (and costs the same hash). Tries are throttled per account and per client
+//! address before any password is hashed: a refused one is answered 429 with `Retry-After`
+//! and a page saying when to try again.
+
+use std::time::Duration;
 
 use askama::Template;
-use axum::http::StatusCode;
-use axum::response::{Redirect, Response};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{extract::State, Router};
 
 use crate::error::for_form;
 use crate::session::{Form, Visitor};
+use crate::throttle::{retry_after_secs, ClientAddress};
 use crate::view::{self, Nav};
 use crate::{routes, AppState, Error};
 
@@ -28,6 +35,7 @@ struct SignupView {
     csrf: String,
     username: String,
     error: Option<String>,
+    min_chars: usize,
 }
 
 #[derive(Template)]
@@ -50,6 +58,7 @@ fn signup_view(
         csrf: visitor.csrf().to_string(),
         username: username.to_string(),
         error,
+        min_chars: tidings_store::PASSWORD_MIN_CHARS,
     }
 }
 
@@ -67,6 +76,20 @@ fn signin_view(
     }
 }
 
+/// A form page again with 429, `Retry-After` and, in `error`, when to try again.
+fn throttled<V: Template>(
+    wait: Duration,
+    view: impl FnOnce(String) -> V,
+) -> Result<Response, Error> {
+    let secs = retry_after_secs(wait).max(1);
+    let message = format!("Too many attempts. Try again in {secs} seconds.");
+    let mut response = view::page(StatusCode::TOO_MANY_REQUESTS, &view(message))?;
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs));
+    Ok(response)
+}
+
 async fn signup_page(State(state): State<AppState>, visitor: Visitor) -> Result<Response, Error> {
     if !state.config.allow_signup {
         return Err(Error::NotFound);
@@ -74,11 +97,21 @@ async fn signup_page(State(state): State<AppState>, visitor: Visitor) -> Result<
     view::ok(&signup_view(&state, &visitor, "", None))
 }
 
-async fn signup(State(state): State<AppState>, form: Form) -> Result<Response, Error> {
+async fn signup(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    form: Form,
+) -> Result<Response, Error> {
     if !state.config.allow_signup {
         return Err(Error::NotFound);
     }
     let username = form.text("username").trim();
+    if let Err(wait) = state.throttle.sign_up(address) {
+        tracing::warn!(%address, "sign-up throttled");
+        return throttled(wait, |message| {
+            signup_view(&state, &form.visitor, username, Some(message))
+        });
+    }
     let password = form.text("password");
     if password != form.text("password2") {
         let view = signup_view(
@@ -97,7 +130,7 @@ async fn signup(State(state): State<AppState>, form: Form) -> Result<Response, E
     )? {
         Ok(user) => {
             tracing::info!(username = %user.username, "account created");
-            form.visitor.rotate(&state, Some(user.id)).await?;
+            form.visitor.sign_in(&state, user.id).await?;
             Ok(see_other(routes::HOME))
         }
         Err((status, message)) => view::page(
@@ -108,25 +141,35 @@ async fn signup(State(state): State<AppState>, form: Form) -> Result<Response, E
 }
 
 async fn signin_page(State(state): State<AppState>, visitor: Visitor) -> Result<Response, Error> {
-    if visitor.session.user_id.is_some() {
+    if visitor.user_id().is_some() {
         return Ok(see_other(routes::HOME));
     }
     view::ok(&signin_view(&state, &visitor, "", None))
 }
 
-async fn signin(State(state): State<AppState>, form: Form) -> Result<Response, Error> {
+async fn signin(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    form: Form,
+) -> Result<Response, Error> {
     let username = form.text("username").trim();
+    if let Err(wait) = state.throttle.sign_in(username, address) {
+        tracing::warn!(%username, %address, "sign-in throttled");
+        return throttled(wait, |message| {
+            signin_view(&state, &form.visitor, username, Some(message))
+        });
+    }
     match state
         .store
         .authenticate(username, form.text("password"))
         .await?
     {
         Some(user) => {
-            form.visitor.rotate(&state, Some(user.id)).await?;
+            form.visitor.sign_in(&state, user.id).await?;
             Ok(see_other(routes::HOME))
         }
         None => {
-            tracing::info!(%username, "failed sign-in");
+            tracing::info!(%username, %address, "failed sign-in");
             let message = "Wrong username or password.".to_string();
             view::page(
                 StatusCode::BAD_REQUEST,
@@ -137,12 +180,11 @@ async fn signin(State(state): State<AppState>, form: Form) -> Result<Response, E
 }
 
 async fn signout(State(state): State<AppState>, form: Form) -> Result<Response, Error> {
-    form.visitor.rotate(&state, None).await?;
+    form.visitor.sign_out(&state).await?;
     Ok(see_other(routes::SIGNIN))
 }
 
 /// A 303 redirect: after a POST, the browser GETs the target.
 pub(crate) fn see_other(to: &str) -> Response {
-    use axum::response::IntoResponse;
     Redirect::to(to).into_response()
 }

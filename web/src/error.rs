@@ -3,12 +3,16 @@
 //! and never shown: the client sees a generic page.
 
 use askama::Template;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use tidings_store::StoreError;
 
 use crate::routes;
 use crate::view::Nav;
+
+/// How long a client told [`Error::Busy`] should wait, in seconds.
+const BUSY_RETRY_SECS: u64 = 5;
 
 /// What can go wrong serving a page.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +38,9 @@ pub enum Error {
     /// A genuine link that is too old; the text is for the user.
     #[error("{0}")]
     Expired(String),
+    /// Too much password hashing is queued already; the client should retry shortly.
+    #[error("busy")]
+    Busy,
     /// Anything else; the text is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -43,6 +50,7 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => Error::NotFound,
+            StoreError::Busy => Error::Busy,
             StoreError::Invalid { field, reason } => {
                 Error::BadRequest(format!("{field}: {reason}"))
             }
@@ -96,6 +104,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Expired(_) => StatusCode::GONE,
+            Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -151,6 +160,10 @@ impl IntoResponse for Error {
             Error::Conflict(message) => ("Conflict", message.clone()),
             Error::TooMany(message) => ("Too many requests", message.clone()),
             Error::Expired(message) => ("Link expired", message.clone()),
+            Error::Busy => (
+                "Busy",
+                format!("The server is checking many passwords at once. Try again in {BUSY_RETRY_SECS} seconds."),
+            ),
             Error::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 (
@@ -164,13 +177,19 @@ impl IntoResponse for Error {
             title,
             message,
         };
-        match view.render() {
+        let mut response = match view.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(err) => {
                 tracing::error!(%err, "rendering the error page");
                 (status, title).into_response()
             }
+        };
+        if matches!(self, Error::Busy) {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(BUSY_RETRY_SECS));
         }
+        response
     }
 }
 

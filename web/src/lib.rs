@@ -27,20 +27,26 @@ mod error;
 mod filters;
 mod home;
 mod mailbox;
+mod metrics;
 mod ownership;
 mod routes;
 mod session;
+mod throttle;
 mod unsubscribe;
 mod view;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use tidings_rules::{Message, Metadata};
-use tidings_store::Store;
+use tidings_store::{ServerKey, Store};
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 pub use error::Error;
+pub use metrics::serve_metrics;
 pub use routes::router;
 /// A time (ms since the epoch) as `2024-05-01 12:34 UTC`, as the pages show it.
 pub use view::when as show_time;
@@ -50,27 +56,41 @@ pub use view::when as show_time;
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     /// The address people reach the site at, without a trailing slash; links in mail start
-    /// with it, and an `https` one makes cookies `Secure`.
+    /// with it. An `https` one makes cookies `Secure` with the `__Host-` prefix and adds
+    /// `Strict-Transport-Security` to every response.
     pub base_url: String,
-    /// How long a session lasts, in hours.
+    /// The longest a sign-in lasts, however active, in hours.
     pub session_hours: i64,
+    /// A sign-in unused for this many minutes ends.
+    pub session_idle_minutes: i64,
     /// Whether anyone may create an account at `/signup`.
     pub allow_signup: bool,
     /// The folder the email sender writes `.eml` files to when no SMTP server is set;
     /// when given, signed-in users can read the mail sent to their addresses at `/mailbox`.
     pub mailbox_dir: Option<PathBuf>,
+    /// The header a trusted reverse proxy puts the client's address in (`X-Forwarded-For`,
+    /// `X-Real-IP`); sign-in throttling then keys by its last address instead of the TCP
+    /// peer. Only set it when every request comes through that proxy: clients can send
+    /// the header themselves.
+    pub client_address_header: Option<String>,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             base_url: "http://127.0.0.1:8080".to_string(),
-            session_hours: 24 * 14,
+            session_hours: 12,
+            session_idle_minutes: 30,
             allow_signup: true,
             mailbox_dir: None,
+            client_address_header: None,
         }
     }
 }
+
+/// `Strict-Transport-Security` for https sites: a year, subdomains of the site's host
+/// included (not its parent domain's).
+const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 impl WebConfig {
     /// Whether the site is served over TLS, so cookies must be `Secure`.
@@ -78,9 +98,57 @@ impl WebConfig {
         self.base_url.starts_with("https://")
     }
 
+    /// Refuses settings the web side cannot use, naming the config key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.session_hours < 1 {
+            return Err("config key web.session_hours: must be at least 1".into());
+        }
+        if self.session_idle_minutes < 1 {
+            return Err("config key web.session_idle_minutes: must be at least 1".into());
+        }
+        if let Some(name) = &self.client_address_header {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!(
+                    "config key web.client_address_header: {name:?} is not a header name"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Session lifetime in milliseconds (at least a minute).
     pub(crate) fn session_ttl_ms(&self) -> i64 {
         self.session_hours.saturating_mul(3_600_000).max(60_000)
+    }
+
+    /// Session idle time in milliseconds (at least a minute).
+    pub fn session_idle_ms(&self) -> i64 {
+        self.session_idle_minutes.saturating_mul(60_000).max(60_000)
+    }
+
+    /// The session cookie's name: `__Host-` on https, so the browser only accepts it when
+    /// it is `Secure`, for `Path=/` and without `Domain` (no subdomain can set it).
+    pub(crate) fn session_cookie(&self) -> &'static str {
+        if self.secure_cookies() {
+            "__Host-tidings_session"
+        } else {
+            "tidings_session"
+        }
+    }
+
+    /// The anonymous double-submit CSRF cookie's name, prefixed like the session's.
+    pub(crate) fn csrf_cookie(&self) -> &'static str {
+        if self.secure_cookies() {
+            "__Host-tidings_csrf"
+        } else {
+            "tidings_csrf"
+        }
+    }
+
+    /// `Strict-Transport-Security` for https sites, none for http ones.
+    pub(crate) fn hsts(&self) -> Option<HeaderValue> {
+        self.secure_cookies()
+            .then_some(HeaderValue::from_static(HSTS))
     }
 }
 
@@ -98,8 +166,12 @@ pub struct AppState {
     pub derive: Derive,
     /// Poked after a message is stored, so the matcher runs at once.
     pub wake: Arc<tokio::sync::Notify>,
-    /// Process counters, served at `/metrics` when set.
+    /// Process counters the API reports ingest outcomes to (served by [`serve_metrics`]).
     pub metrics: Option<Arc<dyn Metrics>>,
+    /// The key anonymous forms' CSRF tokens are signed with, read from the store once.
+    csrf_key: Arc<OnceCell<ServerKey>>,
+    /// Sign-in limiters, per account and per client address.
+    throttle: Arc<throttle::Throttle>,
 }
 
 /// How one message posted to the API ended.
@@ -113,9 +185,10 @@ pub enum Ingest {
     Rejected,
 }
 
-/// The process's counters as the web side sees them: it reports API ingest outcomes and
-/// serves the Prometheus text at `/metrics`. The binary implements this for the notifier's
-/// counters (a newtype around them), so this crate does not depend on the notifier.
+/// The process's counters as the web side sees them: it reports API ingest outcomes, and
+/// [`serve_metrics`] serves the Prometheus text at `/metrics` on a listener of its own. The
+/// binary implements this for the notifier's counters (a newtype around them), so this
+/// crate does not depend on the notifier.
 pub trait Metrics: Send + Sync {
     /// Counts one API ingest.
     fn ingest(&self, outcome: Ingest);
@@ -137,6 +210,8 @@ impl AppState {
             derive,
             wake,
             metrics: None,
+            csrf_key: Arc::new(OnceCell::new()),
+            throttle: Arc::new(throttle::Throttle::new()),
         }
     }
 
@@ -151,10 +226,18 @@ impl AppState {
             metrics.ingest(outcome);
         }
     }
+
+    /// The key anonymous forms' CSRF tokens are signed with.
+    pub(crate) async fn csrf_key(&self) -> Result<&ServerKey, Error> {
+        Ok(self
+            .csrf_key
+            .get_or_try_init(|| self.store.server_key("csrf"))
+            .await?)
+    }
 }
 
 /// Serves the app on `listener` until `shutdown` is cancelled, then finishes the requests in
-/// flight and returns.
+/// flight and returns. Handlers see the TCP peer's address (sign-in throttling keys by it).
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -163,9 +246,12 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, base_url = %state.config.base_url, "web listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }
 
 #[cfg(test)]
@@ -185,6 +271,32 @@ mod tests {
             ..WebConfig::default()
         };
         assert!(https.secure_cookies());
-        assert_eq!(WebConfig::default().session_ttl_ms(), 14 * 24 * 3_600_000);
+        assert_eq!(https.session_cookie(), "__Host-tidings_session");
+        assert_eq!(https.csrf_cookie(), "__Host-tidings_csrf");
+        assert!(https.hsts().is_some());
+        assert_eq!(config.session_cookie(), "tidings_session");
+        assert!(config.hsts().is_none());
+        let defaults = WebConfig::default();
+        assert_eq!(defaults.session_ttl_ms(), 12 * 3_600_000);
+        assert_eq!(defaults.session_idle_ms(), 30 * 60_000);
+        assert!(defaults.check().is_ok());
+    }
+
+    #[test]
+    fn check_names_the_key() {
+        let bad = |adjust: fn(&mut WebConfig)| {
+            let mut config = WebConfig::default();
+            adjust(&mut config);
+            config.check().err().unwrap_or_default()
+        };
+        assert!(bad(|c| c.session_hours = 0).contains("web.session_hours"));
+        assert!(bad(|c| c.session_idle_minutes = 0).contains("web.session_idle_minutes"));
+        assert!(bad(|c| c.client_address_header = Some("X Real IP".into()))
+            .contains("web.client_address_header"));
+        let proxied = WebConfig {
+            client_address_header: Some("X-Forwarded-For".into()),
+            ..WebConfig::default()
+        };
+        assert!(proxied.check().is_ok());
     }
 }

@@ -48,7 +48,7 @@ pub const MAILBOX: &str = "/mailbox";
 pub const MAILBOX_MAIL: &str = "/mailbox/{name}";
 /// Liveness and database check.
 pub const HEALTHZ: &str = "/healthz";
-/// Prometheus counters.
+/// Prometheus counters (on the metrics listener only, not on the site).
 pub const METRICS: &str = "/metrics";
 /// Publishers post fedmsg envelopes here.
 pub const API_MESSAGES: &str = "/api/v1/messages";
@@ -128,6 +128,7 @@ pub fn mailbox_mail(name: &str) -> String {
 
 /// The whole app. Pages get sessions; the API, the health check and the stylesheet do not.
 pub fn router(state: AppState) -> Router {
+    let hsts = state.config.hsts();
     let pages = Router::new()
         .merge(home::router())
         .merge(auth::router())
@@ -165,6 +166,11 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("referrer-policy"),
             HeaderValue::from_static("no-referrer"),
+        ))
+        // An https site tells browsers never to use plain http for it (none when http).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            hsts,
         ))
         .with_state(state)
 }

@@ -1,7 +1,16 @@
-//! Sessions, sign-in state and CSRF. A middleware reads the `tidings_session` cookie once per
-//! request; the [`Visitor`] extractor starts an anonymous session when there is none (so every
-//! form, sign-in included, carries a CSRF token), [`CurrentUser`] demands a signed-in one, and
-//! [`Form`] refuses a POST whose `csrf` field does not match the session's token.
+//! Sessions, sign-in state and CSRF. A middleware reads the cookies once per request; the
+//! [`Visitor`] extractor says who is asking and which CSRF token their forms carry,
+//! [`CurrentUser`] demands a signed-in one, and [`Form`] refuses a POST whose `csrf` field
+//! does not match.
+//!
+//! Only a sign-in makes a session row (issue 8 item 5: every anonymous GET used to make a
+//! 14-day row). Anonymous forms are protected by a signed double-submit token instead: the
+//! visitor gets a random value in the `tidings_csrf` cookie, and their forms carry that
+//! value's HMAC under the server key `csrf`. A cross-site form cannot read the cookie, and
+//! a cookie planted by a neighbouring site (or over plain http) is worthless without the
+//! key. Signed-in forms carry their session's own token. A session ends at its absolute
+//! expiry (`web.session_hours`) or after `web.session_idle_minutes` unused; its last use is
+//! written at most once a minute, so a page view is not a write.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -14,135 +23,161 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tidings_store::{secret, Session, StoreError, User};
 
-use crate::{AppState, Error};
+use crate::{AppState, Error, WebConfig};
 
-/// The session cookie's name.
-pub(crate) const COOKIE_NAME: &str = "tidings_session";
 /// The most a form body may hold.
 const FORM_LIMIT: usize = 64 * 1024;
+/// A session's last use is written when older than this: often enough for a 30-minute idle
+/// time, rarely enough that browsing is not a database write per page.
+const TOUCH_EVERY_MS: i64 = 60_000;
 
-/// This request's session, shared between the middleware and the extractors. `fresh` is
-/// set when the cookie must be (re)sent.
+/// This request's sign-in state, shared between the middleware and the extractors, and the
+/// cookies the response must set.
 #[derive(Clone, Default)]
 struct Cell(Arc<Mutex<Slot>>);
 
 #[derive(Default)]
 struct Slot {
-    current: Option<(String, Session)>,
-    fresh: bool,
+    /// The signed-in session: its cookie token and row.
+    session: Option<(String, Session)>,
+    /// The anonymous double-submit value: from the request's cookie, or made for it.
+    csrf_cookie: Option<String>,
+    /// `Set-Cookie` values for the response.
+    set_cookies: Vec<String>,
 }
 
 impl Cell {
-    fn get(&self) -> Option<(String, Session)> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .current
-            .clone()
-    }
-
-    fn set(&self, token: String, session: Session) {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.current = Some((token, session));
-        slot.fresh = true;
-    }
-
-    fn cookie_to_send(&self) -> Option<(String, i64)> {
-        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match (&slot.current, slot.fresh) {
-            (Some((token, session)), true) => Some((token.clone(), session.expires_at)),
-            _ => None,
-        }
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// The token in the request's `tidings_session` cookie, if any.
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The value of the request's cookie `name`, if any.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE_NAME && !value.is_empty())
+        .find(|(key, value)| *key == name && !value.is_empty())
         .map(|(_, value)| value.to_string())
 }
 
-/// The `Set-Cookie` value for a session token.
-fn cookie_header(token: &str, expires_at: i64, secure: bool) -> Option<HeaderValue> {
-    let max_age = ((expires_at - tidings_store::now_ms()) / 1000).max(0);
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .ok()
+/// A `Set-Cookie` value. Every cookie is `HttpOnly`, `SameSite=Lax`, for the whole site and
+/// without `Domain`; `Secure` on https (where the `__Host-` names require all of that).
+/// Without `max_age` it lasts until the browser closes.
+fn set_cookie(config: &WebConfig, name: &str, value: &str, max_age: Option<i64>) -> String {
+    let max_age = max_age
+        .map(|secs| format!("; Max-Age={}", secs.max(0)))
+        .unwrap_or_default();
+    let secure = if config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{max_age}{secure}")
 }
 
-/// Looks up the cookie's session before the handler runs, and sends a new cookie after it
-/// when the session was started or rotated.
+/// The session cookie for a session that ends at `expires_at`.
+fn session_cookie(config: &WebConfig, token: &str, expires_at: i64) -> String {
+    let max_age = (expires_at - tidings_store::now_ms()) / 1000;
+    set_cookie(config, config.session_cookie(), token, Some(max_age))
+}
+
+/// Tells the browser to forget its session cookie.
+fn end_session_cookie(config: &WebConfig) -> String {
+    set_cookie(config, config.session_cookie(), "", Some(0))
+}
+
+/// Looks up the session before the handler runs (forgetting a dead cookie, recording use),
+/// and sets the cookies the handler asked for after it.
 pub(crate) async fn layer(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let current = match cookie_token(request.headers()) {
-        Some(token) => match state.store.session(&token).await {
-            Ok(found) => found.map(|session| (token, session)),
-            Err(err) => return Error::from(err).into_response(),
-        },
-        None => None,
+    let config = &state.config;
+    let mut slot = Slot {
+        csrf_cookie: cookie(request.headers(), config.csrf_cookie()),
+        ..Slot::default()
     };
-    let cell = Cell(Arc::new(Mutex::new(Slot {
-        current,
-        fresh: false,
-    })));
+    if let Some(token) = cookie(request.headers(), config.session_cookie()) {
+        match state.store.session(&token, config.session_idle_ms()).await {
+            Ok(Some(session)) => {
+                if tidings_store::now_ms() - session.last_seen_at >= TOUCH_EVERY_MS {
+                    if let Err(err) = state.store.touch_session(&token).await {
+                        return Error::from(err).into_response();
+                    }
+                }
+                slot.session = Some((token, session));
+            }
+            // Expired, idle, ended or its user disabled.
+            Ok(None) => slot.set_cookies.push(end_session_cookie(config)),
+            Err(err) => return Error::from(err).into_response(),
+        }
+    }
+    let cell = Cell(Arc::new(Mutex::new(slot)));
     request.extensions_mut().insert(cell.clone());
     let mut response = next.run(request).await;
-    if let Some((token, expires_at)) = cell.cookie_to_send() {
-        match cookie_header(&token, expires_at, state.config.secure_cookies()) {
-            Some(value) => {
+    let set_cookies = std::mem::take(&mut cell.slot().set_cookies);
+    for value in set_cookies {
+        match HeaderValue::from_str(&value) {
+            Ok(value) => {
                 response.headers_mut().append(SET_COOKIE, value);
             }
-            None => tracing::error!("session token is not a valid header value"),
+            Err(_) => tracing::error!("a cookie is not a valid header value"),
         }
     }
     response
 }
 
-/// Whoever is at the other end: a session, signed in or not.
+/// Whoever is at the other end, signed in or not.
 #[derive(Clone)]
 pub(crate) struct Visitor {
-    token: String,
-    /// The session.
-    pub session: Session,
+    session: Option<(String, Session)>,
+    csrf: String,
     cell: Cell,
 }
 
 impl Visitor {
     /// The token every form must carry.
     pub fn csrf(&self) -> &str {
-        &self.session.csrf_token
+        &self.csrf
     }
 
-    /// Ends this session and starts another (for `user_id`, or anonymous), so a token seen
-    /// before sign-in or sign-out is worthless after it.
-    pub async fn rotate(&self, state: &AppState, user_id: Option<i64>) -> Result<Visitor, Error> {
-        state.store.delete_session(&self.token).await?;
-        start(state, &self.cell, user_id).await
+    /// The signed-in user's id, if any.
+    pub fn user_id(&self) -> Option<i64> {
+        self.session.as_ref().map(|(_, session)| session.user_id)
     }
-}
 
-async fn start(state: &AppState, cell: &Cell, user_id: Option<i64>) -> Result<Visitor, Error> {
-    let (token, session) = state
-        .store
-        .create_session(user_id, state.config.session_ttl_ms())
-        .await?;
-    cell.set(token.clone(), session.clone());
-    Ok(Visitor {
-        token,
-        session,
-        cell: cell.clone(),
-    })
+    /// Signs `user_id` in: ends the current session, if any, and starts a new one, so a
+    /// token seen before sign-in is worthless after it.
+    pub async fn sign_in(&self, state: &AppState, user_id: i64) -> Result<(), Error> {
+        if let Some((token, _)) = &self.session {
+            state.store.delete_session(token).await?;
+        }
+        let (token, session) = state
+            .store
+            .create_session(user_id, state.config.session_ttl_ms())
+            .await?;
+        let cookie = session_cookie(&state.config, &token, session.expires_at);
+        let mut slot = self.cell.slot();
+        slot.session = Some((token, session));
+        slot.set_cookies.push(cookie);
+        Ok(())
+    }
+
+    /// Ends the session, if any, and tells the browser to forget its cookie.
+    pub async fn sign_out(&self, state: &AppState) -> Result<(), Error> {
+        if let Some((token, _)) = &self.session {
+            state.store.delete_session(token).await?;
+        }
+        let mut slot = self.cell.slot();
+        slot.session = None;
+        slot.set_cookies.push(end_session_cookie(&state.config));
+        Ok(())
+    }
 }
 
 impl FromRequestParts<AppState> for Visitor {
@@ -154,14 +189,36 @@ impl FromRequestParts<AppState> for Visitor {
             .get::<Cell>()
             .cloned()
             .ok_or_else(|| Error::Internal("route is outside the session layer".into()))?;
-        match cell.get() {
-            Some((token, session)) => Ok(Visitor {
-                token,
-                session,
-                cell,
-            }),
-            None => start(state, &cell, None).await,
-        }
+        let session = cell.slot().session.clone();
+        let csrf = match &session {
+            Some((_, session)) => session.csrf_token.clone(),
+            None => {
+                let value = {
+                    let mut slot = cell.slot();
+                    match &slot.csrf_cookie {
+                        Some(value) => value.clone(),
+                        None => {
+                            let value = secret::new_token();
+                            let config = &state.config;
+                            slot.set_cookies.push(set_cookie(
+                                config,
+                                config.csrf_cookie(),
+                                &value,
+                                None,
+                            ));
+                            slot.csrf_cookie = Some(value.clone());
+                            value
+                        }
+                    }
+                };
+                state.csrf_key().await?.sign(value.as_bytes())
+            }
+        };
+        Ok(Visitor {
+            session,
+            csrf,
+            cell,
+        })
     }
 }
 
@@ -185,7 +242,7 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let visitor = Visitor::from_request_parts(parts, state).await?;
-        let Some(user_id) = visitor.session.user_id else {
+        let Some(user_id) = visitor.user_id() else {
             return Err(Error::SignInRequired);
         };
         match state.store.user(user_id).await {
@@ -196,10 +253,10 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// A POSTed form whose `csrf` field matched the session's token.
+/// A POSTed form whose `csrf` field matched the visitor's token.
 pub(crate) struct Form {
     fields: Vec<(String, String)>,
-    /// The session it was checked against.
+    /// The visitor it was checked against.
     pub visitor: Visitor,
 }
 
@@ -235,6 +292,7 @@ impl FromRequest<AppState> for Form {
             .map_err(|_| Error::BadRequest("the form is too large".into()))?;
         let fields: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
         let form = Form { fields, visitor };
+        // A visitor without the cookie got a fresh value just now, which no form carries.
         if !secret::tokens_equal(form.text("csrf"), form.visitor.csrf()) {
             return Err(Error::Csrf);
         }
@@ -247,29 +305,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_session_cookie_among_others() {
+    fn finds_a_cookie_among_others() {
         let mut headers = HeaderMap::new();
         headers.append(
             COOKIE,
             HeaderValue::from_static("a=1; tidings_session=tok; b=2"),
         );
-        assert_eq!(cookie_token(&headers).as_deref(), Some("tok"));
+        assert_eq!(cookie(&headers, "tidings_session").as_deref(), Some("tok"));
+        assert_eq!(cookie(&headers, "tidings_csrf"), None);
         let mut empty = HeaderMap::new();
         empty.append(COOKIE, HeaderValue::from_static("tidings_session=; x=y"));
-        assert_eq!(cookie_token(&empty), None);
+        assert_eq!(cookie(&empty, "tidings_session"), None);
     }
 
     #[test]
     fn cookie_attributes() {
         let far = tidings_store::now_ms() + 3_600_000;
-        let plain = cookie_header("t", far, false).map(|v| v.to_str().map(str::to_string));
-        let plain = plain.and_then(Result::ok).unwrap_or_default();
+        let http = WebConfig::default();
+        let plain = session_cookie(&http, "t", far);
         assert!(plain.starts_with("tidings_session=t; Path=/; HttpOnly; SameSite=Lax; Max-Age="));
         assert!(!plain.contains("Secure"));
-        let secure = cookie_header("t", far, true).map(|v| v.to_str().map(str::to_string));
-        assert!(secure
-            .and_then(Result::ok)
-            .unwrap_or_default()
-            .ends_with("; Secure"));
+        let https = WebConfig {
+            base_url: "https://tidings.example.org".into(),
+            ..WebConfig::default()
+        };
+        let secure = session_cookie(&https, "t", far);
+        assert!(
+            secure.starts_with("__Host-tidings_session=t; Path=/;"),
+            "{secure}"
+        );
+        assert!(secure.ends_with("; Secure"), "{secure}");
+        assert!(!secure.contains("Domain"), "{secure}");
+        assert!(end_session_cookie(&https).contains("Max-Age=0"));
+        let csrf = set_cookie(&https, https.csrf_cookie(), "v", None);
+        assert_eq!(
+            csrf,
+            "__Host-tidings_csrf=v; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
     }
 }

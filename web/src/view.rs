@@ -37,7 +37,7 @@ impl Nav {
     pub fn visitor(state: &AppState, visitor: &Visitor) -> Nav {
         Nav {
             shown: true,
-            signed_in: visitor.session.user_id.is_some(),
+            signed_in: visitor.user_id().is_some(),
             username: None,
             csrf: visitor.csrf().to_string(),
             mailbox: state.config.mailbox_dir.is_some(),

@@ -1,11 +1,16 @@
-//! Sign-up, sign-in, sign-out, session cookies and CSRF.
+//! Sign-up, sign-in, sign-out, the password policy, session cookies, CSRF and the https
+//! hardening (HSTS, `__Host-` cookies).
 
 use reqwest::StatusCode;
 
 use crate::on_both;
 use crate::support::{App, Db};
 
-on_both!(signup_signin_signout, csrf_is_required);
+on_both!(
+    signup_signin_signout,
+    csrf_is_required,
+    weak_passwords_are_refused
+);
 
 async fn signup_signin_signout(app: &App) {
     let alice = app.browser();
@@ -27,8 +32,8 @@ async fn signup_signin_signout(app: &App) {
             "/signup",
             &[
                 ("username", "alice"),
-                ("password", "whatever123"),
-                ("password2", "whatever123"),
+                ("password", "plum kettle orbit 1974"),
+                ("password2", "plum kettle orbit 1974"),
             ],
         )
         .await;
@@ -40,8 +45,8 @@ async fn signup_signin_signout(app: &App) {
             "/signup",
             &[
                 ("username", "Bad Name"),
-                ("password", "whatever123"),
-                ("password2", "whatever123"),
+                ("password", "plum kettle orbit 1974"),
+                ("password2", "plum kettle orbit 1974"),
             ],
         )
         .await;
@@ -99,19 +104,80 @@ async fn csrf_is_required(app: &App) {
     assert_eq!(app.store.filters(user.id).await.unwrap().len(), 1);
 }
 
-fn cookie_token(set_cookie: &str) -> &str {
-    set_cookie
-        .strip_prefix("tidings_session=")
-        .and_then(|rest| rest.split(';').next())
-        .expect("tidings_session cookie")
+/// Issue 8 item 8: `password`, `12345678` and eight spaces were accepted at sign-up.
+async fn weak_passwords_are_refused(app: &App) {
+    let visitor = app.browser();
+    for (password, why) in [
+        ("password", "at least 12 characters"),
+        ("12345678", "at least 12 characters"),
+        ("        ", "at least 12 characters"),
+        ("passwordpassword", "too easy to guess"),
+        ("carolcarol2024", "too easy to guess"),
+    ] {
+        let reply = visitor
+            .submit(
+                "/signup",
+                "/signup",
+                &[
+                    ("username", "carol"),
+                    ("password", password),
+                    ("password2", password),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{password:?}");
+        assert!(reply.body.contains(why), "{password:?}: {}", reply.body);
+    }
+    assert_eq!(app.store.user_by_name("carol").await.unwrap(), None);
+    let page = visitor.get("/signup").await.body;
+    assert!(page.contains(r#"minlength="12""#), "{page}");
+    visitor.signup("carol", "plum kettle orbit 1974").await;
 }
 
+/// The value of cookie `name` among a reply's `Set-Cookie` headers.
+pub fn cookie_value<'a>(set_cookies: &'a [String], name: &str) -> Option<&'a str> {
+    set_cookies.iter().find_map(|c| {
+        c.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+            .and_then(|rest| rest.split(';').next())
+    })
+}
+
+/// Whether a reply tells the browser to drop its (unprefixed) session cookie.
+pub fn clears_session_cookie(set_cookies: &[String]) -> bool {
+    set_cookies
+        .iter()
+        .any(|c| c.starts_with("tidings_session=;") && c.contains("Max-Age=0"))
+}
+
+/// The status of the dashboard for a request carrying only `cookie` (a `name=value`).
+async fn dashboard_with(app: &App, cookie: String) -> StatusCode {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Issue 8 item 5: sign-in and sign-out rotate the session; visitors get only a CSRF
+/// cookie, no session.
 #[tokio::test]
 async fn sessions_rotate_and_cookies_are_locked_down() {
     let app = App::start(Db::Sqlite).await.unwrap();
     let alice = app.browser();
     let first = alice.get("/signin").await;
-    let cookie = first.set_cookie.expect("a visitor gets a session");
+    assert_eq!(cookie_value(&first.set_cookies, "tidings_session"), None);
+    let cookie = first
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("tidings_csrf="))
+        .expect("a visitor gets a CSRF cookie")
+        .clone();
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
@@ -119,63 +185,147 @@ async fn sessions_rotate_and_cookies_are_locked_down() {
         !cookie.contains("Secure"),
         "http base_url: no Secure flag: {cookie}"
     );
-    let anonymous = cookie_token(&cookie).to_string();
+    assert!(
+        first.headers.get("strict-transport-security").is_none(),
+        "no HSTS over http"
+    );
 
     app.store
         .create_user("alice", Some("velvet crane harbour 42"), false)
         .await
         .unwrap();
     let again = alice.signin("alice", "velvet crane harbour 42").await;
-    let signed_in =
-        cookie_token(again.set_cookie.as_deref().expect("rotated on sign-in")).to_string();
-    assert_ne!(anonymous, signed_in);
+    let signed_in = cookie_value(&again.set_cookies, "tidings_session")
+        .expect("a session on sign-in")
+        .to_string();
+    let second = app.browser();
+    second.signin("alice", "velvet crane harbour 42").await;
+    assert_eq!(app.store.session_count().await.unwrap(), 2);
 
-    // The old token is dead; the new one works.
-    let bare = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let with = |token: String| {
-        bare.get(format!("{}/", app.base))
-            .header("cookie", format!("tidings_session={token}"))
-            .send()
-    };
+    // The token works; a signed-out one does not.
+    let with = |token: &str| dashboard_with(&app, format!("tidings_session={token}"));
+    assert_eq!(with(&signed_in).await, StatusCode::OK);
+
+    // Signing in again from the same browser ends the session it had.
+    let rotated = alice
+        .submit(
+            "/",
+            "/signin",
+            &[
+                ("username", "alice"),
+                ("password", "velvet crane harbour 42"),
+            ],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::SEE_OTHER);
+    let rotated = cookie_value(&rotated.set_cookies, "tidings_session")
+        .expect("rotated on sign-in")
+        .to_string();
+    assert_ne!(rotated, signed_in);
     assert_eq!(
-        with(anonymous).await.unwrap().status(),
-        StatusCode::SEE_OTHER
+        with(&signed_in).await,
+        StatusCode::SEE_OTHER,
+        "the session before sign-in must not work"
     );
-    assert_eq!(
-        with(signed_in.clone()).await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.store.session_count().await.unwrap(), 2);
 
     let out = alice.submit("/", "/signout", &[]).await;
-    let after = cookie_token(out.set_cookie.as_deref().expect("rotated on sign-out")).to_string();
-    assert_ne!(after, signed_in);
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(
+        clears_session_cookie(&out.set_cookies),
+        "sign-out clears the cookie: {:?}",
+        out.set_cookies
+    );
     assert_eq!(
-        with(signed_in).await.unwrap().status(),
+        with(&rotated).await,
         StatusCode::SEE_OTHER,
         "signed-out token must not work"
+    );
+    assert_eq!(
+        app.store.session_count().await.unwrap(),
+        1,
+        "the other browser's stays"
     );
     app.stop().await;
 }
 
+/// Issue 8 item 11: with an https base_url, HSTS on every response and `__Host-` cookies
+/// (Secure, Path=/, no Domain) that the whole sign-in flow uses.
 #[tokio::test]
-async fn https_sites_send_secure_cookies_and_signup_can_be_closed() {
+async fn https_sites_send_hsts_and_host_cookies_and_signup_can_be_closed() {
     let app = App::start_with(Db::Sqlite, |c| {
         c.base_url = "https://tidings.example.org".into();
         c.allow_signup = false;
     })
     .await
     .unwrap();
+    app.store
+        .create_user("alice", Some("velvet crane harbour 42"), false)
+        .await
+        .unwrap();
+    // The test speaks http to the app, so the cookie jar would drop Secure cookies: carry
+    // them by hand, as a browser would over https.
     let visitor = app.browser();
     let page = visitor.get("/signin").await;
-    assert!(page.set_cookie.unwrap_or_default().contains("; Secure"));
+    for reply in [
+        &page,
+        &visitor.get("/healthz").await,
+        &visitor.get("/nope").await,
+    ] {
+        assert_eq!(
+            reply.headers["strict-transport-security"],
+            "max-age=31536000; includeSubDomains"
+        );
+    }
+    let csrf_cookie = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-tidings_csrf="))
+        .expect("a __Host- CSRF cookie");
+    assert!(
+        csrf_cookie.contains("; Secure") && csrf_cookie.contains("Path=/"),
+        "{csrf_cookie}"
+    );
+    assert!(!csrf_cookie.contains("Domain"), "{csrf_cookie}");
     assert!(
         !page.body.contains("/signup"),
         "no sign-up link when sign-up is closed"
     );
     assert_eq!(visitor.get("/signup").await.status, StatusCode::NOT_FOUND);
+
+    let value = cookie_value(&page.set_cookies, "__Host-tidings_csrf").unwrap();
+    let token = crate::support::csrf(&page.body);
+    let signin = visitor
+        .client
+        .post(format!("{}/signin", app.base))
+        .header("cookie", format!("__Host-tidings_csrf={value}"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "alice"),
+            ("password", "velvet crane harbour 42"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signin.status(), StatusCode::SEE_OTHER);
+    let session = signin
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-tidings_session="))
+        .expect("a __Host- session cookie")
+        .to_string();
+    assert!(session.ends_with("; Secure"), "{session}");
+    assert!(!session.contains("Domain"), "{session}");
+    let token = cookie_value(&[session], "__Host-tidings_session")
+        .unwrap()
+        .to_string();
+    let home = dashboard_with(&app, format!("__Host-tidings_session={token}")).await;
+    assert_eq!(home, StatusCode::OK);
+    // The unprefixed name is not the session cookie on an https site.
+    let unprefixed = dashboard_with(&app, format!("tidings_session={token}")).await;
+    assert_eq!(unprefixed, StatusCode::SEE_OTHER);
     app.stop().await;
 }
 

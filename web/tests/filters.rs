@@ -2,7 +2,6 @@
 //! another user's filters or destinations.
 
 use reqwest::StatusCode;
-use sqlx::{Connection as _, Executor as _};
 use tidings_store::{Channel, NewDestination, StoreError};
 
 use crate::on_both;
@@ -304,21 +303,6 @@ async fn a_condition_too_deep_to_store_is_refused(app: &App) {
     assert_eq!(app.store.filter(me.id, fine.id).await.unwrap(), fine);
 }
 
-/// Writes straight to the app's database, as an older version or a hand would.
-async fn raw(app: &App, sql: &str) {
-    if app.database_url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-            .await
-            .unwrap();
-        conn.execute(sql).await.unwrap();
-    } else {
-        let mut conn = sqlx::PgConnection::connect(&app.database_url)
-            .await
-            .unwrap();
-        conn.execute(sql).await.unwrap();
-    }
-}
-
 /// Issue 8 item 2: a filter whose stored row cannot be read is shown to its owner, on
 /// /filters and the dashboard, with why; saving a new condition repairs it (and lifts a
 /// quarantine), and it can be deleted. Nobody else reaches it.
@@ -351,15 +335,13 @@ async fn an_unreadable_filter_is_shown_and_can_be_repaired_or_deleted(app: &App)
         .collect();
     let (torn, deep) = (ids[0], ids[1]);
     let nested = "{\"not\":".repeat(200) + "{\"topic_is\":\"a\"}" + &"}".repeat(200);
-    raw(
-        app,
-        &format!("UPDATE filters SET condition = '{{\"has\": ' WHERE id = {torn}"),
-    )
+    app.sql(&format!(
+        "UPDATE filters SET condition = '{{\"has\": ' WHERE id = {torn}"
+    ))
     .await;
-    raw(
-        app,
-        &format!("UPDATE filters SET condition = '{nested}' WHERE id = {deep}"),
-    )
+    app.sql(&format!(
+        "UPDATE filters SET condition = '{nested}' WHERE id = {deep}"
+    ))
     .await;
     // The matcher would set it aside on meeting it.
     let found = app.store.filters(me.id).await.unwrap();
@@ -436,7 +418,10 @@ async fn an_unreadable_filter_is_shown_and_can_be_repaired_or_deleted(app: &App)
 
     // A row set aside that reads again (repaired by hand, say) stays out until it is saved.
     let kept = ids[2];
-    raw(app, &format!("UPDATE filters SET quarantined_at = 1, quarantine_reason = 'by hand' WHERE id = {kept}")).await;
+    app.sql(&format!(
+        "UPDATE filters SET quarantined_at = 1, quarantine_reason = 'by hand' WHERE id = {kept}"
+    ))
+    .await;
     let list = erin.get("/filters").await.body;
     assert!(list.contains(">quarantined<"), "{list}");
     let home = erin.get("/").await.body;

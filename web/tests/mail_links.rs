@@ -230,18 +230,6 @@ async fn mailbox_shows_only_mail_sent_for_me() {
 
 /// Makes every outbox row look queued at `at`.
 async fn age_outbox(app: &App, at: i64) {
-    use sqlx::{Connection as _, Executor as _};
-    let sql = format!("UPDATE outbox SET created_at = {at}");
-    match app.store.backend() {
-        tidings_store::Backend::Sqlite => {
-            let url = &app.database_url;
-            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-            conn.execute(sql.as_str()).await.unwrap();
-        }
-        tidings_store::Backend::Postgres => {
-            let url = &app.database_url;
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            conn.execute(sql.as_str()).await.unwrap();
-        }
-    }
+    app.sql(&format!("UPDATE outbox SET created_at = {at}"))
+        .await;
 }

@@ -11,3 +11,6 @@ mod destinations;
 mod filters;
 mod mail_links;
 mod mailbox;
+mod metrics;
+mod sessions;
+mod throttle;

@@ -118,13 +118,29 @@ impl App {
 
     /// A fresh browser (its own cookie jar).
     pub fn browser(&self) -> Browser {
+        self.browser_from("127.0.0.1")
+    }
+
+    /// A fresh browser whose connections come from `address`, a loopback address such as
+    /// 127.0.0.2 (the whole 127/8 reaches the server), so the server sees another client.
+    pub fn browser_from(&self, address: &str) -> Browser {
         Browser {
             base: self.base.clone(),
             client: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(redirect::Policy::none())
+                .local_address(address.parse::<std::net::IpAddr>().expect("an IP address"))
                 .build()
                 .expect("client"),
+        }
+    }
+
+    /// Runs one SQL statement on the app's database, e.g. to age rows.
+    pub async fn sql(&self, statement: &str) {
+        if self.database_url.starts_with("sqlite:") {
+            execute::<sqlx::SqliteConnection>(&self.database_url, statement).await;
+        } else {
+            execute::<sqlx::PgConnection>(&self.database_url, statement).await;
         }
     }
 
@@ -146,6 +162,16 @@ impl App {
                 .expect("drop database");
         }
     }
+}
+
+async fn execute<C>(url: &str, statement: &str)
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c>,
+{
+    use sqlx::Executor as _;
+    let mut conn = C::connect(url).await.expect("connect");
+    conn.execute(statement).await.expect(statement);
 }
 
 async fn fresh_database(admin: &str) -> String {
@@ -186,7 +212,9 @@ fn with_database(admin: &str, name: &str) -> String {
 pub struct Reply {
     pub status: StatusCode,
     pub location: Option<String>,
-    pub set_cookie: Option<String>,
+    /// Every `Set-Cookie`.
+    pub set_cookies: Vec<String>,
+    pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
 
@@ -267,16 +295,20 @@ async fn read(response: reqwest::Response) -> Reply {
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let set_cookie = response
+    let set_cookies: Vec<String> = response
         .headers()
-        .get(reqwest::header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect();
+    let headers = response.headers().clone();
     let body = response.text().await.expect("body");
     Reply {
         status,
         location,
-        set_cookie,
+        set_cookies,
+        headers,
         body,
     }
 }
