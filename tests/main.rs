@@ -6,7 +6,11 @@ mod support;
 
 mod bad_input;
 mod browser;
+mod bus_limits;
 mod cli;
 mod crash;
+mod database_outage;
 mod email;
+mod full_disk;
 mod ownership;
+mod smtp_timeouts;
