@@ -676,6 +676,7 @@ impl Publisher {
         let socket = ctx.socket(zmq::XPUB).expect("XPUB");
         socket.bind(endpoint).expect("bind");
         socket.set_rcvtimeo(30_000).expect("timeout");
+        socket.set_linger(1_000).expect("linger");
         let publisher = Publisher { _ctx: ctx, socket };
         publisher.wait_subscribed();
         publisher

@@ -60,9 +60,11 @@ fn released_outside_transaction<DB: Database>(
     conn: &mut DB::Connection,
     _: PoolConnectionMetadata,
 ) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    // A transaction dropped on an error path may still show here, its rollback queued but
+    // not yet run: closing that connection too costs a reconnect, on error paths only.
     let reusable = !conn.is_in_transaction();
     if !reusable {
-        tracing::warn!("closing a database connection left inside a transaction");
+        tracing::debug!("closing a database connection left inside a transaction");
     }
     Box::pin(std::future::ready(Ok(reusable)))
 }

@@ -57,6 +57,14 @@ impl From<tidings_store::StoreError> for ApiError {
                 "the database is unavailable; try again later".into(),
             );
         }
+        if let tidings_store::StoreError::Refused { reason } = &err {
+            // The database cannot store this message however often it is sent.
+            tracing::warn!(%err, "API request refused by the database");
+            return ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("the message cannot be stored: {reason}"),
+            );
+        }
         tracing::error!(%err, "API request failed");
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
     }
