@@ -26,6 +26,9 @@ fn a_full_disk_fails_posts_and_the_hub_recovers_by_itself() {
     );
     hub.env
         .insert("TIDINGS_DATABASE__RETRY_MAX_MS".into(), "500".into());
+    // A short lease: a send whose outcome was not recorded would soon be sent again.
+    hub.env
+        .insert("TIDINGS_SENDER__LEASE_SECS".into(), "2".into());
     hub.user_with_filter("fay", "fay@example.org", r#"topic ~ "org.test.**""#);
     let token = hub.run(&["token", "add", "burst"]).trim().to_string();
     hub.start();
@@ -48,7 +51,7 @@ fn a_full_disk_fails_posts_and_the_hub_recovers_by_itself() {
     let health = || http_request(hub.web_port, "GET", "/healthz", None, b"").map(|r| r.status);
 
     let mut acknowledged = Vec::new();
-    for n in 0..20 {
+    for n in 0..60 {
         let response = post(n);
         assert_eq!(response.status, 202, "post {n}: {}", response.body);
         acknowledged.push(n);
@@ -56,7 +59,7 @@ fn a_full_disk_fails_posts_and_the_hub_recovers_by_itself() {
 
     disk.fill();
     let mut refused = 0;
-    for n in 20..200 {
+    for n in 60..240 {
         let response = post(n);
         match response.status {
             202 => acknowledged.push(n),
@@ -87,7 +90,7 @@ fn a_full_disk_fails_posts_and_the_hub_recovers_by_itself() {
         Duration::from_secs(60),
         || (health() == Some(200)).then_some(()),
     );
-    for n in 200..210 {
+    for n in 240..250 {
         let response = post(n);
         assert_eq!(
             response.status, 202,
@@ -108,6 +111,12 @@ fn a_full_disk_fails_posts_and_the_hub_recovers_by_itself() {
         "every acknowledged message mailed exactly once; log:\n{}",
         hub.log()
     );
+    let held = hub
+        .log()
+        .lines()
+        .filter(|l| l.contains("recording a send"))
+        .count();
+    eprintln!("attempts to record a send that waited for space: {held}");
     let stats = hub.stats();
     assert_eq!(stats["messages"], acknowledged.len(), "{stats}");
     assert_eq!(stats["processed"], acknowledged.len(), "{stats}");
