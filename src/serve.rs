@@ -23,6 +23,16 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
             config.log.level
         )
     })?;
+    // PostgreSQL's notices arrive at info; the one every command caused ("relation
+    // _sqlx_migrations already exists, skipping", from re-running migrations) is noise.
+    // Filtered here rather than with client_min_messages, which poolers such as PgBouncer
+    // may refuse as a startup parameter. A level that names them explicitly wins.
+    let filter = match "sqlx::postgres::notice=warn".parse() {
+        Ok(quiet) if !config.log.level.contains("sqlx::postgres::notice") => {
+            filter.add_directive(quiet)
+        }
+        _ => filter,
+    };
     // Colours only for a person at a terminal, not in log files.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

@@ -119,7 +119,7 @@ pub async fn run(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let send = Send {
+            let attempt = Attempt {
                 store: store.clone(),
                 config: config.clone(),
                 channels: channels.clone(),
@@ -129,7 +129,7 @@ pub async fn run(
                 shutdown: shutdown.clone(),
             };
             tokio::spawn(async move {
-                send.run(row).await;
+                attempt.run(row).await;
                 drop(permit);
             });
         }
@@ -162,7 +162,7 @@ pub async fn run(
 }
 
 /// One send and the recording of its outcome.
-struct Send {
+struct Attempt {
     store: Store,
     config: SenderConfig,
     channels: Channels,
@@ -172,7 +172,7 @@ struct Send {
     shutdown: CancellationToken,
 }
 
-impl Send {
+impl Attempt {
     async fn run(self, row: Claimed) {
         let result = deliver(&row, &self.channels).await;
         let outcome = outcome(&self.config, row.attempt, result);

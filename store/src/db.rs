@@ -110,11 +110,7 @@ impl Store {
                 .map_err(|e| bad(e.to_string()))?;
             Db::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)
-                .map_err(|e| bad(e.to_string()))?
-                // Re-running migrations makes the server say "already exists, skipping";
-                // that notice is noise on every command.
-                .options([("client_min_messages", "warning")]);
+            let options = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
             let server = format!("{}:{}", options.get_host(), options.get_port());
             reach_postgres(&options, &server, wait)
                 .await
