@@ -18,6 +18,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: `tidings.db` in the data folder.
     pub database_url: Option<String>,
+    pub database: Database,
     pub web: Web,
     pub metrics: Metrics,
     pub bus: Bus,
@@ -25,6 +26,16 @@ pub struct Config {
     pub sender: tidings_notifier::SenderConfig,
     pub email: tidings_notifier::EmailConfig,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// How long `serve` and `migrate` keep trying to reach the database server at start.
+    pub start_timeout_secs: u64,
+    /// While the database is unavailable, ingest and the sender wait and try again; the wait
+    /// doubles from 100 ms up to this, in ms.
+    pub retry_max_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +71,8 @@ pub struct Bus {
     pub zmq_endpoints: Vec<String>,
     /// Extra schema catalog folders (`*.toml`), loaded after the shipped catalog.
     pub catalog_dirs: Vec<PathBuf>,
+    /// The largest ZeroMQ message accepted, in bytes (like the HTTP API's 1 MiB).
+    pub max_message_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +98,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("tidings-data"),
             database_url: None,
+            database: Database::default(),
             web: Web::default(),
             metrics: Metrics::default(),
             bus: Bus::default(),
@@ -92,6 +106,15 @@ impl Default for Config {
             sender: tidings_notifier::SenderConfig::default(),
             email: tidings_notifier::EmailConfig::default(),
             log: Log::default(),
+        }
+    }
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            start_timeout_secs: 60,
+            retry_max_ms: 10_000,
         }
     }
 }
@@ -114,6 +137,7 @@ impl Default for Bus {
         Bus {
             zmq_endpoints: vec!["tcp://127.0.0.1:9940".into()],
             catalog_dirs: Vec::new(),
+            max_message_bytes: 1024 * 1024,
         }
     }
 }
@@ -167,6 +191,15 @@ impl Config {
         }
         if self.sender.max_attempts < 1 {
             anyhow::bail!("config key sender.max_attempts: must be at least 1");
+        }
+        for (key, value) in [
+            ("bus.max_message_bytes", self.bus.max_message_bytes as u64),
+            ("database.retry_max_ms", self.database.retry_max_ms),
+            ("email.timeout_secs", self.email.timeout_secs),
+        ] {
+            if value == 0 {
+                anyhow::bail!("config key {key}: must be at least 1");
+            }
         }
         if self.matcher.batch < 1 {
             anyhow::bail!("config key matcher.batch: must be at least 1");

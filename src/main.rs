@@ -176,7 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Command::Serve => serve::serve(config).await,
                     Command::Migrate => {
                         config.prepare()?;
-                        tidings_store::Store::open(&config.database_url()).await?;
+                        serve::open_store(&config).await?.close().await;
                         eprintln!("tidings: migrations applied");
                         Ok(())
                     }

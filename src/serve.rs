@@ -23,6 +23,16 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
             config.log.level
         )
     })?;
+    // PostgreSQL's notices arrive at info; the one every command caused ("relation
+    // _sqlx_migrations already exists, skipping", from re-running migrations) is noise.
+    // Filtered here rather than with client_min_messages, which poolers such as PgBouncer
+    // may refuse as a startup parameter. A level that names them explicitly wins.
+    let filter = match "sqlx::postgres::notice=warn".parse() {
+        Ok(quiet) if !config.log.level.contains("sqlx::postgres::notice") => {
+            filter.add_directive(quiet)
+        }
+        _ => filter,
+    };
     // Colours only for a person at a terminal, not in log files.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -58,12 +68,7 @@ pub fn derive(config: &Config) -> Derive {
 /// Runs the hub until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     config.prepare()?;
-    let store = Store::open(&config.database_url()).await.with_context(|| {
-        format!(
-            "opening the database {}",
-            tidings_store::redact(&config.database_url())
-        )
-    })?;
+    let store = open_store(&config).await?;
     let email = email_config(&config);
     let mailer = Mailer::from_config(&email)?;
     let listener = tokio::net::TcpListener::bind(config.web.listen)
@@ -116,8 +121,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let mut tasks = tokio::task::JoinSet::new();
+    let retry_max = Duration::from_millis(config.database.retry_max_ms);
     tasks.spawn(tidings_notifier::ingest::run_zmq(
-        config.bus.zmq_endpoints.clone(),
+        tidings_notifier::ingest::ZmqIngest {
+            endpoints: config.bus.zmq_endpoints.clone(),
+            max_message_bytes: config.bus.max_message_bytes,
+            retry_max,
+        },
         store.clone(),
         derive,
         metrics.clone(),
@@ -139,6 +149,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         channels,
         metrics.clone(),
         wake_sender,
+        retry_max,
         shutdown.clone(),
     ));
     tasks.spawn(purge_sessions(
@@ -181,6 +192,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens and migrates the database, waiting up to `database.start_timeout_secs` for a
+/// server that cannot be reached yet.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url();
+    let wait = Duration::from_secs(config.database.start_timeout_secs);
+    Store::open_within(&url, wait)
+        .await
+        .with_context(|| format!("opening the database {}", tidings_store::redact(&url)))
 }
 
 /// Sessions that expired or went idle are removed hourly (the web refuses them anyway).

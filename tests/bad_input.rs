@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{envelope, Hub, PgDatabase, Smtp};
+use crate::support::{envelope, http_request, Hub, PgDatabase, Smtp};
 
 #[test]
 fn malformed_frames_are_counted_and_skipped_on_sqlite() {
@@ -54,6 +54,20 @@ fn malformed_frames_are_counted_and_skipped(database_url: Option<&str>) {
             topic.clone(),
             br#"{"topic": "a.\u0000.b", "msg": {}}"#.to_vec(),
         ], // NUL in topic
+        // issue 8 item 17: a 3 KB topic made mail header lines strict servers refuse.
+        vec![
+            topic.clone(),
+            envelope("long-topic", &"t.".repeat(1500), serde_json::json!({})).into_bytes(),
+        ],
+        vec![
+            topic.clone(),
+            envelope(
+                &"i".repeat(3000),
+                "org.test.prod.app.event",
+                serde_json::json!({}),
+            )
+            .into_bytes(),
+        ], // 3 KB msg_id
     ];
     let send = |frames: &[Vec<u8>]| socket.send_multipart(frames.iter(), 0).expect("send");
     send(&[topic.clone(), good(1).into_bytes()]);
@@ -65,16 +79,42 @@ fn malformed_frames_are_counted_and_skipped(database_url: Option<&str>) {
 
     let mails = smtp.wait_mails(3, Duration::from_secs(60));
     assert_eq!(mails.len(), 3);
+
+    // issue 8 item 17: a 3 KB msg_id over HTTP was accepted on SQLite and failed
+    // PostgreSQL's unique index with a 500 on every retry; it is a 400 naming the field.
+    let token = hub.run(&["token", "add", "long-ids"]).trim().to_string();
+    let long_id = envelope(
+        &"i".repeat(3000),
+        "org.test.prod.app.event",
+        serde_json::json!({}),
+    );
+    let response = http_request(
+        hub.web_port,
+        "POST",
+        "/api/v1/messages",
+        Some(&token),
+        long_id.as_bytes(),
+    )
+    .expect("an answer");
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert!(
+        response
+            .body
+            .contains("envelope field `msg_id` is 3000 bytes long; at most 255 are accepted"),
+        "{}",
+        response.body
+    );
+
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let stats = hub.stats();
-        if stats["rejected"] == 8 {
+        if stats["rejected"] == 11 {
             assert_eq!(stats["messages"], 3, "{stats}");
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "expected 8 rejected inputs: {stats}"
+            "expected 11 rejected inputs: {stats}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -96,9 +136,13 @@ fn malformed_frames_are_counted_and_skipped(database_url: Option<&str>) {
         rejected.contains("envelope field `topic` contains control characters"),
         "{rejected}"
     );
+    assert!(
+        rejected.contains("envelope field `topic` is 3000 bytes long; at most 255 are accepted"),
+        "{rejected}"
+    );
     let metrics = crate::support::http_get(hub.metrics_port, "/metrics").unwrap_or_default();
     assert!(
-        metrics.contains("tidings_messages_rejected_total 8"),
+        metrics.contains("tidings_messages_rejected_total 11"),
         "{metrics}"
     );
     // Issue 8 item 10: the counters are on their own listener, not on the public site.

@@ -6,10 +6,14 @@ mod support;
 
 mod bad_input;
 mod browser;
+mod bus_limits;
 mod cli;
 mod crash;
+mod database_outage;
 mod email;
+mod full_disk;
 mod hashing;
 mod outbox;
 mod ownership;
 mod quarantine;
+mod smtp_timeouts;

@@ -1,5 +1,6 @@
 //! Harness: temp data folders, a real SMTP server (aiosmtpd writing a Maildir), a fresh
-//! PostgreSQL database per test, and `tidings serve` as a child process.
+//! PostgreSQL database per test (or a PostgreSQL server of the test's own, to stop and
+//! start), a small tmpfs to fill, and `tidings serve` as a child process.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -100,11 +101,15 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn start(dir: &Path) -> Smtp {
+        Smtp::start_on(dir, free_port())
+    }
+
+    /// On a given port (one a test's silent server held before, say).
+    pub fn start_on(dir: &Path, port: u16) -> Smtp {
         let maildir = dir.join("maildir");
         for sub in ["tmp", "new", "cur"] {
             std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
         }
-        let port = free_port();
         let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let child = Command::new(python)
             .env(OWNER_ENV, owner_mark())
@@ -397,9 +402,34 @@ impl Hub {
         }
     }
 
-    /// The process id of the running `tidings serve`.
+    /// The process id of `tidings serve`, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.serve.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM, then waits up to `limit` for the exit. Returns the exit status (None if it
+    /// did not exit in time; it is killed then) and how long it took.
+    pub fn terminate(&mut self, limit: Duration) -> (Option<std::process::ExitStatus>, Duration) {
+        let Some(mut child) = self.serve.take() else {
+            panic!("tidings serve is not running");
+        };
+        let started = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM failed");
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting for serve") {
+                return (Some(status), started.elapsed());
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (None, started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -412,6 +442,16 @@ impl Hub {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// Waits until one line of serve's log contains every one of `parts`.
+    pub fn wait_log_line(&self, what: &str, limit: Duration, parts: &[&str]) {
+        wait_for(what, limit, || {
+            self.log()
+                .lines()
+                .any(|line| parts.iter().all(|part| line.contains(part)))
+                .then_some(())
+        });
     }
 
     pub fn stats(&self) -> serde_json::Value {
@@ -439,6 +479,304 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// An HTTP response: status, head (status line and headers) and body.
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Response {
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// A minimal HTTP request on loopback (a 5 s read limit), with an optional bearer token and
+/// JSON body. None when the connection fails or no answer comes in time.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> Option<Response> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .ok()?;
+    stream.write_all(body).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some(Response {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    })
+}
+
+/// Whether a test that needs root or local tools may be skipped here: outside CI, yes (with
+/// a note saying why); in CI it must run, so this fails.
+pub fn skip_unless_ci(why: &str) -> bool {
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false") {
+        panic!("CI must run this test, but {why}");
+    }
+    eprintln!("note: skipping: {why}");
+    true
+}
+
+/// A small tmpfs of the test's own, to put a hub's data folder on and fill up. Unmounted
+/// (lazily: the hub may still hold files) when dropped, also when the test fails.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// None (outside CI) when mounting is not possible here: it needs root.
+    pub fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted && skip_unless_ci("mounting a tmpfs needs root") {
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a ballast file until the disk is full.
+    pub fn fill(&self) {
+        use std::io::Write as _;
+        let mut ballast = std::fs::File::create(self.path().join("ballast")).expect("ballast");
+        let chunk = vec![0x55u8; 64 * 1024];
+        while ballast.write_all(&chunk).is_ok() {}
+        while ballast.write_all(&[0x55]).is_ok() {}
+    }
+
+    /// Removes the ballast.
+    pub fn free(&self) {
+        std::fs::remove_file(self.path().join("ballast")).expect("removing the ballast");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+    }
+}
+
+/// A PostgreSQL server of the test's own, on its own port and data folder, that the test
+/// stops and starts: `initdb` and `pg_ctl` from Debian's packages, run as the `postgres`
+/// user (initdb refuses root). Stopped for good when dropped.
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+impl PgServer {
+    /// A fresh cluster, started. None (outside CI) when PostgreSQL's programs or root are
+    /// missing.
+    pub fn start() -> Option<PgServer> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|bin| bin.join("initdb").exists())
+            .max_by_key(|bin| {
+                bin.parent()
+                    .and_then(|v| v.file_name())
+                    .and_then(|v| v.to_str())
+                    .and_then(|v| v.parse::<u32>().ok())
+            });
+        let Some(bin) = bin else {
+            skip_unless_ci("PostgreSQL's initdb is not in /usr/lib/postgresql/*/bin");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let owned = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !owned
+            && skip_unless_ci(
+                "the PostgreSQL server's folder cannot be given to the postgres user (not root?)",
+            )
+        {
+            return None;
+        }
+        let server = PgServer {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        let out = server
+            .as_postgres("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(server.data())
+            .output()
+            .expect("running initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        server.resume();
+        Some(server)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn as_postgres(&self, program: &str) -> Command {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"])
+            .arg(self.bin.join(program))
+            .env(OWNER_ENV, owner_mark());
+        cmd.stdout(Stdio::null());
+        cmd
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Output {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-o", &options, "-w", "-t", "60"])
+            .args(args)
+            .output()
+            .expect("running pg_ctl")
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server (fast shutdown: connections are cut).
+    pub fn stop(&self) {
+        let out = self.pg_ctl(&["-m", "fast", "stop"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server (again) and waits until it accepts connections.
+    pub fn resume(&self) {
+        let out = self.pg_ctl(&["start"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "stop"]);
+    }
+}
+
+/// The peak resident memory of a process (VmHWM), in bytes.
+pub fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .expect("VmHWM in /proc status")
+}
+
+/// A ZeroMQ publisher bound where a hub subscribes (XPUB, so it knows when the hub has
+/// subscribed).
+pub struct Publisher {
+    _ctx: zmq::Context,
+    pub socket: zmq::Socket,
+}
+
+impl Publisher {
+    /// Binds `endpoint` and waits for the hub's subscription.
+    pub fn bind(endpoint: &str) -> Publisher {
+        let ctx = zmq::Context::new();
+        let socket = ctx.socket(zmq::XPUB).expect("XPUB");
+        socket.bind(endpoint).expect("bind");
+        socket.set_rcvtimeo(30_000).expect("timeout");
+        socket.set_linger(1_000).expect("linger");
+        let publisher = Publisher { _ctx: ctx, socket };
+        publisher.wait_subscribed();
+        publisher
+    }
+
+    /// Waits until the hub (re)subscribes: XPUB hands subscriptions up as messages starting
+    /// with 1.
+    pub fn wait_subscribed(&self) {
+        loop {
+            let message = self.socket.recv_bytes(0).expect("the hub subscribes");
+            if message.first() == Some(&1) {
+                return;
+            }
+        }
+    }
+
+    pub fn send(&self, frames: &[Vec<u8>]) {
+        self.socket.send_multipart(frames.iter(), 0).expect("send");
+    }
+
+    /// A fedmsg message: [topic, envelope].
+    pub fn send_envelope(&self, envelope: &str) {
+        let topic = serde_json::from_str::<serde_json::Value>(envelope)
+            .ok()
+            .and_then(|v| v["topic"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        self.send(&[topic.into_bytes(), envelope.as_bytes().to_vec()]);
+    }
 }
 
 /// A fedmsg envelope as JSON text.

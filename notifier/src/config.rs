@@ -35,6 +35,9 @@ pub struct SenderConfig {
     pub backoff_max_ms: u64,
     /// How often to look for due rows when idle, in ms.
     pub poll_ms: u64,
+    /// At shutdown, how long sends in flight may take to finish, in seconds. What is still
+    /// in flight after it is left to its lease, which the next start reclaims.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for SenderConfig {
@@ -46,6 +49,7 @@ impl Default for SenderConfig {
             backoff_base_ms: 2_000,
             backoff_max_ms: 3_600_000,
             poll_ms: 500,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -66,6 +70,9 @@ pub struct EmailConfig {
     pub list_id: String,
     /// The mailto: unsubscribe address, if one is read.
     pub unsubscribe_mailto: Option<String>,
+    /// The most one send may take, in seconds: connecting, every SMTP command, the whole
+    /// mail. A server that accepts a connection and never answers cannot hold a send slot.
+    pub timeout_secs: u64,
 }
 
 impl Default for EmailConfig {
@@ -76,6 +83,7 @@ impl Default for EmailConfig {
             from: "Tidings <tidings@localhost>".into(),
             list_id: "notifications.tidings.localhost".into(),
             unsubscribe_mailto: None,
+            timeout_secs: 30,
         }
     }
 }
@@ -100,6 +108,7 @@ impl std::fmt::Debug for EmailConfig {
             .field("from", &self.from)
             .field("list_id", &self.list_id)
             .field("unsubscribe_mailto", &self.unsubscribe_mailto)
+            .field("timeout_secs", &self.timeout_secs)
             .finish()
     }
 }

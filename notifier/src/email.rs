@@ -3,6 +3,9 @@
 //! askama templates in `templates/email/`, with list headers (RFC 2369, RFC 8058), a header
 //! naming the filters that caused the mail, and a Message-ID that a resend keeps.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use askama::Template;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
@@ -20,13 +23,65 @@ pub struct SendError {
     pub reason: String,
 }
 
-/// Where mail goes.
+/// Where mail goes, and the most one send may take.
 #[derive(Clone)]
-pub enum Mailer {
+pub struct Mailer {
+    transport: Transport,
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Transport {
     /// An SMTP server.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Arc<Smtp>),
     /// A folder of `.eml` files.
     Folder(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// An SMTP transport (lettre's, with its connection pool) that is replaced after a send
+/// times out: the timed-out send may have left its connection in the middle of a command,
+/// and lettre would otherwise park that connection for reuse.
+struct Smtp {
+    url: String,
+    timeout: Duration,
+    current: Mutex<AsyncSmtpTransport<Tokio1Executor>>,
+}
+
+impl Smtp {
+    fn build(
+        url: &str,
+        timeout: Duration,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifierError> {
+        // lettre's timeout covers connecting (and, on its blocking transport, each command);
+        // the timeout around each whole send in `Mailer::send` covers the rest.
+        Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| NotifierError::EmailConfig {
+                field: "smtp_url",
+                reason: format!("{}: {e}", tidings_store::redact(url)),
+            })?
+            .timeout(Some(timeout))
+            .build())
+    }
+
+    fn transport(&self) -> AsyncSmtpTransport<Tokio1Executor> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A fresh transport; the old pool closes its connections once its last send is done.
+    fn renew(&self) {
+        match Smtp::build(&self.url, self.timeout) {
+            Ok(fresh) => {
+                *self
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            }
+            Err(err) => tracing::error!(error = %err, "renewing the SMTP transport failed"),
+        }
+    }
 }
 
 impl Mailer {
@@ -39,39 +94,69 @@ impl Mailer {
                 field: "from",
                 reason: format!("{:?} is not an address: {e}", config.from),
             })?;
-        match &config.smtp_url {
-            Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| NotifierError::EmailConfig {
-                        field: "smtp_url",
-                        reason: format!("{}: {e}", tidings_store::redact(url)),
-                    })?
-                    .build();
-                Ok(Mailer::Smtp(transport))
-            }
+        if config.timeout_secs == 0 {
+            return Err(NotifierError::EmailConfig {
+                field: "timeout_secs",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let timeout = Duration::from_secs(config.timeout_secs);
+        let transport = match &config.smtp_url {
+            Some(url) => Transport::Smtp(Arc::new(Smtp {
+                url: url.clone(),
+                timeout,
+                current: Mutex::new(Smtp::build(url, timeout)?),
+            })),
             None => {
                 let mailbox = config.mailbox();
                 std::fs::create_dir_all(&mailbox).map_err(|e| NotifierError::EmailConfig {
                     field: "mailbox_dir",
                     reason: format!("{}: {e}", mailbox.display()),
                 })?;
-                Ok(Mailer::Folder(AsyncFileTransport::new(&mailbox)))
+                Transport::Folder(AsyncFileTransport::new(&mailbox))
             }
-        }
+        };
+        Ok(Mailer { transport, timeout })
     }
 
-    /// Sends one mail.
+    /// Sends one mail, within the configured time.
     pub async fn send(&self, mail: Message) -> Result<(), SendError> {
-        match self {
-            Mailer::Smtp(smtp) => smtp.send(mail).await.map(drop).map_err(|e| SendError {
-                // Only a definite 5xx refusal is final; everything else (network, 4xx) may pass.
-                transient: !e.is_permanent(),
-                reason: e.to_string(),
-            }),
-            Mailer::Folder(folder) => folder.send(mail).await.map(drop).map_err(|e| SendError {
-                transient: true,
-                reason: e.to_string(),
-            }),
+        let send = async {
+            match &self.transport {
+                Transport::Smtp(smtp) => {
+                    smtp.transport()
+                        .send(mail)
+                        .await
+                        .map(drop)
+                        .map_err(|e| SendError {
+                            // Only a definite 5xx refusal is final; everything else (network,
+                            // 4xx) may pass.
+                            transient: !e.is_permanent(),
+                            reason: e.to_string(),
+                        })
+                }
+                Transport::Folder(folder) => {
+                    folder.send(mail).await.map(drop).map_err(|e| SendError {
+                        transient: true,
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, send).await {
+            Ok(result) => result,
+            Err(_) => {
+                if let Transport::Smtp(smtp) = &self.transport {
+                    smtp.renew();
+                }
+                Err(SendError {
+                    transient: true,
+                    reason: format!(
+                        "no answer within {} s (email.timeout_secs)",
+                        self.timeout.as_secs()
+                    ),
+                })
+            }
         }
     }
 }
@@ -119,8 +204,27 @@ fn render<T: Template>(name: &'static str, template: &T) -> Result<String, Notif
     })
 }
 
+/// The longest header value written, in bytes. lettre folds values at spaces; a value that
+/// cannot be folded (one long word) still leaves its line, name included, under SMTP's
+/// 998-octet limit, which strict servers enforce by refusing the mail for good.
+const HEADER_VALUE_MAX: usize = 900;
+
 fn header(name: &'static str, value: String) -> HeaderValue {
-    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), bounded(value))
+}
+
+/// The value, cut to `HEADER_VALUE_MAX` bytes on a character boundary and marked with
+/// "..." (ASCII, so that a cut ASCII value is not re-encoded as RFC 2047 words).
+fn bounded(mut value: String) -> String {
+    if value.len() > HEADER_VALUE_MAX {
+        let mut cut = HEADER_VALUE_MAX - 3;
+        while !value.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        value.truncate(cut);
+        value.push_str("...");
+    }
+    value
 }
 
 /// Builds the mail for a claimed outbox row.
@@ -279,6 +383,75 @@ mod tests {
         assert_eq!(subject_line(&"x".repeat(300)).chars().count(), 201);
     }
 
+    /// issue 8 item 17: a 3 KB topic became one `X-Tidings-Topic` line of 3 KB, and strict
+    /// servers refuse such a mail for good. However long the values, every line of the mail
+    /// stays within SMTP's 998 octets.
+    #[test]
+    fn no_line_exceeds_998_octets_whatever_the_values() {
+        use tidings_store::{Channel, Destination, StoredMessage};
+        let message = tidings_rules::Message::new(
+            "m".repeat(3000),
+            "org.example.".repeat(400),
+            serde_json::json!({}),
+        );
+        let metadata = tidings_rules::Metadata {
+            summary: format!("{} {}", "\u{fc}".repeat(3000), "y".repeat(3000)),
+            url: Some(format!("https://example.org/{}", "p".repeat(3000))),
+            ..tidings_rules::Metadata::default()
+        };
+        let claimed = Claimed {
+            id: 1,
+            kind: OutboxKind::Notification,
+            uid: "u".repeat(32),
+            attempt: 1,
+            destination: Destination {
+                id: 1,
+                user_id: 1,
+                channel: Channel::Email,
+                address: "alice@example.org".into(),
+                confirmed_at: Some(1),
+                created_at: 1,
+            },
+            username: "alice".into(),
+            message: Some(StoredMessage {
+                id: 1,
+                message,
+                metadata,
+                source: "test".into(),
+                received_at: 1,
+            }),
+            filters: (0..20)
+                .map(|i| (i, format!("{i} {}", "f\u{e9}".repeat(600))))
+                .chain([(99, "g".repeat(5000))])
+                .collect(),
+            payload: None,
+            unsubscribe_token: Some("t".repeat(43)),
+        };
+        let config = EmailConfig {
+            list_id: format!("{}.example.org", "l".repeat(2000)),
+            unsubscribe_mailto: Some(format!("{}@example.org", "u".repeat(1500))),
+            ..EmailConfig::default()
+        };
+        let base_url = format!("https://{}.example.org", "h".repeat(1500));
+        let mail = compose(&claimed, &config, &base_url)
+            .unwrap_or_else(|e| panic!("composing: {}", e.reason))
+            .formatted();
+        let text = String::from_utf8_lossy(&mail);
+        for line in text.split("\r\n") {
+            assert!(
+                line.len() <= 998,
+                "a line of {} octets: {:.80}…",
+                line.len(),
+                line
+            );
+        }
+        let parsed = text.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(
+            parsed.contains("X-Tidings-Topic: org.example.org.example."),
+            "{parsed:.2000}"
+        );
+    }
+
     /// The SMTP pool spawns onto the runtime when built, as in `serve`.
     #[tokio::test]
     async fn smtp_urls_are_checked_at_start() {
@@ -288,6 +461,7 @@ mod tests {
             from: "Tidings <tidings@example.org>".into(),
             list_id: "tidings.example.org".into(),
             unsubscribe_mailto: None,
+            timeout_secs: 30,
         };
         let err = Mailer::from_config(&config)
             .err()

@@ -1,20 +1,38 @@
-//! Bus ingest over ZeroMQ: a SUB socket connected to every configured fedmsg endpoint, on
-//! its own thread (libzmq is blocking), feeding an async task that decodes, derives
-//! metadata, de-duplicates and archives. Bad input is logged, counted, kept in the
-//! rejected table, and skipped; ingest goes on.
+//! Bus ingest: what the ZeroMQ reader (`zmq_source`) hands over is decoded, its metadata
+//! derived, de-duplicated and archived. Bad input is logged, counted, kept in the rejected
+//! table, and skipped; ingest goes on.
+//!
+//! A database outage is not bad input: while the store is unavailable, ingest waits and
+//! tries again with capped backoff for as long as it takes, and stops reading meanwhile
+//! (libzmq queues). Only what the store refuses for the message's own sake is rejected.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tidings_rules::Envelope;
-use tidings_store::Store;
+use tidings_store::{Store, StoreError};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::outage::{patiently, widen};
+use crate::zmq_source::{Input, Reader};
 use crate::{Derive, Metrics, NotifierError};
 
-/// Failed attempts to store one message before it counts as poison.
+/// Failed attempts to store one message, for a reason that is neither an outage nor a
+/// refusal, before it counts as poison and is rejected, so it cannot stall the bus.
 const POISON_AFTER: u32 = 5;
+
+/// Where ingest listens and what it accepts (from the `[bus]` and `[database]` settings).
+#[derive(Debug, Clone)]
+pub struct ZmqIngest {
+    /// ZeroMQ endpoints to SUB-connect to (fedmsg publishers).
+    pub endpoints: Vec<String>,
+    /// The largest message accepted, in bytes (all frames together; libzmq refuses any
+    /// one frame over it before buffering it).
+    pub max_message_bytes: usize,
+    /// The longest wait between attempts while the database is unavailable.
+    pub retry_max: Duration,
+}
 
 /// What one ZeroMQ message became.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,10 +73,10 @@ pub async fn accept(
         }
         Err(err) => {
             let reason = err.to_string();
-            tracing::warn!(%source, %reason, "malformed bus message skipped");
-            Metrics::bump(&metrics.rejected);
             let raw = frames.join(&b"\n"[..]);
             store.reject_message(source, &reason, &raw).await?;
+            tracing::warn!(%source, %reason, "malformed bus message skipped");
+            Metrics::bump(&metrics.rejected);
             Ok(Accepted::Rejected(reason))
         }
     }
@@ -67,110 +85,147 @@ pub async fn accept(
 /// Subscribes to every endpoint and archives what arrives until `shutdown`. Wakes the
 /// matcher after each stored message.
 pub async fn run_zmq(
-    endpoints: Vec<String>,
+    bus: ZmqIngest,
     store: Store,
     derive: Derive,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> Result<(), NotifierError> {
-    if endpoints.is_empty() {
+    if bus.endpoints.is_empty() {
         shutdown.cancelled().await;
         return Ok(());
     }
-    let (tx, mut rx) = mpsc::channel::<Vec<Vec<u8>>>(1024);
-    let socket = subscriber(&endpoints)?;
+    // Small: each entry may hold up to the cap, and libzmq queues behind it anyway.
+    let (tx, mut rx) = mpsc::channel::<Input>(64);
+    let reader = Reader::connect(&bus.endpoints, bus.max_message_bytes)?;
     let stop = shutdown.clone();
     let reader = std::thread::Builder::new()
         .name("zmq-sub".into())
-        .spawn(move || read_frames(socket, tx, stop))
+        .spawn(move || reader.run(tx, stop))
         .map_err(|e| NotifierError::Zmq {
             what: format!("starting reader thread: {e}"),
             source: zmq::Error::EFAULT,
         })?;
-    let source = format!("zmq:{}", endpoints.join(","));
-    tracing::info!(endpoints = ?endpoints, "listening for fedmsg messages over ZeroMQ");
-    while let Some(frames) = rx.recv().await {
-        // A store failure must not lose the message: retry until it is archived. One the
-        // database keeps refusing while it accepts a rejected row is poison: keep it as
-        // rejected and go on, so one message cannot stall the bus.
-        let mut failures = 0;
-        loop {
-            let error = match accept(&store, &derive, &metrics, &source, &frames).await {
-                Ok(Accepted::Stored(_)) => {
+    let ingest = Ingest {
+        source: format!("zmq:{}", bus.endpoints.join(",")),
+        bus,
+        store,
+        derive,
+        metrics,
+        shutdown,
+    };
+    tracing::info!(endpoints = ?ingest.bus.endpoints, "listening for fedmsg messages over ZeroMQ");
+    while let Some(input) = rx.recv().await {
+        let done = match input {
+            Input::Message(frames) => ingest.archive(&frames).await.map(|accepted| {
+                if matches!(accepted, Accepted::Stored(_)) {
                     wake.notify_one();
-                    break;
                 }
-                Ok(_) => break,
-                Err(err) => err,
-            };
-            failures += 1;
-            tracing::error!(error = %error, failures, "archiving a bus message failed; retrying");
-            if failures >= POISON_AFTER {
-                let reason = format!("could not be stored: {error}");
-                if store
-                    .reject_message(&source, &reason, &frames.join(&b"\n"[..]))
+            }),
+            Input::TooLarge {
+                bytes,
+                frames,
+                head,
+            } => {
+                let reason = format!(
+                    "message of {bytes} bytes in {frames} frames exceeds bus.max_message_bytes ({} bytes)",
+                    ingest.bus.max_message_bytes
+                );
+                ingest.refuse(&ingest.source, &reason, &head).await
+            }
+            Input::Dropped { endpoint } => {
+                let reason = format!(
+                    "ZeroMQ refused a frame from {endpoint} over bus.max_message_bytes ({} bytes), \
+                     or a protocol error, and dropped the connection; connected again",
+                    ingest.bus.max_message_bytes
+                );
+                ingest
+                    .refuse(&format!("zmq:{endpoint}"), &reason, b"")
                     .await
-                    .is_ok()
-                {
-                    Metrics::bump(&metrics.rejected);
-                    break;
-                }
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            }
+        };
+        if done.is_none() {
+            break;
         }
     }
+    drop(rx);
     let _ = reader.join();
     Ok(())
 }
 
-fn subscriber(endpoints: &[String]) -> Result<zmq::Socket, NotifierError> {
-    let ctx = zmq::Context::new();
-    let socket = ctx
-        .socket(zmq::SUB)
-        .map_err(NotifierError::zmq("creating SUB socket"))?;
-    socket
-        .set_subscribe(b"")
-        .map_err(NotifierError::zmq("subscribing"))?;
-    socket
-        .set_rcvtimeo(200)
-        .map_err(NotifierError::zmq("setting receive timeout"))?;
-    socket
-        .set_reconnect_ivl(100)
-        .map_err(NotifierError::zmq("setting reconnect interval"))?;
-    socket
-        .set_reconnect_ivl_max(2_000)
-        .map_err(NotifierError::zmq("setting reconnect interval"))?;
-    socket
-        .set_tcp_keepalive(1)
-        .map_err(NotifierError::zmq("setting TCP keepalive"))?;
-    socket
-        .set_rcvhwm(100_000)
-        .map_err(NotifierError::zmq("setting receive high-water mark"))?;
-    for endpoint in endpoints {
-        socket
-            .connect(endpoint)
-            .map_err(NotifierError::zmq(format!("connecting to {endpoint}")))?;
-    }
-    Ok(socket)
+/// One ingest loop's settings and handles.
+struct Ingest {
+    bus: ZmqIngest,
+    source: String,
+    store: Store,
+    derive: Derive,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
 }
 
-fn read_frames(socket: zmq::Socket, tx: mpsc::Sender<Vec<Vec<u8>>>, shutdown: CancellationToken) {
-    while !shutdown.is_cancelled() {
-        match socket.recv_multipart(0) {
-            Ok(frames) => {
-                if tx.blocking_send(frames).is_err() {
-                    return;
-                }
+impl Ingest {
+    /// Archives one message, waiting out any outage. `None` on shutdown.
+    async fn archive(&self, frames: &[Vec<u8>]) -> Option<Accepted> {
+        let mut failures = 0;
+        loop {
+            let attempt = patiently(
+                "archiving a bus message",
+                self.bus.retry_max,
+                &self.shutdown,
+                || {
+                    accept(
+                        &self.store,
+                        &self.derive,
+                        &self.metrics,
+                        &self.source,
+                        frames,
+                    )
+                },
+            )
+            .await?;
+            let error = match attempt {
+                Ok(accepted) => return Some(accepted),
+                Err(err) => err,
+            };
+            failures += 1;
+            // Refused for its own sake (too long, not storable): a retry cannot help. Any
+            // other failure gets a few more tries before the message counts as poison.
+            let refused = matches!(error, NotifierError::Store(StoreError::Refused { .. }));
+            tracing::error!(error = %error, failures, "archiving a bus message failed");
+            if refused || failures >= POISON_AFTER {
+                let reason = format!("could not be stored: {error}");
+                return self
+                    .refuse(&self.source, &reason, &frames.join(&b"\n"[..]))
+                    .await
+                    .map(|()| Accepted::Rejected(reason));
             }
-            Err(zmq::Error::EAGAIN) | Err(zmq::Error::EINTR) => {}
-            Err(err) => {
-                tracing::error!(error = %err, "ZeroMQ receive failed");
-                std::thread::sleep(Duration::from_millis(200));
+            if !crate::outage::pause(&self.shutdown, Duration::from_millis(500)).await {
+                return None;
             }
         }
+    }
+
+    /// Records refused input as rejected (waiting out any outage) and counts it. `None` on
+    /// shutdown.
+    async fn refuse(&self, source: &str, reason: &str, raw: &[u8]) -> Option<()> {
+        let recorded = patiently(
+            "recording rejected input",
+            self.bus.retry_max,
+            &self.shutdown,
+            || async { widen(self.store.reject_message(source, reason, raw).await) },
+        )
+        .await?;
+        match recorded {
+            Ok(()) => {
+                tracing::warn!(%source, %reason, "bus input rejected");
+                Metrics::bump(&self.metrics.rejected);
+            }
+            // Logged at least; the input cannot be kept.
+            Err(err) => {
+                tracing::error!(%source, %reason, error = %err, "recording rejected input failed")
+            }
+        }
+        Some(())
     }
 }

@@ -8,9 +8,11 @@ mod error;
 pub mod ingest;
 pub mod matcher;
 pub mod metrics;
+pub mod outage;
 pub mod ownership;
 pub mod publish;
 pub mod sender;
+pub mod zmq_source;
 
 use std::sync::Arc;
 

@@ -2,7 +2,14 @@
 //! duplicate at most `concurrency` mails), sends each through its channel, and records the
 //! outcome: sent, retry later (exponential backoff with jitter), or dead after the last
 //! attempt or a permanent refusal.
+//!
+//! Every send has a time limit (the channel's), and so has the drain at shutdown
+//! (`shutdown_grace_secs`). While the store cannot write, the sender sends nothing new: an
+//! outcome that cannot be recorded is kept and recorded once the store is back, and no row
+//! is claimed meanwhile. A mail whose outcome is lost is sent again when its lease runs out,
+//! so sending on regardless would send it over and over.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +19,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::email::{self, Mailer, SendError};
+use crate::outage::{self, Backoff};
 use crate::{EmailConfig, Metrics, NotifierError, SenderConfig};
 
 /// What the sender sends with.
@@ -66,24 +74,43 @@ async fn deliver(claimed: &Claimed, channels: &Channels) -> Result<(), SendError
     channels.mailer.send(mail).await
 }
 
-/// Drains the outbox until `shutdown`; wakes on `wake` or every `poll_ms`.
+/// Drains the outbox until `shutdown`; wakes on `wake` or every `poll_ms`. While the store
+/// is unavailable it waits, up to `retry_max` between attempts.
 pub async fn run(
     store: Store,
     config: SenderConfig,
     channels: Channels,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    retry_max: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), NotifierError> {
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let lease_ms = (config.lease_secs as i64).saturating_mul(1000);
+    // Sends whose outcome waits for the store to be able to write again.
+    let unrecorded = Arc::new(AtomicUsize::new(0));
+    let mut outage = Backoff::new(retry_max);
     loop {
         let free = slots.available_permits() as i64;
-        let claimed = if free > 0 {
-            store.claim(free, lease_ms).await.unwrap_or_else(|err| {
-                tracing::error!(error = %err, "claiming outbox rows failed");
-                Vec::new()
-            })
+        let claimed = if free > 0 && unrecorded.load(Ordering::Acquire) == 0 {
+            match store.claim(free, lease_ms).await {
+                Ok(rows) => {
+                    outage.reset();
+                    rows
+                }
+                Err(err) if err.is_unavailable() => {
+                    let wait = outage.fail();
+                    tracing::warn!(error = %err, attempt = outage.attempts(), "the database is unavailable; sending waits");
+                    if !outage::pause(&shutdown, wait).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "claiming outbox rows failed");
+                    Vec::new()
+                }
+            }
         } else {
             Vec::new()
         };
@@ -92,31 +119,17 @@ pub async fn run(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let (store, config, channels, metrics) = (
-                store.clone(),
-                config.clone(),
-                channels.clone(),
-                metrics.clone(),
-            );
+            let attempt = Attempt {
+                store: store.clone(),
+                config: config.clone(),
+                channels: channels.clone(),
+                metrics: metrics.clone(),
+                unrecorded: unrecorded.clone(),
+                retry_max,
+                shutdown: shutdown.clone(),
+            };
             tokio::spawn(async move {
-                let result = deliver(&row, &channels).await;
-                let outcome = outcome(&config, row.attempt, result);
-                match &outcome {
-                    Outcome::Sent => Metrics::bump(&metrics.sent),
-                    Outcome::Retry { error, .. } => {
-                        Metrics::bump(&metrics.retried);
-                        tracing::warn!(outbox = row.id, attempt = row.attempt, %error, "send failed; will retry");
-                    }
-                    Outcome::Dead { error } => {
-                        Metrics::bump(&metrics.dead);
-                        tracing::error!(outbox = row.id, attempt = row.attempt, %error, "notification is dead");
-                    }
-                }
-                // If recording fails the lease runs out and the row is sent again, with the
-                // same Message-ID: at-least-once, never lost.
-                if let Err(err) = store.record(&row, &outcome).await {
-                    tracing::error!(outbox = row.id, error = %err, "recording a send failed");
-                }
+                attempt.run(row).await;
                 drop(permit);
             });
         }
@@ -130,9 +143,76 @@ pub async fn run(
             _ = tokio::time::sleep(Duration::from_millis(config.poll_ms)) => {}
         }
     }
-    // Let sends in flight finish (they hold slots) before returning.
-    let _ = slots.acquire_many(config.concurrency.max(1) as u32).await;
+    // Let sends in flight finish (they hold slots), for a bounded time: what is still in
+    // flight after it is left to its lease, which the next start reclaims.
+    let all = config.concurrency.max(1) as u32;
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    if tokio::time::timeout(grace, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        let in_flight = all as usize - slots.available_permits();
+        tracing::warn!(
+            in_flight,
+            grace_secs = config.shutdown_grace_secs,
+            "sends still in flight at shutdown are left to their leases"
+        );
+    }
     Ok(())
+}
+
+/// One send and the recording of its outcome.
+struct Attempt {
+    store: Store,
+    config: SenderConfig,
+    channels: Channels,
+    metrics: Arc<Metrics>,
+    unrecorded: Arc<AtomicUsize>,
+    retry_max: Duration,
+    shutdown: CancellationToken,
+}
+
+impl Attempt {
+    async fn run(self, row: Claimed) {
+        let result = deliver(&row, &self.channels).await;
+        let outcome = outcome(&self.config, row.attempt, result);
+        match &outcome {
+            Outcome::Sent => Metrics::bump(&self.metrics.sent),
+            Outcome::Retry { error, .. } => {
+                Metrics::bump(&self.metrics.retried);
+                tracing::warn!(outbox = row.id, attempt = row.attempt, %error, "send failed; will retry");
+            }
+            Outcome::Dead { error } => {
+                Metrics::bump(&self.metrics.dead);
+                tracing::error!(outbox = row.id, attempt = row.attempt, %error, "notification is dead");
+            }
+        }
+        let recorded = match self.store.record(&row, &outcome).await {
+            Err(err) if err.is_unavailable() => {
+                // Hold the outcome until the store can write again; claim nothing meanwhile.
+                self.unrecorded.fetch_add(1, Ordering::AcqRel);
+                let waited = outage::patiently(
+                    "recording a send",
+                    self.retry_max,
+                    &self.shutdown,
+                    || async { outage::widen(self.store.record(&row, &outcome).await) },
+                )
+                .await;
+                self.unrecorded.fetch_sub(1, Ordering::AcqRel);
+                match waited {
+                    Some(recorded) => recorded,
+                    // Shutting down: the lease brings the row back at the next start.
+                    None => return,
+                }
+            }
+            other => outage::widen(other),
+        };
+        // If recording fails the lease runs out and the row is sent again, with the same
+        // Message-ID: at-least-once, never lost.
+        if let Err(err) = recorded {
+            tracing::error!(outbox = row.id, error = %err, "recording a send failed");
+        }
+    }
 }
 
 #[cfg(test)]

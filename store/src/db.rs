@@ -1,13 +1,21 @@
-//! The connection: an enum over the two backends, the URL that picks one, migrations, and
-//! the `with_pool!` macro that runs one piece of query code on whichever pool is open.
+//! The connection: an enum over the two backends, the URL that picks one, migrations, the
+//! health check, and the `with_pool!` macro that runs one piece of query code on whichever
+//! pool is open.
+//!
+//! Both pools close, rather than reuse, a connection that comes back still inside a
+//! transaction: on SQLite a COMMIT that fails (disk full, I/O error) can leave the
+//! connection holding the write lock, and every later write would wait on it until restart.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Connection as _, Database, PgConnection, PgPool, SqlitePool};
 
 use crate::{Result, StoreError};
 
@@ -43,17 +51,45 @@ pub enum Backend {
     Postgres,
 }
 
+/// How long one attempt to reach a PostgreSQL server may take.
+const CONNECT_ATTEMPT: Duration = Duration::from_secs(5);
+
+/// A connection returned to its pool inside a transaction is closed, not reused (see the
+/// module comment).
+fn released_outside_transaction<DB: Database>(
+    conn: &mut DB::Connection,
+    _: PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    // A transaction dropped on an error path may still show here, its rollback queued but
+    // not yet run: closing that connection too costs a reconnect, on error paths only.
+    let reusable = !conn.is_in_transaction();
+    if !reusable {
+        tracing::debug!("closing a database connection left inside a transaction");
+    }
+    Box::pin(std::future::ready(Ok(reusable)))
+}
+
 impl Store {
     /// Opens the database named by `url` (`sqlite://path?mode=rwc`, `postgres://…`) and
-    /// applies pending migrations.
+    /// applies pending migrations. One attempt: a server that cannot be reached is an error.
     pub async fn open(url: &str) -> Result<Store> {
-        let store = Store::connect(url).await?;
+        Store::open_within(url, Duration::ZERO).await
+    }
+
+    /// Opens and migrates like [`Store::open`], trying again for up to `wait` while the
+    /// database server cannot be reached (it may be starting alongside us).
+    pub async fn open_within(url: &str, wait: Duration) -> Result<Store> {
+        let store = Store::connect_within(url, wait).await?;
         store.migrate().await?;
         Ok(store)
     }
 
     /// Opens the database without migrating.
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_within(url, Duration::ZERO).await
+    }
+
+    async fn connect_within(url: &str, wait: Duration) -> Result<Store> {
         let bad = |reason: String| StoreError::Url {
             url: redact(url),
             reason,
@@ -68,18 +104,30 @@ impl Store {
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                .after_release(released_outside_transaction::<sqlx::Sqlite>)
                 .connect_with(options)
                 .await
                 .map_err(|e| bad(e.to_string()))?;
             Db::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+            let server = format!("{}:{}", options.get_host(), options.get_port());
+            reach_postgres(&options, &server, wait)
+                .await
+                .map_err(|err| match err {
+                    StoreError::Unavailable { .. } => err,
+                    other => bad(other.to_string()),
+                })?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(Duration::from_secs(5))
+                .after_release(released_outside_transaction::<sqlx::Postgres>)
                 .connect_with(options)
                 .await
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Unavailable { reason } => unreachable(&server, reason),
+                    other => bad(other.to_string()),
+                })?;
             Db::Postgres(pool)
         } else {
             return Err(bad(
@@ -97,6 +145,21 @@ impl Store {
             Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
             Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
         }
+        Ok(())
+    }
+
+    /// Writes and commits the heartbeat row: the database answers and can write. A write
+    /// that is rolled back would pass on a full disk; a committed one does not.
+    pub async fn check_writable(&self) -> Result<()> {
+        let sql = self.sql(
+            "INSERT INTO heartbeat (id, beat_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+        );
+        with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(crate::now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
@@ -133,6 +196,48 @@ impl Store {
                 Cow::Owned(out)
             }
         }
+    }
+}
+
+/// Tries to open one connection to the server until it answers or `wait` has passed. A
+/// server that cannot be reached (refused, timed out, starting up) is retried; any other
+/// refusal (authentication, a missing database) is returned at once.
+async fn reach_postgres(options: &PgConnectOptions, server: &str, wait: Duration) -> Result<()> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let reason = match tokio::time::timeout(
+            CONNECT_ATTEMPT,
+            PgConnection::connect_with(options),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                return Ok(());
+            }
+            Ok(Err(err)) => match StoreError::from(err) {
+                StoreError::Unavailable { reason } => reason,
+                other => return Err(other),
+            },
+            Err(_) => format!("no answer within {} s", CONNECT_ATTEMPT.as_secs()),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let reason = if wait.is_zero() {
+                reason
+            } else {
+                format!("{reason} (tried for {} s)", wait.as_secs())
+            };
+            return Err(unreachable(server, reason));
+        }
+        tracing::warn!(%server, %reason, "the database server cannot be reached yet; trying again");
+        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+    }
+}
+
+fn unreachable(server: &str, reason: String) -> StoreError {
+    StoreError::Unavailable {
+        reason: format!("cannot reach the database server at {server}: {reason}"),
     }
 }
 

@@ -1,4 +1,7 @@
-//! The store's error type: sqlx errors are mapped here, once.
+//! The store's error type: sqlx errors are mapped here, once. The mapping sorts failures
+//! into the database being unavailable (down, unreachable, locked, out of space: try again
+//! later, the data is fine), the database refusing this data (too long, badly encoded: a
+//! retry cannot help), conflicts, and the rest.
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,20 @@ pub enum StoreError {
     /// so that its owner can repair or delete it.
     #[error("filter {} could not be read: {}", .0.id, .0.reason)]
     UnreadableFilter(Box<crate::UnreadableFilter>),
+    /// The database cannot be reached or cannot write right now (server down, pool timed
+    /// out, locked, disk full, I/O error). Nothing was stored; trying again later can succeed.
+    #[error("database unavailable: {reason}")]
+    Unavailable {
+        /// What the database or the connection said.
+        reason: String,
+    },
+    /// The database refused this data for its own sake (a value too long or out of range,
+    /// text it cannot store, a check constraint): trying again cannot succeed.
+    #[error("the database refused the data: {reason}")]
+    Refused {
+        /// What the database said.
+        reason: String,
+    },
     /// Any other database failure.
     #[error("database: {0}")]
     Database(sqlx::Error),
@@ -80,8 +97,62 @@ impl From<sqlx::Error> for StoreError {
                     .unwrap_or_else(|| unique_columns(db.message()));
                 StoreError::Conflict { constraint }
             }
+            sqlx::Error::Database(db) => match classify(db.as_ref()) {
+                Class::Unavailable => StoreError::Unavailable {
+                    reason: db.message().to_string(),
+                },
+                Class::Refused => StoreError::Refused {
+                    reason: db.message().to_string(),
+                },
+                Class::Other => StoreError::Database(sqlx::Error::Database(db)),
+            },
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable {
+                reason: err.to_string(),
+            },
             other => StoreError::Database(other),
         }
+    }
+}
+
+enum Class {
+    Unavailable,
+    Refused,
+    Other,
+}
+
+/// Sorts a database's error by its code: SQLite's result codes, PostgreSQL's SQLSTATE.
+fn classify(err: &dyn sqlx::error::DatabaseError) -> Class {
+    if let Some(sqlite) = err.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+        // Extended result codes carry the primary code in the low byte.
+        let primary = sqlx::error::DatabaseError::code(sqlite)
+            .and_then(|code| code.parse::<i32>().ok())
+            .map_or(0, |code| code & 0xff);
+        return match primary {
+            // BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL
+            5 | 6 | 7 | 8 | 10 | 13 | 14 | 15 => Class::Unavailable,
+            // TOOBIG, CONSTRAINT (other than unique and foreign key), MISMATCH, RANGE
+            18 | 19 | 20 | 25 => Class::Refused,
+            _ => Class::Other,
+        };
+    }
+    let state = err.code().unwrap_or_default();
+    match state.get(..2).unwrap_or_default() {
+        // connection exception, insufficient resources (disk full, out of memory, too
+        // many connections), operator intervention (shutdown, cannot connect now,
+        // statement cancelled), system error (I/O)
+        "08" | "53" | "57" | "58" => Class::Unavailable,
+        // serialization failure, deadlock; read-only transaction (a standby); lock not available
+        "40" => Class::Unavailable,
+        _ if state == "25006" || state == "55P03" => Class::Unavailable,
+        // data exception (too long, bad encoding, out of range), integrity constraint,
+        // program limit exceeded (an index row too large)
+        "22" | "23" | "54" => Class::Refused,
+        _ => Class::Other,
     }
 }
 
@@ -94,6 +165,12 @@ fn unique_columns(message: &str) -> String {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached or could not write: the operation may
+    /// succeed later, and the data was not at fault.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+
     pub(crate) fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
         StoreError::Corrupt {
             what,

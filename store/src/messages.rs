@@ -106,17 +106,25 @@ impl Store {
             .map_err(|e| StoreError::corrupt("message headers", e))?;
         let metadata = serde_json::to_string(metadata)
             .map_err(|e| StoreError::corrupt("message metadata", e))?;
-        Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(&sql)
-            .bind(&message.id)
-            .bind(&message.topic)
-            .bind(message.sent_at)
-            .bind(message.body.to_string())
-            .bind(&headers)
-            .bind(&metadata)
-            .bind(source)
-            .bind(now_ms())
-            .fetch_optional(pool)
-            .await?))
+        // In a transaction of its own so that a failed COMMIT is an error. In autocommit,
+        // SQLite hands over the RETURNING row before it reports that the write did not last
+        // (a full disk), and a message would be acknowledged that was never stored.
+        Ok(with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let id = sqlx::query_scalar::<_, i64>(&sql)
+                .bind(&message.id)
+                .bind(&message.topic)
+                .bind(message.sent_at)
+                .bind(message.body.to_string())
+                .bind(&headers)
+                .bind(&metadata)
+                .bind(source)
+                .bind(now_ms())
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            id
+        }))
     }
 
     /// Messages not yet matched, oldest first.

@@ -186,3 +186,174 @@ async fn rejected_input_is_kept() {
         assert_eq!(ok!(n, s.rejected_messages(1).await).len(), 1, "[{n}] limit");
     }
 }
+
+/// A small tmpfs of its own, so a test can fill the disk the database lives on. Unmounted
+/// when dropped, also when the test fails. Mounting needs root: elsewhere the test is
+/// skipped, except in CI, where it must run.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            return Some(SmallDisk { dir });
+        }
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+        assert!(
+            !ci,
+            "CI must run the full-disk test: mounting a tmpfs needs root"
+        );
+        eprintln!("note: cannot mount a tmpfs (not root?); skipping the full-disk test");
+        None
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a ballast file until the disk is full.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut ballast = std::fs::File::create(self.path().join("ballast"))
+            .unwrap_or_else(|e| panic!("ballast file: {e}"));
+        let chunk = vec![0x55u8; 64 * 1024];
+        while ballast.write_all(&chunk).is_ok() {}
+        let byte = [0u8; 1];
+        while ballast.write_all(&byte).is_ok() {}
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("ballast"))
+            .unwrap_or_else(|e| panic!("removing the ballast: {e}"));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazy: the test's store may still hold the files open.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// issue 8 item 14: with the SQLite file on a full disk, `insert_message` returned the new
+/// row's id although the write never lasted (40 of 40 messages acknowledged, none stored),
+/// and a connection left inside a failed transaction kept the database locked until
+/// restart. Now every write either lasts or fails as `Unavailable`, the health check fails
+/// while the disk is full, and the store works again as soon as space returns.
+#[tokio::test]
+async fn a_full_disk_acknowledges_only_what_lasts_and_recovers() {
+    use tidings_store::{Channel, NewDestination, Store};
+    let Some(disk) = SmallDisk::mount(4) else {
+        return;
+    };
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        disk.path().join("store.db").display()
+    );
+    let n = "sqlite on tmpfs";
+    let store = ok!(n, Store::open(&url).await);
+    let alice = ok!(n, store.create_user("alice", None, false).await);
+    let d = ok!(
+        n,
+        store
+            .add_destination(NewDestination {
+                user_id: alice.id,
+                channel: Channel::Email,
+                address: "alice@example.org",
+                confirmed: true,
+            })
+            .await
+    );
+    let big = |id: &str| {
+        let (mut m, meta) = message(id);
+        m.body = serde_json::json!({ "padding": "x".repeat(16 * 1024) });
+        (m, meta)
+    };
+    let mut pending = Vec::new();
+    for i in 0..8 {
+        let (m, meta) = big(&format!("before-{i}"));
+        let id = ok!(n, store.insert_message(&m, &meta, "test").await);
+        pending.push(id.unwrap_or_else(|| panic!("before-{i} taken for a duplicate")));
+    }
+    ok!(n, store.check_writable().await);
+
+    disk.fill();
+    let (mut acknowledged, mut claimed, mut unavailable) = (Vec::new(), BTreeSet::new(), 0);
+    let mut expect_unavailable = |what: &str, err: StoreError| {
+        assert!(err.is_unavailable(), "[{n}] {what}: {err:?}");
+        unavailable += 1;
+    };
+    for i in 0..40 {
+        let (m, meta) = big(&format!("full-{i}"));
+        match store.insert_message(&m, &meta, "test").await {
+            Ok(Some(_)) => acknowledged.push(m.id),
+            Ok(None) => panic!("[{n}] full-{i} taken for a duplicate"),
+            Err(err) => expect_unavailable("insert_message", err),
+        }
+        if let Some(&message_id) = pending.get(i % pending.len()) {
+            let filters = [(1, "f".repeat(8 * 1024))];
+            let queued = [tidings_store::Notification {
+                destination_id: d.id,
+                filters: filters.to_vec(),
+            }];
+            if let Err(err) = store.complete_message(message_id, &queued).await {
+                expect_unavailable("complete_message", err);
+            }
+        }
+        match store.claim(2, 600_000).await {
+            Ok(rows) => claimed.extend(rows.into_iter().map(|c| c.id)),
+            Err(err) => expect_unavailable("claim", err),
+        }
+    }
+    assert!(unavailable > 0, "[{n}] the disk never filled up");
+    let health = store.check_writable().await;
+    assert!(
+        health.as_ref().is_err_and(StoreError::is_unavailable),
+        "[{n}] the health check must fail on a full disk: {health:?}"
+    );
+
+    disk.free();
+    // No connection may still hold the write lock: the first write after space returns
+    // succeeds (a held lock would fail it after the 10 s busy timeout).
+    ok!(n, store.check_writable().await);
+    let (m, meta) = big("after");
+    assert!(ok!(n, store.insert_message(&m, &meta, "test").await).is_some());
+    acknowledged.push(m.id);
+    ok!(n, store.complete_message(pending[0], &[]).await);
+
+    // What was acknowledged is stored, as a fresh connection sees it; what was claimed
+    // stays claimed (its lease has not run out), so it is not sent twice.
+    let fresh = ok!(n, Store::open(&url).await);
+    let stored: BTreeSet<String> = ok!(n, fresh.unprocessed_messages(1000).await)
+        .into_iter()
+        .map(|m| m.message.id)
+        .collect();
+    for id in &acknowledged {
+        assert!(
+            stored.contains(id),
+            "[{n}] {id} was acknowledged but not stored"
+        );
+    }
+    let again: BTreeSet<i64> = ok!(n, fresh.claim(100, 600_000).await)
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(
+        again.is_disjoint(&claimed),
+        "[{n}] rows claimed on the full disk were claimed again: {:?}",
+        again.intersection(&claimed).collect::<Vec<_>>()
+    );
+    fresh.close().await;
+    store.close().await;
+}

@@ -131,3 +131,27 @@ fn redact_hides_every_password() {
         assert_eq!(shown.replace("%2A", "*"), want, "{url:?}");
     }
 }
+
+/// issue 8 item 20: with PostgreSQL down, opening said "database URL … pool timed out", as
+/// if the URL were wrong. It names the server that cannot be reached, and is `Unavailable`.
+#[tokio::test]
+async fn unreachable_server_is_unavailable_naming_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("a free port: {e}"));
+    let url = format!("postgres://alice:hunter2@127.0.0.1:{port}/tidings");
+    let err = fails!("postgres", Store::open(&url).await.map(drop));
+    assert!(err.is_unavailable(), "{err:?}");
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&format!(
+            "cannot reach the database server at 127.0.0.1:{port}"
+        )),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("pool timed out"),
+        "{shown}"
+    );
+}

@@ -5,7 +5,7 @@
 //! field or the line and column at fault, and recorded as rejected, so nothing vanishes.
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -38,12 +38,34 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            // The publisher retries; a database outage usually outlasts a few seconds.
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        }
         response
     }
 }
 
 impl From<tidings_store::StoreError> for ApiError {
     fn from(err: tidings_store::StoreError) -> Self {
+        // Nothing was stored and a retry can succeed: 503, never 202 for an unstored message.
+        if err.is_unavailable() {
+            tracing::warn!(%err, "API request: the database is unavailable");
+            return ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unavailable; try again later".into(),
+            );
+        }
+        if let tidings_store::StoreError::Refused { reason } = &err {
+            // The database cannot store this message however often it is sent.
+            tracing::warn!(%err, "API request refused by the database");
+            return ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("the message cannot be stored: {reason}"),
+            );
+        }
         tracing::error!(%err, "API request failed");
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
     }
@@ -145,15 +167,24 @@ async fn ingest(State(state): State<AppState>, request: Request) -> Result<Respo
         .into_response())
 }
 
-/// 200 "ok" when the database answers; 503 otherwise.
+/// How long the health check waits for the database.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// 200 "ok" when the database can write (the heartbeat row is written and committed)
+/// within 2 s; 503 otherwise, also when it does not answer in time.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.rejected_count().await {
-        Ok(_) => (StatusCode::OK, "ok").into_response(),
-        Err(err) => {
+    let problem = match tokio::time::timeout(HEALTH_TIMEOUT, state.store.check_writable()).await {
+        Ok(Ok(())) => return (StatusCode::OK, "ok").into_response(),
+        Ok(Err(err)) => {
             tracing::error!(%err, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+            "database unavailable: it cannot write"
         }
-    }
+        Err(_) => {
+            tracing::error!("health check failed: the database did not answer within 2 s");
+            "database unavailable: no answer within 2 s"
+        }
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, problem).into_response()
 }
 
 #[cfg(test)]
