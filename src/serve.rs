@@ -138,6 +138,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         config.matcher.batch,
         Duration::from_millis(config.matcher.poll_ms),
+        retry_max,
         metrics.clone(),
         wake_matcher,
         wake_sender.clone(),

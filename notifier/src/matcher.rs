@@ -16,7 +16,7 @@ use tidings_store::{Filter, FilterList, Notification, Store, StoreError, StoredM
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ownership, Metrics, NotifierError};
+use crate::{outage, ownership, Metrics, NotifierError};
 
 /// The index plus what the matcher needs to turn filter ids into notifications.
 pub struct Matcher {
@@ -176,32 +176,63 @@ impl Matcher {
 
 /// Runs the matcher until `shutdown`: after every wake-up, and every `poll` otherwise.
 /// Wakes the sender when it queued something.
+/// While the database is unavailable it waits with capped backoff (up to `retry_max`),
+/// saying so once per outage rather than once per poll.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the role's wiring, passed once by serve"
+)]
 pub async fn run(
     store: Store,
     batch: i64,
     poll: Duration,
+    retry_max: Duration,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     wake_sender: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> Result<(), NotifierError> {
     let mut matcher = loop {
-        match Matcher::load(&store, metrics.clone()).await {
-            Ok(m) => break m,
-            Err(err) => {
+        let loaded = outage::patiently("building the match index", retry_max, &shutdown, || {
+            Matcher::load(&store, metrics.clone())
+        });
+        match loaded.await {
+            None => return Ok(()),
+            Some(Ok(m)) => break m,
+            Some(Err(err)) => {
                 tracing::error!(error = %err, "building the match index failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                if !outage::pause(&shutdown, Duration::from_secs(1)).await {
+                    return Ok(());
                 }
             }
         }
     };
+    let mut backoff = outage::Backoff::new(retry_max);
     loop {
-        match matcher.drain(&store, batch).await {
-            Ok(n) => tracing::debug!(messages = n, "matched"),
-            Err(err) => tracing::error!(error = %err, "matching failed; will retry"),
-        }
+        let wait = match matcher.drain(&store, batch).await {
+            Ok(n) => {
+                if backoff.attempts() > 0 {
+                    tracing::info!(
+                        attempts = backoff.attempts(),
+                        "the database is back; matching goes on"
+                    );
+                    backoff.reset();
+                }
+                tracing::debug!(messages = n, "matched");
+                poll
+            }
+            Err(err) if outage::is_outage(&err) => {
+                let wait = backoff.fail();
+                if backoff.attempts() == 1 {
+                    tracing::warn!(error = %err, "the database is unavailable; matching waits for it");
+                }
+                wait
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "matching failed; will retry");
+                poll
+            }
+        };
         // Whatever woke us (a message, or a new destination whose confirmation is queued)
         // may have left work in the outbox.
         wake_sender.notify_one();
@@ -209,7 +240,7 @@ pub async fn run(
             biased;
             _ = shutdown.cancelled() => return Ok(()),
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tidings_rules::Envelope;
-use tidings_store::{ApiToken, TokenScope};
+use tidings_store::{ApiToken, StoreError, TokenScope};
 
 use crate::{routes, AppState, Ingest};
 
@@ -139,21 +139,24 @@ async fn ingest(State(state): State<AppState>, request: Request) -> Result<Respo
     let body = body(request, BODY_LIMIT).await?;
     let envelope = match Envelope::from_json(&body) {
         Ok(envelope) => envelope,
-        Err(err) => {
-            let reason = err.to_string();
-            if let Err(store_err) = state.store.reject_message(&source, &reason, &body).await {
-                tracing::error!(%store_err, "recording a rejected message");
-            }
-            state.count(Ingest::Rejected);
-            return Err(ApiError(StatusCode::BAD_REQUEST, reason));
-        }
+        Err(err) => return Err(reject(&state, &source, err.to_string(), &body).await),
     };
     let message = envelope.message;
     let metadata = (state.derive)(&message);
-    let stored = state
+    let stored = match state
         .store
         .insert_message(&message, &metadata, &source)
-        .await?;
+        .await
+    {
+        Ok(stored) => stored,
+        // The database cannot store this message however often it is sent: it is rejected
+        // input like a malformed one, recorded so that nothing vanishes.
+        Err(StoreError::Refused { reason }) => {
+            let reason = format!("the message cannot be stored: {reason}");
+            return Err(reject(&state, &source, reason, &body).await);
+        }
+        Err(err) => return Err(err.into()),
+    };
     if stored.is_some() {
         state.count(Ingest::Stored);
         state.wake.notify_one();
@@ -165,6 +168,15 @@ async fn ingest(State(state): State<AppState>, request: Request) -> Result<Respo
         Json(json!({ "id": message.id, "duplicate": stored.is_none() })),
     )
         .into_response())
+}
+
+/// Records input that cannot become a message, counts it, and answers 400 with the reason.
+async fn reject(state: &AppState, source: &str, reason: String, body: &[u8]) -> ApiError {
+    if let Err(store_err) = state.store.reject_message(source, &reason, body).await {
+        tracing::error!(%store_err, "recording a rejected message");
+    }
+    state.count(Ingest::Rejected);
+    ApiError(StatusCode::BAD_REQUEST, reason)
 }
 
 /// How long the health check waits for the database.
