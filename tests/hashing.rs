@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::support::Hub;
+use crate::support::{status_kib, Hub};
 
 /// Argon2's default memory cost (m = 19456 KiB): what one running hash holds.
 const HASH_KIB: u64 = 19 * 1024;
@@ -16,16 +16,6 @@ const HASH_KIB: u64 = 19 * 1024;
 const MOST_HASHES: u64 = 4;
 /// Room for everything else: 96 connections' buffers, the allocator's slack.
 const SLACK_KIB: u64 = 64 * 1024;
-
-/// A `Vm*` line of a process's status, in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the hub's status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in {status}"))
-}
 
 /// The hidden CSRF field of a form page.
 fn csrf(html: &str) -> String {
