@@ -1,44 +1,45 @@
 //! Tidings' storage: one API over SQLite (the embedded default) and PostgreSQL, chosen by
 //! the database URL's scheme. Nothing outside this crate writes SQL.
+//!
+//! Laid out by aggregate: `accounts` (users, sessions, API tokens), `preferences`
+//! (destinations, confirmations, filters), `ownership` (packages, groups, follows) and
+//! `pipeline` (the message archive, the change log, the outbox); `db` holds the connection
+//! and the one place where the two SQL dialects differ.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-mod confirmations;
+mod accounts;
 mod db;
-mod destinations;
 mod error;
-mod filters;
-mod hashing;
 mod keys;
-mod messages;
-mod outbox;
 mod ownership;
-mod quarantine;
+mod pipeline;
+mod preferences;
 pub mod secret;
-mod sessions;
-mod tokens;
-mod users;
 
-pub use confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
+pub use accounts::sessions::Session;
+pub use accounts::tokens::{ApiToken, TokenScope};
+pub use accounts::users::User;
+pub use accounts::users::{
+    validate_password, validate_username, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS,
+};
 pub use db::Store;
 pub use db::{redact, Backend};
-pub use destinations::{Channel, Destination, NewDestination, CONFIRMED_ADDRESS};
 pub use error::StoreError;
-pub use filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use keys::ServerKey;
-pub use messages::{Change, Rejected, StoredMessage};
-pub use outbox::{
-    Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView, OutboxKind,
-    OutboxStatus, Outcome, UnsubscribeTarget, UNSUBSCRIBE_TTL_MS,
-};
 pub use ownership::{
     FollowKind, ImportMode, ImportSummary, Owner, OwnerKind, OwnershipData, PackageOwners,
     CSV_HEADER,
 };
-pub use quarantine::{Quarantine, QuarantinedFilter};
-pub use sessions::Session;
-pub use tokens::{ApiToken, TokenScope};
-pub use users::User;
-pub use users::{validate_password, validate_username, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS};
+pub use pipeline::changes::Change;
+pub use pipeline::messages::{Rejected, StoredMessage};
+pub use pipeline::outbox::{
+    Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView, OutboxKind,
+    OutboxStatus, Outcome, UnsubscribeTarget, UNSUBSCRIBE_TTL_MS,
+};
+pub use preferences::confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
+pub use preferences::destinations::{Channel, Destination, NewDestination, CONFIRMED_ADDRESS};
+pub use preferences::filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
+pub use preferences::quarantine::{Quarantine, QuarantinedFilter};
 
 /// Milliseconds since the Unix epoch, as every time column stores them.
 pub fn now_ms() -> i64 {

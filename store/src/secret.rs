@@ -2,7 +2,7 @@
 //! tokens are stored (a leaked table yields no usable session or link).
 //!
 //! Hashing and verifying are CPU- and memory-heavy: the store runs them through
-//! [`crate::hashing`], which bounds how many run at once.
+//! [`crate::accounts::hashing`], which bounds how many run at once.
 
 use std::cell::RefCell;
 
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::StoreError;
 
-pub use crate::hashing::hashing_limit;
+pub use crate::accounts::hashing::hashing_limit;
 
 /// A fresh random token: 32 bytes, URL-safe base64.
 pub fn new_token() -> String {
@@ -65,7 +65,7 @@ fn argon2(
 }
 
 /// Hashes a password with argon2id (default parameters) and a random salt, as a PHC string.
-/// CPU- and memory-heavy: the store calls it through [`crate::hashing`].
+/// CPU- and memory-heavy: the store calls it through [`crate::accounts::hashing`].
 pub fn hash_password(password: &str) -> Result<String, StoreError> {
     let failed = |e: password_hash::Error| StoreError::Hash(e.to_string());
     let salt = SaltString::generate(&mut OsRng);

@@ -9,8 +9,8 @@
 //! from another account) does not reset its count, and it survives restarts.
 
 use crate::db::{with_pool, Backend};
-use crate::destinations::{Channel, DestinationRow};
-use crate::outbox::OutboxStatus;
+use crate::pipeline::outbox::OutboxStatus;
+use crate::preferences::destinations::{Channel, DestinationRow};
 use crate::{now_ms, secret, Destination, Result, Store, StoreError};
 
 /// Confirmation mails one address may be sent in [`WINDOW_MS`], whichever accounts ask.
@@ -92,7 +92,7 @@ macro_rules! queue_confirmation {
     ($tx:ident, $sql:expr, $user_id:expr, $dest_id:expr, $channel:expr, $key:expr, $token:expr, $now:expr) => {{
         let sql = &$sql;
         let now: i64 = $now;
-        let since = now - $crate::confirmations::WINDOW_MS;
+        let since = now - $crate::preferences::confirmations::WINDOW_MS;
         let channel: $crate::Channel = $channel;
         if let Some(lock) = sql.lock {
             for name in [
@@ -118,8 +118,8 @@ macro_rules! queue_confirmation {
             .bind(since)
             .fetch_one(&mut *$tx)
             .await?;
-        if by_user > $crate::confirmations::PER_USER {
-            return Err($crate::confirmations::limited(false));
+        if by_user > $crate::preferences::confirmations::PER_USER {
+            return Err($crate::preferences::confirmations::limited(false));
         }
         let by_address: i64 = sqlx::query_scalar(&sql.per_address)
             .bind(channel.as_str())
@@ -127,14 +127,14 @@ macro_rules! queue_confirmation {
             .bind(since)
             .fetch_one(&mut *$tx)
             .await?;
-        if by_address > $crate::confirmations::PER_ADDRESS {
-            return Err($crate::confirmations::limited(true));
+        if by_address > $crate::preferences::confirmations::PER_ADDRESS {
+            return Err($crate::preferences::confirmations::limited(true));
         }
         let payload = serde_json::json!({ "token": $token }).to_string();
         sqlx::query(&sql.queue)
             .bind($dest_id)
             .bind(&payload)
-            .bind($crate::outbox::new_uid())
+            .bind($crate::pipeline::outbox::new_uid())
             .bind(now)
             .execute(&mut *$tx)
             .await?;

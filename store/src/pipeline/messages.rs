@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use tidings_rules::{Message, Metadata};
 
 use crate::db::with_pool;
-use crate::outbox::{new_uid, unsubscribe_token, Notification, UNSUBSCRIBE_KEY};
+use crate::pipeline::outbox::{new_uid, unsubscribe_token, Notification, UNSUBSCRIBE_KEY};
 use crate::{now_ms, secret, Result, Store, StoreError};
 
 /// An archived message.
@@ -60,15 +60,6 @@ impl TryFrom<MessageRow> for StoredMessage {
             received_at: row.received_at,
         })
     }
-}
-
-/// A row of the change log: this user's filters, destinations or variables changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, FromRow)]
-pub struct Change {
-    /// Position in the log.
-    pub id: i64,
-    /// Whose.
-    pub user_id: i64,
 }
 
 /// Input that could not become a message.
@@ -226,23 +217,6 @@ impl Store {
     /// How many inputs were rejected.
     pub async fn rejected_count(&self) -> Result<i64> {
         let sql = "SELECT COUNT(*) FROM rejected_messages";
-        Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(pool)
-            .await?))
-    }
-
-    /// Change-log rows after `after`, oldest first.
-    pub async fn changes_since(&self, after: i64) -> Result<Vec<Change>> {
-        let sql = self.sql("SELECT id, user_id FROM changes WHERE id > $1 ORDER BY id");
-        Ok(with_pool!(self, |pool| sqlx::query_as::<_, Change>(&sql)
-            .bind(after)
-            .fetch_all(pool)
-            .await?))
-    }
-
-    /// The newest change-log position (0 when empty).
-    pub async fn last_change(&self) -> Result<i64> {
-        let sql = "SELECT COALESCE(MAX(id), 0) FROM changes";
         Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
             .fetch_one(pool)
             .await?))

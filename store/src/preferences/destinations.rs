@@ -8,8 +8,8 @@ use std::str::FromStr;
 use email_address::EmailAddress;
 use sqlx::FromRow;
 
-use crate::confirmations::{queue_confirmation, ConfirmationSql};
 use crate::db::with_pool;
+use crate::preferences::confirmations::{queue_confirmation, ConfirmationSql};
 use crate::{now_ms, secret, Result, Store, StoreError};
 
 /// A delivery channel.
@@ -166,7 +166,7 @@ pub struct NewDestination<'a> {
 impl Store {
     /// Adds a destination. Unless it is added confirmed, a confirmation message carrying a
     /// one-time link token is queued in the outbox in the same transaction, within the
-    /// confirmation rate limits ([`crate::confirmations`]). An address the user already has
+    /// confirmation rate limits ([`crate::preferences::confirmations`]). An address the user already has
     /// (in any case) is a `Conflict`; adding one confirmed that another account has
     /// confirmed is a `Conflict` on `destinations_confirmed_address`.
     pub async fn add_destination(&self, new: NewDestination<'_>) -> Result<Destination> {

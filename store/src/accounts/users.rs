@@ -2,8 +2,9 @@
 
 use sqlx::FromRow;
 
+use crate::accounts::hashing;
 use crate::db::with_pool;
-use crate::{hashing, now_ms, secret, Result, Store, StoreError};
+use crate::{now_ms, secret, Result, Store, StoreError};
 
 /// A person with an account.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]

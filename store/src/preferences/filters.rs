@@ -11,7 +11,7 @@ use sqlx::FromRow;
 use tidings_rules::Condition;
 
 use crate::db::with_pool;
-use crate::quarantine::Quarantine;
+use crate::preferences::quarantine::Quarantine;
 use crate::{now_ms, Result, Store, StoreError};
 
 /// How a filter's notifications are delivered.

@@ -5,8 +5,8 @@
 use sqlx::FromRow;
 
 use crate::db::{with_pool, Backend};
-use crate::destinations::DestinationRow;
-use crate::messages::{MessageRow, MESSAGE_COLUMNS};
+use crate::pipeline::messages::{MessageRow, MESSAGE_COLUMNS};
+use crate::preferences::destinations::DestinationRow;
 use crate::{now_ms, secret, Destination, Result, ServerKey, Store, StoreError, StoredMessage};
 
 /// A fresh identity for an outbox row: the base of its Message-ID (and later webhook-id,
