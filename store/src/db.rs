@@ -1,15 +1,15 @@
 //! The connection: an enum over the two backends, the URL that picks one, migrations, the
 //! health check, and the `with_pool!` macro that runs one piece of query code on whichever
-//! pool is open.
+//! pool is open. Where the dialects differ is in `dialect`.
 //!
 //! Both pools close, rather than reuse, a connection that comes back still inside a
 //! transaction: on SQLite a COMMIT that fails (disk full, I/O error) can leave the
 //! connection holding the write lock, and every later write would wait on it until restart.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnectionMetadata;
@@ -17,6 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Database, PgConnection, PgPool, SqlitePool};
 
+use crate::signals::Signals;
 use crate::{Result, StoreError};
 
 /// Runs `$body` with `$pool` bound to the open pool, whichever backend it is. The body is
@@ -39,7 +40,9 @@ pub(crate) enum Db {
 /// The store: cheap to clone, shared by the web and the notifier.
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) db: std::sync::Arc<Db>,
+    pub(crate) db: Arc<Db>,
+    /// Wake-ups raised and listened for through this store (`signals`).
+    pub(crate) signals: Arc<Signals>,
 }
 
 /// Which database a store talks to.
@@ -135,7 +138,8 @@ impl Store {
             ));
         };
         Ok(Store {
-            db: std::sync::Arc::new(db),
+            db: Arc::new(db),
+            signals: Arc::new(Signals::new()),
         })
     }
 
@@ -171,30 +175,12 @@ impl Store {
         }
     }
 
-    /// Closes every connection.
+    /// Stops listening for wake-ups and closes every connection.
     pub async fn close(&self) {
+        self.signals.close();
         match &*self.db {
             Db::Sqlite(pool) => pool.close().await,
             Db::Postgres(pool) => pool.close().await,
-        }
-    }
-
-    /// The query text for this backend: SQLite spells numbered parameters `?1`, PostgreSQL `$1`.
-    pub(crate) fn sql<'a>(&self, query: &'a str) -> Cow<'a, str> {
-        match &*self.db {
-            Db::Postgres(_) => Cow::Borrowed(query),
-            Db::Sqlite(_) => {
-                let bytes = query.as_bytes();
-                let mut out = String::with_capacity(query.len());
-                for (i, c) in query.char_indices() {
-                    if c == '$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
-                        out.push('?');
-                    } else {
-                        out.push(c);
-                    }
-                }
-                Cow::Owned(out)
-            }
         }
     }
 }

@@ -3,18 +3,23 @@
 //!
 //! Laid out by aggregate: `accounts` (users, sessions, API tokens), `preferences`
 //! (destinations, confirmations, filters), `ownership` (packages, groups, follows) and
-//! `pipeline` (the message archive, the change log, the outbox); `db` holds the connection
-//! and the one place where the two SQL dialects differ.
+//! `pipeline` (the message archive, the change log, the outbox); `db` holds the connection,
+//! `dialect` the one place where the two SQL dialects differ, `signals` the wake-ups
+//! between the pipeline's loops (across processes on PostgreSQL) and `exclusive` the lock
+//! that keeps one matcher active.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod accounts;
 mod db;
+mod dialect;
 mod error;
+mod exclusive;
 mod keys;
 mod ownership;
 mod pipeline;
 mod preferences;
 pub mod secret;
+mod signals;
 
 pub use accounts::sessions::Session;
 pub use accounts::tokens::{ApiToken, TokenScope};
@@ -25,6 +30,7 @@ pub use accounts::users::{
 pub use db::Store;
 pub use db::{redact, Backend};
 pub use error::StoreError;
+pub use exclusive::MatcherLock;
 pub use keys::ServerKey;
 pub use ownership::{
     FollowKind, ImportMode, ImportSummary, Owner, OwnerKind, OwnershipData, PackageOwners,
@@ -40,6 +46,7 @@ pub use preferences::confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
 pub use preferences::destinations::{Channel, Destination, NewDestination, CONFIRMED_ADDRESS};
 pub use preferences::filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use preferences::quarantine::{Quarantine, QuarantinedFilter};
+pub use signals::{Wake, Wakes};
 
 /// Milliseconds since the Unix epoch, as every time column stores them.
 pub fn now_ms() -> i64 {

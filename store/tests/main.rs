@@ -14,5 +14,6 @@ mod outbox;
 mod ownership;
 mod quarantine;
 mod sessions;
+mod signals;
 mod tokens;
 mod users;

@@ -4,6 +4,7 @@ use sqlx::FromRow;
 
 use crate::accounts::hashing;
 use crate::db::with_pool;
+use crate::pipeline::changes::Edit;
 use crate::{now_ms, secret, Result, Store, StoreError};
 
 /// A person with an account.
@@ -161,9 +162,8 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         let update = self.sql("UPDATE users SET disabled = $1 WHERE id = $2");
         let end_sessions = self.sql("DELETE FROM sessions WHERE user_id = $1");
-        let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = Edit::begin(self, pool).await?;
             sqlx::query(&update)
                 .bind(disabled)
                 .bind(user.id)
@@ -175,12 +175,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query(&change)
-                .bind(user.id)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            tx.commit([user.id]).await?;
         });
         self.user(user.id).await
     }

@@ -15,28 +15,22 @@ use tidings_rules::Variables;
 pub use format::{OwnershipData, PackageOwners, CSV_HEADER};
 
 use crate::db::with_pool;
-use crate::{now_ms, Backend, Result, Store, StoreError};
+use crate::pipeline::changes::Edit;
+use crate::{now_ms, Result, Store, StoreError};
 use format::{checked, Kind};
 
-/// Writes a change-log row for each Tidings account among `usernames` (bus usernames
-/// without an account are skipped), inside the open transaction, and yields their ids. A
-/// macro because the transaction's type differs per backend.
-macro_rules! record_changes {
-    ($tx:ident, $usernames:expr, $user_id:expr, $change:expr, $now:expr) => {{
+/// The ids of the Tidings accounts among `usernames` (bus usernames without an account
+/// are skipped), read inside the open transaction. A macro because the transaction's type
+/// differs per backend.
+macro_rules! account_ids {
+    ($tx:ident, $usernames:expr, $user_id:expr) => {{
         let mut ids = Vec::new();
         for username in $usernames {
             let id: Option<i64> = sqlx::query_scalar($user_id)
                 .bind(&username)
                 .fetch_optional(&mut *$tx)
                 .await?;
-            if let Some(id) = id {
-                sqlx::query($change)
-                    .bind(id)
-                    .bind($now)
-                    .execute(&mut *$tx)
-                    .await?;
-                ids.push(id);
-            }
+            ids.extend(id);
         }
         ids
     }};
@@ -206,26 +200,12 @@ impl Snapshot {
 }
 
 const USER_ID: &str = "SELECT id FROM users WHERE username = $1";
-const CHANGE: &str = "INSERT INTO changes (user_id, at) VALUES ($1, $2)";
 const ALL_MEMBERS: &str = "SELECT group_name, username FROM group_members";
 const ALL_OWNERS: &str = "SELECT package, owner_kind, owner_name FROM package_owners";
 /// Rows inserted per statement in imports.
 const CHUNK: usize = 300;
 
 impl Store {
-    /// A statement that, run first in a transaction, makes it the only ownership writer
-    /// until it ends, so the before/after reads that decide whose variables changed are not
-    /// raced. SQLite: any write statement takes the database's write lock (a deferred
-    /// transaction that read first could fail to upgrade).
-    fn ownership_lock(&self) -> &'static str {
-        match self.backend() {
-            Backend::Postgres => {
-                "LOCK TABLE group_members, package_owners IN SHARE ROW EXCLUSIVE MODE"
-            }
-            Backend::Sqlite => "DELETE FROM group_members WHERE 1 = 0",
-        }
-    }
-
     /// The variables of one account's filters.
     pub async fn variables(&self, user_id: i64) -> Result<Variables> {
         let user = self.user(user_id).await?;
@@ -327,7 +307,7 @@ impl Store {
         let clear_owners = self.sql("DELETE FROM package_owners");
         let clear_group = self.sql("DELETE FROM group_members WHERE group_name = $1");
         let clear_package = self.sql("DELETE FROM package_owners WHERE package = $1");
-        let (user_id, change) = (self.sql(USER_ID), self.sql(CHANGE));
+        let user_id = self.sql(USER_ID);
         let members: Vec<[&str; 2]> = data
             .groups
             .iter()
@@ -366,9 +346,8 @@ impl Store {
                 (self.sql(&sql).into_owned(), c)
             })
             .collect();
-        let now = now_ms();
         let affected = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = Edit::begin(self, pool).await?;
             sqlx::query(lock).execute(&mut *tx).await?;
             let before = Snapshot {
                 members: sqlx::query_as(&all_members).fetch_all(&mut *tx).await?,
@@ -412,8 +391,8 @@ impl Store {
                 members: sqlx::query_as(&all_members).fetch_all(&mut *tx).await?,
                 owners: sqlx::query_as(&all_owners).fetch_all(&mut *tx).await?,
             };
-            let ids = record_changes!(tx, before.changed(&after), &user_id, &change, now);
-            tx.commit().await?;
+            let ids = account_ids!(tx, before.changed(&after), &user_id);
+            tx.commit(ids.iter().copied()).await?;
             ids
         });
         Ok(ImportSummary {
@@ -473,10 +452,9 @@ impl Store {
         let delete = self.sql(
             "DELETE FROM package_owners WHERE package = $1 AND owner_kind = $2 AND owner_name = $3",
         );
-        let (user_id, change) = (self.sql(USER_ID), self.sql(CHANGE));
-        let now = now_ms();
+        let user_id = self.sql(USER_ID);
         let affected = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = Edit::begin(self, pool).await?;
             sqlx::query(lock).execute(&mut *tx).await?;
             let mut before = Snapshot {
                 members: sqlx::query_as(&members_sql)
@@ -534,8 +512,8 @@ impl Store {
                 members: before.members.clone(),
                 owners: after.owners,
             };
-            let ids = record_changes!(tx, before.changed(&after), &user_id, &change, now);
-            tx.commit().await?;
+            let ids = account_ids!(tx, before.changed(&after), &user_id);
+            tx.commit(ids.iter().copied()).await?;
             ids
         });
         Ok(sorted(affected))
@@ -584,10 +562,9 @@ impl Store {
         } else {
             self.sql("DELETE FROM group_members WHERE group_name = $1 AND username = $2")
         };
-        let (user_id, change) = (self.sql(USER_ID), self.sql(CHANGE));
-        let now = now_ms();
+        let user_id = self.sql(USER_ID);
         Ok(with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = Edit::begin(self, pool).await?;
             sqlx::query(lock).execute(&mut *tx).await?;
             let changed = sqlx::query(&sql)
                 .bind(group)
@@ -605,14 +582,7 @@ impl Store {
             } else {
                 None
             };
-            if let Some(id) = id {
-                sqlx::query(&change)
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
+            tx.commit(id).await?;
             id
         }))
     }
@@ -646,10 +616,9 @@ impl Store {
         } else {
             self.sql("DELETE FROM follows WHERE user_id = $1 AND kind = $2 AND name = $3")
         };
-        let change = self.sql(CHANGE);
         let now = now_ms();
         Ok(with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = Edit::begin(self, pool).await?;
             let mut q = sqlx::query(&sql)
                 .bind(user_id)
                 .bind(kind.as_str())
@@ -658,14 +627,7 @@ impl Store {
                 q = q.bind(now);
             }
             let changed = q.execute(&mut *tx).await?.rows_affected() > 0;
-            if changed {
-                sqlx::query(&change)
-                    .bind(user_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
+            tx.commit(changed.then_some(user_id)).await?;
             changed
         }))
     }

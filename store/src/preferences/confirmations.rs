@@ -8,7 +8,7 @@
 //! is not tied to destinations, so deleting and re-adding an address (in another case, or
 //! from another account) does not reset its count, and it survives restarts.
 
-use crate::db::{with_pool, Backend};
+use crate::db::with_pool;
 use crate::pipeline::outbox::OutboxStatus;
 use crate::preferences::destinations::{Channel, DestinationRow};
 use crate::{now_ms, secret, Destination, Result, Store, StoreError};
@@ -36,10 +36,7 @@ pub(crate) struct ConfirmationSql {
 impl ConfirmationSql {
     pub(crate) fn new(store: &Store) -> ConfirmationSql {
         ConfirmationSql {
-            lock: match store.backend() {
-                Backend::Postgres => Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
-                Backend::Sqlite => None,
-            },
+            lock: store.key_lock(),
             prune: store
                 .sql("DELETE FROM confirmation_sends WHERE sent_at <= $1")
                 .into_owned(),

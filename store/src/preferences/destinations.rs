@@ -9,6 +9,7 @@ use email_address::EmailAddress;
 use sqlx::FromRow;
 
 use crate::db::with_pool;
+use crate::pipeline::changes::Edit;
 use crate::preferences::confirmations::{queue_confirmation, ConfirmationSql};
 use crate::{now_ms, secret, Result, Store, StoreError};
 
@@ -186,9 +187,8 @@ impl Store {
         let insert = self.sql(&insert);
         let taken = self.sql(TAKEN);
         let queue = ConfirmationSql::new(self);
-        let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
         let row = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = Edit::begin(self, pool).await?;
             if new.confirmed {
                 refuse_if_taken!(tx, taken, new.channel.as_str(), &key, new.user_id);
             }
@@ -215,12 +215,7 @@ impl Store {
                     now
                 );
             }
-            sqlx::query(&change)
-                .bind(new.user_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            tx.commit([new.user_id]).await?;
             row
         });
         row.try_into()
@@ -238,11 +233,10 @@ impl Store {
              WHERE id = $2 AND confirm_token_hash = $3 RETURNING {COLUMNS}"
         );
         let confirm = self.sql(&confirm);
-        let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
         let digest = secret::token_digest(token);
         let now = now_ms();
         let row = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = Edit::begin(self, pool).await?;
             let found = sqlx::query_as::<_, DestinationRow>(&find)
                 .bind(&digest)
                 .fetch_one(&mut *tx)
@@ -256,12 +250,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| confirmed_elsewhere(e.into()))?;
-            sqlx::query(&change)
-                .bind(row.user_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            tx.commit([row.user_id]).await?;
             row
         });
         row.try_into()
@@ -293,9 +282,8 @@ impl Store {
     /// Removes one of a user's destinations (and what is queued for it).
     pub async fn delete_destination(&self, user_id: i64, id: i64) -> Result<()> {
         let sql = self.sql("DELETE FROM destinations WHERE id = $1 AND user_id = $2");
-        let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = Edit::begin(self, pool).await?;
             let done = sqlx::query(&sql)
                 .bind(id)
                 .bind(user_id)
@@ -304,12 +292,7 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            sqlx::query(&change)
-                .bind(user_id)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            tx.commit([user_id]).await?;
         });
         Ok(())
     }

@@ -11,6 +11,7 @@ use sqlx::FromRow;
 use tidings_rules::Condition;
 
 use crate::db::with_pool;
+use crate::pipeline::changes::Edit;
 use crate::preferences::quarantine::Quarantine;
 use crate::{now_ms, Result, Store, StoreError};
 
@@ -295,14 +296,13 @@ impl Store {
         let unlink = self.sql("DELETE FROM filter_destinations WHERE filter_id = $1");
         let link =
             self.sql("INSERT INTO filter_destinations (filter_id, destination_id) VALUES ($1, $2)");
-        let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
         let name = input.name.trim();
         // A destination listed twice is linked once (the link table's key would refuse it).
         let mut ids = input.destination_ids.clone();
         ids.sort_unstable();
         ids.dedup();
         let row = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = Edit::begin(self, pool).await?;
             let row = match id {
                 None => {
                     sqlx::query_as::<_, FilterRow>(&insert)
@@ -337,12 +337,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query(&change)
-                .bind(user_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            tx.commit([user_id]).await?;
             row
         });
         // Built from what was checked, not read back: nothing can fail after the commit.
@@ -363,9 +358,8 @@ impl Store {
     /// Deletes one of a user's filters.
     pub async fn delete_filter(&self, user_id: i64, id: i64) -> Result<()> {
         let sql = self.sql("DELETE FROM filters WHERE id = $1 AND user_id = $2");
-        let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
         with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = Edit::begin(self, pool).await?;
             if sqlx::query(&sql)
                 .bind(id)
                 .bind(user_id)
@@ -376,12 +370,29 @@ impl Store {
             {
                 return Err(StoreError::NotFound);
             }
-            sqlx::query(&change)
-                .bind(user_id)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            tx.commit([user_id]).await?;
+        });
+        Ok(())
+    }
+
+    /// Turns off some of a user's filters (those that are not theirs are left alone), as
+    /// an unsubscribe link does.
+    pub async fn disable_filters(&self, user_id: i64, filter_ids: &[i64]) -> Result<()> {
+        let disable = self.sql(
+            "UPDATE filters SET enabled = FALSE, updated_at = $1 WHERE id = $2 AND user_id = $3",
+        );
+        let now = now_ms();
+        with_pool!(self, |pool| {
+            let mut tx = Edit::begin(self, pool).await?;
+            for id in filter_ids {
+                sqlx::query(&disable)
+                    .bind(now)
+                    .bind(id)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit([user_id]).await?;
         });
         Ok(())
     }

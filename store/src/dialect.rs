@@ -1,0 +1,108 @@
+//! Where the two SQL dialects differ, in one place: parameter spelling, row locks that skip
+//! rows another transaction holds, table locks, advisory locks and notifications. Query
+//! code everywhere else is one text for both backends, passed through [`Store::sql`] and
+//! filled in with the fragments below.
+//!
+//! `ON CONFLICT (…) DO NOTHING` and `DO UPDATE SET … = excluded.…` are spelt alike by both
+//! (SQLite since 3.24), so they need nothing here. The change log's commit order on
+//! PostgreSQL is kept by a trigger (`migrations/postgres/0008_change_log_order.sql`) that
+//! takes [`Lock::ChangeLog`]; its numbers must stay those below.
+
+use std::borrow::Cow;
+
+use crate::{Backend, Store};
+
+/// The first key of every advisory lock Tidings takes ("TIDG"): PostgreSQL's two-key
+/// advisory locks are a key space of their own, apart from the one-key form others use.
+pub(crate) const LOCK_CLASS: i32 = 0x5449_4447;
+
+/// The advisory locks Tidings takes, by their second key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// Writers of change-log rows, one at a time until each commits (taken by the trigger).
+    #[allow(dead_code, reason = "taken in SQL, by the migration's trigger")]
+    ChangeLog = 1,
+    /// The active matcher, held by its process for as long as it matches.
+    Matcher = 2,
+}
+
+impl Store {
+    /// The query text for this backend: SQLite spells numbered parameters `?1`, PostgreSQL `$1`.
+    pub(crate) fn sql<'a>(&self, query: &'a str) -> Cow<'a, str> {
+        match self.backend() {
+            Backend::Postgres => Cow::Borrowed(query),
+            Backend::Sqlite => {
+                let bytes = query.as_bytes();
+                let mut out = String::with_capacity(query.len());
+                for (i, c) in query.char_indices() {
+                    if c == '$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                        out.push('?');
+                    } else {
+                        out.push(c);
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// Appended to a `SELECT … LIMIT n` that picks rows to claim, so that concurrent
+    /// claimers each get other rows. SQLite has one writer at a time: nothing to add.
+    pub fn skip_locked(&self) -> &'static str {
+        match self.backend() {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// Run first in a transaction, makes it the only writer of ownership until it ends, so
+    /// the before/after reads that decide whose variables changed are not raced. SQLite:
+    /// any write statement takes the database's write lock (a deferred transaction that
+    /// read first could fail to upgrade).
+    pub(crate) fn ownership_lock(&self) -> &'static str {
+        match self.backend() {
+            Backend::Postgres => {
+                "LOCK TABLE group_members, package_owners IN SHARE ROW EXCLUSIVE MODE"
+            }
+            Backend::Sqlite => "DELETE FROM group_members WHERE 1 = 0",
+        }
+    }
+
+    /// Serialises the transactions that pass the same text as `$1` until each ends
+    /// (PostgreSQL; SQLite transactions already serialise on their first write).
+    pub(crate) fn key_lock(&self) -> Option<&'static str> {
+        match self.backend() {
+            Backend::Postgres => Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+            Backend::Sqlite => None,
+        }
+    }
+
+    /// Takes `lock` for the session if nobody holds it; answers whether it did.
+    pub(crate) fn try_lock_sql(lock: Lock) -> String {
+        format!("SELECT pg_try_advisory_lock({LOCK_CLASS}, {})", lock as i32)
+    }
+
+    /// Sends a notification on `channel`; inside a transaction, PostgreSQL delivers it only
+    /// when (and if) the transaction commits.
+    pub(crate) fn notify_sql(channel: &str, payload: &str) -> String {
+        // Both are ours (a fixed channel name, a hex instance id), never user input.
+        format!("SELECT pg_notify('{channel}', '{payload}')")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_sql_names_our_class() {
+        assert_eq!(
+            Store::try_lock_sql(Lock::Matcher),
+            "SELECT pg_try_advisory_lock(1414087751, 2)"
+        );
+        assert_eq!(
+            Store::notify_sql("tidings_matcher", "ab12"),
+            "SELECT pg_notify('tidings_matcher', 'ab12')"
+        );
+    }
+}
