@@ -82,6 +82,9 @@ pub struct Matcher {
     pub batch: i64,
     /// Idle poll interval, ms.
     pub poll_ms: u64,
+    /// The whole match index is rebuilt from the store this often, in minutes, a backstop
+    /// beside the change log; 0: never.
+    pub rebuild_minutes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +150,7 @@ impl Default for Matcher {
         Matcher {
             batch: 500,
             poll_ms: 1000,
+            rebuild_minutes: 60,
         }
     }
 }
@@ -236,6 +240,12 @@ impl Config {
             .mailbox_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("mailbox"))
+    }
+
+    /// Whether the database is PostgreSQL, which roles in separate processes share.
+    pub fn shared_database(&self) -> bool {
+        let url = self.database_url();
+        url.starts_with("postgres:") || url.starts_with("postgresql:")
     }
 
     /// The public base URL in effect.

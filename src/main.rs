@@ -34,6 +34,14 @@ struct Cli {
 enum Command {
     /// Run everything in one process: web UI and API, bus ingest, matcher, senders.
     Serve,
+    /// Run the web UI and API only, beside `tidings notifier` and `tidings sender`
+    /// processes on a shared PostgreSQL database.
+    Web,
+    /// Run bus ingest and the matcher only (PostgreSQL). One process matches at a time; the
+    /// others stand by and take over when it stops.
+    Notifier,
+    /// Run an outbox sender only (PostgreSQL); several share the work.
+    Sender,
     /// Apply database migrations and exit.
     Migrate,
     /// Put messages on the bus (ZeroMQ, or the HTTP API).
@@ -173,7 +181,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         command => runtime()?
             .block_on(async move {
                 match command {
-                    Command::Serve => serve::serve(config).await,
+                    Command::Serve => serve::run(config, &serve::Role::ALL).await,
+                    Command::Web => serve::run(config, &[serve::Role::Web]).await,
+                    Command::Notifier => serve::run(config, &[serve::Role::Notifier]).await,
+                    Command::Sender => serve::run(config, &[serve::Role::Sender]).await,
                     Command::Migrate => {
                         config.prepare()?;
                         serve::open_store(&config).await?.close().await;

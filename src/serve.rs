@@ -1,14 +1,17 @@
-//! `tidings serve`: wires the store, the catalog, ingest, matcher, sender and web into one
-//! process that stops cleanly on SIGINT or SIGTERM (one cancellation token for all).
+//! The roles this process runs, built from the config: all of them (`tidings serve`) or one
+//! (`tidings web`, `tidings notifier`, `tidings sender`, beside the others on a shared
+//! PostgreSQL database). The roles themselves live in the library crates; this file turns
+//! settings into their arguments and stops them all, cleanly, on SIGINT or SIGTERM (one
+//! cancellation token for all).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tidings_notifier::roles::{self, NotifierSettings, SenderSettings};
 use tidings_notifier::sender::Channels;
-use tidings_notifier::{email::Mailer, Derive, EmailConfig, Metrics};
-use tidings_store::Store;
-use tokio::sync::Notify;
+use tidings_notifier::{email::Mailer, Derive, EmailConfig, MatcherSettings, Metrics};
+use tidings_store::{Store, Wake};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -65,25 +68,56 @@ pub fn derive(config: &Config) -> Derive {
     Arc::new(move |message| catalog.derive(message))
 }
 
-/// Runs the hub until a shutdown signal.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    config.prepare()?;
-    let store = open_store(&config).await?;
-    let email = email_config(&config);
-    let mailer = Mailer::from_config(&email)?;
-    let listener = tokio::net::TcpListener::bind(config.web.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "config key web.listen: cannot listen on {}",
-                config.web.listen
-            )
-        })?;
-    let derive = derive(&config);
-    let metrics = Arc::new(Metrics::default());
-    let (wake_matcher, wake_sender) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let shutdown = CancellationToken::new();
+/// A role this process can run: the web (pages and API), the notifier (bus ingest and the
+/// matcher) or a sender (the outbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Web,
+    Notifier,
+    Sender,
+}
 
+impl Role {
+    /// Every role: what `tidings serve` runs.
+    pub const ALL: [Role; 3] = [Role::Web, Role::Notifier, Role::Sender];
+
+    fn command(self) -> &'static str {
+        match self {
+            Role::Web => "tidings web",
+            Role::Notifier => "tidings notifier",
+            Role::Sender => "tidings sender",
+        }
+    }
+}
+
+/// Runs `roles` in this process until a shutdown signal (SIGINT, SIGTERM) or a fatal
+/// error in one of them, which stops the others.
+pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
+    config.prepare()?;
+    if let [role] = roles {
+        // Split roles meet only in the database: wake-ups between them and the one
+        // active matcher need PostgreSQL's LISTEN/NOTIFY and advisory locks.
+        if !config.shared_database() {
+            anyhow::bail!(
+                "{} runs one role beside others that share its database, which must be \
+                 PostgreSQL (database_url = \"postgres://…\"); on SQLite, run every role in \
+                 one process with `tidings serve`",
+                role.command()
+            );
+        }
+    }
+    let store = open_store(&config).await?;
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = CancellationToken::new();
+    let retry_max = Duration::from_millis(config.database.retry_max_ms);
+    // The catalog is loaded once, by the first role that derives metadata.
+    let catalog = std::cell::OnceCell::new();
+    let derived = || catalog.get_or_init(|| derive(&config)).clone();
+    // Listeners are bound (and settings checked) before anything starts.
+    let web = match roles.contains(&Role::Web) {
+        true => Some(web_role(&config, &store, &metrics, derived(), &shutdown).await?),
+        false => None,
+    };
     let metrics_listener = match config.metrics.listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -92,6 +126,95 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some((state, listener)) = web {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            tidings_web::run(state, listener, stop)
+                .await
+                .context("web server")
+        });
+    }
+    if roles.contains(&Role::Notifier) {
+        let settings = NotifierSettings {
+            ingest: tidings_notifier::ingest::ZmqIngest {
+                endpoints: config.bus.zmq_endpoints.clone(),
+                max_message_bytes: config.bus.max_message_bytes,
+                retry_max,
+            },
+            matcher: MatcherSettings {
+                batch: config.matcher.batch,
+                poll: Duration::from_millis(config.matcher.poll_ms),
+                retry_max,
+                rebuild_every: (config.matcher.rebuild_minutes > 0)
+                    .then(|| Duration::from_secs(config.matcher.rebuild_minutes * 60)),
+            },
+            derive: derived(),
+            metrics: metrics.clone(),
+        };
+        let role = roles::notifier(store.clone(), settings, shutdown.clone());
+        tasks.spawn(async move { role.await.context("notifier") });
+    }
+    if roles.contains(&Role::Sender) {
+        let email = email_config(&config);
+        let settings = SenderSettings {
+            sender: config.sender.clone(),
+            channels: Channels {
+                mailer: Mailer::from_config(&email)?,
+                email,
+                base_url: config.base_url(),
+            },
+            retry_max,
+            metrics: metrics.clone(),
+        };
+        let role = roles::sender(store.clone(), settings, shutdown.clone());
+        tasks.spawn(async move { role.await.context("sender") });
+    }
+    if let Some(listener) = metrics_listener {
+        let served = tidings_web::serve_metrics(
+            Arc::new(WebMetrics(metrics.clone())),
+            listener,
+            shutdown.clone(),
+        );
+        tasks.spawn(async move { served.await.context("metrics server") });
+    }
+    tracing::info!(?roles, "tidings is running");
+
+    let mut outcome = Ok(());
+    tokio::select! {
+        _ = signal() => tracing::info!("shutting down"),
+        Some(result) = tasks.join_next() => {
+            // A role only returns early on a fatal error (say, ZeroMQ cannot connect).
+            outcome = flatten(result);
+        }
+    }
+    shutdown.cancel();
+    while let Some(result) = tasks.join_next().await {
+        if let Err(err) = flatten(result) {
+            tracing::error!(error = %format!("{err:#}"), "a role stopped with an error");
+        }
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    outcome
+}
+
+/// The web role's state and bound listener.
+async fn web_role(
+    config: &Config,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    derive: Derive,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(tidings_web::AppState, tokio::net::TcpListener)> {
+    let listener = tokio::net::TcpListener::bind(config.web.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "config key web.listen: cannot listen on {}",
+                config.web.listen
+            )
+        })?;
     let web_config = tidings_web::WebConfig {
         base_url: config.base_url(),
         session_hours: config.web.session_hours,
@@ -105,94 +228,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         client_address_header: config.web.client_address_header.clone(),
     };
     web_config.check().map_err(anyhow::Error::msg)?;
-    let session_idle_ms = web_config.session_idle_ms();
-    let web_metrics: Arc<dyn tidings_web::Metrics> = Arc::new(WebMetrics(metrics.clone()));
-    let state = tidings_web::AppState::new(
-        store.clone(),
-        web_config,
-        derive.clone(),
-        wake_matcher.clone(),
-    )
-    .with_metrics(web_metrics.clone());
-    let channels = Channels {
-        mailer,
-        email,
-        base_url: config.base_url(),
-    };
-
-    let mut tasks = tokio::task::JoinSet::new();
-    let retry_max = Duration::from_millis(config.database.retry_max_ms);
-    tasks.spawn(tidings_notifier::ingest::run_zmq(
-        tidings_notifier::ingest::ZmqIngest {
-            endpoints: config.bus.zmq_endpoints.clone(),
-            max_message_bytes: config.bus.max_message_bytes,
-            retry_max,
-        },
-        store.clone(),
-        derive,
-        metrics.clone(),
-        wake_matcher.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(tidings_notifier::matcher::run(
-        store.clone(),
-        config.matcher.batch,
-        Duration::from_millis(config.matcher.poll_ms),
-        retry_max,
-        metrics.clone(),
-        wake_matcher,
-        wake_sender.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(tidings_notifier::sender::run(
-        store.clone(),
-        config.sender.clone(),
-        channels,
-        metrics.clone(),
-        wake_sender,
-        retry_max,
-        shutdown.clone(),
-    ));
-    tasks.spawn(purge_sessions(
-        store.clone(),
-        session_idle_ms,
-        shutdown.clone(),
-    ));
-    let web_shutdown = shutdown.clone();
-    let web = tokio::spawn(async move { tidings_web::serve(state, listener, web_shutdown).await });
-    let metrics_server = metrics_listener.map(|listener| {
-        tokio::spawn(tidings_web::serve_metrics(
-            web_metrics,
-            listener,
-            shutdown.clone(),
-        ))
-    });
-    tracing::info!(listen = %config.web.listen, base_url = %config.base_url(), "tidings is running");
-
-    tokio::select! {
-        _ = signal() => tracing::info!("shutting down"),
-        Some(result) = tasks.join_next() => {
-            // A loop only returns early on a fatal error (say, ZeroMQ cannot connect).
-            shutdown.cancel();
-            flatten(result)?;
-        }
-    }
-    shutdown.cancel();
-    while let Some(result) = tasks.join_next().await {
-        if let Err(err) = flatten(result) {
-            tracing::error!(error = %err, "a worker stopped with an error");
-        }
-    }
-    web.await.context("web task")?.context("web server")?;
-    if let Some(server) = metrics_server {
-        server
-            .await
-            .context("metrics task")?
-            .context("metrics server")?;
-    }
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(())
+    // The handlers poke this; the store passes it on to the matcher, wherever it runs.
+    let wake = store.notify_signalling(Wake::Matcher, shutdown);
+    let state = tidings_web::AppState::new(store.clone(), web_config, derive, wake)
+        .with_metrics(Arc::new(WebMetrics(metrics.clone())));
+    Ok((state, listener))
 }
 
 /// Opens and migrates the database, waiting up to `database.start_timeout_secs` for a
@@ -203,25 +243,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open_within(&url, wait)
         .await
         .with_context(|| format!("opening the database {}", tidings_store::redact(&url)))
-}
-
-/// Sessions that expired or went idle are removed hourly (the web refuses them anyway).
-async fn purge_sessions(
-    store: Store,
-    idle_ms: i64,
-    shutdown: CancellationToken,
-) -> Result<(), tidings_notifier::NotifierError> {
-    loop {
-        match store.purge_sessions(idle_ms).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
-            Err(err) => tracing::warn!(error = %err, "removing expired sessions failed"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-        }
-    }
 }
 
 /// The notifier's counters, as the web side reports into and serves them.
@@ -242,10 +263,8 @@ impl tidings_web::Metrics for WebMetrics {
     }
 }
 
-fn flatten(
-    result: Result<Result<(), tidings_notifier::NotifierError>, tokio::task::JoinError>,
-) -> anyhow::Result<()> {
-    Ok(result.context("worker task")??)
+fn flatten(result: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    result.context("role task")?
 }
 
 async fn signal() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::support::{status_kib, Hub};
+use crate::support::{form_field, status_kib, Hub};
 
 /// Argon2's default memory cost (m = 19456 KiB): what one running hash holds.
 const HASH_KIB: u64 = 19 * 1024;
@@ -16,17 +16,6 @@ const HASH_KIB: u64 = 19 * 1024;
 const MOST_HASHES: u64 = 4;
 /// Room for everything else: 96 connections' buffers, the allocator's slack.
 const SLACK_KIB: u64 = 64 * 1024;
-
-/// The hidden CSRF field of a form page.
-fn csrf(html: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let start = html.find(marker).expect("a csrf field") + marker.len();
-    html[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
 
 #[test]
 fn concurrent_sign_ins_keep_the_hubs_memory_flat() {
@@ -57,7 +46,7 @@ fn concurrent_sign_ins_keep_the_hubs_memory_flat() {
                 .text()
                 .await
                 .expect("page");
-            visitors.push((n, client, csrf(&page)));
+            visitors.push((n, client, form_field(&page, "csrf")));
         }
         let before = status_kib(pid, "VmRSS");
         // Restart the peak-RSS count (VmHWM) from the current RSS.

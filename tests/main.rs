@@ -16,4 +16,5 @@ mod hashing;
 mod outbox;
 mod ownership;
 mod quarantine;
+mod roles;
 mod smtp_timeouts;

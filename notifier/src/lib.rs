@@ -1,5 +1,7 @@
 //! The notifier: bus ingest, the matching loop, the outbox sender and the channels it
-//! sends through. Every loop stops on one shared cancellation token.
+//! sends through. Every loop stops on one shared cancellation token. `roles` puts them
+//! together as the library entry points the binary runs: the notifier role (ingest and
+//! the matcher) and the sender role.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 pub mod config;
@@ -11,6 +13,7 @@ pub mod metrics;
 pub mod outage;
 pub mod ownership;
 pub mod publish;
+pub mod roles;
 pub mod sender;
 pub mod zmq_source;
 
@@ -18,6 +21,7 @@ use std::sync::Arc;
 
 pub use config::{EmailConfig, NotifierConfig, SenderConfig};
 pub use error::NotifierError;
+pub use matcher::MatcherSettings;
 pub use metrics::Metrics;
 
 /// Derives a message's metadata (the schema catalog, or the generic fallback).

@@ -3,17 +3,22 @@
 //! satisfies, and queues one notification per destination — however many filters point
 //! there — in the same transaction that marks the message processed.
 //!
+//! One process matches at a time (it holds the matcher's lock in the store); others stand
+//! by. Besides following the change log, the index is rebuilt whole now and then.
+//!
 //! A filter whose stored row cannot be read never stops matching for anyone else: it is
 //! left out of the index, quarantined in the store (so it stays out after a restart, and
 //! its owner and the admin see why), logged once and counted.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tidings_rules::{Index, IndexedFilter};
-use tidings_store::{Filter, FilterList, Notification, Store, StoreError, StoredMessage};
-use tokio::sync::Notify;
+use tidings_store::{
+    Filter, FilterList, MatcherLock, Notification, Store, StoreError, StoredMessage, Wake, Wakes,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{outage, ownership, Metrics, NotifierError};
@@ -28,7 +33,9 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// Loads every active filter, quarantining those that cannot be read.
+    /// Loads every active filter, quarantining those that cannot be read. The change-log
+    /// position is read first: a change committed while the filters are read is applied
+    /// again by the next [`Matcher::refresh`], never missed.
     pub async fn load(store: &Store, metrics: Arc<Metrics>) -> Result<Matcher, NotifierError> {
         let mut matcher = Matcher {
             index: Index::default(),
@@ -43,7 +50,6 @@ impl Matcher {
         }
         let loaded = store.active_filters(None).await?;
         matcher.add_all(store, loaded).await;
-        tracing::info!(filters = matcher.filters.len(), "match index built");
         Ok(matcher)
     }
 
@@ -103,6 +109,7 @@ impl Matcher {
         let mut users: Vec<i64> = changes.into_iter().map(|c| c.user_id).collect();
         users.sort_unstable();
         users.dedup();
+        let count = users.len();
         for user_id in users {
             for id in self.by_owner.remove(&user_id).unwrap_or_default() {
                 self.index.remove(id);
@@ -117,6 +124,11 @@ impl Matcher {
             let loaded = store.active_filters(Some(user_id)).await?;
             self.add_all(store, loaded).await;
         }
+        tracing::debug!(
+            users = count,
+            change = last,
+            "re-indexed the accounts whose preferences changed"
+        );
         self.last_change = last;
         Ok(())
     }
@@ -174,42 +186,140 @@ impl Matcher {
     }
 }
 
-/// Runs the matcher until `shutdown`: after every wake-up, and every `poll` otherwise.
-/// Wakes the sender when it queued something.
-/// While the database is unavailable it waits with capped backoff (up to `retry_max`),
-/// saying so once per outage rather than once per poll.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the role's wiring, passed once by serve"
-)]
+/// How the matcher runs (from the `[matcher]` and `[database]` settings).
+#[derive(Debug, Clone)]
+pub struct MatcherSettings {
+    /// Messages matched per store round trip.
+    pub batch: i64,
+    /// How often to look for work when nothing woke the matcher.
+    pub poll: Duration,
+    /// The longest wait between attempts while the database is unavailable.
+    pub retry_max: Duration,
+    /// How often the whole index is rebuilt from the store, a backstop beside the change
+    /// log (`None`: never).
+    pub rebuild_every: Option<Duration>,
+}
+
+/// How often a standby tries to take the matcher's lock.
+const STANDBY_RETRY: Duration = Duration::from_secs(1);
+
+/// Why the active matcher stopped.
+enum Ended {
+    Shutdown,
+    LockLost,
+}
+
+/// Runs the matcher until `shutdown`. Only the process holding the matcher's lock matches;
+/// the others stand by and try to take it every second, so one takes over within a couple
+/// of seconds when the active one dies. The active one matches after every wake-up and
+/// every `poll` otherwise, rebuilds its index every `rebuild_every`, and wakes the senders
+/// when it queued something or was woken (a confirmation may be waiting). While the
+/// database is unavailable it waits with capped backoff, saying so once per outage.
 pub async fn run(
     store: Store,
-    batch: i64,
-    poll: Duration,
-    retry_max: Duration,
+    settings: MatcherSettings,
     metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
-    wake_sender: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> Result<(), NotifierError> {
-    let mut matcher = loop {
-        let loaded = outage::patiently("building the match index", retry_max, &shutdown, || {
-            Matcher::load(&store, metrics.clone())
-        });
-        match loaded.await {
-            None => return Ok(()),
-            Some(Ok(m)) => break m,
-            Some(Err(err)) => {
-                tracing::error!(error = %err, "building the match index failed; retrying");
-                if !outage::pause(&shutdown, Duration::from_secs(1)).await {
-                    return Ok(());
+    let mut wakes = store.wakes(Wake::Matcher);
+    loop {
+        let Some(mut lock) = take_lock(&store, settings.retry_max, &shutdown).await else {
+            return Ok(());
+        };
+        let ended = active(
+            &store, &settings, &metrics, &mut lock, &mut wakes, &shutdown,
+        )
+        .await;
+        lock.release().await;
+        match ended {
+            Ended::Shutdown => return Ok(()),
+            Ended::LockLost => tracing::warn!(
+                "the matcher lock was lost (its database session ended); standing by"
+            ),
+        }
+    }
+}
+
+/// Waits until this process holds the matcher's lock; `None` at shutdown.
+async fn take_lock(
+    store: &Store,
+    retry_max: Duration,
+    shutdown: &CancellationToken,
+) -> Option<MatcherLock> {
+    let mut lock: Option<MatcherLock> = None;
+    let (mut standing_by, mut backoff) = (false, outage::Backoff::new(retry_max));
+    loop {
+        let taken = match lock.as_mut() {
+            Some(lock) => lock.try_take().await,
+            None => match store.matcher_lock().await {
+                Ok(new) => lock.insert(new).try_take().await,
+                Err(err) => Err(err),
+            },
+        };
+        let wait = match taken {
+            Ok(true) => {
+                tracing::info!("this process holds the matcher lock: matching");
+                return lock;
+            }
+            Ok(false) => {
+                if !standing_by {
+                    tracing::info!(
+                        "another process holds the matcher lock: standing by to take over"
+                    );
+                    standing_by = true;
+                }
+                backoff.reset();
+                STANDBY_RETRY
+            }
+            Err(err) => {
+                // The lock's connection is no good now: start again with a new one.
+                lock = None;
+                let wait = backoff.fail();
+                if backoff.attempts() == 1 {
+                    tracing::warn!(error = %err, "cannot try the matcher lock; trying again");
+                }
+                wait
+            }
+        };
+        if !outage::pause(shutdown, wait).await {
+            return None;
+        }
+    }
+}
+
+/// Matches while this process holds the lock.
+async fn active(
+    store: &Store,
+    settings: &MatcherSettings,
+    metrics: &Arc<Metrics>,
+    lock: &mut MatcherLock,
+    wakes: &mut Wakes,
+    shutdown: &CancellationToken,
+) -> Ended {
+    let Some(mut matcher) = build(store, settings, metrics, shutdown).await else {
+        return Ended::Shutdown;
+    };
+    let mut built_at = Instant::now();
+    let mut backoff = outage::Backoff::new(settings.retry_max);
+    let mut woken = true;
+    loop {
+        if settings
+            .rebuild_every
+            .is_some_and(|every| built_at.elapsed() >= every)
+        {
+            match Matcher::load(store, metrics.clone()).await {
+                Ok(rebuilt) => {
+                    matcher = rebuilt;
+                    tracing::debug!("match index rebuilt from the store");
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "rebuilding the match index failed; keeping the current one")
                 }
             }
+            built_at = Instant::now();
         }
-    };
-    let mut backoff = outage::Backoff::new(retry_max);
-    loop {
-        let wait = match matcher.drain(&store, batch).await {
+        let queued = metrics.queued.load(Ordering::Relaxed);
+        let wait = match matcher.drain(store, settings.batch).await {
             Ok(n) => {
                 if backoff.attempts() > 0 {
                     tracing::info!(
@@ -219,7 +329,7 @@ pub async fn run(
                     backoff.reset();
                 }
                 tracing::debug!(messages = n, "matched");
-                poll
+                settings.poll
             }
             Err(err) if outage::is_outage(&err) => {
                 let wait = backoff.fail();
@@ -230,17 +340,49 @@ pub async fn run(
             }
             Err(err) => {
                 tracing::error!(error = %err, "matching failed; will retry");
-                poll
+                settings.poll
             }
         };
         // Whatever woke us (a message, or a new destination whose confirmation is queued)
         // may have left work in the outbox.
-        wake_sender.notify_one();
-        tokio::select! {
+        if woken || metrics.queued.load(Ordering::Relaxed) != queued {
+            store.signal(Wake::Sender);
+        }
+        woken = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return Ended::Shutdown,
+            _ = lock.lost() => return Ended::LockLost,
+            _ = wakes.next() => true,
+            _ = tokio::time::sleep(wait) => false,
+        };
+    }
+}
+
+/// Builds the index, waiting out database outages; `None` at shutdown.
+async fn build(
+    store: &Store,
+    settings: &MatcherSettings,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) -> Option<Matcher> {
+    loop {
+        let loaded = outage::patiently(
+            "building the match index",
+            settings.retry_max,
+            shutdown,
+            || Matcher::load(store, metrics.clone()),
+        );
+        match loaded.await? {
+            Ok(matcher) => {
+                tracing::info!(filters = matcher.filters.len(), "match index built");
+                return Some(matcher);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "building the match index failed; retrying");
+                if !outage::pause(shutdown, Duration::from_secs(1)).await {
+                    return None;
+                }
+            }
         }
     }
 }

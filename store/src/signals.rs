@@ -9,11 +9,12 @@
 //! gone. A wake-up is a hint, never the only way work is found: every loop also polls.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
@@ -146,6 +147,42 @@ impl Store {
         }
     }
 
+    /// A `Notify` whose pokes become `signal(wake)`, until `stop`: for code that wakes others
+    /// by poking a `Notify` (ingest, the web's handlers). Pokes made while one is being
+    /// passed on collapse into one.
+    pub fn notify_signalling(&self, wake: Wake, stop: &CancellationToken) -> Arc<Notify> {
+        let poked = Arc::new(Notify::new());
+        let (store, stop, notify) = (self.clone(), stop.clone(), poked.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return,
+                    _ = notify.notified() => store.signal(wake),
+                }
+            }
+        });
+        poked
+    }
+
+    /// A `Notify` poked at every `wake` this store hears of, until `stop`: for loops that
+    /// wait on a `Notify` (the sender).
+    pub fn notify_woken_by(&self, wake: Wake, stop: &CancellationToken) -> Arc<Notify> {
+        let woken = Arc::new(Notify::new());
+        let mut wakes = self.wakes(wake);
+        let (stop, notify) = (stop.clone(), woken.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return,
+                    _ = wakes.next() => notify.notify_one(),
+                }
+            }
+        });
+        woken
+    }
+
     /// Wakes this process's subscribers only: after a commit whose transaction sent the
     /// notification to the others itself ([`Store::notify_in_transaction`]).
     pub(crate) fn signal_here(&self, wake: Wake) {
@@ -163,7 +200,7 @@ impl Store {
 }
 
 /// Sends the pending notifications until none is left; one task at a time.
-async fn flush(signals: std::sync::Arc<Signals>, pool: PgPool) {
+async fn flush(signals: Arc<Signals>, pool: PgPool) {
     loop {
         for wake in Wake::ALL {
             if signals.pending[wake.index()].swap(false, Ordering::SeqCst) {
@@ -190,7 +227,7 @@ async fn flush(signals: std::sync::Arc<Signals>, pool: PgPool) {
 const RELISTEN_MAX: Duration = Duration::from_secs(10);
 
 /// Listens for every kind of wake-up and raises it here, until the store closes.
-async fn listen(signals: std::sync::Arc<Signals>, pool: PgPool) {
+async fn listen(signals: Arc<Signals>, pool: PgPool) {
     let mut retry = Duration::from_millis(100);
     let mut interrupted = false;
     loop {

@@ -108,9 +108,8 @@ impl Hub {
         child.wait_with_output().expect("tidings output")
     }
 
-    /// A user with a confirmed email destination and one filter.
-    pub fn user_with_filter(&self, username: &str, address: &str, condition: &str) {
-        self.run(&["user", "add", username]);
+    /// A confirmed email destination for an existing user.
+    pub fn confirmed_destination(&self, username: &str, address: &str) {
         self.run(&[
             "destination",
             "add",
@@ -120,6 +119,12 @@ impl Hub {
             address,
             "--confirmed",
         ]);
+    }
+
+    /// A user with a confirmed email destination and one filter.
+    pub fn user_with_filter(&self, username: &str, address: &str, condition: &str) {
+        self.run(&["user", "add", username]);
+        self.confirmed_destination(username, address);
         self.run(&[
             "filter",
             "add",

@@ -1,7 +1,7 @@
 //! Harness for the end-to-end tests: temp data folders, a real SMTP server (aiosmtpd writing
 //! a Maildir), a fresh PostgreSQL database per test (or a PostgreSQL server of the test's own,
-//! to stop and start), a small tmpfs to fill, a ZeroMQ publisher, and `tidings serve` as a
-//! child process. Every process a test starts carries the test's mark (`processes`).
+//! to stop and start), a small tmpfs to fill, a ZeroMQ publisher, and `tidings serve` (or
+//! one role: `tidings web`, `notifier`, `sender`) as a child process. Every process a test starts carries the test's mark (`processes`).
 
 mod bus;
 mod disk;
@@ -9,6 +9,7 @@ mod http;
 mod hub;
 mod postgres;
 mod processes;
+mod roles;
 mod smtp;
 
 use std::net::TcpListener;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 pub use bus::Publisher;
 pub use disk::SmallDisk;
-pub use http::{http_get, http_request};
+pub use http::{form_field, http_get, http_request};
 pub use hub::Hub;
 pub use postgres::{PgDatabase, PgServer};
 pub use processes::{marked, owner_mark, peak_memory, status_kib, OWNER_ENV};

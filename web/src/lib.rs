@@ -2,8 +2,9 @@
 //! the pages that mail links point at (confirmation, one-click unsubscribe), an optional
 //! view of the local mailbox folder, and the JSON API publishers post messages to.
 //!
-//! The binary builds an [`AppState`] and calls [`serve`] with an already-bound listener, so
-//! tests bind port 0 and drive the real app:
+//! The binary builds an [`AppState`] and calls [`run`] (the web role: [`serve`] plus
+//! housekeeping) with an already-bound listener, so tests bind port 0 and drive the real
+//! app:
 //!
 //! ```no_run
 //! # async fn run(store: tidings_store::Store) -> std::io::Result<()> {
@@ -164,7 +165,10 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// Metadata derivation for messages posted to the API.
     pub derive: Derive,
-    /// Poked after a message is stored, so the matcher runs at once.
+    /// Poked after a message is stored or a confirmation queued, so the matcher runs at
+    /// once (and wakes the senders). The binary passes one from
+    /// `Store::notify_signalling(Wake::Matcher, ..)`, so a poke wakes the matcher in
+    /// whichever process runs it; saved filters and destinations wake it by themselves.
     pub wake: Arc<tokio::sync::Notify>,
     /// Process counters the API reports ingest outcomes to (served by [`serve_metrics`]).
     pub metrics: Option<Arc<dyn Metrics>>,
@@ -252,6 +256,36 @@ pub async fn serve(
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await
+}
+
+/// How often expired and idle sessions are removed (the web refuses them anyway).
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The web role: serves the app on `listener` until `shutdown`, removing expired and idle
+/// sessions hourly meanwhile.
+pub async fn run(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let (store, idle_ms) = (state.store.clone(), state.config.session_idle_ms());
+    let stop = shutdown.clone();
+    let purge = tokio::spawn(async move {
+        loop {
+            match store.purge_sessions(idle_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
+                Err(err) => tracing::warn!(error = %err, "removing expired sessions failed"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(PURGE_EVERY) => {}
+            }
+        }
+    });
+    let served = serve(state, listener, shutdown).await;
+    purge.abort();
+    served
 }
 
 #[cfg(test)]
