@@ -303,6 +303,11 @@ async fn active(
     let mut backoff = outage::Backoff::new(settings.retry_max);
     let mut woken = true;
     loop {
+        // Checked here too, not only while idle: a busy matcher is woken before any
+        // check in the select below can finish.
+        if !lock.check().await {
+            return Ended::LockLost;
+        }
         if settings
             .rebuild_every
             .is_some_and(|every| built_at.elapsed() >= every)

@@ -4,3 +4,4 @@ mod support;
 
 mod ownership;
 mod quarantine;
+mod rebuild;

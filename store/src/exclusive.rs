@@ -77,20 +77,31 @@ impl MatcherLock {
         self.held
     }
 
-    /// Resolves when a held lock is lost: its connection stopped answering (the server
-    /// restarted, the network broke), so another process may hold it now. Checks once a
-    /// second, on a schedule kept across calls, so it can sit in a `select!` that other
-    /// branches win more often. Never resolves on SQLite, nor while the lock is not held.
-    pub async fn lost(&mut self) {
+    /// Whether the lock is still held: pings its connection if the last check is a second
+    /// old, so it can be called before every batch of work. A connection that does not
+    /// answer (the server restarted, the network broke) means another process may hold
+    /// the lock now: it counts as lost.
+    pub async fn check(&mut self) -> bool {
         let Some(conn) = self.conn.as_mut().filter(|_| self.held) else {
-            return std::future::pending().await;
+            return self.held;
         };
-        loop {
-            tokio::time::sleep_until(self.next_check.into()).await;
+        if Instant::now() >= self.next_check {
             let answered = tokio::time::timeout(CHECK_LIMIT, conn.ping()).await;
             self.next_check = Instant::now() + CHECK_EVERY;
-            if !matches!(answered, Ok(Ok(()))) {
-                self.held = false;
+            self.held = matches!(answered, Ok(Ok(())));
+        }
+        self.held
+    }
+
+    /// Resolves when a held lock is lost ([`MatcherLock::check`] once a second), for a
+    /// `select!` while idle. Never resolves on SQLite, nor while the lock is not held.
+    pub async fn lost(&mut self) {
+        if self.conn.is_none() || !self.held {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep_until(self.next_check.into()).await;
+            if !self.check().await {
                 return;
             }
         }
