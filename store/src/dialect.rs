@@ -20,7 +20,7 @@ pub(crate) const LOCK_CLASS: i32 = 0x5449_4447;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lock {
     /// Writers of change-log rows, one at a time until each commits (taken by the trigger).
-    #[allow(dead_code, reason = "taken in SQL, by the migration's trigger")]
+    #[expect(dead_code, reason = "taken in SQL, by the migration's trigger")]
     ChangeLog = 1,
     /// The active matcher, held by its process for as long as it matches.
     Matcher = 2,
