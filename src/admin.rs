@@ -6,7 +6,7 @@ use std::io::BufRead;
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use tidings_rules::Condition;
-use tidings_store::{Channel, Delivery, FilterInput, NewDestination, Store, TokenScope, User};
+use tidings_store::{ChannelKind, Delivery, FilterInput, NewDestination, Store, TokenScope, User};
 
 use crate::config::Config;
 
@@ -201,7 +201,7 @@ pub async fn destination(config: &Config, command: DestinationCommand) -> anyhow
             let d = store
                 .add_destination(NewDestination {
                     user_id: user.id,
-                    channel: Channel::Email,
+                    channel: ChannelKind::Email,
                     address: &email,
                     confirmed,
                 })

@@ -24,8 +24,21 @@ pub struct Config {
     pub bus: Bus,
     pub matcher: Matcher,
     pub sender: tidings_notifier::SenderConfig,
+    /// One section per channel kind: `[channels.email]`.
+    pub channels: Channels,
+    /// The older spelling of `[channels.email]`, still read; `[channels.email]` wins when
+    /// both are given (setting both differently is refused).
     pub email: tidings_notifier::EmailConfig,
     pub log: Log,
+}
+
+/// The channels' sections, one per channel kind.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Channels {
+    /// Email: SMTP or the local mailbox folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<tidings_notifier::EmailConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,6 +120,7 @@ impl Default for Config {
             bus: Bus::default(),
             matcher: Matcher::default(),
             sender: tidings_notifier::SenderConfig::default(),
+            channels: Channels::default(),
             email: tidings_notifier::EmailConfig::default(),
             log: Log::default(),
         }
@@ -199,11 +213,30 @@ impl Config {
         for (key, value) in [
             ("bus.max_message_bytes", self.bus.max_message_bytes as u64),
             ("database.retry_max_ms", self.database.retry_max_ms),
-            ("email.timeout_secs", self.email.timeout_secs),
+            ("channels.email.timeout_secs", self.email().timeout_secs),
         ] {
             if value == 0 {
                 anyhow::bail!("config key {key}: must be at least 1");
             }
+        }
+        if let Some(email) = &self.channels.email {
+            let old = toml::to_string(&self.email).unwrap_or_default();
+            let default =
+                toml::to_string(&tidings_notifier::EmailConfig::default()).unwrap_or_default();
+            if old != default && old != toml::to_string(email).unwrap_or_default() {
+                anyhow::bail!(
+                    "config sections [email] and [channels.email] are both set and differ: \
+                     [email] is the older name of [channels.email]; keep one"
+                );
+            }
+        }
+        if self.sender.lease_secs <= self.email().timeout_secs {
+            anyhow::bail!(
+                "config key sender.lease_secs: {} s is not longer than channels.email.timeout_secs \
+                 ({} s): a send could outlast its claim and be sent twice; make the lease longer",
+                self.sender.lease_secs,
+                self.email().timeout_secs
+            );
         }
         if self.matcher.batch < 1 {
             anyhow::bail!("config key matcher.batch: must be at least 1");
@@ -234,9 +267,14 @@ impl Config {
         })
     }
 
+    /// The email channel's settings in effect: `[channels.email]`, else the older `[email]`.
+    pub fn email(&self) -> &tidings_notifier::EmailConfig {
+        self.channels.email.as_ref().unwrap_or(&self.email)
+    }
+
     /// The local mailbox folder in effect.
     pub fn mailbox_dir(&self) -> PathBuf {
-        self.email
+        self.email()
             .mailbox_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("mailbox"))

@@ -154,6 +154,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Show) => {
             let mut shown = config.clone();
             shown.email.smtp_url = shown.email.smtp_url.as_deref().map(tidings_store::redact);
+            if let Some(email) = shown.channels.email.as_mut() {
+                email.smtp_url = email.smtp_url.as_deref().map(tidings_store::redact);
+            }
             shown.database_url = Some(tidings_store::redact(&config.database_url()));
             print!("{}", toml::to_string_pretty(&shown)?);
             Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tidings_notifier::roles::{self, NotifierSettings, SenderSettings};
 use tidings_notifier::sender::Channels;
-use tidings_notifier::{email::Mailer, Derive, EmailConfig, MatcherSettings, Metrics};
+use tidings_notifier::{Derive, EmailConfig, MatcherSettings, Metrics};
 use tidings_store::{Store, Wake};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -54,7 +54,7 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
 pub fn email_config(config: &Config) -> EmailConfig {
     EmailConfig {
         mailbox_dir: Some(config.mailbox_dir()),
-        ..config.email.clone()
+        ..config.email().clone()
     }
 }
 
@@ -159,11 +159,7 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
         let email = email_config(&config);
         let settings = SenderSettings {
             sender: config.sender.clone(),
-            channels: Channels {
-                mailer: Mailer::from_config(&email)?,
-                email,
-                base_url: config.base_url(),
-            },
+            channels: Channels::from_config(&email, &config.base_url())?,
             retry_max,
             metrics: metrics.clone(),
         };
@@ -221,7 +217,7 @@ async fn web_role(
         session_idle_minutes: config.web.session_idle_minutes,
         allow_signup: config.web.allow_signup,
         mailbox_dir: config
-            .email
+            .email()
             .smtp_url
             .is_none()
             .then(|| config.mailbox_dir()),

@@ -1,27 +1,20 @@
-//! The email channel: SMTP through lettre (TLS per the URL), or a local mailbox folder of
-//! `.eml` files when no SMTP server is configured. Mails are multipart text + HTML from the
-//! askama templates in `templates/email/`, with list headers (RFC 2369, RFC 8058), a header
-//! naming the filters that caused the mail, and a Message-ID that a resend keeps.
+//! The email channel: turns a [`Rendered`] notification into a MIME mail and sends it over
+//! SMTP through lettre (TLS per the URL, connections reused by lettre's pool), or to a local
+//! mailbox folder of `.eml` files when no SMTP server is configured. Mails are multipart
+//! text + HTML, carry the rendering's list headers (RFC 2369, RFC 8058) plus `List-Id`, and
+//! a Message-ID that a resend keeps.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use askama::Template;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use tidings_store::{Claimed, OutboxKind};
+use tidings_store::{ChannelKind, Destination};
 
+use crate::channel::{Channel, SendFuture, SendResult};
+use crate::render::Rendered;
 use crate::{EmailConfig, NotifierError};
-
-/// Why a send failed, and whether trying again could help.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendError {
-    /// A temporary failure (connection refused, 4xx): retry later.
-    pub transient: bool,
-    /// What went wrong.
-    pub reason: String,
-}
 
 /// Where mail goes, and the most one send may take.
 #[derive(Clone)]
@@ -120,27 +113,26 @@ impl Mailer {
     }
 
     /// Sends one mail, within the configured time.
-    pub async fn send(&self, mail: Message) -> Result<(), SendError> {
+    pub async fn send(&self, mail: Message) -> SendResult {
         let send = async {
             match &self.transport {
-                Transport::Smtp(smtp) => {
-                    smtp.transport()
-                        .send(mail)
-                        .await
-                        .map(drop)
-                        .map_err(|e| SendError {
-                            // Only a definite 5xx refusal is final; everything else (network,
-                            // 4xx) may pass.
-                            transient: !e.is_permanent(),
-                            reason: e.to_string(),
-                        })
-                }
-                Transport::Folder(folder) => {
-                    folder.send(mail).await.map(drop).map_err(|e| SendError {
-                        transient: true,
+                Transport::Smtp(smtp) => match smtp.transport().send(mail).await {
+                    Ok(_) => SendResult::Sent,
+                    // Only a definite 5xx refusal is final; everything else (network, 4xx)
+                    // may pass.
+                    Err(e) if e.is_permanent() => SendResult::Permanent(e.to_string()),
+                    Err(e) => SendResult::Retry {
+                        after: None,
                         reason: e.to_string(),
-                    })
-                }
+                    },
+                },
+                Transport::Folder(folder) => match folder.send(mail).await {
+                    Ok(_) => SendResult::Sent,
+                    Err(e) => SendResult::Retry {
+                        after: None,
+                        reason: e.to_string(),
+                    },
+                },
             }
         };
         match tokio::time::timeout(self.timeout, send).await {
@@ -149,59 +141,57 @@ impl Mailer {
                 if let Transport::Smtp(smtp) = &self.transport {
                     smtp.renew();
                 }
-                Err(SendError {
-                    transient: true,
+                SendResult::Retry {
+                    after: None,
                     reason: format!(
-                        "no answer within {} s (email.timeout_secs)",
+                        "no answer within {} s (channels.email.timeout_secs)",
                         self.timeout.as_secs()
                     ),
-                })
+                }
             }
         }
     }
+
+    /// The most one send may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
 }
 
-#[derive(Template)]
-#[template(path = "email/notification.txt")]
-struct NotificationText<'a> {
-    summary: &'a str,
-    topic: &'a str,
-    url: Option<&'a str>,
-    filters: &'a str,
-    manage_url: &'a str,
-    unsubscribe_url: &'a str,
+/// The email channel: the mailer and the settings every mail carries.
+#[derive(Clone)]
+pub struct EmailChannel {
+    mailer: Mailer,
+    config: EmailConfig,
 }
 
-#[derive(Template)]
-#[template(path = "email/notification.html")]
-struct NotificationHtml<'a> {
-    summary: &'a str,
-    topic: &'a str,
-    url: Option<&'a str>,
-    filters: &'a str,
-    manage_url: &'a str,
-    unsubscribe_url: &'a str,
+impl EmailChannel {
+    /// The channel the settings describe. Fails at start on unusable settings.
+    pub fn from_config(config: &EmailConfig) -> Result<EmailChannel, NotifierError> {
+        Ok(EmailChannel {
+            mailer: Mailer::from_config(config)?,
+            config: config.clone(),
+        })
+    }
 }
 
-#[derive(Template)]
-#[template(path = "email/confirmation.txt")]
-struct ConfirmationText<'a> {
-    site: &'a str,
-    link: &'a str,
-}
+impl Channel for EmailChannel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Email
+    }
 
-#[derive(Template)]
-#[template(path = "email/confirmation.html")]
-struct ConfirmationHtml<'a> {
-    site: &'a str,
-    link: &'a str,
-}
+    fn timeout(&self) -> Duration {
+        self.mailer.timeout()
+    }
 
-fn render<T: Template>(name: &'static str, template: &T) -> Result<String, NotifierError> {
-    template.render().map_err(|e| NotifierError::Template {
-        template: name,
-        reason: e.to_string(),
-    })
+    fn send<'a>(&'a self, to: &'a Destination, rendered: &'a Rendered) -> SendFuture<'a> {
+        Box::pin(async move {
+            match compose(rendered, &to.address, &self.config) {
+                Ok(mail) => self.mailer.send(mail).await,
+                Err(reason) => SendResult::Permanent(reason),
+            }
+        })
+    }
 }
 
 /// The longest header value written, in bytes. lettre folds values at spaces; a value that
@@ -227,168 +217,61 @@ fn bounded(mut value: String) -> String {
     value
 }
 
-/// Builds the mail for a claimed outbox row.
+/// Builds the mail for a rendered notification to `address`; the error says why it cannot
+/// be built, for good.
 pub fn compose(
-    claimed: &Claimed,
+    rendered: &Rendered,
+    address: &str,
     config: &EmailConfig,
-    base_url: &str,
-) -> Result<Message, SendError> {
-    let permanent = |reason: String| SendError {
-        transient: false,
-        reason,
-    };
+) -> Result<Message, String> {
     let from: Mailbox = config
         .from
         .parse()
-        .map_err(|e| permanent(format!("email.from: {e}")))?;
-    let to: Mailbox = claimed
-        .destination
-        .address
+        .map_err(|e| format!("channels.email.from: {e}"))?;
+    let to: Mailbox = address
         .parse()
-        .map_err(|e| permanent(format!("address {:?}: {e}", claimed.destination.address)))?;
+        .map_err(|e| format!("address {address:?}: {e}"))?;
     let domain = from.email.domain().to_string();
-    let base = base_url.trim_end_matches('/');
-    let builder = Message::builder()
+    let mut builder = Message::builder()
         .from(from)
         .to(to)
-        .message_id(Some(format!("<{}@{}>", claimed.uid, domain)))
-        .raw_header(header("Auto-Submitted", "auto-generated".into()));
-    let (builder, text, html) = match claimed.kind {
-        OutboxKind::Confirmation => {
-            let token = claimed
-                .payload
-                .as_ref()
-                .and_then(|p| p.get("token"))
-                .and_then(|t| t.as_str())
-                .ok_or_else(|| permanent("confirmation without a token".into()))?;
-            let link = format!("{base}/confirm/{token}");
-            // Nothing the account holder chose (their username, say) goes into this mail:
-            // it reaches whoever owns the address, who did not ask for it.
-            let text = render(
-                "confirmation.txt",
-                &ConfirmationText {
-                    site: base,
-                    link: &link,
-                },
-            );
-            let html = render(
-                "confirmation.html",
-                &ConfirmationHtml {
-                    site: base,
-                    link: &link,
-                },
-            );
-            (
-                builder.subject("Confirm this address for Tidings notifications"),
-                text,
-                html,
-            )
-        }
-        OutboxKind::Notification => {
-            let stored = claimed
-                .message
-                .as_ref()
-                .ok_or_else(|| permanent("notification without a message".into()))?;
-            let metadata = &stored.metadata;
-            let filters = claimed
-                .filters
-                .iter()
-                .map(|(_, name)| name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            // The link's secret is derived from the uid with a server key; the uid itself
-            // is the Message-ID and no secret.
-            let token = claimed
-                .unsubscribe_token
+        .message_id(Some(format!("<{}@{}>", rendered.id, domain)))
+        .subject(rendered.subject.clone());
+    for (name, value) in &rendered.headers {
+        let mut value = value.clone();
+        if name.eq_ignore_ascii_case("List-Unsubscribe") {
+            let token = rendered
+                .links
+                .unsubscribe
                 .as_deref()
-                .ok_or_else(|| permanent("notification without an unsubscribe link".into()))?;
-            let unsubscribe_url = format!("{base}/unsubscribe/{token}");
-            let manage_url = format!("{base}/filters");
-            let mut unsubscribe = format!("<{unsubscribe_url}>");
-            if let Some(mailto) = &config.unsubscribe_mailto {
-                unsubscribe.push_str(&format!(
+                .and_then(|u| u.rsplit('/').next());
+            if let (Some(mailto), Some(token)) = (&config.unsubscribe_mailto, token) {
+                value.push_str(&format!(
                     ", <mailto:{mailto}?subject=unsubscribe%20{token}>"
                 ));
             }
-            // Only web links: a javascript: or data: URL from a message must not become a link.
-            let url = metadata
-                .url
-                .as_deref()
-                .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
-            let view = (
-                metadata.summary.as_str(),
-                stored.message.topic.as_str(),
-                url,
-            );
-            let text = render(
-                "notification.txt",
-                &NotificationText {
-                    summary: view.0,
-                    topic: view.1,
-                    url: view.2,
-                    filters: &filters,
-                    manage_url: &manage_url,
-                    unsubscribe_url: &unsubscribe_url,
-                },
-            );
-            let html = render(
-                "notification.html",
-                &NotificationHtml {
-                    summary: view.0,
-                    topic: view.1,
-                    url: view.2,
-                    filters: &filters,
-                    manage_url: &manage_url,
-                    unsubscribe_url: &unsubscribe_url,
-                },
-            );
-            let builder = builder
-                .subject(subject_line(&metadata.summary))
-                .raw_header(header("List-Id", format!("<{}>", config.list_id)))
-                .raw_header(header("List-Unsubscribe", unsubscribe))
-                .raw_header(header(
-                    "List-Unsubscribe-Post",
-                    "List-Unsubscribe=One-Click".into(),
-                ))
-                .raw_header(header("X-Tidings-Filters", filters.clone()))
-                .raw_header(header("X-Tidings-Topic", stored.message.topic.clone()));
-            (builder, text, html)
+            builder = builder.raw_header(header("List-Id", format!("<{}>", config.list_id)));
         }
-    };
-    let (text, html) = (
-        text.map_err(|e| permanent(e.to_string()))?,
-        html.map_err(|e| permanent(e.to_string()))?,
-    );
-    builder
-        .multipart(MultiPart::alternative_plain_html(text, html))
-        .map_err(|e| permanent(format!("building the mail: {e}")))
-}
-
-/// One line, at most 200 characters: summaries can be long or hold newlines.
-fn subject_line(summary: &str) -> String {
-    let line: String = summary.split_whitespace().collect::<Vec<_>>().join(" ");
-    match line.char_indices().nth(200) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line,
+        builder = builder.raw_header(header(name, value));
     }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text.clone(),
+            rendered.html.clone(),
+        ))
+        .map_err(|e| format!("building the mail: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn subjects_are_one_bounded_line() {
-        assert_eq!(subject_line("a\n b\tc"), "a b c");
-        assert_eq!(subject_line(&"x".repeat(300)).chars().count(), 201);
-    }
-
     /// issue 8 item 17: a 3 KB topic became one `X-Tidings-Topic` line of 3 KB, and strict
     /// servers refuse such a mail for good. However long the values, every line of the mail
     /// stays within SMTP's 998 octets.
     #[test]
     fn no_line_exceeds_998_octets_whatever_the_values() {
-        use tidings_store::{Channel, Destination, StoredMessage};
+        use tidings_store::{Claimed, OutboxKind, StoredMessage};
         let message = tidings_rules::Message::new(
             "m".repeat(3000),
             "org.example.".repeat(400),
@@ -404,11 +287,13 @@ mod tests {
             kind: OutboxKind::Notification,
             uid: "u".repeat(32),
             attempt: 1,
+            claim_token: "c".into(),
             destination: Destination {
                 id: 1,
                 user_id: 1,
-                channel: Channel::Email,
+                channel: ChannelKind::Email,
                 address: "alice@example.org".into(),
+                settings: ChannelKind::Email.default_settings(),
                 confirmed_at: Some(1),
                 created_at: 1,
             },
@@ -433,8 +318,11 @@ mod tests {
             ..EmailConfig::default()
         };
         let base_url = format!("https://{}.example.org", "h".repeat(1500));
-        let mail = compose(&claimed, &config, &base_url)
-            .unwrap_or_else(|e| panic!("composing: {}", e.reason))
+        let rendered = crate::render::Renderer::new(&base_url)
+            .render(&claimed)
+            .unwrap_or_else(|e| panic!("rendering: {e}"));
+        let mail = compose(&rendered, "alice@example.org", &config)
+            .unwrap_or_else(|e| panic!("composing: {e}"))
             .formatted();
         let text = String::from_utf8_lossy(&mail);
         for line in text.split("\r\n") {

@@ -22,6 +22,14 @@ pub enum NotifierError {
         /// Why.
         reason: String,
     },
+    /// The sender's settings cannot work.
+    #[error("sender.{field}: {reason}")]
+    SenderConfig {
+        /// The setting at fault.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// Publishing timed out before a subscriber connected.
     #[error("no subscriber connected to {endpoint} within {seconds} s; is `tidings serve` running with this endpoint in bus.zmq_endpoints?")]
     NoSubscriber {

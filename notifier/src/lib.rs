@@ -4,6 +4,7 @@
 //! the matcher) and the sender role.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+pub mod channel;
 pub mod config;
 pub mod email;
 mod error;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod outage;
 pub mod ownership;
 pub mod publish;
+pub mod render;
 pub mod roles;
 pub mod sender;
 pub mod zmq_source;

@@ -21,6 +21,10 @@ pub struct Metrics {
     pub retried: AtomicU64,
     /// Notifications that failed for good.
     pub dead: AtomicU64,
+    /// Sends a channel asked to postpone (rate limits).
+    pub rate_limited: AtomicU64,
+    /// Outcomes dropped because their claim was lost (the lease ran out first).
+    pub leases_lost: AtomicU64,
     /// Filters the matcher found unreadable and set aside.
     pub quarantined: AtomicU64,
 }
@@ -42,6 +46,11 @@ impl Metrics {
             ("tidings_notifications_sent_total", &self.sent),
             ("tidings_notifications_retried_total", &self.retried),
             ("tidings_notifications_dead_total", &self.dead),
+            (
+                "tidings_notifications_rate_limited_total",
+                &self.rate_limited,
+            ),
+            ("tidings_outbox_leases_lost_total", &self.leases_lost),
             ("tidings_filters_quarantined_total", &self.quarantined),
         ];
         rows.iter()

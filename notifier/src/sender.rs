@@ -1,36 +1,71 @@
-//! The sender: claims due outbox rows (never more than it has free slots, so a crash can
-//! duplicate at most `concurrency` mails), sends each through its channel, and records the
-//! outcome: sent, retry later (exponential backoff with jitter), or dead after the last
-//! attempt or a permanent refusal.
+//! The sender: waits for a free send slot, claims due outbox rows (never more than it has
+//! free slots, so a crash can duplicate at most `concurrency` sends), grouped by
+//! destination, renders each, sends it through the channel registered for its
+//! destination's kind, and records the outcome: sent, retry later (exponential backoff with
+//! jitter, never sooner than the channel asked), rate limited (later, without counting an
+//! attempt), or dead after the last attempt or a permanent refusal.
 //!
-//! Every send has a time limit (the channel's), and so has the drain at shutdown
-//! (`shutdown_grace_secs`). While the store cannot write, the sender sends nothing new: an
-//! outcome that cannot be recorded is kept and recorded once the store is back, and no row
-//! is claimed meanwhile. A mail whose outcome is lost is sent again when its lease runs out,
-//! so sending on regardless would send it over and over.
+//! Every send is cut off after its channel's timeout, which must be shorter than the lease
+//! (checked at start): a slow send ends before another claim can take its row. Recording is
+//! fenced by the claim token, so should a send outlive its claim anyway, its late outcome
+//! is dropped (logged and counted as a lost lease) instead of overwriting a newer one.
+//!
+//! While the store cannot write, the sender sends nothing new: an outcome that cannot be
+//! recorded is kept and recorded once the store is back, and no row is claimed meanwhile.
+//! The drain at shutdown is bounded too (`shutdown_grace_secs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tidings_store::{Claimed, OutboxKind, Outcome, Store};
+use tidings_store::{Claimed, OutboxKind, Outcome, Recorded, Store};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::email::{self, Mailer, SendError};
+use crate::channel::{Registry, SendResult};
+use crate::email::EmailChannel;
 use crate::outage::{self, Backoff};
+use crate::render::Renderer;
 use crate::{EmailConfig, Metrics, NotifierError, SenderConfig};
 
-/// What the sender sends with.
+/// What the sender sends with: the channels by kind, and the renderer.
 #[derive(Clone)]
 pub struct Channels {
-    /// Email.
-    pub mailer: Mailer,
-    /// Email settings (From, List-Id, …).
-    pub email: EmailConfig,
-    /// Base URL of the web UI, for links.
-    pub base_url: String,
+    /// One channel per destination kind.
+    pub registry: Registry,
+    /// Turns claimed rows into channel-neutral notifications.
+    pub renderer: Renderer,
+}
+
+impl Channels {
+    /// The channels configured today (email), with links under `base_url`.
+    pub fn from_config(email: &EmailConfig, base_url: &str) -> Result<Channels, NotifierError> {
+        Ok(Channels {
+            registry: Registry::new().register(Arc::new(EmailChannel::from_config(email)?)),
+            renderer: Renderer::new(base_url),
+        })
+    }
+}
+
+/// Refuses a lease that a send could outlast: every channel's timeout must be shorter.
+pub fn check_lease(config: &SenderConfig, registry: &Registry) -> Result<(), NotifierError> {
+    let lease = Duration::from_secs(config.lease_secs);
+    for channel in registry.iter() {
+        if lease <= channel.timeout() {
+            return Err(NotifierError::SenderConfig {
+                field: "lease_secs",
+                reason: format!(
+                    "{} s is not longer than channels.{}.timeout_secs ({} s): a send could \
+                     outlast its claim and be sent twice; make the lease longer",
+                    config.lease_secs,
+                    channel.kind(),
+                    channel.timeout().as_secs_f64()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The delay before attempt `attempt + 1`: base × 2^(attempt−1), capped, times a random
@@ -45,37 +80,64 @@ pub fn backoff(config: &SenderConfig, attempt: i64) -> Duration {
     Duration::from_millis(jittered.max(1))
 }
 
+fn later(wait: Duration) -> i64 {
+    tidings_store::now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// What to record after an attempt.
-pub fn outcome(config: &SenderConfig, attempt: i64, result: Result<(), SendError>) -> Outcome {
+pub fn outcome(config: &SenderConfig, attempt: i64, result: SendResult) -> Outcome {
     match result {
-        Ok(()) => Outcome::Sent,
-        Err(err) if !err.transient => Outcome::Dead { error: err.reason },
-        Err(err) if attempt >= config.max_attempts => Outcome::Dead {
-            error: format!("gave up after {attempt} attempts: {}", err.reason),
+        SendResult::Sent => Outcome::Sent,
+        SendResult::Permanent(error) => Outcome::Dead { error },
+        SendResult::RateLimited(after) => Outcome::RateLimited {
+            error: format!("rate limited by the channel for {} ms", after.as_millis()),
+            at: later(after),
         },
-        Err(err) => {
-            let at = tidings_store::now_ms() + backoff(config, attempt).as_millis() as i64;
+        SendResult::Retry { reason, .. } if attempt >= config.max_attempts => Outcome::Dead {
+            error: format!("gave up after {attempt} attempts: {reason}"),
+        },
+        SendResult::Retry { after, reason } => {
+            let wait = backoff(config, attempt).max(after.unwrap_or_default());
             Outcome::Retry {
-                error: err.reason,
-                at,
+                error: reason,
+                at: later(wait),
             }
         }
     }
 }
 
-async fn deliver(claimed: &Claimed, channels: &Channels) -> Result<(), SendError> {
+/// Renders and sends one claimed row, within its channel's timeout.
+async fn deliver(claimed: &Claimed, channels: &Channels) -> SendResult {
     if claimed.kind == OutboxKind::Notification && !claimed.destination.is_confirmed() {
-        return Err(SendError {
-            transient: false,
-            reason: "destination is not confirmed".into(),
-        });
+        return SendResult::Permanent("destination is not confirmed".into());
     }
-    let mail = email::compose(claimed, &channels.email, &channels.base_url)?;
-    channels.mailer.send(mail).await
+    let kind = claimed.destination.channel;
+    let Some(channel) = channels.registry.get(kind) else {
+        return SendResult::Retry {
+            after: None,
+            reason: format!("no {kind} channel is configured"),
+        };
+    };
+    let rendered = match channels.renderer.render(claimed) {
+        Ok(rendered) => rendered,
+        Err(err) => return SendResult::Permanent(err.to_string()),
+    };
+    let timeout = channel.timeout();
+    match tokio::time::timeout(timeout, channel.send(&claimed.destination, &rendered)).await {
+        Ok(result) => result,
+        Err(_) => SendResult::Retry {
+            after: None,
+            reason: format!(
+                "no answer within {} ms (channels.{kind}.timeout_secs)",
+                timeout.as_millis()
+            ),
+        },
+    }
 }
 
-/// Drains the outbox until `shutdown`; wakes on `wake` or every `poll_ms`. While the store
-/// is unavailable it waits, up to `retry_max` between attempts.
+/// Drains the outbox until `shutdown`. It waits for a free slot, then claims as many rows
+/// as there are free slots; when nothing is due it waits for `wake` or `poll_ms`. While the
+/// store is unavailable it waits, up to `retry_max` between attempts.
 pub async fn run(
     store: Store,
     config: SenderConfig,
@@ -85,39 +147,70 @@ pub async fn run(
     retry_max: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), NotifierError> {
+    check_lease(&config, &channels.registry)?;
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
-    let lease_ms = (config.lease_secs as i64).saturating_mul(1000);
+    let lease_ms = i64::try_from(config.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let idle = Duration::from_millis(config.poll_ms);
     // Sends whose outcome waits for the store to be able to write again.
     let unrecorded = Arc::new(AtomicUsize::new(0));
     let mut outage = Backoff::new(retry_max);
     loop {
-        let free = slots.available_permits() as i64;
-        let claimed = if free > 0 && unrecorded.load(Ordering::Acquire) == 0 {
-            match store.claim(free, lease_ms).await {
-                Ok(rows) => {
-                    outage.reset();
-                    rows
-                }
-                Err(err) if err.is_unavailable() => {
-                    let wait = outage.fail();
-                    tracing::warn!(error = %err, attempt = outage.attempts(), "the database is unavailable; sending waits");
-                    if !outage::pause(&shutdown, wait).await {
-                        break;
-                    }
-                    continue;
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "claiming outbox rows failed");
-                    Vec::new()
-                }
-            }
-        } else {
-            Vec::new()
+        // A free slot first: a claimed row starts sending at once, so its lease is spent
+        // on sending, never on waiting for a slot.
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
         };
-        let busy = !claimed.is_empty();
-        for row in claimed {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+        if unrecorded.load(Ordering::Acquire) > 0 {
+            drop(first);
+            if !outage::pause(&shutdown, idle).await {
                 break;
+            }
+            continue;
+        }
+        let free = 1 + slots.available_permits() as i64;
+        let batches = match store.claim_batches(free, lease_ms).await {
+            Ok(batches) => {
+                outage.reset();
+                batches
+            }
+            Err(err) if err.is_unavailable() => {
+                drop(first);
+                let wait = outage.fail();
+                tracing::warn!(error = %err, attempt = outage.attempts(), "the database is unavailable; sending waits");
+                if !outage::pause(&shutdown, wait).await {
+                    break;
+                }
+                continue;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "claiming outbox rows failed");
+                Vec::new()
+            }
+        };
+        if batches.is_empty() {
+            drop(first);
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(idle) => {}
+            }
+            continue;
+        }
+        let mut first = Some(first);
+        for row in batches.into_iter().flat_map(|batch| batch.rows) {
+            // Only this loop takes slots, and it claimed no more than were free.
+            let permit = match first.take() {
+                Some(permit) => permit,
+                None => match slots.clone().acquire_owned().await {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
             };
             let attempt = Attempt {
                 store: store.clone(),
@@ -132,15 +225,6 @@ pub async fn run(
                 attempt.run(row).await;
                 drop(permit);
             });
-        }
-        if busy && slots.available_permits() > 0 {
-            continue;
-        }
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(config.poll_ms)) => {}
         }
     }
     // Let sends in flight finish (they hold slots), for a bounded time: what is still in
@@ -182,6 +266,10 @@ impl Attempt {
                 Metrics::bump(&self.metrics.retried);
                 tracing::warn!(outbox = row.id, attempt = row.attempt, %error, "send failed; will retry");
             }
+            Outcome::RateLimited { error, .. } => {
+                Metrics::bump(&self.metrics.rate_limited);
+                tracing::info!(outbox = row.id, attempt = row.attempt, %error, "the channel asked to wait");
+            }
             Outcome::Dead { error } => {
                 Metrics::bump(&self.metrics.dead);
                 tracing::error!(outbox = row.id, attempt = row.attempt, %error, "notification is dead");
@@ -209,8 +297,18 @@ impl Attempt {
         };
         // If recording fails the lease runs out and the row is sent again, with the same
         // Message-ID: at-least-once, never lost.
-        if let Err(err) = recorded {
-            tracing::error!(outbox = row.id, error = %err, "recording a send failed");
+        match recorded {
+            Ok(Recorded::Current) => {}
+            Ok(Recorded::LeaseLost) => {
+                Metrics::bump(&self.metrics.leases_lost);
+                tracing::warn!(
+                    outbox = row.id,
+                    attempt = row.attempt,
+                    "the claim was lost before its outcome was recorded (its lease ran out); \
+                     the outcome is dropped and the row's newer claim decides"
+                );
+            }
+            Err(err) => tracing::error!(outbox = row.id, error = %err, "recording a send failed"),
         }
     }
 }
@@ -240,32 +338,39 @@ mod tests {
     fn outcomes_follow_attempts_and_permanence() {
         let config = SenderConfig {
             max_attempts: 3,
+            backoff_base_ms: 10,
+            backoff_max_ms: 10,
             ..SenderConfig::default()
         };
-        let transient = || {
-            Err(SendError {
-                transient: true,
-                reason: "421 busy".into(),
-            })
+        let transient = |after| SendResult::Retry {
+            after,
+            reason: "421 busy".into(),
         };
         assert!(matches!(
-            outcome(&config, 1, transient()),
+            outcome(&config, 1, transient(None)),
             Outcome::Retry { .. }
         ));
+        // A channel's retry-after wins over a shorter backoff.
+        let before = tidings_store::now_ms();
+        match outcome(&config, 1, transient(Some(Duration::from_secs(60)))) {
+            Outcome::Retry { at, .. } => assert!(at >= before + 60_000, "{at}"),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
-            outcome(&config, 3, transient()),
+            outcome(&config, 3, transient(None)),
             Outcome::Dead { .. }
         ));
-        let permanent = Err(SendError {
-            transient: false,
-            reason: "550 no such user".into(),
-        });
+        // Rate limits never kill, however many attempts.
+        match outcome(&config, 3, SendResult::RateLimited(Duration::from_secs(5))) {
+            Outcome::RateLimited { at, .. } => assert!(at >= before + 5_000, "{at}"),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
-            outcome(&config, 1, permanent),
+            outcome(&config, 1, SendResult::Permanent("550 no such user".into())),
             Outcome::Dead {
                 error: "550 no such user".into()
             }
         );
-        assert_eq!(outcome(&config, 1, Ok(())), Outcome::Sent);
+        assert_eq!(outcome(&config, 1, SendResult::Sent), Outcome::Sent);
     }
 }

@@ -11,7 +11,7 @@ use tidings_notifier::matcher::Matcher;
 use tidings_notifier::Metrics;
 use tidings_rules::{Condition, Message, Metadata};
 use tidings_store::{
-    Channel, Delivery, Filter, FilterInput, NewDestination, Store, StoreError, StoredMessage,
+    ChannelKind, Delivery, Filter, FilterInput, NewDestination, Store, StoreError, StoredMessage,
 };
 
 use crate::support::{database_url, store as fresh_store, subscriber};
@@ -102,7 +102,7 @@ async fn an_unreadable_filter_is_quarantined_and_everyone_else_matches() {
     store
         .add_destination(NewDestination {
             user_id: bobs.user_id,
-            channel: Channel::Email,
+            channel: ChannelKind::Email,
             address: "bob@elsewhere.example.org",
             confirmed: true,
         })

@@ -1,7 +1,7 @@
 //! Fixtures the notifier's tests share.
 
 use tidings_rules::Condition;
-use tidings_store::{Channel, Delivery, FilterInput, NewDestination, Store};
+use tidings_store::{ChannelKind, Delivery, FilterInput, NewDestination, Store};
 
 /// The URL of the SQLite file a test's store lives in.
 pub fn database_url(dir: &tempfile::TempDir) -> String {
@@ -21,7 +21,7 @@ pub async fn subscriber(store: &Store, name: &str, condition: &str) -> (i64, i64
     let destination = store
         .add_destination(NewDestination {
             user_id: user.id,
-            channel: Channel::Email,
+            channel: ChannelKind::Email,
             address: &format!("{name}@example.org"),
             confirmed: true,
         })

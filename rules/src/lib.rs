@@ -22,12 +22,15 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod channel;
 pub mod condition;
 pub mod fedmsg;
 pub mod index;
+pub mod links;
 pub mod message;
 pub mod metadata;
 
+pub use channel::{Address, AddressError, ChannelKind, ChannelSettings};
 pub use condition::{Condition, ConditionError, Variables};
 pub use fedmsg::{DecodeError, Envelope};
 pub use index::{Anchor, Anchoring, Index, IndexedFilter, NaiveIndex};

@@ -164,6 +164,19 @@ fn unique_columns(message: &str) -> String {
         .unwrap_or_else(|| message.to_string())
 }
 
+impl From<tidings_rules::AddressError> for StoreError {
+    fn from(err: tidings_rules::AddressError) -> StoreError {
+        let field = match err {
+            tidings_rules::AddressError::Invalid { .. } => "address",
+            tidings_rules::AddressError::UnknownKind(_) => "channel",
+        };
+        StoreError::Invalid {
+            field,
+            reason: err.to_string(),
+        }
+    }
+}
+
 impl StoreError {
     /// Whether the database could not be reached or could not write: the operation may
     /// succeed later, and the data was not at fault.

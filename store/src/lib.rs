@@ -39,14 +39,18 @@ pub use ownership::{
 pub use pipeline::changes::Change;
 pub use pipeline::messages::{Rejected, StoredMessage};
 pub use pipeline::outbox::{
-    Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView, OutboxKind,
-    OutboxStatus, Outcome, UnsubscribeTarget, UNSUBSCRIBE_TTL_MS,
+    ClaimBatch, Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView,
+    OutboxKind, OutboxPayload, OutboxStatus, Outcome, Recorded, UnsubscribeTarget,
+    UNSUBSCRIBE_TTL_MS,
 };
 pub use preferences::confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
-pub use preferences::destinations::{Channel, Destination, NewDestination, CONFIRMED_ADDRESS};
+pub use preferences::destinations::{
+    ChannelKind, ChannelSettings, Destination, NewDestination, CONFIRMED_ADDRESS,
+};
 pub use preferences::filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use preferences::quarantine::{Quarantine, QuarantinedFilter};
 pub use signals::{Wake, Wakes};
+pub use tidings_rules::{Address, AddressError};
 
 /// Milliseconds since the Unix epoch, as every time column stores them.
 pub fn now_ms() -> i64 {

@@ -2,7 +2,8 @@
 //! resending, and what became of the last mail. Also which mail was sent on whose behalf.
 
 use tidings_store::{
-    Channel, NewDestination, OutboxKind, OutboxStatus, Outcome, StoreError, PER_ADDRESS, PER_USER,
+    ChannelKind, NewDestination, OutboxKind, OutboxStatus, Outcome, StoreError, PER_ADDRESS,
+    PER_USER,
 };
 
 use crate::harness::{backends, destination, fails, ok, user, TestStore};
@@ -11,7 +12,7 @@ async fn add(t: &TestStore, user_id: i64, address: &str) -> Result<i64, StoreErr
     t.store
         .add_destination(NewDestination {
             user_id,
-            channel: Channel::Email,
+            channel: ChannelKind::Email,
             address,
             confirmed: false,
         })
@@ -99,7 +100,7 @@ async fn resend_replaces_the_link_and_counts() {
         let id = ok!(n, add(&t, alice.id, "alice@example.org").await);
         let first = ok!(n, s.claim(10, 60_000).await);
         assert_eq!(first.len(), 1, "[{n}]");
-        let old_token = first[0].payload.as_ref().map(|p| p["token"].to_string());
+        let old_token = first[0].confirmation_token().map(str::to_string);
         let death = Outcome::Dead {
             error: "550 mailbox unavailable".into(),
         };
@@ -127,7 +128,7 @@ async fn resend_replaces_the_link_and_counts() {
         let second = ok!(n, s.claim(10, 60_000).await);
         assert_eq!(second.len(), 1, "[{n}]");
         assert_eq!(second[0].kind, OutboxKind::Confirmation, "[{n}]");
-        let token = second[0].payload.as_ref().map(|p| p["token"].to_string());
+        let token = second[0].confirmation_token().map(str::to_string);
         assert_ne!(token, old_token, "[{n}] a fresh link");
         let old = old_token
             .map(|t| t.trim_matches('"').to_string())

@@ -1,6 +1,6 @@
 //! Destinations: adding, confirming by link token, ownership.
 
-use tidings_store::{Channel, NewDestination, OutboxKind, StoreError, CONFIRMED_ADDRESS};
+use tidings_store::{ChannelKind, NewDestination, OutboxKind, StoreError, CONFIRMED_ADDRESS};
 
 use crate::harness::{backends, destination, fails, ok, user};
 
@@ -11,7 +11,7 @@ async fn unconfirmed_queues_one_confirmation() {
         let alice = user(&t, "alice").await;
         let d = destination(&t, alice.id, "  alice@example.org ", false).await;
         assert_eq!(d.address, "alice@example.org", "[{n}] trimmed");
-        assert_eq!(d.channel, Channel::Email, "[{n}]");
+        assert_eq!(d.channel, ChannelKind::Email, "[{n}]");
         assert_eq!(d.user_id, alice.id, "[{n}]");
         assert!(!d.is_confirmed(), "[{n}] {d:?}");
         assert_eq!(
@@ -28,10 +28,7 @@ async fn unconfirmed_queues_one_confirmation() {
         assert_eq!(c.username, "alice", "[{n}]");
         assert!(c.message.is_none() && c.filters.is_empty(), "[{n}] {c:?}");
         let token = c
-            .payload
-            .as_ref()
-            .and_then(|p| p.get("token"))
-            .and_then(|t| t.as_str())
+            .confirmation_token()
             .unwrap_or_else(|| panic!("[{n}] payload without token: {c:?}"))
             .to_string();
 
@@ -91,7 +88,7 @@ async fn bad_addresses_are_refused() {
                 n,
                 s.add_destination(NewDestination {
                     user_id: alice.id,
-                    channel: Channel::Email,
+                    channel: ChannelKind::Email,
                     address: bad,
                     confirmed: false,
                 })
@@ -135,7 +132,7 @@ async fn duplicate_address_conflicts() {
                 n,
                 s.add_destination(NewDestination {
                     user_id: alice.id,
-                    channel: Channel::Email,
+                    channel: ChannelKind::Email,
                     address: again,
                     confirmed: false,
                 })
@@ -156,7 +153,7 @@ async fn duplicate_address_conflicts() {
             n,
             s.add_destination(NewDestination {
                 user_id: bob.id,
-                channel: Channel::Email,
+                channel: ChannelKind::Email,
                 address: "shared@example.org",
                 confirmed: true,
             })
@@ -177,9 +174,7 @@ async fn newest_token(t: &crate::harness::TestStore) -> String {
         .iter()
         .rev()
         .find(|c| c.kind == OutboxKind::Confirmation)
-        .and_then(|c| c.payload.as_ref())
-        .and_then(|p| p.get("token"))
-        .and_then(|t| t.as_str())
+        .and_then(|c| c.confirmation_token())
         .map(str::to_string)
         .unwrap_or_else(|| panic!("[{}] no confirmation queued: {claimed:?}", t.name))
 }

@@ -360,8 +360,7 @@ async fn every_change_is_logged() {
         one(new_changes(&t, &mut at).await, alice.id, "add destination");
         let token = ok!(n, s.claim(1, 60_000).await)
             .pop()
-            .and_then(|c| c.payload)
-            .and_then(|p| p.get("token").and_then(|t| t.as_str()).map(str::to_string))
+            .and_then(|c| c.confirmation_token().map(str::to_string))
             .unwrap_or_else(|| panic!("[{n}] no confirmation token"));
         ok!(n, s.confirm_destination(&token).await);
         one(

@@ -8,7 +8,7 @@ use std::sync::Once;
 use sqlx::{Connection as _, Executor as _, PgConnection};
 use tidings_rules::{Message, Metadata};
 use tidings_store::{
-    Channel, Delivery, Destination, FilterInput, NewDestination, Notification, Store, User,
+    ChannelKind, Delivery, Destination, FilterInput, NewDestination, Notification, Store, User,
 };
 
 /// The environment variable naming the PostgreSQL server the tests create databases on.
@@ -199,7 +199,7 @@ pub async fn destination(
         t.store
             .add_destination(NewDestination {
                 user_id,
-                channel: Channel::Email,
+                channel: ChannelKind::Email,
                 address,
                 confirmed,
             })

@@ -253,7 +253,7 @@ impl Drop for SmallDisk {
 /// while the disk is full, and the store works again as soon as space returns.
 #[tokio::test]
 async fn a_full_disk_acknowledges_only_what_lasts_and_recovers() {
-    use tidings_store::{Channel, NewDestination, Store};
+    use tidings_store::{ChannelKind, NewDestination, Store};
     let Some(disk) = SmallDisk::mount(4) else {
         return;
     };
@@ -269,7 +269,7 @@ async fn a_full_disk_acknowledges_only_what_lasts_and_recovers() {
         store
             .add_destination(NewDestination {
                 user_id: alice.id,
-                channel: Channel::Email,
+                channel: ChannelKind::Email,
                 address: "alice@example.org",
                 confirmed: true,
             })

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use tidings_store::{Channel, ConfirmationMail, Destination, NewDestination, OutboxStatus};
+use tidings_store::{ChannelKind, ConfirmationMail, Destination, NewDestination, OutboxStatus};
 
 use crate::auth::see_other;
 use crate::error::for_form;
@@ -131,7 +131,7 @@ async fn add(
     let address = form.text("address").trim();
     let new = NewDestination {
         user_id: me.id(),
-        channel: Channel::Email,
+        channel: ChannelKind::Email,
         address,
         confirmed: false,
     };

@@ -14,6 +14,10 @@ use crate::{
     api, auth, destinations, filters, home, mailbox, ownership, session, unsubscribe, AppState,
 };
 
+// The pages mail links point at come from the route table the renderer builds mail links
+// with, so a mail cannot link to a page the router does not have.
+pub use tidings_rules::links::{CONFIRM, FILTER, FILTERS, NOTIFICATIONS, UNSUBSCRIBE};
+
 /// The dashboard.
 pub const HOME: &str = "/";
 /// Account creation.
@@ -28,20 +32,10 @@ pub const DESTINATIONS: &str = "/destinations";
 pub const DESTINATION_DELETE: &str = "/destinations/{id}/delete";
 /// Sending an unconfirmed destination a fresh confirmation link (POST).
 pub const DESTINATION_RESEND: &str = "/destinations/{id}/resend";
-/// The link mailed to a new destination.
-pub const CONFIRM: &str = "/confirm/{token}";
-/// The user's filters.
-pub const FILTERS: &str = "/filters";
 /// A new filter.
 pub const FILTER_NEW: &str = "/filters/new";
-/// Editing a filter.
-pub const FILTER: &str = "/filters/{id}";
 /// Deleting a filter (POST).
 pub const FILTER_DELETE: &str = "/filters/{id}/delete";
-/// The notifications sent to the user.
-pub const NOTIFICATIONS: &str = "/notifications";
-/// A notification's unsubscribe link (`List-Unsubscribe`).
-pub const UNSUBSCRIBE: &str = "/unsubscribe/{token}";
 /// The local mailbox folder.
 pub const MAILBOX: &str = "/mailbox";
 /// One mail in the local mailbox folder.

@@ -2,7 +2,7 @@
 //! another user's filters or destinations.
 
 use reqwest::StatusCode;
-use tidings_store::{Channel, NewDestination, StoreError};
+use tidings_store::{ChannelKind, NewDestination, StoreError};
 
 use crate::on_both;
 use crate::support::App;
@@ -23,7 +23,7 @@ async fn filter_lifecycle(app: &App) {
         .store
         .add_destination(NewDestination {
             user_id: me.id,
-            channel: Channel::Email,
+            channel: ChannelKind::Email,
             address: "alice@example.org",
             confirmed: true,
         })

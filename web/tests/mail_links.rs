@@ -2,7 +2,7 @@
 //! the notifications page that lists what was sent.
 
 use reqwest::StatusCode;
-use tidings_store::{Channel, NewDestination, OutboxKind};
+use tidings_store::{ChannelKind, NewDestination, OutboxKind};
 
 use crate::mailbox::notify;
 use crate::on_both;
@@ -41,10 +41,7 @@ async fn confirmation_link(app: &App) {
         .iter()
         .find(|c| c.kind == OutboxKind::Confirmation)
         .expect("a confirmation is queued");
-    let token = confirmation.payload.as_ref().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = confirmation.confirmation_token().unwrap().to_string();
     let user = app.store.user_by_name("alice").await.unwrap().unwrap();
     let confirmed = || async { app.store.destinations(user.id).await.unwrap()[0].is_confirmed() };
 
@@ -85,7 +82,7 @@ async fn notifications_and_one_click_unsubscribe(app: &App) {
         .store
         .add_destination(NewDestination {
             user_id: user.id,
-            channel: Channel::Email,
+            channel: ChannelKind::Email,
             address: "alice@example.org",
             confirmed: true,
         })
@@ -192,7 +189,7 @@ async fn mailbox_shows_only_mail_sent_for_me() {
     app.store
         .add_destination(NewDestination {
             user_id: user.id,
-            channel: Channel::Email,
+            channel: ChannelKind::Email,
             address: "alice@example.org",
             confirmed: false,
         })

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use reqwest::StatusCode;
-use tidings_notifier::email::{compose, Mailer};
+use tidings_notifier::channel::SendResult;
+use tidings_notifier::sender::Channels;
 use tidings_notifier::EmailConfig;
 use tidings_rules::{Condition, Message, Metadata};
 use tidings_store::{Delivery, FilterInput, Notification, Outcome};
@@ -18,10 +19,12 @@ pub async fn deliver(app: &App, folder: &Path) {
         mailbox_dir: Some(folder.to_path_buf()),
         ..EmailConfig::default()
     };
-    let mailer = Mailer::from_config(&config).unwrap();
+    let channels = Channels::from_config(&config, &app.base).unwrap();
     for claimed in app.store.claim(100, 60_000).await.unwrap() {
-        let mail = compose(&claimed, &config, &app.base).unwrap();
-        mailer.send(mail).await.unwrap();
+        let rendered = channels.renderer.render(&claimed).unwrap();
+        let email = channels.registry.get(claimed.destination.channel).unwrap();
+        let sent = email.send(&claimed.destination, &rendered).await;
+        assert_eq!(sent, SendResult::Sent);
         app.store.record(&claimed, &Outcome::Sent).await.unwrap();
     }
 }

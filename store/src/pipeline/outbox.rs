@@ -4,7 +4,7 @@
 
 use sqlx::FromRow;
 
-use crate::db::{with_pool, Backend};
+use crate::db::with_pool;
 use crate::pipeline::messages::{MessageRow, MESSAGE_COLUMNS};
 use crate::preferences::destinations::DestinationRow;
 use crate::{now_ms, secret, Destination, Result, ServerKey, Store, StoreError, StoredMessage};
@@ -37,7 +37,7 @@ pub enum OutboxKind {
     Confirmation,
 }
 
-/// Where an outbox row is in its life.
+/// Where an outbox row is in its life, as stored in its `status` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboxStatus {
@@ -73,6 +73,32 @@ impl OutboxStatus {
     }
 }
 
+/// What an outbox row carries besides its message, stored as JSON with its kind and
+/// version in the tag (`{"kind": "confirmation/1", "token": …}`): a changed shape is a new
+/// variant beside the old, so rows queued by an older release still read back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum OutboxPayload {
+    /// A destination's confirmation mail, version 1: the link's one-time token.
+    #[serde(rename = "confirmation/1")]
+    ConfirmationV1 {
+        /// The secret of the confirmation link (wiped once the row is finished).
+        token: String,
+    },
+}
+
+impl OutboxPayload {
+    /// The stored form.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|e| StoreError::corrupt("outbox payload", e))
+    }
+
+    /// Reads the stored form.
+    pub fn from_json(json: &str) -> Result<OutboxPayload> {
+        serde_json::from_str(json).map_err(|e| StoreError::corrupt("outbox payload", e))
+    }
+}
+
 /// A claimed row, with everything a sender needs.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -84,6 +110,9 @@ pub struct Claimed {
     pub uid: String,
     /// This attempt's number, from 1.
     pub attempt: i64,
+    /// This claim's token, written on the row: an outcome is recorded only while the row
+    /// still carries it (see [`Store::record`]).
+    pub claim_token: String,
     /// Where it goes.
     pub destination: Destination,
     /// The owner's username.
@@ -93,9 +122,29 @@ pub struct Claimed {
     /// The filters that matched, as (id, name).
     pub filters: Vec<(i64, String)>,
     /// Kind-specific data (the confirmation token).
-    pub payload: Option<serde_json::Value>,
+    pub payload: Option<OutboxPayload>,
     /// For notifications: the secret of its unsubscribe link (see [`unsubscribe_token`]).
     pub unsubscribe_token: Option<String>,
+}
+
+impl Claimed {
+    /// The confirmation link's token, for a confirmation.
+    pub fn confirmation_token(&self) -> Option<&str> {
+        match &self.payload {
+            Some(OutboxPayload::ConfirmationV1 { token }) => Some(token),
+            None => None,
+        }
+    }
+}
+
+/// The rows of one destination taken by one claim, oldest first: what a digest will be
+/// made of.
+#[derive(Debug, Clone)]
+pub struct ClaimBatch {
+    /// Where they go.
+    pub destination: Destination,
+    /// The rows.
+    pub rows: Vec<Claimed>,
 }
 
 /// The result of one attempt.
@@ -110,11 +159,29 @@ pub enum Outcome {
         /// When to try again.
         at: i64,
     },
+    /// The channel asked to wait: not sent, and the attempt does not count toward the
+    /// most attempts allowed.
+    RateLimited {
+        /// What the channel said.
+        error: String,
+        /// When to try again.
+        at: i64,
+    },
     /// Failed for good.
     Dead {
         /// Why.
         error: String,
     },
+}
+
+/// Whether a recorded outcome counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The row still carried this claim's token: the outcome is the row's.
+    Current,
+    /// The claim had been lost (its lease ran out and the row was claimed again, or
+    /// another outcome was recorded): nothing was written.
+    LeaseLost,
 }
 
 /// A notification as its owner sees it in the web UI.
@@ -191,66 +258,105 @@ struct ClaimRow {
     payload: Option<String>,
     message_id: Option<i64>,
     destination_id: i64,
+    claim_token: String,
 }
 
 impl Store {
-    /// Claims up to `limit` due rows for `lease_ms`: pending rows whose time has come, and
-    /// rows whose sender's lease ran out. Concurrent senders never claim the same row.
+    /// Claims up to `limit` due rows for `lease_ms` (see [`Store::claim_batches`]), oldest
+    /// first.
     pub async fn claim(&self, limit: i64, lease_ms: i64) -> Result<Vec<Claimed>> {
+        let mut rows: Vec<Claimed> = self
+            .claim_batches(limit, lease_ms)
+            .await?
+            .into_iter()
+            .flat_map(|batch| batch.rows)
+            .collect();
+        rows.sort_by_key(|c| c.id);
+        Ok(rows)
+    }
+
+    /// Claims up to `limit` due rows for `lease_ms`: pending rows whose time has come, and
+    /// rows whose sender's lease ran out, grouped by destination. Every claim writes a
+    /// fresh claim token on its rows. Concurrent senders never claim the same row.
+    pub async fn claim_batches(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimBatch>> {
         let now = now_ms();
-        let lock = match self.backend() {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        let token = new_uid();
         let claim = format!(
-            "UPDATE outbox SET status = 'sending', lease_until = $1, attempts = attempts + 1 WHERE id IN ( \
+            "UPDATE outbox SET status = 'sending', lease_until = $1, attempts = attempts + 1, claim_token = $4 \
+             WHERE id IN ( \
                SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= $2) \
                   OR (status = 'sending' AND lease_until <= $2) \
-               ORDER BY next_attempt_at, id LIMIT $3 {lock}) \
-             RETURNING id, kind, uid, attempts, filters, payload, message_id, destination_id"
+               ORDER BY next_attempt_at, id LIMIT $3 {}) \
+             RETURNING id, kind, uid, attempts, filters, payload, message_id, destination_id, claim_token",
+            self.skip_locked()
         );
         let claim = self.sql(&claim);
-        let rows = with_pool!(self, |pool| sqlx::query_as::<_, ClaimRow>(&claim)
+        let mut rows = with_pool!(self, |pool| sqlx::query_as::<_, ClaimRow>(&claim)
             .bind(now + lease_ms)
             .bind(now)
             .bind(limit.max(0))
+            .bind(&token)
             .fetch_all(pool)
             .await?);
+        rows.sort_by_key(|r| (r.destination_id, r.id));
         let key = if rows.iter().any(|r| r.kind == "notification") {
             Some(self.server_key(UNSUBSCRIBE_KEY).await?)
         } else {
             None
         };
-        let mut claimed = Vec::with_capacity(rows.len());
+        let mut batches: Vec<ClaimBatch> = Vec::new();
+        let mut owner: Option<(Destination, String)> = None;
         for row in rows {
             let (id, attempt) = (row.id, row.attempts);
-            match self.hydrate(row, key.as_ref()).await {
-                Ok(row) => claimed.push(row),
+            let claim_token = row.claim_token.clone();
+            let destination = match &owner {
+                Some((d, _)) if d.id == row.destination_id => Ok(()),
+                _ => self
+                    .destination_and_owner(row.destination_id)
+                    .await
+                    .map(|found| {
+                        owner = Some(found);
+                    }),
+            };
+            let hydrated = match (destination, &owner) {
+                (Ok(()), Some((destination, username))) => {
+                    self.hydrate(row, destination, username, key.as_ref()).await
+                }
+                (Err(err), _) => Err(err),
+                (Ok(()), None) => Err(StoreError::NotFound),
+            };
+            match hydrated {
+                Ok(claimed) => match batches.last_mut() {
+                    Some(batch) if batch.destination.id == claimed.destination.id => {
+                        batch.rows.push(claimed)
+                    }
+                    _ => batches.push(ClaimBatch {
+                        destination: claimed.destination.clone(),
+                        rows: vec![claimed],
+                    }),
+                },
                 // A row that cannot be read can never be sent: it is dead, with the reason,
                 // and the rest of the batch (other people's mail) goes on.
                 Err(err @ StoreError::Corrupt { .. }) => {
                     tracing::error!(outbox = id, %err, "an outbox row cannot be read; it is dead");
                     let error = format!("cannot be sent: {err}");
-                    self.record_attempt(id, attempt, &Outcome::Dead { error })
+                    self.record_attempt(id, attempt, &claim_token, &Outcome::Dead { error })
                         .await?;
                 }
                 Err(err) => return Err(err),
             }
         }
-        claimed.sort_by_key(|c| c.id);
-        Ok(claimed)
+        Ok(batches)
     }
 
-    async fn hydrate(&self, row: ClaimRow, key: Option<&ServerKey>) -> Result<Claimed> {
+    async fn destination_and_owner(&self, id: i64) -> Result<(Destination, String)> {
         let dest_sql = self.sql(
-            "SELECT d.id, d.user_id, d.channel, d.address, d.confirmed_at, d.created_at FROM destinations d WHERE d.id = $1",
+            "SELECT d.id, d.user_id, d.channel, d.address, d.settings, d.confirmed_at, d.created_at FROM destinations d WHERE d.id = $1",
         );
         let user_sql = self.sql("SELECT username FROM users WHERE id = $1");
-        let msg_sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
-        let msg_sql = self.sql(&msg_sql);
         let destination: Destination =
             with_pool!(self, |pool| sqlx::query_as::<_, DestinationRow>(&dest_sql)
-                .bind(row.destination_id)
+                .bind(id)
                 .fetch_one(pool)
                 .await?)
             .try_into()?;
@@ -258,6 +364,18 @@ impl Store {
             .bind(destination.user_id)
             .fetch_one(pool)
             .await?);
+        Ok((destination, username))
+    }
+
+    async fn hydrate(
+        &self,
+        row: ClaimRow,
+        destination: &Destination,
+        username: &str,
+        key: Option<&ServerKey>,
+    ) -> Result<Claimed> {
+        let msg_sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+        let msg_sql = self.sql(&msg_sql);
         let message = match row.message_id {
             Some(id) => Some(StoredMessage::try_from(with_pool!(self, |pool| {
                 sqlx::query_as::<_, MessageRow>(&msg_sql)
@@ -282,67 +400,90 @@ impl Store {
             kind,
             uid: row.uid,
             attempt: row.attempts,
-            destination,
-            username,
+            claim_token: row.claim_token,
+            destination: destination.clone(),
+            username: username.to_string(),
             message,
             filters: serde_json::from_str(&row.filters)
                 .map_err(|e| StoreError::corrupt("outbox filters", e))?,
             payload: row
                 .payload
-                .map(|p| serde_json::from_str(&p))
-                .transpose()
-                .map_err(|e| StoreError::corrupt("outbox payload", e))?,
+                .as_deref()
+                .map(OutboxPayload::from_json)
+                .transpose()?,
         })
     }
 
-    /// Records one attempt's outcome and logs it. Secrets in the payload are wiped once the
-    /// row is finished.
-    pub async fn record(&self, claimed: &Claimed, outcome: &Outcome) -> Result<()> {
-        self.record_attempt(claimed.id, claimed.attempt, outcome)
+    /// Records one attempt's outcome and logs it, fenced by the claim token: if the row no
+    /// longer carries `claimed`'s token (its lease ran out and another claim took it, or an
+    /// outcome was already recorded), nothing is written and [`Recorded::LeaseLost`] says
+    /// so. Secrets in the payload are wiped once the row is finished.
+    pub async fn record(&self, claimed: &Claimed, outcome: &Outcome) -> Result<Recorded> {
+        self.record_attempt(claimed.id, claimed.attempt, &claimed.claim_token, outcome)
             .await
     }
 
-    async fn record_attempt(&self, id: i64, attempt: i64, outcome: &Outcome) -> Result<()> {
+    async fn record_attempt(
+        &self,
+        id: i64,
+        attempt: i64,
+        claim_token: &str,
+        outcome: &Outcome,
+    ) -> Result<Recorded> {
         let now = now_ms();
-        let (status, detail, next) = match outcome {
-            Outcome::Sent => ("sent", None, now),
-            Outcome::Retry { error, at } => ("pending", Some(error.as_str()), *at),
-            Outcome::Dead { error } => ("dead", Some(error.as_str()), now),
+        let (status, detail, next, uncount) = match outcome {
+            Outcome::Sent => (OutboxStatus::Sent, None, now, 0_i64),
+            Outcome::Retry { error, at } => (OutboxStatus::Pending, Some(error.as_str()), *at, 0),
+            Outcome::RateLimited { error, at } => {
+                (OutboxStatus::Pending, Some(error.as_str()), *at, 1)
+            }
+            Outcome::Dead { error } => (OutboxStatus::Dead, Some(error.as_str()), now, 0),
         };
-        let finished = status != "pending";
+        let finished = status != OutboxStatus::Pending;
         let update = self.sql(
             "UPDATE outbox SET status = $1, last_error = $2, next_attempt_at = $3, lease_until = NULL, \
              sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END, \
-             payload = CASE WHEN $5 THEN NULL ELSE payload END WHERE id = $6",
+             payload = CASE WHEN $5 THEN NULL ELSE payload END, \
+             attempts = attempts - $8, claim_token = NULL \
+             WHERE id = $6 AND claim_token = $7 AND status = 'sending'",
         );
         let log = self.sql("INSERT INTO deliveries (outbox_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)");
         let logged = match outcome {
             Outcome::Sent => "sent",
             Outcome::Retry { .. } => "retry",
+            Outcome::RateLimited { .. } => "rate_limited",
             Outcome::Dead { .. } => "dead",
         };
-        with_pool!(self, |pool| {
+        let recorded = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(&update)
-                .bind(status)
+            let updated = sqlx::query(&update)
+                .bind(status.as_str())
                 .bind(detail)
                 .bind(next)
                 .bind(now)
                 .bind(finished)
                 .bind(id)
+                .bind(claim_token)
+                .bind(uncount)
                 .execute(&mut *tx)
-                .await?;
-            sqlx::query(&log)
-                .bind(id)
-                .bind(attempt)
-                .bind(now)
-                .bind(logged)
-                .bind(detail)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                Recorded::LeaseLost
+            } else {
+                sqlx::query(&log)
+                    .bind(id)
+                    .bind(attempt)
+                    .bind(now)
+                    .bind(logged)
+                    .bind(detail)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Recorded::Current
+            }
         });
-        Ok(())
+        Ok(recorded)
     }
 
     /// A user's most recent notifications, newest first.
@@ -485,28 +626,8 @@ impl Store {
     /// (RFC 8058 one-click). Returns the target as it was found.
     pub async fn unsubscribe(&self, token: &str) -> Result<UnsubscribeTarget> {
         let target = self.unsubscribe_target(token).await?;
-        let disable = self.sql(
-            "UPDATE filters SET enabled = FALSE, updated_at = $1 WHERE id = $2 AND user_id = $3",
-        );
-        let change = self.sql("INSERT INTO changes (user_id, at) VALUES ($1, $2)");
-        let now = now_ms();
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            for (filter_id, _) in &target.filters {
-                sqlx::query(&disable)
-                    .bind(now)
-                    .bind(filter_id)
-                    .bind(target.user_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(&change)
-                .bind(target.user_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
+        let ids: Vec<i64> = target.filters.iter().map(|(id, _)| *id).collect();
+        self.disable_filters(target.user_id, &ids).await?;
         Ok(target)
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::db::with_pool;
 use crate::pipeline::outbox::OutboxStatus;
-use crate::preferences::destinations::{Channel, DestinationRow};
+use crate::preferences::destinations::{ChannelKind, DestinationRow};
 use crate::{now_ms, secret, Destination, Result, Store, StoreError};
 
 /// Confirmation mails one address may be sent in [`WINDOW_MS`], whichever accounts ask.
@@ -90,7 +90,7 @@ macro_rules! queue_confirmation {
         let sql = &$sql;
         let now: i64 = $now;
         let since = now - $crate::preferences::confirmations::WINDOW_MS;
-        let channel: $crate::Channel = $channel;
+        let channel: $crate::ChannelKind = $channel;
         if let Some(lock) = sql.lock {
             for name in [
                 format!("confirm-user:{}", $user_id),
@@ -127,7 +127,10 @@ macro_rules! queue_confirmation {
         if by_address > $crate::preferences::confirmations::PER_ADDRESS {
             return Err($crate::preferences::confirmations::limited(true));
         }
-        let payload = serde_json::json!({ "token": $token }).to_string();
+        let payload = $crate::pipeline::outbox::OutboxPayload::ConfirmationV1 {
+            token: String::from($token),
+        }
+        .to_json()?;
         sqlx::query(&sql.queue)
             .bind($dest_id)
             .bind(&payload)
@@ -161,7 +164,7 @@ impl Store {
         let token = secret::new_token();
         let now = now_ms();
         let find = self.sql(
-            "SELECT id, user_id, channel, address, confirmed_at, created_at FROM destinations \
+            "SELECT id, user_id, channel, address, settings, confirmed_at, created_at FROM destinations \
              WHERE id = $1 AND user_id = $2",
         );
         let relink = self.sql("UPDATE destinations SET confirm_token_hash = $1 WHERE id = $2");
@@ -183,11 +186,11 @@ impl Store {
                     reason: format!("{} is already confirmed", row.address),
                 });
             }
-            let channel: Channel = row
+            let channel: ChannelKind = row
                 .channel
                 .parse()
                 .map_err(|e| StoreError::corrupt("destination channel", e))?;
-            let key = channel.address_key(&row.address);
+            let key = row.address_key();
             sqlx::query(&relink)
                 .bind(secret::token_digest(&token))
                 .bind(row.id)

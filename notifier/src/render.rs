@@ -1,0 +1,267 @@
+//! Rendering, apart from transport: a claimed outbox row (its message, the filters that
+//! matched, its links) becomes a channel-neutral [`Rendered`] notification: a subject, a
+//! plain and an HTML body from the templates in `templates/email/`, the links it carries
+//! (all built from the web's route table, [`tidings_rules::links`]) and headers such as
+//! `List-Unsubscribe`. Each channel turns that into its own wire format.
+
+use askama::Template;
+use tidings_rules::links::Links;
+use tidings_store::{Claimed, OutboxKind};
+
+/// Why a row could not be rendered. A row that cannot be rendered never can: it is dead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RenderError(pub String);
+
+/// The links a notification carries, absolute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderedLinks {
+    /// The page of the message itself, from its metadata (web links only).
+    pub message: Option<String>,
+    /// The page listing the user's notifications.
+    pub notifications: Option<String>,
+    /// The user's filters page.
+    pub filters: Option<String>,
+    /// The unsubscribe page of this notification.
+    pub unsubscribe: Option<String>,
+    /// The RFC 8058 one-click URL.
+    pub one_click: Option<String>,
+    /// A destination's confirmation link.
+    pub confirm: Option<String>,
+}
+
+impl RenderedLinks {
+    /// Every link, for checks that each resolves.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        [
+            &self.message,
+            &self.notifications,
+            &self.filters,
+            &self.unsubscribe,
+            &self.one_click,
+            &self.confirm,
+        ]
+        .into_iter()
+        .filter_map(|l| l.as_deref())
+    }
+}
+
+/// A notification ready for any channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Stable across resends (the outbox row's uid): the Message-ID, webhook-id, txnId.
+    pub id: String,
+    /// One line.
+    pub subject: String,
+    /// Plain text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+    /// The links it carries.
+    pub links: RenderedLinks,
+    /// Headers a channel that has them passes on, as (name, value):
+    /// `Auto-Submitted`, `List-Unsubscribe`, `List-Unsubscribe-Post`, `X-Tidings-*`.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Rendered {
+    /// The value of header `name`, if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "email/notification.txt")]
+struct NotificationText<'a> {
+    summary: &'a str,
+    topic: &'a str,
+    url: Option<&'a str>,
+    filters: &'a str,
+    manage_url: &'a str,
+    unsubscribe_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/notification.html")]
+struct NotificationHtml<'a> {
+    summary: &'a str,
+    topic: &'a str,
+    url: Option<&'a str>,
+    filters: &'a str,
+    manage_url: &'a str,
+    unsubscribe_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/confirmation.txt")]
+struct ConfirmationText<'a> {
+    site: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/confirmation.html")]
+struct ConfirmationHtml<'a> {
+    site: &'a str,
+    link: &'a str,
+}
+
+fn render<T: Template>(name: &'static str, template: &T) -> Result<String, RenderError> {
+    template
+        .render()
+        .map_err(|e| RenderError(format!("rendering {name}: {e}")))
+}
+
+/// Renders claimed rows under one public base URL.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    links: Links,
+}
+
+impl Renderer {
+    /// A renderer whose links point under `base_url`.
+    pub fn new(base_url: &str) -> Renderer {
+        Renderer {
+            links: Links::new(base_url),
+        }
+    }
+
+    /// The links it builds.
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    /// Renders one claimed row.
+    pub fn render(&self, claimed: &Claimed) -> Result<Rendered, RenderError> {
+        let base = self.links.base();
+        match claimed.kind {
+            OutboxKind::Confirmation => {
+                let token = claimed
+                    .confirmation_token()
+                    .ok_or_else(|| RenderError("confirmation without a token".into()))?;
+                let link = self.links.confirm(token);
+                // Nothing the account holder chose (their username, say) goes into this
+                // mail: it reaches whoever owns the address, who did not ask for it.
+                let text = render(
+                    "confirmation.txt",
+                    &ConfirmationText {
+                        site: base,
+                        link: &link,
+                    },
+                )?;
+                let html = render(
+                    "confirmation.html",
+                    &ConfirmationHtml {
+                        site: base,
+                        link: &link,
+                    },
+                )?;
+                Ok(Rendered {
+                    id: claimed.uid.clone(),
+                    subject: "Confirm this address for Tidings notifications".into(),
+                    text,
+                    html,
+                    links: RenderedLinks {
+                        confirm: Some(link),
+                        ..RenderedLinks::default()
+                    },
+                    headers: vec![("Auto-Submitted", "auto-generated".into())],
+                })
+            }
+            OutboxKind::Notification => {
+                let stored = claimed
+                    .message
+                    .as_ref()
+                    .ok_or_else(|| RenderError("notification without a message".into()))?;
+                let metadata = &stored.metadata;
+                let filters = claimed
+                    .filters
+                    .iter()
+                    .map(|(_, name)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                // The link's secret is derived from the uid with a server key; the uid
+                // itself is the Message-ID and no secret.
+                let token = claimed.unsubscribe_token.as_deref().ok_or_else(|| {
+                    RenderError("notification without an unsubscribe link".into())
+                })?;
+                let unsubscribe_url = self.links.unsubscribe(token);
+                let manage_url = self.links.filters();
+                // Only web links: a javascript: or data: URL from a message must not become
+                // a link.
+                let url = metadata
+                    .url
+                    .as_deref()
+                    .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+                let topic = stored.message.topic.as_str();
+                let text = render(
+                    "notification.txt",
+                    &NotificationText {
+                        summary: &metadata.summary,
+                        topic,
+                        url,
+                        filters: &filters,
+                        manage_url: &manage_url,
+                        unsubscribe_url: &unsubscribe_url,
+                    },
+                )?;
+                let html = render(
+                    "notification.html",
+                    &NotificationHtml {
+                        summary: &metadata.summary,
+                        topic,
+                        url,
+                        filters: &filters,
+                        manage_url: &manage_url,
+                        unsubscribe_url: &unsubscribe_url,
+                    },
+                )?;
+                Ok(Rendered {
+                    id: claimed.uid.clone(),
+                    subject: subject_line(&metadata.summary),
+                    text,
+                    html,
+                    headers: vec![
+                        ("Auto-Submitted", "auto-generated".into()),
+                        ("List-Unsubscribe", format!("<{unsubscribe_url}>")),
+                        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),
+                        ("X-Tidings-Filters", filters.clone()),
+                        ("X-Tidings-Topic", topic.to_string()),
+                    ],
+                    links: RenderedLinks {
+                        message: url.map(str::to_string),
+                        notifications: Some(self.links.notifications()),
+                        filters: Some(manage_url),
+                        one_click: Some(self.links.one_click(token)),
+                        unsubscribe: Some(unsubscribe_url),
+                        confirm: None,
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// One line, at most 200 characters: summaries can be long or hold newlines.
+fn subject_line(summary: &str) -> String {
+    let line: String = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_one_bounded_line() {
+        assert_eq!(subject_line("a\n b\tc"), "a b c");
+        assert_eq!(subject_line(&"x".repeat(300)).chars().count(), 201);
+    }
+}
