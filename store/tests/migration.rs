@@ -1,9 +1,10 @@
-//! Migration 0005 on a database filled before it: addresses that differ only in case, one
-//! address confirmed by two accounts, old API tokens.
+//! Migrations on databases filled before them. 0005: addresses that differ only in case,
+//! one address confirmed by two accounts, old API tokens. 0009: an outbox row with the old
+//! untyped payload, a destination without settings.
 
 use sqlx::migrate::Migrator;
 use sqlx::{Connection as _, Executor as _};
-use tidings_store::{Store, TokenScope};
+use tidings_store::{ChannelKind, OutboxPayload, Outcome, Recorded, Store, TokenScope};
 
 use crate::harness::{database_url, ok, POSTGRES_ENV};
 
@@ -19,9 +20,8 @@ INSERT INTO destinations (id, user_id, channel, address, confirmed_at, created_a
 INSERT INTO api_tokens (name, token_hash, created_at) VALUES ('old', 'digest', 1);
 ";
 
-/// Migrates `url` up to 0003, fills it with [`BEFORE`], then opens the store (which applies
-/// the rest) and checks what 0005 made of it.
-async fn check(name: &str, url: &str, dir: &str) {
+/// Migrates `url` below migration `version`, then runs `sql` on it.
+async fn fill_before(name: &str, url: &str, dir: &str, version: i64, sql: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut migrator = match Migrator::new(path).await {
         Ok(m) => m,
@@ -30,7 +30,7 @@ async fn check(name: &str, url: &str, dir: &str) {
     migrator.migrations = migrator
         .migrations
         .iter()
-        .filter(|m| m.version < 5)
+        .filter(|m| m.version < version)
         .cloned()
         .collect::<Vec<_>>()
         .into();
@@ -38,12 +38,12 @@ async fn check(name: &str, url: &str, dir: &str) {
         if name == "sqlite" {
             let pool = sqlx::SqlitePool::connect(url).await?;
             migrator.run(&pool).await?;
-            pool.execute(BEFORE).await?;
+            pool.execute(sql).await?;
             pool.close().await;
         } else {
             let pool = sqlx::PgPool::connect(url).await?;
             migrator.run(&pool).await?;
-            pool.execute(BEFORE).await?;
+            pool.execute(sql).await?;
             pool.close().await;
         }
         Ok::<_, Box<dyn std::error::Error>>(())
@@ -51,6 +51,12 @@ async fn check(name: &str, url: &str, dir: &str) {
     if let Err(err) = filled.await {
         panic!("[{name}] preparing the old database: {err}");
     }
+}
+
+/// Fills `url` as before 0005, then opens the store (which applies the rest) and checks
+/// what 0005 made of it.
+async fn check(name: &str, url: &str, dir: &str) {
+    fill_before(name, url, dir, 5, BEFORE).await;
     let store = ok!(name, Store::open(url).await);
     let alice = ok!(name, store.destinations(1).await);
     let kept: Vec<(i64, bool)> = alice.iter().map(|d| (d.id, d.is_confirmed())).collect();
@@ -69,15 +75,18 @@ async fn check(name: &str, url: &str, dir: &str) {
     store.close().await;
 }
 
-// Issue 8 items 1 and 7: existing data is brought under the new rules, not refused.
-#[tokio::test]
-async fn migration_0005_fixes_existing_rows() {
+/// Runs `check` on a fresh SQLite file and, when one is named, a fresh PostgreSQL database.
+async fn on_both<F, Fut>(check: F)
+where
+    F: Fn(&'static str, String, &'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = match tempfile::tempdir() {
         Ok(dir) => dir,
         Err(err) => panic!("temp dir: {err}"),
     };
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
-    check("sqlite", &url, "../migrations/sqlite").await;
+    check("sqlite", url, "../migrations/sqlite").await;
 
     let Ok(server) = std::env::var(POSTGRES_ENV) else {
         return;
@@ -95,7 +104,7 @@ async fn migration_0005_fixes_existing_rows() {
     };
     check(
         "postgres",
-        &database_url(&server, &database),
+        database_url(&server, &database),
         "../migrations/postgres",
     )
     .await;
@@ -105,4 +114,50 @@ async fn migration_0005_fixes_existing_rows() {
     if let Err(err) = dropped {
         panic!("[postgres] dropping {database}: {err}");
     }
+}
+
+// Issue 8 items 1 and 7: existing data is brought under the new rules, not refused.
+#[tokio::test]
+async fn migration_0005_fixes_existing_rows() {
+    on_both(|name, url, dir| async move { check(name, &url, dir).await }).await;
+}
+
+/// Before issue 9: a queued confirmation whose payload is the untyped `{"token": …}`, and a
+/// destination without settings.
+const BEFORE_0009: &str = r#"
+INSERT INTO users (id, username, created_at) VALUES (1, 'alice', 1);
+INSERT INTO destinations (id, user_id, channel, address, address_key, confirmed_at, created_at) VALUES
+  (1, 1, 'email', 'alice@example.org', 'alice@example.org', NULL, 1);
+INSERT INTO outbox (kind, message_id, destination_id, filters, payload, uid, status, next_attempt_at, created_at) VALUES
+  ('confirmation', NULL, 1, '[]', '{"token":"old-token"}', 'uid1', 'pending', 0, 1);
+"#;
+
+// Issue 9: the payload becomes the versioned enum, destinations get typed settings, and the
+// old row is claimed (with a claim token) and recorded like a new one.
+#[tokio::test]
+async fn migration_0009_types_old_payloads_and_settings() {
+    on_both(|name, url, dir| async move {
+        fill_before(name, &url, dir, 9, BEFORE_0009).await;
+        let store = ok!(name, Store::open(&url).await);
+        let alice = ok!(name, store.destinations(1).await);
+        assert_eq!(
+            alice[0].settings,
+            ChannelKind::Email.default_settings(),
+            "[{name}]"
+        );
+        let claimed = ok!(name, store.claim(10, 60_000).await);
+        assert_eq!(claimed.len(), 1, "[{name}]");
+        assert_eq!(
+            claimed[0].payload,
+            Some(OutboxPayload::ConfirmationV1 {
+                token: "old-token".into()
+            }),
+            "[{name}]"
+        );
+        assert!(!claimed[0].claim_token.is_empty(), "[{name}]");
+        let recorded = ok!(name, store.record(&claimed[0], &Outcome::Sent).await);
+        assert_eq!(recorded, Recorded::Current, "[{name}]");
+        store.close().await;
+    })
+    .await;
 }

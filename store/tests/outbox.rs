@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tidings_store::{now_ms, Claimed, OutboxKind, Outcome, StoreError};
+use tidings_store::{now_ms, Claimed, OutboxKind, OutboxPayload, Outcome, Recorded, StoreError};
 
 use crate::harness::{
     archived, backends, destination, fails, filter_input, notification, ok, user, TestStore,
@@ -476,4 +476,155 @@ async fn an_unreadable_row_is_dead_and_the_batch_goes_on() {
         assert_eq!(views.len(), 1, "[{n}] the list still shows");
         assert!(views[0].summary.contains("could not be read"), "[{n}]");
     }
+}
+
+// Issue 9: a send that outlived its lease (lease 2 s, an SMTP server answering after 3 s)
+// recorded its outcome over the row's newer claim. Recording is fenced by the claim token:
+// the late outcome is dropped and reported, and the newer claim's outcome stands.
+#[tokio::test]
+async fn a_late_record_from_a_lost_lease_changes_nothing() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        queue(&t, "alice", 1).await;
+        let old = ok!(n, s.claim(1, SHORT_MS).await);
+        tokio::time::sleep(Duration::from_millis(SHORT_MS as u64 + 200)).await;
+        let new = ok!(n, s.claim(1, 60_000).await);
+        assert_eq!(ids(&old), ids(&new), "[{n}] the same row, claimed again");
+        assert_ne!(
+            old[0].claim_token, new[0].claim_token,
+            "[{n}] a fresh token"
+        );
+        assert_eq!(
+            ok!(n, s.record(&new[0], &Outcome::Sent).await),
+            Recorded::Current,
+            "[{n}]"
+        );
+        let late = Outcome::Retry {
+            error: "timed out".into(),
+            at: now_ms(),
+        };
+        assert_eq!(
+            ok!(n, s.record(&old[0], &late).await),
+            Recorded::LeaseLost,
+            "[{n}] the old claim's outcome is refused"
+        );
+        assert_eq!(
+            ok!(n, s.outbox_counts().await),
+            (0, 0, 1, 0),
+            "[{n}] still sent"
+        );
+        let log = ok!(n, s.deliveries(new[0].id).await);
+        assert_eq!(
+            log.len(),
+            1,
+            "[{n}] only the current outcome is logged: {log:?}"
+        );
+        assert_eq!(log[0].attempt, 2, "[{n}]");
+        // A finished row takes no second outcome from its own claim either.
+        assert_eq!(
+            ok!(
+                n,
+                s.record(&new[0], &Outcome::Dead { error: "x".into() })
+                    .await
+            ),
+            Recorded::LeaseLost,
+            "[{n}]"
+        );
+        // Nor does an old claim overwrite a row still in flight under a newer claim.
+        queue(&t, "bob", 1).await;
+        let first = ok!(n, s.claim(1, SHORT_MS).await);
+        tokio::time::sleep(Duration::from_millis(SHORT_MS as u64 + 200)).await;
+        let second = ok!(n, s.claim(1, 60_000).await);
+        assert_eq!(ids(&first), ids(&second), "[{n}]");
+        assert_eq!(
+            ok!(n, s.record(&first[0], &Outcome::Sent).await),
+            Recorded::LeaseLost,
+            "[{n}] in flight under the newer claim"
+        );
+        assert_eq!(ok!(n, s.outbox_counts().await), (0, 1, 1, 0), "[{n}]");
+    }
+}
+
+#[tokio::test]
+async fn claims_group_rows_by_destination() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let bob = user(&t, "bob").await;
+        let a = destination(&t, alice.id, "alice@example.org", true).await;
+        let b = destination(&t, bob.id, "bob@example.org", true).await;
+        // Interleaved: a, b, a, b, a.
+        for i in 0..5 {
+            let m = archived(&t, &format!("m-{i}")).await;
+            let to = if i % 2 == 0 { a.id } else { b.id };
+            ok!(
+                n,
+                s.complete_message(m, &[notification(to, &[(1, "f")])])
+                    .await
+            );
+        }
+        let batches = ok!(n, s.claim_batches(10, 60_000).await);
+        let shape: Vec<(i64, usize)> = batches
+            .iter()
+            .map(|b| (b.destination.id, b.rows.len()))
+            .collect();
+        assert_eq!(shape, [(a.id, 3), (b.id, 2)], "[{n}]");
+        for batch in &batches {
+            assert!(
+                batch
+                    .rows
+                    .iter()
+                    .all(|r| r.destination.id == batch.destination.id),
+                "[{n}]"
+            );
+            assert!(
+                batch.rows.windows(2).all(|w| w[0].id < w[1].id),
+                "[{n}] oldest first"
+            );
+            let tokens: BTreeSet<&str> =
+                batch.rows.iter().map(|r| r.claim_token.as_str()).collect();
+            assert_eq!(tokens.len(), 1, "[{n}] one claim, one token");
+        }
+    }
+}
+
+// A channel's rate limit postpones the row without spending one of its attempts.
+#[tokio::test]
+async fn rate_limits_postpone_without_counting_an_attempt() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        queue(&t, "alice", 1).await;
+        let claimed = ok!(n, s.claim(1, 60_000).await);
+        assert_eq!(claimed[0].attempt, 1, "[{n}]");
+        let limited = Outcome::RateLimited {
+            error: "slow down".into(),
+            at: now_ms() + SHORT_MS,
+        };
+        assert_eq!(
+            ok!(n, s.record(&claimed[0], &limited).await),
+            Recorded::Current,
+            "[{n}]"
+        );
+        assert!(
+            ok!(n, s.claim(1, 60_000).await).is_empty(),
+            "[{n}] not before its time"
+        );
+        tokio::time::sleep(Duration::from_millis(SHORT_MS as u64 + 200)).await;
+        let again = ok!(n, s.claim(1, 60_000).await);
+        assert_eq!(again[0].attempt, 1, "[{n}] the rate limit cost no attempt");
+        let log = ok!(n, s.deliveries(again[0].id).await);
+        assert_eq!(log[0].outcome, "rate_limited", "[{n}]");
+    }
+}
+
+#[test]
+fn payloads_are_versioned_and_round_trip() {
+    let payload = OutboxPayload::ConfirmationV1 {
+        token: "secret".into(),
+    };
+    let json = payload.to_json().unwrap_or_default();
+    assert_eq!(json, r#"{"kind":"confirmation/1","token":"secret"}"#);
+    assert_eq!(OutboxPayload::from_json(&json).ok(), Some(payload));
+    // The pre-issue-9 shape is only read through migration 0009, never as is.
+    assert!(OutboxPayload::from_json(r#"{"token":"secret"}"#).is_err());
 }
