@@ -5,3 +5,4 @@ mod support;
 mod ownership;
 mod quarantine;
 mod rebuild;
+mod sender;
