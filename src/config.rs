@@ -26,8 +26,8 @@ pub struct Config {
     pub sender: tidings_notifier::SenderConfig,
     /// One section per channel kind: `[channels.email]`.
     pub channels: Channels,
-    /// The older spelling of `[channels.email]`, still read; `[channels.email]` wins when
-    /// both are given (setting both differently is refused).
+    /// The older name of `[channels.email]`, still read: a key set in `[channels.email]`
+    /// wins over the same key here.
     pub email: tidings_notifier::EmailConfig,
     pub log: Log,
 }
@@ -192,7 +192,17 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         // TIDINGS_TEST_* belong to the test suite and TIDINGS_CONFIG names the file itself.
-        let config: Config = figment.merge(environment()).extract().map_err(describe)?;
+        let figment = figment.merge(environment());
+        let mut config: Config = figment.extract().map_err(describe)?;
+        // `[email]` is the older name of `[channels.email]`: each key set under the new
+        // name wins, every other comes from the old section (or its default).
+        if let Ok(set) = figment.find_value("channels.email") {
+            let merged = Figment::from(Serialized::defaults(&config.email))
+                .merge(Serialized::defaults(set))
+                .extract()
+                .map_err(|e| anyhow::anyhow!("config section channels.email: {e}"))?;
+            config.channels.email = Some(merged);
+        }
         config.check()?;
         Ok(config)
     }
@@ -218,25 +228,6 @@ impl Config {
             if value == 0 {
                 anyhow::bail!("config key {key}: must be at least 1");
             }
-        }
-        if let Some(email) = &self.channels.email {
-            let old = toml::to_string(&self.email).unwrap_or_default();
-            let default =
-                toml::to_string(&tidings_notifier::EmailConfig::default()).unwrap_or_default();
-            if old != default && old != toml::to_string(email).unwrap_or_default() {
-                anyhow::bail!(
-                    "config sections [email] and [channels.email] are both set and differ: \
-                     [email] is the older name of [channels.email]; keep one"
-                );
-            }
-        }
-        if self.sender.lease_secs <= self.email().timeout_secs {
-            anyhow::bail!(
-                "config key sender.lease_secs: {} s is not longer than channels.email.timeout_secs \
-                 ({} s): a send could outlast its claim and be sent twice; make the lease longer",
-                self.sender.lease_secs,
-                self.email().timeout_secs
-            );
         }
         if self.matcher.batch < 1 {
             anyhow::bail!("config key matcher.batch: must be at least 1");
@@ -378,6 +369,31 @@ mod tests {
                 .extract()
                 .map_err(|e| e.to_string())?;
             assert_eq!(config.sender.concurrency, 9);
+            Ok(())
+        });
+    }
+
+    /// `[email]` stays an alias of `[channels.email]`, key by key: the newer name wins.
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closures return figment::Error"
+    )]
+    fn the_email_section_is_an_alias_of_channels_email() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "t.toml",
+                "[email]\nsmtp_url = \"smtp://old:25\"\ntimeout_secs = 9\n\
+                 [channels.email]\ntimeout_secs = 5\n",
+            )?;
+            let config = Config::load(Some(Path::new("t.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.email().smtp_url.as_deref(), Some("smtp://old:25"));
+            assert_eq!(config.email().timeout_secs, 5);
+            jail.set_env("TIDINGS_CHANNELS__EMAIL__SMTP_URL", "smtp://new:25");
+            let config = Config::load(Some(Path::new("t.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.email().smtp_url.as_deref(), Some("smtp://new:25"));
+            let from_env = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(from_env.email().smtp_url.as_deref(), Some("smtp://new:25"));
             Ok(())
         });
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tidings_notifier::roles::{self, NotifierSettings, SenderSettings};
-use tidings_notifier::sender::Channels;
+use tidings_notifier::sender::{self, Channels};
 use tidings_notifier::{Derive, EmailConfig, MatcherSettings, Metrics};
 use tidings_store::{Store, Wake};
 use tokio_util::sync::CancellationToken;
@@ -159,7 +159,12 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
         let email = email_config(&config);
         let settings = SenderSettings {
             sender: config.sender.clone(),
-            channels: Channels::from_config(&email, &config.base_url())?,
+            channels: {
+                let channels = Channels::from_config(&email, &config.base_url())?;
+                // Before anything runs: a lease a send could outlast is refused by name.
+                sender::check_lease(&config.sender, &channels.registry)?;
+                channels
+            },
             retry_max,
             metrics: metrics.clone(),
         };

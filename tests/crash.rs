@@ -23,6 +23,9 @@ fn sigkill_during_a_burst_loses_nothing() {
     );
     hub.env
         .insert("TIDINGS_SENDER__LEASE_SECS".into(), "2".into());
+    // A send is cut off before its lease ends (the lease must be the longer).
+    hub.env
+        .insert("TIDINGS_CHANNELS__EMAIL__TIMEOUT_SECS".into(), "1".into());
     hub.user_with_filter("dora", "dora@example.org", r#"topic ~ "org.test.**""#);
     let token = hub.run(&["token", "add", "load"]).trim().to_string();
     let lines: Vec<String> = (0..MESSAGES)

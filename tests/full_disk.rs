@@ -29,6 +29,8 @@ fn a_full_disk_fails_posts_and_the_hub_recovers_by_itself() {
     // A short lease: a send whose outcome was not recorded would soon be sent again.
     hub.env
         .insert("TIDINGS_SENDER__LEASE_SECS".into(), "2".into());
+    hub.env
+        .insert("TIDINGS_CHANNELS__EMAIL__TIMEOUT_SECS".into(), "1".into());
     hub.user_with_filter("fay", "fay@example.org", r#"topic ~ "org.test.**""#);
     let token = hub.run(&["token", "add", "burst"]).trim().to_string();
     hub.start();

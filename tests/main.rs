@@ -17,4 +17,5 @@ mod outbox;
 mod ownership;
 mod quarantine;
 mod roles;
+mod slow_smtp;
 mod smtp_timeouts;

@@ -34,6 +34,8 @@ fn split_roles_share_the_work_and_survive_kills_on_postgres() {
     );
     hub.env
         .insert("TIDINGS_SENDER__LEASE_SECS".into(), "3".into());
+    hub.env
+        .insert("TIDINGS_CHANNELS__EMAIL__TIMEOUT_SECS".into(), "2".into());
     hub.run(&["migrate"]);
     let added = hub.output(
         &["user", "add", "alice", "--password-stdin"],

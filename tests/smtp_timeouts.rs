@@ -99,8 +99,11 @@ fn a_silent_smtp_server_holds_neither_sends_nor_shutdown() {
 
     // Now sends that would hang for five minutes, and one in flight at SIGTERM.
     hub.kill();
+    // A send may take 30 s (the lease must be longer), far past the 1 s shutdown grace.
     hub.env
-        .insert("TIDINGS_EMAIL__TIMEOUT_SECS".into(), "300".into());
+        .insert("TIDINGS_EMAIL__TIMEOUT_SECS".into(), "30".into());
+    hub.env
+        .insert("TIDINGS_SENDER__LEASE_SECS".into(), "31".into());
     let before = silent.accepted();
     hub.start();
     wait_for("a send to hang", Duration::from_secs(60), || {
@@ -111,13 +114,12 @@ fn a_silent_smtp_server_holds_neither_sends_nor_shutdown() {
     let status = status.unwrap_or_else(|| panic!("no exit within 60 s of SIGTERM"));
     assert!(status.success(), "{status:?}; log:\n{}", hub.log());
 
-    // A real server on that port: the mail goes out (the row's lease brings it back).
+    // A real server on that port: the mail goes out (the row's lease, at most 31 s, brings
+    // it back).
     let port = silent.port;
     drop(silent);
     let tmp = tempfile::tempdir().expect("temp dir");
     let smtp = Smtp::start_on(tmp.path(), port);
-    hub.env
-        .insert("TIDINGS_EMAIL__TIMEOUT_SECS".into(), "30".into());
     hub.start();
     let mails = smtp.wait_mails(1, Duration::from_secs(60));
     assert_eq!(mails.len(), 1);

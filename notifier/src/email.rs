@@ -77,6 +77,32 @@ impl Smtp {
     }
 }
 
+/// One SMTP send that, should it be dropped before it ends (a timeout here or in the
+/// sender), renews the transport: the connection may be left mid-command.
+struct Renewing<'a> {
+    smtp: Option<&'a Smtp>,
+}
+
+impl Renewing<'_> {
+    async fn send(
+        smtp: &Smtp,
+        mail: Message,
+    ) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
+        let mut guard = Renewing { smtp: Some(smtp) };
+        let result = smtp.transport().send(mail).await;
+        guard.smtp = None;
+        result
+    }
+}
+
+impl Drop for Renewing<'_> {
+    fn drop(&mut self) {
+        if let Some(smtp) = self.smtp {
+            smtp.renew();
+        }
+    }
+}
+
 impl Mailer {
     /// Builds the transport the settings name. Fails at start on an unusable URL.
     pub fn from_config(config: &EmailConfig) -> Result<Mailer, NotifierError> {
@@ -116,7 +142,7 @@ impl Mailer {
     pub async fn send(&self, mail: Message) -> SendResult {
         let send = async {
             match &self.transport {
-                Transport::Smtp(smtp) => match smtp.transport().send(mail).await {
+                Transport::Smtp(smtp) => match Renewing::send(smtp, mail).await {
                     Ok(_) => SendResult::Sent,
                     // Only a definite 5xx refusal is final; everything else (network, 4xx)
                     // may pass.
@@ -137,18 +163,14 @@ impl Mailer {
         };
         match tokio::time::timeout(self.timeout, send).await {
             Ok(result) => result,
-            Err(_) => {
-                if let Transport::Smtp(smtp) = &self.transport {
-                    smtp.renew();
-                }
-                SendResult::Retry {
-                    after: None,
-                    reason: format!(
-                        "no answer within {} s (channels.email.timeout_secs)",
-                        self.timeout.as_secs()
-                    ),
-                }
-            }
+            // The send was dropped mid-way: `Renewing` replaced the transport.
+            Err(_) => SendResult::Retry {
+                after: None,
+                reason: format!(
+                    "no answer within {} (channels.email.timeout_secs)",
+                    crate::sender::spoken(self.timeout)
+                ),
+            },
         }
     }
 

@@ -106,6 +106,16 @@ pub fn outcome(config: &SenderConfig, attempt: i64, result: SendResult) -> Outco
     }
 }
 
+/// A duration as a log line says it: whole seconds as `N s`, otherwise `N ms`.
+pub fn spoken(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
 /// Renders and sends one claimed row, within its channel's timeout.
 async fn deliver(claimed: &Claimed, channels: &Channels) -> SendResult {
     if claimed.kind == OutboxKind::Notification && !claimed.destination.is_confirmed() {
@@ -128,8 +138,8 @@ async fn deliver(claimed: &Claimed, channels: &Channels) -> SendResult {
         Err(_) => SendResult::Retry {
             after: None,
             reason: format!(
-                "no answer within {} ms (channels.{kind}.timeout_secs)",
-                timeout.as_millis()
+                "no answer within {} (channels.{kind}.timeout_secs)",
+                spoken(timeout)
             ),
         },
     }

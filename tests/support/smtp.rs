@@ -6,6 +6,28 @@ use std::time::Duration;
 
 use super::{free_port, owner_mark, wait_for, OWNER_ENV};
 
+/// aiosmtpd with a handler that stores the mail, then waits before answering (argv: port,
+/// delay in seconds, Maildir).
+const SLOW_SERVER: &str = r#"
+import asyncio, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+
+class Slow(Mailbox):
+    def __init__(self, path, delay):
+        super().__init__(path)
+        self.delay = delay
+    async def handle_DATA(self, server, session, envelope):
+        answer = await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(self.delay)
+        return answer
+
+port, delay, maildir = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+Controller(Slow(maildir, delay), hostname="127.0.0.1", port=port).start()
+while True:
+    time.sleep(3600)
+"#;
+
 /// A real SMTP server: aiosmtpd storing every mail in a Maildir.
 pub struct Smtp {
     child: Child,
@@ -20,14 +42,25 @@ impl Smtp {
 
     /// On a given port (one a test's silent server held before, say).
     pub fn start_on(dir: &Path, port: u16) -> Smtp {
+        Smtp::spawn(dir, port, None)
+    }
+
+    /// A server that stores each mail at once but answers its DATA only after `delay`: the
+    /// client cannot know the mail arrived until then.
+    pub fn start_slow(dir: &Path, delay: Duration) -> Smtp {
+        Smtp::spawn(dir, free_port(), Some(delay))
+    }
+
+    fn spawn(dir: &Path, port: u16, delay: Option<Duration>) -> Smtp {
         let maildir = dir.join("maildir");
         for sub in ["tmp", "new", "cur"] {
             std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
         }
         let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        let child = Command::new(python)
-            .env(OWNER_ENV, owner_mark())
-            .args([
+        let mut command = Command::new(python);
+        command.env(OWNER_ENV, owner_mark());
+        match delay {
+            None => command.args([
                 "-m",
                 "aiosmtpd",
                 "-n",
@@ -35,7 +68,15 @@ impl Smtp {
                 &format!("127.0.0.1:{port}"),
                 "-c",
                 "aiosmtpd.handlers.Mailbox",
-            ])
+            ]),
+            Some(delay) => command.args([
+                "-c",
+                SLOW_SERVER,
+                &port.to_string(),
+                &delay.as_secs_f64().to_string(),
+            ]),
+        };
+        let child = command
             .arg(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
