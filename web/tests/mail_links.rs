@@ -8,7 +8,11 @@ use crate::mailbox::notify;
 use crate::on_both;
 use crate::support::App;
 
-on_both!(confirmation_link, notifications_and_one_click_unsubscribe);
+on_both!(
+    confirmation_link,
+    notifications_and_one_click_unsubscribe,
+    every_link_a_mail_carries_is_a_page
+);
 
 async fn confirmation_link(app: &App) {
     let alice = app.browser();
@@ -223,6 +227,63 @@ async fn mailbox_shows_only_mail_sent_for_me() {
         Some("/signin")
     );
     app.stop().await;
+}
+
+// Issue 9: mail links come from the route table the router mounts. Every link the renderer
+// puts into a notification or a confirmation opens a page of this web app.
+async fn every_link_a_mail_carries_is_a_page(app: &App) {
+    let alice = app.browser();
+    alice.signup("alice", "velvet crane harbour 42").await;
+    let user = app.store.user_by_name("alice").await.unwrap().unwrap();
+    let confirmed = app
+        .store
+        .add_destination(NewDestination {
+            user_id: user.id,
+            channel: ChannelKind::Email,
+            address: "alice@example.org",
+            confirmed: true,
+        })
+        .await
+        .unwrap();
+    notify(
+        app,
+        user.id,
+        confirmed.id,
+        "my builds",
+        serde_json::json!({"owner": "alice"}),
+    )
+    .await;
+    app.store
+        .add_destination(NewDestination {
+            user_id: user.id,
+            channel: ChannelKind::Email,
+            address: "alice@example.net",
+            confirmed: false,
+        })
+        .await
+        .unwrap();
+    let renderer = tidings_notifier::render::Renderer::new(&app.base);
+    let claimed = app.store.claim(10, 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 2, "a notification and a confirmation");
+    let mut opened = 0;
+    for row in &claimed {
+        let rendered = renderer.render(row).unwrap();
+        for link in rendered.links.all() {
+            // The message's own page is elsewhere; every other link is ours.
+            let Some(path) = link.strip_prefix(app.base.as_str()) else {
+                continue;
+            };
+            let page = alice.get(path).await;
+            assert_eq!(page.status, StatusCode::OK, "{link}: {}", page.body);
+            assert!(
+                rendered.text.contains(link) || rendered.header("List-Unsubscribe").is_some(),
+                "{link} is carried by the mail"
+            );
+            opened += 1;
+        }
+    }
+    // Notification: notifications, filters, unsubscribe, one-click; confirmation: confirm.
+    assert_eq!(opened, 5);
 }
 
 /// Makes every outbox row look queued at `at`.
