@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench_match;
+mod bench_send;
 mod config;
 mod inspect;
 mod ownership;
@@ -109,6 +110,24 @@ enum BenchCommand {
         #[arg(long, default_value = DEFAULT_CORPUS)]
         corpus: PathBuf,
     },
+    /// The real sender draining a full outbox: to the mailbox folder, and to `--smtp`.
+    Send {
+        /// Outbox rows to fill and drain.
+        #[arg(long, default_value_t = 20_000)]
+        rows: usize,
+        /// Destinations the rows are spread over.
+        #[arg(long, default_value_t = 100)]
+        destinations: usize,
+        /// The sender's concurrency (sender.concurrency).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// A local SMTP server to send to as well, `host:port`.
+        #[arg(long)]
+        smtp: Option<String>,
+        /// The database to fill (default: a fresh SQLite file per drain).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Decode + metadata throughput over the corpus, one thread.
     Metadata {
         /// The corpus (JSON lines with a `message` envelope each).
@@ -140,6 +159,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             corpus,
         }) => {
             println!("{}", bench_match::run(users, filters_per_user, &corpus)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Bench(BenchCommand::Send {
+            rows,
+            destinations,
+            concurrency,
+            smtp,
+            database_url,
+        }) => {
+            let options = bench_send::Options {
+                rows,
+                destinations,
+                concurrency,
+                smtp,
+                database_url,
+            };
+            println!("{}", runtime()?.block_on(bench_send::run(options))?);
             return Ok(ExitCode::SUCCESS);
         }
         Command::Bench(BenchCommand::Metadata { corpus }) => {

@@ -14,13 +14,12 @@
 //! recorded is kept and recorded once the store is back, and no row is claimed meanwhile.
 //! The drain at shutdown is bounded too (`shutdown_grace_secs`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use tidings_store::{Claimed, OutboxKind, Outcome, Recorded, Store};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Registry, SendResult};
@@ -161,8 +160,17 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let lease_ms = i64::try_from(config.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let idle = Duration::from_millis(config.poll_ms);
-    // Sends whose outcome waits for the store to be able to write again.
-    let unrecorded = Arc::new(AtomicUsize::new(0));
+    // Outcomes go to one recorder, which writes whatever has gathered in one transaction.
+    // A slot is freed only once its outcome is recorded: while the store cannot write, the
+    // slots stay taken and nothing new is claimed or sent.
+    let (done, outcomes) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record(
+        store.clone(),
+        outcomes,
+        metrics.clone(),
+        retry_max,
+        shutdown.clone(),
+    ));
     let mut outage = Backoff::new(retry_max);
     loop {
         // A free slot first: a claimed row starts sending at once, so its lease is spent
@@ -175,13 +183,6 @@ pub async fn run(
                 Err(_) => break,
             },
         };
-        if unrecorded.load(Ordering::Acquire) > 0 {
-            drop(first);
-            if !outage::pause(&shutdown, idle).await {
-                break;
-            }
-            continue;
-        }
         let free = 1 + slots.available_permits() as i64;
         let batches = match store.claim_batches(free, lease_ms).await {
             Ok(batches) => {
@@ -223,18 +224,12 @@ pub async fn run(
                 },
             };
             let attempt = Attempt {
-                store: store.clone(),
                 config: config.clone(),
                 channels: channels.clone(),
                 metrics: metrics.clone(),
-                unrecorded: unrecorded.clone(),
-                retry_max,
-                shutdown: shutdown.clone(),
+                done: done.clone(),
             };
-            tokio::spawn(async move {
-                attempt.run(row).await;
-                drop(permit);
-            });
+            tokio::spawn(attempt.run(row, permit));
         }
     }
     // Let sends in flight finish (they hold slots), for a bounded time: what is still in
@@ -252,22 +247,33 @@ pub async fn run(
             "sends still in flight at shutdown are left to their leases"
         );
     }
+    drop(done);
+    if tokio::time::timeout(Duration::from_secs(1), recorder)
+        .await
+        .is_err()
+    {
+        tracing::warn!("outcomes still unrecorded at shutdown are left to their leases");
+    }
     Ok(())
 }
 
-/// One send and the recording of its outcome.
+/// One send; its outcome goes to the recorder with the slot it holds.
 struct Attempt {
-    store: Store,
     config: SenderConfig,
     channels: Channels,
     metrics: Arc<Metrics>,
-    unrecorded: Arc<AtomicUsize>,
-    retry_max: Duration,
-    shutdown: CancellationToken,
+    done: mpsc::UnboundedSender<Done>,
+}
+
+/// A finished send waiting to be recorded, holding its slot until it is.
+struct Done {
+    row: Claimed,
+    outcome: Outcome,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Attempt {
-    async fn run(self, row: Claimed) {
+    async fn run(self, row: Claimed, slot: OwnedSemaphorePermit) {
         let result = deliver(&row, &self.channels).await;
         let outcome = outcome(&self.config, row.attempt, result);
         match &outcome {
@@ -285,41 +291,57 @@ impl Attempt {
                 tracing::error!(outbox = row.id, attempt = row.attempt, %error, "notification is dead");
             }
         }
-        let recorded = match self.store.record(&row, &outcome).await {
-            Err(err) if err.is_unavailable() => {
-                // Hold the outcome until the store can write again; claim nothing meanwhile.
-                self.unrecorded.fetch_add(1, Ordering::AcqRel);
-                let waited = outage::patiently(
-                    "recording a send",
-                    self.retry_max,
-                    &self.shutdown,
-                    || async { outage::widen(self.store.record(&row, &outcome).await) },
-                )
-                .await;
-                self.unrecorded.fetch_sub(1, Ordering::AcqRel);
-                match waited {
-                    Some(recorded) => recorded,
-                    // Shutting down: the lease brings the row back at the next start.
-                    None => return,
+        // The recorder is gone only at shutdown: the lease brings the row back.
+        let _ = self.done.send(Done {
+            row,
+            outcome,
+            _slot: slot,
+        });
+    }
+}
+
+/// The most outcomes recorded in one transaction.
+const RECORD_BATCH: usize = 512;
+
+/// Records outcomes as they come, all that have gathered in one transaction, until every
+/// sender of outcomes is gone. While the store is unavailable it waits (holding the slots
+/// of the outcomes it holds). If recording fails otherwise, the leases run out and the
+/// rows are sent again, with the same uid: at-least-once, never lost.
+async fn record(
+    store: Store,
+    mut outcomes: mpsc::UnboundedReceiver<Done>,
+    metrics: Arc<Metrics>,
+    retry_max: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let pairs: Vec<(&Claimed, &Outcome)> = batch.iter().map(|d| (&d.row, &d.outcome)).collect();
+        let recorded = outage::patiently("recording sends", retry_max, &shutdown, || async {
+            outage::widen(store.record_many(&pairs).await)
+        })
+        .await;
+        match recorded {
+            Some(Ok(recorded)) => {
+                for (done, recorded) in batch.iter().zip(recorded) {
+                    if recorded == Recorded::LeaseLost {
+                        Metrics::bump(&metrics.leases_lost);
+                        tracing::warn!(
+                            outbox = done.row.id,
+                            attempt = done.row.attempt,
+                            "the claim was lost before its outcome was recorded (its lease ran \
+                             out); the outcome is dropped and the row's newer claim decides"
+                        );
+                    }
                 }
             }
-            other => outage::widen(other),
-        };
-        // If recording fails the lease runs out and the row is sent again, with the same
-        // Message-ID: at-least-once, never lost.
-        match recorded {
-            Ok(Recorded::Current) => {}
-            Ok(Recorded::LeaseLost) => {
-                Metrics::bump(&self.metrics.leases_lost);
-                tracing::warn!(
-                    outbox = row.id,
-                    attempt = row.attempt,
-                    "the claim was lost before its outcome was recorded (its lease ran out); \
-                     the outcome is dropped and the row's newer claim decides"
-                );
+            Some(Err(err)) => {
+                tracing::error!(sends = batch.len(), error = %err, "recording sends failed")
             }
-            Err(err) => tracing::error!(outbox = row.id, error = %err, "recording a send failed"),
+            // Shutting down: the leases bring the rows back at the next start.
+            None => {}
         }
+        batch.clear();
     }
 }
 

@@ -563,12 +563,31 @@ async fn claims_group_rows_by_destination() {
                     .await
             );
         }
+        // And one message to both: each claimed row carries it.
+        let both = archived(&t, "m-both").await;
+        ok!(
+            n,
+            s.complete_message(
+                both,
+                &[
+                    notification(a.id, &[(1, "f")]),
+                    notification(b.id, &[(2, "g")])
+                ]
+            )
+            .await
+        );
         let batches = ok!(n, s.claim_batches(10, 60_000).await);
         let shape: Vec<(i64, usize)> = batches
             .iter()
             .map(|b| (b.destination.id, b.rows.len()))
             .collect();
-        assert_eq!(shape, [(a.id, 3), (b.id, 2)], "[{n}]");
+        assert_eq!(shape, [(a.id, 4), (b.id, 3)], "[{n}]");
+        let carrying = batches
+            .iter()
+            .flat_map(|b| &b.rows)
+            .filter(|r| r.message.as_ref().is_some_and(|m| m.id == both))
+            .count();
+        assert_eq!(carrying, 2, "[{n}] one message, two rows");
         for batch in &batches {
             assert!(
                 batch

@@ -2,6 +2,8 @@
 //! due rows under a lease, sends, and records the outcome; a row whose lease ran out (its
 //! sender died) is claimed again, with the same `uid`, so a resend is recognisable.
 
+use std::collections::HashMap;
+
 use sqlx::FromRow;
 
 use crate::db::with_pool;
@@ -184,6 +186,49 @@ pub enum Recorded {
     LeaseLost,
 }
 
+/// A claimed row with everything a sender needs; `message` is its message as read (none
+/// for a confirmation, or when it is missing).
+fn hydrate(
+    row: ClaimRow,
+    message: Option<Result<StoredMessage>>,
+    destination: &Destination,
+    username: &str,
+    key: Option<&ServerKey>,
+) -> Result<Claimed> {
+    let message = match (row.message_id, message) {
+        (Some(_), Some(message)) => Some(message?),
+        (Some(id), None) => return Err(StoreError::corrupt("outbox message", id)),
+        (None, _) => None,
+    };
+    let kind = match row.kind.as_str() {
+        "notification" => OutboxKind::Notification,
+        "confirmation" => OutboxKind::Confirmation,
+        other => return Err(StoreError::corrupt("outbox kind", other)),
+    };
+    let unsubscribe_token = match kind {
+        OutboxKind::Notification => key.map(|key| unsubscribe_token(key, &row.uid)),
+        OutboxKind::Confirmation => None,
+    };
+    Ok(Claimed {
+        unsubscribe_token,
+        id: row.id,
+        kind,
+        uid: row.uid,
+        attempt: row.attempts,
+        claim_token: row.claim_token,
+        destination: destination.clone(),
+        username: username.to_string(),
+        message,
+        filters: serde_json::from_str(&row.filters)
+            .map_err(|e| StoreError::corrupt("outbox filters", e))?,
+        payload: row
+            .payload
+            .as_deref()
+            .map(OutboxPayload::from_json)
+            .transpose()?,
+    })
+}
+
 /// A notification as its owner sees it in the web UI.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
 pub struct NotificationView {
@@ -304,6 +349,9 @@ impl Store {
         } else {
             None
         };
+        let messages = self
+            .messages_by_id(rows.iter().filter_map(|r| r.message_id))
+            .await?;
         let mut batches: Vec<ClaimBatch> = Vec::new();
         let mut owner: Option<(Destination, String)> = None;
         for row in rows {
@@ -320,7 +368,11 @@ impl Store {
             };
             let hydrated = match (destination, &owner) {
                 (Ok(()), Some((destination, username))) => {
-                    self.hydrate(row, destination, username, key.as_ref()).await
+                    let message = row.message_id.and_then(|id| messages.get(&id)).map(|m| {
+                        m.clone()
+                            .map_err(|reason| StoreError::corrupt("stored message", reason))
+                    });
+                    hydrate(row, message, destination, username, key.as_ref())
                 }
                 (Err(err), _) => Err(err),
                 (Ok(()), None) => Err(StoreError::NotFound),
@@ -367,51 +419,33 @@ impl Store {
         Ok((destination, username))
     }
 
-    async fn hydrate(
+    /// The messages with these ids, each read on its own (one unreadable row spoils only
+    /// its own notification), in one query.
+    async fn messages_by_id(
         &self,
-        row: ClaimRow,
-        destination: &Destination,
-        username: &str,
-        key: Option<&ServerKey>,
-    ) -> Result<Claimed> {
-        let msg_sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
-        let msg_sql = self.sql(&msg_sql);
-        let message = match row.message_id {
-            Some(id) => Some(StoredMessage::try_from(with_pool!(self, |pool| {
-                sqlx::query_as::<_, MessageRow>(&msg_sql)
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await?
-            }))?),
-            None => None,
-        };
-        let kind = match row.kind.as_str() {
-            "notification" => OutboxKind::Notification,
-            "confirmation" => OutboxKind::Confirmation,
-            other => return Err(StoreError::corrupt("outbox kind", other)),
-        };
-        let unsubscribe_token = match kind {
-            OutboxKind::Notification => key.map(|key| unsubscribe_token(key, &row.uid)),
-            OutboxKind::Confirmation => None,
-        };
-        Ok(Claimed {
-            unsubscribe_token,
-            id: row.id,
-            kind,
-            uid: row.uid,
-            attempt: row.attempts,
-            claim_token: row.claim_token,
-            destination: destination.clone(),
-            username: username.to_string(),
-            message,
-            filters: serde_json::from_str(&row.filters)
-                .map_err(|e| StoreError::corrupt("outbox filters", e))?,
-            payload: row
-                .payload
-                .as_deref()
-                .map(OutboxPayload::from_json)
-                .transpose()?,
-        })
+        ids: impl Iterator<Item = i64>,
+    ) -> Result<HashMap<i64, std::result::Result<StoredMessage, String>>> {
+        let ids: Vec<String> = ids.map(|id| id.to_string()).collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // Ids are integers read from the outbox: nothing here comes from outside.
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({})",
+            ids.join(",")
+        );
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, MessageRow>(&sql)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                (
+                    row.id,
+                    StoredMessage::try_from(row).map_err(|e| e.to_string()),
+                )
+            })
+            .collect())
     }
 
     /// Records one attempt's outcome and logs it, fenced by the claim token: if the row no
@@ -419,8 +453,18 @@ impl Store {
     /// outcome was already recorded), nothing is written and [`Recorded::LeaseLost`] says
     /// so. Secrets in the payload are wiped once the row is finished.
     pub async fn record(&self, claimed: &Claimed, outcome: &Outcome) -> Result<Recorded> {
-        self.record_attempt(claimed.id, claimed.attempt, &claimed.claim_token, outcome)
-            .await
+        let recorded = self.record_many(&[(claimed, outcome)]).await?;
+        Ok(recorded.first().copied().unwrap_or(Recorded::LeaseLost))
+    }
+
+    /// Records many outcomes as [`Store::record`] does, in one transaction; one answer per
+    /// outcome, in order.
+    pub async fn record_many(&self, outcomes: &[(&Claimed, &Outcome)]) -> Result<Vec<Recorded>> {
+        let rows: Vec<(i64, i64, &str, &Outcome)> = outcomes
+            .iter()
+            .map(|(c, o)| (c.id, c.attempt, c.claim_token.as_str(), *o))
+            .collect();
+        self.record_rows(&rows).await
     }
 
     async fn record_attempt(
@@ -430,16 +474,14 @@ impl Store {
         claim_token: &str,
         outcome: &Outcome,
     ) -> Result<Recorded> {
+        let recorded = self
+            .record_rows(&[(id, attempt, claim_token, outcome)])
+            .await?;
+        Ok(recorded.first().copied().unwrap_or(Recorded::LeaseLost))
+    }
+
+    async fn record_rows(&self, rows: &[(i64, i64, &str, &Outcome)]) -> Result<Vec<Recorded>> {
         let now = now_ms();
-        let (status, detail, next, uncount) = match outcome {
-            Outcome::Sent => (OutboxStatus::Sent, None, now, 0_i64),
-            Outcome::Retry { error, at } => (OutboxStatus::Pending, Some(error.as_str()), *at, 0),
-            Outcome::RateLimited { error, at } => {
-                (OutboxStatus::Pending, Some(error.as_str()), *at, 1)
-            }
-            Outcome::Dead { error } => (OutboxStatus::Dead, Some(error.as_str()), now, 0),
-        };
-        let finished = status != OutboxStatus::Pending;
         let update = self.sql(
             "UPDATE outbox SET status = $1, last_error = $2, next_attempt_at = $3, lease_until = NULL, \
              sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END, \
@@ -448,29 +490,42 @@ impl Store {
              WHERE id = $6 AND claim_token = $7 AND status = 'sending'",
         );
         let log = self.sql("INSERT INTO deliveries (outbox_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)");
-        let logged = match outcome {
-            Outcome::Sent => "sent",
-            Outcome::Retry { .. } => "retry",
-            Outcome::RateLimited { .. } => "rate_limited",
-            Outcome::Dead { .. } => "dead",
-        };
         let recorded = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let updated = sqlx::query(&update)
-                .bind(status.as_str())
-                .bind(detail)
-                .bind(next)
-                .bind(now)
-                .bind(finished)
-                .bind(id)
-                .bind(claim_token)
-                .bind(uncount)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if updated == 0 {
-                Recorded::LeaseLost
-            } else {
+            let mut recorded = Vec::with_capacity(rows.len());
+            for &(id, attempt, claim_token, outcome) in rows {
+                let (status, detail, next, uncount) = match outcome {
+                    Outcome::Sent => (OutboxStatus::Sent, None, now, 0_i64),
+                    Outcome::Retry { error, at } => {
+                        (OutboxStatus::Pending, Some(error.as_str()), *at, 0)
+                    }
+                    Outcome::RateLimited { error, at } => {
+                        (OutboxStatus::Pending, Some(error.as_str()), *at, 1)
+                    }
+                    Outcome::Dead { error } => (OutboxStatus::Dead, Some(error.as_str()), now, 0),
+                };
+                let logged = match outcome {
+                    Outcome::Sent => "sent",
+                    Outcome::Retry { .. } => "retry",
+                    Outcome::RateLimited { .. } => "rate_limited",
+                    Outcome::Dead { .. } => "dead",
+                };
+                let updated = sqlx::query(&update)
+                    .bind(status.as_str())
+                    .bind(detail)
+                    .bind(next)
+                    .bind(now)
+                    .bind(status != OutboxStatus::Pending)
+                    .bind(id)
+                    .bind(claim_token)
+                    .bind(uncount)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if updated == 0 {
+                    recorded.push(Recorded::LeaseLost);
+                    continue;
+                }
                 sqlx::query(&log)
                     .bind(id)
                     .bind(attempt)
@@ -479,9 +534,10 @@ impl Store {
                     .bind(detail)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                Recorded::Current
+                recorded.push(Recorded::Current);
             }
+            tx.commit().await?;
+            recorded
         });
         Ok(recorded)
     }
