@@ -172,25 +172,36 @@ pub async fn run(
         shutdown.clone(),
     ));
     let mut outage = Backoff::new(retry_max);
+    let gather = (config.concurrency / 4).max(1);
+    let mut backlog = false;
     loop {
-        // A free slot first: a claimed row starts sending at once, so its lease is spent
-        // on sending, never on waiting for a slot.
-        let first = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let free = 1 + slots.available_permits() as i64;
+        // Free slots first: a claimed row starts sending at once, so its lease is spent on
+        // sending, never on waiting for a slot. While work is queued, a claim waits for a
+        // quarter of the slots to free up (they do within one send's time), so that one
+        // round trip claims many rows.
+        let want = if backlog { gather } else { 1 };
+        let mut held = Vec::with_capacity(want);
+        while held.len() < want {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => held.push(permit),
+                    Err(_) => break,
+                },
+            }
+        }
+        if held.len() < want {
+            break;
+        }
+        let free = (held.len() + slots.available_permits()) as i64;
         let batches = match store.claim_batches(free, lease_ms).await {
             Ok(batches) => {
                 outage.reset();
                 batches
             }
             Err(err) if err.is_unavailable() => {
-                drop(first);
+                drop(held);
                 let wait = outage.fail();
                 tracing::warn!(error = %err, attempt = outage.attempts(), "the database is unavailable; sending waits");
                 if !outage::pause(&shutdown, wait).await {
@@ -203,8 +214,10 @@ pub async fn run(
                 Vec::new()
             }
         };
+        let claimed: usize = batches.iter().map(|b| b.rows.len()).sum();
+        backlog = claimed as i64 == free;
         if batches.is_empty() {
-            drop(first);
+            drop(held);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -213,10 +226,9 @@ pub async fn run(
             }
             continue;
         }
-        let mut first = Some(first);
         for row in batches.into_iter().flat_map(|batch| batch.rows) {
             // Only this loop takes slots, and it claimed no more than were free.
-            let permit = match first.take() {
+            let permit = match held.pop() {
                 Some(permit) => permit,
                 None => match slots.clone().acquire_owned().await {
                     Ok(permit) => permit,

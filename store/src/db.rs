@@ -43,6 +43,9 @@ pub struct Store {
     pub(crate) db: Arc<Db>,
     /// Wake-ups raised and listened for through this store (`signals`).
     pub(crate) signals: Arc<Signals>,
+    /// Server keys read so far: a key never changes once stored, and the sender needs one
+    /// for every claim.
+    pub(crate) keys: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::ServerKey>>>,
 }
 
 /// Which database a store talks to.
@@ -140,6 +143,7 @@ impl Store {
         Ok(Store {
             db: Arc::new(db),
             signals: Arc::new(Signals::new()),
+            keys: Arc::default(),
         })
     }
 

@@ -55,6 +55,9 @@ impl Store {
     /// The key named `name`, made (32 random bytes) the first time it is asked for. Two
     /// processes asking at once get the same key: the first insert wins, both read it back.
     pub async fn server_key(&self, name: &str) -> Result<ServerKey> {
+        if let Some(key) = self.cached_key(name) {
+            return Ok(key);
+        }
         let mut fresh = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut fresh);
         let encoded = hex::encode(fresh);
@@ -79,7 +82,20 @@ impl Store {
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| StoreError::corrupt("server key", "not 32 bytes"))?;
-        Ok(ServerKey(key))
+        let key = ServerKey(key);
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_string(), key.clone());
+        Ok(key)
+    }
+
+    fn cached_key(&self, name: &str) -> Option<ServerKey> {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
     }
 }
 

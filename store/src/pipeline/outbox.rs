@@ -294,6 +294,13 @@ pub struct DeliveryRecord {
 }
 
 #[derive(FromRow)]
+struct OwnedDestinationRow {
+    #[sqlx(flatten)]
+    destination: DestinationRow,
+    username: String,
+}
+
+#[derive(FromRow)]
 struct ClaimRow {
     id: i64,
     kind: String,
@@ -352,30 +359,23 @@ impl Store {
         let messages = self
             .messages_by_id(rows.iter().filter_map(|r| r.message_id))
             .await?;
+        let owners = self
+            .destinations_and_owners(rows.iter().map(|r| r.destination_id))
+            .await?;
         let mut batches: Vec<ClaimBatch> = Vec::new();
-        let mut owner: Option<(Destination, String)> = None;
         for row in rows {
             let (id, attempt) = (row.id, row.attempts);
             let claim_token = row.claim_token.clone();
-            let destination = match &owner {
-                Some((d, _)) if d.id == row.destination_id => Ok(()),
-                _ => self
-                    .destination_and_owner(row.destination_id)
-                    .await
-                    .map(|found| {
-                        owner = Some(found);
-                    }),
-            };
-            let hydrated = match (destination, &owner) {
-                (Ok(()), Some((destination, username))) => {
+            let hydrated = match owners.get(&row.destination_id) {
+                Some(Ok((destination, username))) => {
                     let message = row.message_id.and_then(|id| messages.get(&id)).map(|m| {
                         m.clone()
                             .map_err(|reason| StoreError::corrupt("stored message", reason))
                     });
                     hydrate(row, message, destination, username, key.as_ref())
                 }
-                (Err(err), _) => Err(err),
-                (Ok(()), None) => Err(StoreError::NotFound),
+                Some(Err(reason)) => Err(StoreError::corrupt("destination", reason)),
+                None => Err(StoreError::NotFound),
             };
             match hydrated {
                 Ok(claimed) => match batches.last_mut() {
@@ -401,22 +401,38 @@ impl Store {
         Ok(batches)
     }
 
-    async fn destination_and_owner(&self, id: i64) -> Result<(Destination, String)> {
-        let dest_sql = self.sql(
-            "SELECT d.id, d.user_id, d.channel, d.address, d.settings, d.confirmed_at, d.created_at FROM destinations d WHERE d.id = $1",
+    /// The destinations with these ids and their owners' usernames, in one query.
+    async fn destinations_and_owners(
+        &self,
+        ids: impl Iterator<Item = i64>,
+    ) -> Result<HashMap<i64, std::result::Result<(Destination, String), String>>> {
+        let mut ids: Vec<i64> = ids.collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        // Ids are integers read from the outbox: nothing here comes from outside.
+        let sql = format!(
+            "SELECT d.id, d.user_id, d.channel, d.address, d.settings, d.confirmed_at, d.created_at, u.username \
+             FROM destinations d JOIN users u ON u.id = d.user_id WHERE d.id IN ({})",
+            list.join(",")
         );
-        let user_sql = self.sql("SELECT username FROM users WHERE id = $1");
-        let destination: Destination =
-            with_pool!(self, |pool| sqlx::query_as::<_, DestinationRow>(&dest_sql)
-                .bind(id)
-                .fetch_one(pool)
-                .await?)
-            .try_into()?;
-        let username: String = with_pool!(self, |pool| sqlx::query_scalar(&user_sql)
-            .bind(destination.user_id)
-            .fetch_one(pool)
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, OwnedDestinationRow>(&sql)
+            .fetch_all(pool)
             .await?);
-        Ok((destination, username))
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let id = row.destination.id;
+                let username = row.username;
+                let found = Destination::try_from(row.destination)
+                    .map(|d| (d, username))
+                    .map_err(|e| e.to_string());
+                (id, found)
+            })
+            .collect())
     }
 
     /// The messages with these ids, each read on its own (one unreadable row spoils only
