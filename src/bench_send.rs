@@ -48,6 +48,7 @@ pub async fn run(options: Options) -> anyhow::Result<Value> {
     if let Some(server) = &options.smtp {
         let smtp = EmailConfig {
             smtp_url: Some(format!("smtp://{server}")),
+            max_connections: u32::try_from(options.concurrency).unwrap_or(u32::MAX),
             ..EmailConfig::default()
         };
         report["smtp"] = drain(&options, &tmp, "smtp", &smtp).await?;

@@ -73,6 +73,9 @@ pub struct EmailConfig {
     /// The most one send may take, in seconds: connecting, every SMTP command, the whole
     /// mail. A server that accepts a connection and never answers cannot hold a send slot.
     pub timeout_secs: u64,
+    /// SMTP connections kept open for reuse (lettre's pool); sends beyond it open and
+    /// close connections of their own. Match it to `sender.concurrency`.
+    pub max_connections: u32,
 }
 
 impl Default for EmailConfig {
@@ -84,6 +87,7 @@ impl Default for EmailConfig {
             list_id: "notifications.tidings.localhost".into(),
             unsubscribe_mailto: None,
             timeout_secs: 30,
+            max_connections: 16,
         }
     }
 }
@@ -109,6 +113,7 @@ impl std::fmt::Debug for EmailConfig {
             .field("list_id", &self.list_id)
             .field("unsubscribe_mailto", &self.unsubscribe_mailto)
             .field("timeout_secs", &self.timeout_secs)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }

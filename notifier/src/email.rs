@@ -37,6 +37,7 @@ enum Transport {
 struct Smtp {
     url: String,
     timeout: Duration,
+    max_connections: u32,
     current: Mutex<AsyncSmtpTransport<Tokio1Executor>>,
 }
 
@@ -44,6 +45,7 @@ impl Smtp {
     fn build(
         url: &str,
         timeout: Duration,
+        max_connections: u32,
     ) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifierError> {
         // lettre's timeout covers connecting (and, on its blocking transport, each command);
         // the timeout around each whole send in `Mailer::send` covers the rest.
@@ -53,6 +55,7 @@ impl Smtp {
                 reason: format!("{}: {e}", tidings_store::redact(url)),
             })?
             .timeout(Some(timeout))
+            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(max_connections))
             .build())
     }
 
@@ -65,7 +68,7 @@ impl Smtp {
 
     /// A fresh transport; the old pool closes its connections once its last send is done.
     fn renew(&self) {
-        match Smtp::build(&self.url, self.timeout) {
+        match Smtp::build(&self.url, self.timeout, self.max_connections) {
             Ok(fresh) => {
                 *self
                     .current
@@ -124,7 +127,8 @@ impl Mailer {
             Some(url) => Transport::Smtp(Arc::new(Smtp {
                 url: url.clone(),
                 timeout,
-                current: Mutex::new(Smtp::build(url, timeout)?),
+                max_connections: config.max_connections.max(1),
+                current: Mutex::new(Smtp::build(url, timeout, config.max_connections.max(1))?),
             })),
             None => {
                 let mailbox = config.mailbox();
@@ -372,6 +376,7 @@ mod tests {
             list_id: "tidings.example.org".into(),
             unsubscribe_mailto: None,
             timeout_secs: 30,
+            max_connections: 16,
         };
         let err = Mailer::from_config(&config)
             .err()
