@@ -37,7 +37,7 @@ pub use ownership::{
     CSV_HEADER,
 };
 pub use pipeline::changes::Change;
-pub use pipeline::messages::{Rejected, StoredMessage};
+pub use pipeline::messages::{Arrival, Rejected, StoredMessage};
 pub use pipeline::outbox::{
     Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView, OutboxKind,
     OutboxStatus, Outcome, UnsubscribeTarget, UNSUBSCRIBE_TTL_MS,
