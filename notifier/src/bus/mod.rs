@@ -266,11 +266,11 @@ impl Accept {
         retry_max: Duration,
         shutdown: &CancellationToken,
     ) -> Option<Vec<Accepted>> {
-        match patiently("archiving bus messages", retry_max, shutdown, || {
-            self.batch(inputs)
-        })
-        .await?
-        {
+        let what = match inputs.len() {
+            1 => "archiving a bus message",
+            _ => "archiving bus messages",
+        };
+        match patiently(what, retry_max, shutdown, || self.batch(inputs)).await? {
             Ok(accepted) => return Some(accepted),
             Err(err) if inputs.len() > 1 => tracing::warn!(
                 error = %err,

@@ -277,6 +277,21 @@ impl Store {
         let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // Written first: on SQLite a transaction that reads first and writes later fails
+            // at once (SQLITE_BUSY) if another writer committed meanwhile, instead of
+            // waiting for the lock.
+            for chunk in ids.chunks(CHUNK_ROWS) {
+                let sql = format!(
+                    "UPDATE messages SET processed_at = $1 WHERE id IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let sql = self.sql(&sql);
+                let mut query = sqlx::query(&sql).bind(now);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.execute(&mut *tx).await?;
+            }
             let mut confirmed = std::collections::HashSet::new();
             for chunk in destinations.chunks(CHUNK_ROWS) {
                 let sql = format!(
@@ -322,18 +337,6 @@ impl Store {
                         .bind(filters)
                         .bind(uid)
                         .bind(unsubscribe);
-                }
-                query.execute(&mut *tx).await?;
-            }
-            for chunk in ids.chunks(CHUNK_ROWS) {
-                let sql = format!(
-                    "UPDATE messages SET processed_at = $1 WHERE id IN ({})",
-                    placeholders(2, chunk.len())
-                );
-                let sql = self.sql(&sql);
-                let mut query = sqlx::query(&sql).bind(now);
-                for id in chunk {
-                    query = query.bind(id);
                 }
                 query.execute(&mut *tx).await?;
             }
