@@ -197,9 +197,10 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
     };
     let mailbox = mail_count(config);
 
-    let steady = if args.steady_secs > 0 && args.rate > 0 {
+    let mut steady_expected = 0;
+    let steady = if burst.complete() && args.steady_secs > 0 && args.rate > 0 {
         let steady_count = (args.rate * args.steady_secs) as usize;
-        let steady_expected = expected(0..steady_count, "steady");
+        steady_expected = expected(0..steady_count, "steady");
         let rate = args.rate;
         let corpus = corpus.clone();
         let published =
@@ -228,10 +229,13 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
         )
         .await;
         let published = published.await.context("publisher thread")??;
-        if let Err(err) = watched {
-            shutdown.cancel();
-            return Err(err);
-        }
+        let watched = match watched {
+            Ok(watched) => watched,
+            Err(err) => {
+                shutdown.cancel();
+                return Err(err);
+            }
+        };
         let mut latencies: Vec<i64> = store
             .sent_times("steady-")
             .await?
@@ -249,6 +253,7 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
             "seconds": args.steady_secs,
             "messages": steady_count,
             "notifications_expected": steady_expected,
+            "complete": watched.complete(),
             "notifications_measured": latencies.len(),
             "latency_ms_p50": at(0.50),
             "latency_ms_p99": at(0.99),
@@ -279,34 +284,56 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
         "catch_all_users": args.catch_all,
         "corpus_packages": packages.len(),
         "setup_s": setup_s,
-        "burst": {
-            "messages": args.messages,
-            "notifications_expected": burst_expected,
-            "ingest_s": burst.ingested,
-            "ingest_per_s": args.messages as f64 / burst.ingested,
-            "match_s": burst.matched,
-            "match_per_s": args.messages as f64 / burst.matched,
-            "last_accepted_s": burst.sent,
-            "send_per_s": burst_expected as f64 / (burst.sent - burst.first_sent).max(1e-3),
-            "mailbox_files": mailbox,
-        },
+        "burst": burst.figures(args.messages, burst_expected),
+        "mailbox_files": mailbox,
         "steady": steady,
         "outbox": {"pending": pending, "sending": sending, "sent": sent, "dead": dead},
-        "nothing_lost": dead == 0 && pending == 0 && sending == 0,
+        "nothing_lost": burst.complete() && dead == 0 && pending == 0 && sending == 0 && sent as usize == burst_expected + steady_expected,
         "peak_rss_mb": crate::bench_match::peak_rss_mb(),
     }))
 }
 
-/// When each stage finished, in seconds from the start of the burst.
+/// When each stage finished, in seconds from the start of the burst; a stage not
+/// finished within the time limit is `None`.
 struct Stages {
-    ingested: f64,
-    matched: f64,
-    first_sent: f64,
-    sent: f64,
+    ingested: Option<f64>,
+    matched: Option<f64>,
+    first_sent: Option<f64>,
+    sent: Option<f64>,
+    /// Notifications sent by the end of the watch (since it started).
+    sent_count: i64,
+    /// Seconds watched.
+    watched: f64,
 }
 
-/// Watches the store until `messages` are archived and matched and `notifications` sent.
-/// Fails if more are sent than expected, or when `limit` passes.
+impl Stages {
+    fn complete(&self) -> bool {
+        self.sent.is_some()
+    }
+
+    /// Figures for `messages` messages causing `notifications` notifications.
+    fn figures(&self, messages: usize, notifications: usize) -> Value {
+        let rate = |n: f64, s: Option<f64>| s.map(|s| n / s.max(1e-3));
+        let sending = self.sent.unwrap_or(self.watched) - self.first_sent.unwrap_or(0.0);
+        json!({
+            "messages": messages,
+            "notifications_expected": notifications,
+            "complete": self.complete(),
+            "ingest_s": self.ingested,
+            "ingest_per_s": rate(messages as f64, self.ingested),
+            "match_s": self.matched,
+            "match_per_s": rate(messages as f64, self.matched),
+            "last_accepted_s": self.sent,
+            "notifications_sent": self.sent_count,
+            "send_per_s": self.sent_count as f64 / sending.max(1e-3),
+            "watched_s": self.watched,
+        })
+    }
+}
+
+/// Watches the store until `messages` are archived and matched and `notifications` sent,
+/// or `limit` passes (then the stages not reached are `None`). Fails if more are sent than
+/// expected, or any is dead.
 async fn watch(
     store: &Store,
     messages: i64,
@@ -314,42 +341,42 @@ async fn watch(
     start: Instant,
     limit: Duration,
 ) -> anyhow::Result<Stages> {
-    let (mut ingested, mut matched, mut first_sent) = (None, None, None);
     let base = store.outbox_counts().await?.2;
+    let mut stages = Stages {
+        ingested: None,
+        matched: None,
+        first_sent: None,
+        sent: None,
+        sent_count: 0,
+        watched: 0.0,
+    };
     loop {
         let (archived, processed) = store.message_counts().await?;
         let (_, _, sent, dead) = store.outbox_counts().await?;
         let now = start.elapsed().as_secs_f64();
+        stages.watched = now;
+        stages.sent_count = sent - base;
         if archived >= messages {
-            ingested.get_or_insert(now);
+            stages.ingested.get_or_insert(now);
         }
         if processed >= messages {
-            matched.get_or_insert(now);
+            stages.matched.get_or_insert(now);
         }
         if sent > base {
-            first_sent.get_or_insert(now);
+            stages.first_sent.get_or_insert(now);
         }
         if dead > 0 {
             bail!("{dead} notifications are dead");
         }
-        if let (Some(ingested), Some(matched)) = (ingested, matched) {
-            if sent >= notifications {
-                if sent > notifications {
-                    bail!("{sent} notifications sent, {notifications} expected");
-                }
-                return Ok(Stages {
-                    ingested,
-                    matched,
-                    first_sent: first_sent.unwrap_or(0.0),
-                    sent: now,
-                });
-            }
+        if sent > notifications {
+            bail!("{sent} notifications sent, {notifications} expected");
+        }
+        if stages.matched.is_some() && sent == notifications {
+            stages.sent = Some(now);
+            return Ok(stages);
         }
         if start.elapsed() > limit {
-            bail!(
-                "after {limit:?}: {archived} of {messages} messages archived, {processed} matched, \
-                 {sent} of {notifications} notifications sent"
-            );
+            return Ok(stages);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
