@@ -6,6 +6,10 @@
 //! field conditions; each owns 1–50 packages drawn from the corpus's package names plus
 //! synthetic ones. The corpus messages are replayed with generic metadata plus the
 //! usernames and packages the corpus says fedmsg_meta found.
+//!
+//! With `--population FILE` the users are given instead (a name and the packages each
+//! owns), each with FMN's three classic defaults only, so that matches per message can be
+//! set beside FMN's for identical users.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -15,6 +19,59 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use tidings_rules::Variables;
 use tidings_rules::{Condition, Envelope, Index, IndexedFilter, Message, Metadata, NaiveIndex};
+
+/// FMN's classic defaults, given to every user of a population file: events on my
+/// packages, events about me, failed builds of my packages (the first three of
+/// [`DEFAULTS`]).
+const CLASSIC: usize = 3;
+
+/// Who the benchmark's users are.
+pub enum Population {
+    /// Generated users (see the module comment), `filters_per_user` filters each.
+    Generated {
+        /// How many.
+        users: usize,
+        /// Filters each.
+        filters_per_user: usize,
+    },
+    /// Users read from a file, with FMN's classic defaults.
+    Given {
+        /// The file, for the report.
+        file: String,
+        /// Each user's name and packages.
+        users: Vec<GivenUser>,
+    },
+}
+
+/// One user of a population file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GivenUser {
+    name: String,
+    #[serde(default)]
+    packages: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PopulationFile {
+    users: Vec<GivenUser>,
+}
+
+impl Population {
+    /// Reads `{"users": [{"name": "alice", "packages": ["gtk3", …]}, …]}`.
+    pub fn from_file(path: &Path) -> anyhow::Result<Population> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the population {}", path.display()))?;
+        let file: PopulationFile = serde_json::from_str(&text)
+            .with_context(|| format!("parsing the population {}", path.display()))?;
+        anyhow::ensure!(!file.users.is_empty(), "no user in {}", path.display());
+        Ok(Population::Given {
+            file: path.display().to_string(),
+            users: file.users,
+        })
+    }
+}
 
 /// The one-line summaries FMN users start with, plus rarer hand-written ones.
 const DEFAULTS: [&str; 5] = [
@@ -190,7 +247,7 @@ fn thread_cpu_ns() -> Option<u64> {
     stat.split_whitespace().next()?.parse().ok()
 }
 
-fn peak_rss_mb() -> Option<f64> {
+pub(crate) fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -231,7 +288,7 @@ fn figures(times: &mut [Duration], found: usize) -> Value {
 }
 
 /// Runs the benchmark and returns its figures as one JSON object.
-pub fn run(users: usize, filters_per_user: usize, corpus: &Path) -> anyhow::Result<Value> {
+pub fn run(population: &Population, corpus: &Path) -> anyhow::Result<Value> {
     let corpus = load(corpus)?;
     let templates = Templates {
         defaults: DEFAULTS
@@ -241,18 +298,47 @@ pub fn run(users: usize, filters_per_user: usize, corpus: &Path) -> anyhow::Resu
         negative_karma: parse(NEGATIVE_KARMA)?,
         mirror: parse(MIRROR)?,
     };
-    // About as many packages as Fedora has, or more for more users, so a package has tens
-    // of owners, as in a real distribution, rather than thousands.
-    let pool = users.max(25_000);
     let (corpus, templates) = (&corpus, &templates);
-    let owners = |seed: u64| {
-        let mut rng = Rng(seed);
-        (0..users).map(move |u| user(u, filters_per_user, corpus, pool, templates, &mut rng))
+    let owners = || -> Vec<(Variables, Vec<Cow<'_, Condition>>)> {
+        match population {
+            Population::Generated {
+                users,
+                filters_per_user,
+            } => {
+                // About as many packages as Fedora has, or more for more users, so a
+                // package has tens of owners, as in a real distribution, rather than
+                // thousands.
+                let pool = (*users).max(25_000);
+                let mut rng = Rng(7);
+                (0..*users)
+                    .map(|u| user(u, *filters_per_user, corpus, pool, templates, &mut rng))
+                    .collect()
+            }
+            Population::Given { users, .. } => users
+                .iter()
+                .map(|given| {
+                    let mut vars = Variables::for_user(given.name.clone());
+                    vars.my_packages.extend(given.packages.iter().cloned());
+                    let filters = templates.defaults[..CLASSIC]
+                        .iter()
+                        .map(Cow::Borrowed)
+                        .collect();
+                    (vars, filters)
+                })
+                .collect(),
+        }
+    };
+    let (users, filters_per_user, source) = match population {
+        Population::Generated {
+            users,
+            filters_per_user,
+        } => (*users, *filters_per_user, json!("generated")),
+        Population::Given { file, users } => (users.len(), CLASSIC, json!(file)),
     };
 
     // Users are made first so that the build is timed alone; their conditions borrow the
     // templates until the index takes its own copy, as the notifier would from the store.
-    let made: Vec<_> = owners(7).collect();
+    let made = owners();
     let mut index = Index::default();
     let start = Instant::now();
     let cpu = thread_cpu_ns().unwrap_or(0);
@@ -279,7 +365,7 @@ pub fn run(users: usize, filters_per_user: usize, corpus: &Path) -> anyhow::Resu
     let peak_index = peak_rss_mb();
 
     let mut naive = NaiveIndex::default();
-    for (u, (vars, filters)) in owners(7).enumerate() {
+    for (u, (vars, filters)) in owners().into_iter().enumerate() {
         let owner = u as i64;
         naive.set_variables(owner, vars);
         for (j, condition) in filters.into_iter().enumerate() {
@@ -303,6 +389,7 @@ pub fn run(users: usize, filters_per_user: usize, corpus: &Path) -> anyhow::Resu
     let speedup = indexed["messages_per_s"].as_f64().unwrap_or(0.0)
         / naive_figures["messages_per_s"].as_f64().unwrap_or(f64::MAX);
     Ok(json!({
+        "population": source,
         "users": users,
         "filters_per_user": filters_per_user,
         "filters": index.len(),

@@ -2,6 +2,7 @@
 //! and administers accounts. This file parses the command line and hands over.
 
 mod admin;
+mod bench_e2e;
 mod bench_match;
 mod bench_send;
 mod config;
@@ -91,7 +92,7 @@ enum ConfigCommand {
 }
 
 /// The fedmsg corpus in this repository (see corpus/README.md), found wherever the clone is.
-const DEFAULT_CORPUS: &str = concat!(
+pub(crate) const DEFAULT_CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/corpus/fedmsg-meta/messages.jsonl"
 );
@@ -109,6 +110,11 @@ enum BenchCommand {
         /// The corpus (JSON lines with a `message` envelope each).
         #[arg(long, default_value = DEFAULT_CORPUS)]
         corpus: PathBuf,
+        /// Users from a file instead, `{"users": [{"name": "alice", "packages": ["gtk3"]}]}`,
+        /// each with FMN's three classic defaults (`--users` and `--filters-per-user` are
+        /// then ignored).
+        #[arg(long)]
+        population: Option<PathBuf>,
     },
     /// The real sender draining a full outbox: to the mailbox folder, and to `--smtp`.
     Send {
@@ -128,6 +134,9 @@ enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// The whole pipeline on a burst and at a steady rate: ZeroMQ ingest, the matcher and
+    /// the sender, on the config in effect (embedded defaults: SQLite, the mailbox folder).
+    E2e(bench_e2e::E2eArgs),
     /// Decode + metadata throughput over the corpus, one thread.
     Metadata {
         /// The corpus (JSON lines with a `message` envelope each).
@@ -157,8 +166,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             users,
             filters_per_user,
             corpus,
+            population,
         }) => {
-            println!("{}", bench_match::run(users, filters_per_user, &corpus)?);
+            let population = match population {
+                Some(file) => bench_match::Population::from_file(&file)?,
+                None => bench_match::Population::Generated {
+                    users,
+                    filters_per_user,
+                },
+            };
+            println!("{}", bench_match::run(&population, &corpus)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Bench(BenchCommand::E2e(args)) => {
+            println!("{}", bench_e2e::run(cli.config.as_deref(), args)?);
             return Ok(ExitCode::SUCCESS);
         }
         Command::Bench(BenchCommand::Send {

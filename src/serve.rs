@@ -109,7 +109,6 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = CancellationToken::new();
-    let retry_max = Duration::from_millis(config.database.retry_max_ms);
     // The catalog is loaded once, by the first role that derives metadata.
     let catalog = std::cell::OnceCell::new();
     let derived = || catalog.get_or_init(|| derive(&config)).clone();
@@ -136,38 +135,12 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
         });
     }
     if roles.contains(&Role::Notifier) {
-        let settings = NotifierSettings {
-            ingest: tidings_notifier::ingest::ZmqIngest {
-                endpoints: config.bus.zmq_endpoints.clone(),
-                max_message_bytes: config.bus.max_message_bytes,
-                retry_max,
-            },
-            matcher: MatcherSettings {
-                batch: config.matcher.batch,
-                poll: Duration::from_millis(config.matcher.poll_ms),
-                retry_max,
-                rebuild_every: (config.matcher.rebuild_minutes > 0)
-                    .then(|| Duration::from_secs(config.matcher.rebuild_minutes * 60)),
-            },
-            derive: derived(),
-            metrics: metrics.clone(),
-        };
+        let settings = notifier_settings(&config, &metrics, derived());
         let role = roles::notifier(store.clone(), settings, shutdown.clone());
         tasks.spawn(async move { role.await.context("notifier") });
     }
     if roles.contains(&Role::Sender) {
-        let email = email_config(&config);
-        let settings = SenderSettings {
-            sender: config.sender.clone(),
-            channels: {
-                let channels = Channels::from_config(&email, &config.base_url())?;
-                // Before anything runs: a lease a send could outlast is refused by name.
-                sender::check_lease(&config.sender, &channels.registry)?;
-                channels
-            },
-            retry_max,
-            metrics: metrics.clone(),
-        };
+        let settings = sender_settings(&config, &metrics)?;
         let role = roles::sender(store.clone(), settings, shutdown.clone());
         tasks.spawn(async move { role.await.context("sender") });
     }
@@ -198,6 +171,45 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     outcome
+}
+
+/// The notifier role's settings, from the config.
+pub fn notifier_settings(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    derive: Derive,
+) -> NotifierSettings {
+    let retry_max = Duration::from_millis(config.database.retry_max_ms);
+    NotifierSettings {
+        ingest: tidings_notifier::bus::ZmqIngest {
+            endpoints: config.bus.zmq_endpoints.clone(),
+            max_message_bytes: config.bus.max_message_bytes,
+            retry_max,
+        },
+        matcher: MatcherSettings {
+            batch: config.matcher.batch,
+            poll: Duration::from_millis(config.matcher.poll_ms),
+            retry_max,
+            rebuild_every: (config.matcher.rebuild_minutes > 0)
+                .then(|| Duration::from_secs(config.matcher.rebuild_minutes * 60)),
+        },
+        derive,
+        metrics: metrics.clone(),
+    }
+}
+
+/// The sender role's settings, from the config.
+pub fn sender_settings(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<SenderSettings> {
+    let email = email_config(config);
+    let channels = Channels::from_config(&email, &config.base_url())?;
+    // Before anything runs: a lease a send could outlast is refused by name.
+    sender::check_lease(&config.sender, &channels.registry)?;
+    Ok(SenderSettings {
+        sender: config.sender.clone(),
+        channels,
+        retry_max: Duration::from_millis(config.database.retry_max_ms),
+        metrics: metrics.clone(),
+    })
 }
 
 /// The web role's state and bound listener.

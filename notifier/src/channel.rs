@@ -5,7 +5,7 @@
 //! webhook, a line for IRC).
 //!
 //! Adding a channel is one module implementing [`Channel`], its template, its config
-//! section and one [`Registry::register`] line (see `docs/architecture-channels.md`).
+//! section and one [`Registry::register`] line (see `docs/architecture.md`).
 
 use std::collections::HashMap;
 use std::future::Future;

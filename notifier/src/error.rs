@@ -14,6 +14,12 @@ pub enum NotifierError {
         /// ZeroMQ's reason.
         source: zmq::Error,
     },
+    /// The accept path broke its own contract (a bug, reported rather than panicking).
+    #[error("bus: {what}")]
+    Bus {
+        /// What went wrong.
+        what: String,
+    },
     /// The email settings cannot work.
     #[error("email.{field}: {reason}")]
     EmailConfig {

@@ -1,14 +1,14 @@
-//! The notifier: bus ingest, the matching loop, the outbox sender and the channels it
+//! The notifier: bus ingest (the accept path every bus source goes through), the matching loop, the outbox sender and the channels it
 //! sends through. Every loop stops on one shared cancellation token. `roles` puts them
 //! together as the library entry points the binary runs: the notifier role (ingest and
 //! the matcher) and the sender role.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+pub mod bus;
 pub mod channel;
 pub mod config;
 pub mod email;
 mod error;
-pub mod ingest;
 pub mod matcher;
 pub mod metrics;
 pub mod outage;
@@ -17,7 +17,6 @@ pub mod publish;
 pub mod render;
 pub mod roles;
 pub mod sender;
-pub mod zmq_source;
 
 use std::sync::Arc;
 

@@ -157,7 +157,6 @@ impl Matcher {
 
     /// Matches every unprocessed message, in order, until none is left. Returns how many.
     pub async fn drain(&mut self, store: &Store, batch: i64) -> Result<usize, NotifierError> {
-        let metrics = self.metrics.clone();
         let mut total = 0;
         loop {
             self.refresh(store).await?;
@@ -165,24 +164,46 @@ impl Matcher {
             if messages.is_empty() {
                 return Ok(total);
             }
+            // One transaction per batch; an ownership announcement closes the batch before
+            // it, since it changes variables before its own message is matched, and before
+            // any later one.
+            let mut done: Vec<(i64, Vec<Notification>)> = Vec::with_capacity(messages.len());
             for message in &messages {
-                // An ownership announcement changes variables before its own message is
-                // matched, and before any later one.
-                if ownership::is_announcement(&message.message.topic)
-                    && ownership::apply(store, &message.message).await? > 0
-                {
-                    self.refresh(store).await?;
+                if ownership::is_announcement(&message.message.topic) {
+                    self.complete(store, &mut done).await?;
+                    if ownership::apply(store, &message.message).await? > 0 {
+                        self.refresh(store).await?;
+                    }
                 }
-                let notifications = self.notifications(message);
-                store.complete_message(message.id, &notifications).await?;
-                Metrics::bump(&metrics.matched);
-                metrics.queued.fetch_add(
-                    notifications.len() as u64,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                done.push((message.id, self.notifications(message)));
             }
+            self.complete(store, &mut done).await?;
             total += messages.len();
         }
+    }
+}
+
+impl Matcher {
+    /// Queues the notifications of `done` and marks its messages processed, in one
+    /// transaction, then counts them.
+    async fn complete(
+        &self,
+        store: &Store,
+        done: &mut Vec<(i64, Vec<Notification>)>,
+    ) -> Result<(), NotifierError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        store.complete_messages(done).await?;
+        let queued: usize = done.iter().map(|(_, n)| n.len()).sum();
+        self.metrics
+            .matched
+            .fetch_add(done.len() as u64, Ordering::Relaxed);
+        self.metrics
+            .queued
+            .fetch_add(queued as u64, Ordering::Relaxed);
+        done.clear();
+        Ok(())
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tidings_store::{Store, Wake};
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::{self, ZmqIngest};
+use crate::bus::{self, ZmqIngest};
 use crate::matcher::{self, MatcherSettings};
 use crate::sender::{self, Channels};
 use crate::{Derive, Metrics, NotifierError, SenderConfig};
@@ -59,7 +59,7 @@ pub async fn notifier(
 ) -> Result<(), NotifierError> {
     let stop = shutdown.child_token();
     let stored = store.notify_signalling(Wake::Matcher, &stop);
-    let ingest = ingest::run_zmq(
+    let ingest = bus::zmq::run_zmq(
         settings.ingest,
         store.clone(),
         settings.derive,

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bus;
 mod ownership;
 mod quarantine;
 mod rebuild;

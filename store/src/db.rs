@@ -104,6 +104,12 @@ impl Store {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| bad(e.to_string()))?
                 .create_if_missing(true)
+                // WAL: readers (the web, the sender's reads) never wait on the writer, and a
+                // commit appends to the log instead of rewriting pages. NORMAL syncs the log
+                // at checkpoints, not at each commit: a crash of the process loses nothing
+                // committed; a power loss or OS crash can roll back the last commits (the
+                // file stays consistent). FULL would cost an fsync per commit, which group
+                // commit amortises but does not remove. README, "Crash and power loss".
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))

@@ -37,7 +37,7 @@ pub use ownership::{
     CSV_HEADER,
 };
 pub use pipeline::changes::Change;
-pub use pipeline::messages::{Rejected, StoredMessage};
+pub use pipeline::messages::{Arrival, Rejected, StoredMessage};
 pub use pipeline::outbox::{
     ClaimBatch, Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView,
     OutboxKind, OutboxPayload, OutboxStatus, Outcome, Recorded, UnsubscribeTarget,

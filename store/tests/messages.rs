@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use tidings_store::{OutboxKind, StoreError};
+use tidings_store::{Arrival, OutboxKind, StoreError};
 
 use crate::harness::{archived, backends, destination, fails, message, notification, ok, user};
 
@@ -356,4 +356,96 @@ async fn a_full_disk_acknowledges_only_what_lasts_and_recovers() {
     );
     fresh.close().await;
     store.close().await;
+}
+
+/// issue 9: a group commit archives messages and rejected input in one transaction, and
+/// dedupes within the batch as across batches.
+#[tokio::test]
+async fn a_batch_is_archived_in_one_go_with_its_rejects_and_duplicates() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let (m1, meta1) = message("b1");
+        let (m2, meta2) = message("b2");
+        let arrivals = [
+            Arrival::Message {
+                message: &m1,
+                metadata: &meta1,
+                source: "zmq:tcp://bus",
+            },
+            Arrival::Rejected {
+                source: "zmq:tcp://bus",
+                reason: "not JSON",
+                raw: b"{oops",
+            },
+            Arrival::Message {
+                message: &m2,
+                metadata: &meta2,
+                source: "zmq:tcp://bus",
+            },
+            Arrival::Message {
+                message: &m1,
+                metadata: &meta1,
+                source: "zmq:tcp://bus",
+            },
+        ];
+        let ids = ok!(n, s.archive(&arrivals).await);
+        assert_eq!(ids.len(), 4, "[{n}]");
+        assert!(ids[0].is_some() && ids[2].is_some(), "[{n}] {ids:?}");
+        assert_eq!((ids[1], ids[3]), (None, None), "[{n}] rejected, duplicate");
+        assert_eq!(ok!(n, s.message_counts().await), (2, 0), "[{n}]");
+        assert_eq!(ok!(n, s.rejected_count().await), 1, "[{n}]");
+        let again = ok!(n, s.archive(&arrivals[2..3]).await);
+        assert_eq!(again, [None], "[{n}] a duplicate across batches");
+    }
+}
+
+/// issue 9: the matcher completes a batch of messages in one transaction with multi-row
+/// inserts; only confirmed destinations are queued for, and completing again queues
+/// nothing twice.
+#[tokio::test]
+async fn a_batch_of_messages_is_completed_in_one_go() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let a1 = destination(&t, alice.id, "a1@example.org", true).await;
+        let unconfirmed = destination(&t, alice.id, "new@example.org", false).await;
+        let before = ok!(n, s.outbox_counts().await).0;
+        let messages: Vec<i64> = [
+            archived(&t, "c1").await,
+            archived(&t, "c2").await,
+            archived(&t, "c3").await,
+        ]
+        .to_vec();
+        let batch = vec![
+            (
+                messages[0],
+                vec![
+                    notification(a1.id, &[(1, "one")]),
+                    notification(unconfirmed.id, &[(1, "one")]),
+                ],
+            ),
+            (messages[1], vec![]),
+            (messages[2], vec![notification(a1.id, &[(2, "two")])]),
+        ];
+        ok!(n, s.complete_messages(&batch).await);
+        assert_eq!(ok!(n, s.message_counts().await), (3, 3), "[{n}]");
+        assert_eq!(ok!(n, s.outbox_counts().await).0, before + 2, "[{n}]");
+        ok!(n, s.complete_messages(&batch).await);
+        assert_eq!(
+            ok!(n, s.outbox_counts().await).0,
+            before + 2,
+            "[{n}] no duplicates"
+        );
+        // More rows than one statement takes are split across statements.
+        let many: Vec<(i64, Vec<_>)> = {
+            let mut v = Vec::new();
+            for i in 0..1_200 {
+                let id = archived(&t, &format!("many-{i}")).await;
+                v.push((id, vec![notification(a1.id, &[(1, "one")])]));
+            }
+            v
+        };
+        ok!(n, s.complete_messages(&many).await);
+        assert_eq!(ok!(n, s.outbox_counts().await).0, before + 1_202, "[{n}]");
+    }
 }

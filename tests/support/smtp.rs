@@ -99,7 +99,25 @@ impl Smtp {
 
     /// Every mail received so far, raw.
     pub fn mails(&self) -> Vec<Vec<u8>> {
-        let mut files: Vec<PathBuf> = ["new", "cur"]
+        let mut files = self.files();
+        files.sort();
+        files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
+    }
+
+    /// How many mails arrived so far, without reading them.
+    pub fn count(&self) -> usize {
+        self.files().len()
+    }
+
+    /// Waits until at least `n` mails arrived, counting files only (cheap for thousands).
+    pub fn wait_count(&self, n: usize, limit: Duration) {
+        wait_for(&format!("{n} mail(s) at the SMTP server"), limit, || {
+            (self.count() >= n).then_some(())
+        });
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        ["new", "cur"]
             .iter()
             .flat_map(|sub| {
                 std::fs::read_dir(self.maildir.join(sub))
@@ -108,9 +126,7 @@ impl Smtp {
                     .flatten()
                     .map(|e| e.path())
             })
-            .collect();
-        files.sort();
-        files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
+            .collect()
     }
 
     /// Waits until at least `n` mails arrived; returns them all.

@@ -1,6 +1,7 @@
 //! The JSON API and the health check. Publishers POST fedmsg envelopes to
-//! `/api/v1/messages` with a bearer token of scope `publish` (or `admin`); the message is
-//! archived (de-duplicated by id) and the matcher is woken. A missing or unknown token is
+//! `/api/v1/messages` with a bearer token of scope `publish` (or `admin`); the message goes
+//! through the bus's accept path (`tidings_notifier::bus`): archived (de-duplicated by id)
+//! and the matcher woken. A missing or unknown token is
 //! 401; a valid token of the wrong scope is 403, naming the scope needed. Input that cannot become a message is answered with 400 naming the
 //! field or the line and column at fault, and recorded as rejected, so nothing vanishes.
 
@@ -11,10 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use tidings_rules::Envelope;
-use tidings_store::{ApiToken, StoreError, TokenScope};
+use std::sync::Arc;
 
-use crate::{routes, AppState, Ingest};
+use tidings_notifier::bus::{Accept, Accepted, Raw, Tally, Wire};
+use tidings_notifier::NotifierError;
+use tidings_store::{ApiToken, TokenScope};
+
+use crate::{routes, AppState, Ingest, Metrics};
 
 /// The largest envelope accepted.
 pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
@@ -133,50 +137,56 @@ pub(crate) async fn body(request: Request, limit: usize) -> Result<axum::body::B
         .map_err(|_| too_large())
 }
 
+/// A message posted to the API goes through the bus's one accept path, as a batch of one;
+/// the `202` is its acknowledgement, sent only after the archive commit.
 async fn ingest(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let token = authorize(&state, request.headers(), TokenScope::Publish).await?;
-    let source = format!("http:{}", token.name);
+    let origin = format!("http:{}", token.name);
     let body = body(request, BODY_LIMIT).await?;
-    let envelope = match Envelope::from_json(&body) {
-        Ok(envelope) => envelope,
-        Err(err) => return Err(reject(&state, &source, err.to_string(), &body).await),
+    let tally: Arc<dyn Tally> = Arc::new(WebTally(state.metrics.clone()));
+    let accept = Accept::new(
+        state.store.clone(),
+        state.derive.clone(),
+        tally,
+        state.wake.clone(),
+    );
+    let raw = Raw {
+        origin,
+        wire: Wire::Json(body.to_vec()),
     };
-    let message = envelope.message;
-    let metadata = (state.derive)(&message);
-    let stored = match state
-        .store
-        .insert_message(&message, &metadata, &source)
-        .await
-    {
-        Ok(stored) => stored,
-        // The database cannot store this message however often it is sent: it is rejected
-        // input like a malformed one, recorded so that nothing vanishes.
-        Err(StoreError::Refused { reason }) => {
-            let reason = format!("the message cannot be stored: {reason}");
-            return Err(reject(&state, &source, reason, &body).await);
+    let (id, duplicate) = match accept.one(raw).await {
+        Ok(Accepted::Stored { id, .. }) => (id, false),
+        Ok(Accepted::Duplicate(id)) => (id, true),
+        Ok(Accepted::Rejected(reason)) => return Err(ApiError(StatusCode::BAD_REQUEST, reason)),
+        Err(NotifierError::Store(err)) => return Err(err.into()),
+        Err(err) => {
+            tracing::error!(%err, "API ingest failed");
+            return Err(ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error".into(),
+            ));
         }
-        Err(err) => return Err(err.into()),
     };
-    if stored.is_some() {
-        state.count(Ingest::Stored);
-        state.wake.notify_one();
-    } else {
-        state.count(Ingest::Duplicate);
-    }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": message.id, "duplicate": stored.is_none() })),
+        Json(json!({ "id": id, "duplicate": duplicate })),
     )
         .into_response())
 }
 
-/// Records input that cannot become a message, counts it, and answers 400 with the reason.
-async fn reject(state: &AppState, source: &str, reason: String, body: &[u8]) -> ApiError {
-    if let Err(store_err) = state.store.reject_message(source, &reason, body).await {
-        tracing::error!(%store_err, "recording a rejected message");
+/// The accept path's outcomes, reported to the web's counters.
+struct WebTally(Option<Arc<dyn Metrics>>);
+
+impl Tally for WebTally {
+    fn tally(&self, accepted: &Accepted) {
+        if let Some(metrics) = &self.0 {
+            metrics.ingest(match accepted {
+                Accepted::Stored { .. } => Ingest::Stored,
+                Accepted::Duplicate(_) => Ingest::Duplicate,
+                Accepted::Rejected(_) => Ingest::Rejected,
+            });
+        }
     }
-    state.count(Ingest::Rejected);
-    ApiError(StatusCode::BAD_REQUEST, reason)
 }
 
 /// How long the health check waits for the database.

@@ -225,12 +225,6 @@ impl AppState {
         self
     }
 
-    pub(crate) fn count(&self, outcome: Ingest) {
-        if let Some(metrics) = &self.metrics {
-            metrics.ingest(outcome);
-        }
-    }
-
     /// The key anonymous forms' CSRF tokens are signed with.
     pub(crate) async fn csrf_key(&self) -> Result<&ServerKey, Error> {
         Ok(self

@@ -80,6 +80,51 @@ pub struct Rejected {
 /// The most of a rejected input that is kept.
 const RAW_LIMIT: usize = 64 * 1024;
 
+const REJECT_SQL: &str =
+    "INSERT INTO rejected_messages (source, reason, raw, received_at) VALUES ($1, $2, $3, $4)";
+
+/// What is kept of rejected input: lossy UTF-8, at most [`RAW_LIMIT`] bytes, no NULs.
+fn kept_raw(raw: &[u8]) -> String {
+    let mut kept = String::from_utf8_lossy(&raw[..raw.len().min(RAW_LIMIT)]).into_owned();
+    kept.retain(|c| c != '\0');
+    kept
+}
+
+/// Rows per multi-row statement: well under both backends' limits on parameters (SQLite
+/// 32,766, PostgreSQL 65,535) at five parameters a row.
+const CHUNK_ROWS: usize = 1000;
+
+/// `$first, $first+1, …` for `count` parameters.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One thing heard on a bus, for [`Store::archive`].
+#[derive(Debug, Clone, Copy)]
+pub enum Arrival<'a> {
+    /// A decoded message and its metadata.
+    Message {
+        /// The message.
+        message: &'a Message,
+        /// What was derived from it.
+        metadata: &'a Metadata,
+        /// Where it came from (`zmq:tcp://…`, `http:token-name`).
+        source: &'a str,
+    },
+    /// Input that could not become a message.
+    Rejected {
+        /// Where it came from.
+        source: &'a str,
+        /// Why it was refused.
+        reason: &'a str,
+        /// The raw input.
+        raw: &'a [u8],
+    },
+}
+
 impl Store {
     /// Archives a message. Returns its row id, or `None` when a message with the same id
     /// was already archived (a duplicate, dropped).
@@ -89,32 +134,88 @@ impl Store {
         metadata: &Metadata,
         source: &str,
     ) -> Result<Option<i64>> {
-        let sql = self.sql(
+        let arrival = Arrival::Message {
+            message,
+            metadata,
+            source,
+        };
+        Ok(self.archive(&[arrival]).await?.pop().flatten())
+    }
+
+    /// Archives a batch of arrivals in one transaction (a group commit): messages,
+    /// de-duplicated by id, and rejected input. Returns, in order, each message's new row id,
+    /// `None` for a duplicate (also of an earlier message in the same batch) and for rejected
+    /// input. Nothing is stored unless all of it is.
+    pub async fn archive(&self, arrivals: &[Arrival<'_>]) -> Result<Vec<Option<i64>>> {
+        let insert = self.sql(
             "INSERT INTO messages (msg_id, topic, sent_at, body, headers, metadata, source, received_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (msg_id) DO NOTHING RETURNING id",
         );
-        let headers = serde_json::to_string(&message.headers)
-            .map_err(|e| StoreError::corrupt("message headers", e))?;
-        let metadata = serde_json::to_string(metadata)
-            .map_err(|e| StoreError::corrupt("message metadata", e))?;
-        // In a transaction of its own so that a failed COMMIT is an error. In autocommit,
-        // SQLite hands over the RETURNING row before it reports that the write did not last
-        // (a full disk), and a message would be acknowledged that was never stored.
+        let reject = self.sql(REJECT_SQL);
+        let now = now_ms();
+        let mut encoded = Vec::with_capacity(arrivals.len());
+        for arrival in arrivals {
+            encoded.push(match arrival {
+                Arrival::Message {
+                    message, metadata, ..
+                } => Some((
+                    message.body.to_string(),
+                    serde_json::to_string(&message.headers)
+                        .map_err(|e| StoreError::corrupt("message headers", e))?,
+                    serde_json::to_string(metadata)
+                        .map_err(|e| StoreError::corrupt("message metadata", e))?,
+                )),
+                Arrival::Rejected { .. } => None,
+            });
+        }
+        // In a transaction so that a failed COMMIT is an error. In autocommit, SQLite hands
+        // over the RETURNING row before it reports that the write did not last (a full
+        // disk), and a message would be acknowledged that was never stored.
         Ok(with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let id = sqlx::query_scalar::<_, i64>(&sql)
-                .bind(&message.id)
-                .bind(&message.topic)
-                .bind(message.sent_at)
-                .bind(message.body.to_string())
-                .bind(&headers)
-                .bind(&metadata)
-                .bind(source)
-                .bind(now_ms())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let mut ids = Vec::with_capacity(arrivals.len());
+            for (arrival, encoded) in arrivals.iter().zip(&encoded) {
+                match (arrival, encoded) {
+                    (
+                        Arrival::Message {
+                            message, source, ..
+                        },
+                        Some((body, headers, metadata)),
+                    ) => ids.push(
+                        sqlx::query_scalar::<_, i64>(&insert)
+                            .bind(&message.id)
+                            .bind(&message.topic)
+                            .bind(message.sent_at)
+                            .bind(body)
+                            .bind(headers)
+                            .bind(metadata)
+                            .bind(source)
+                            .bind(now)
+                            .fetch_optional(&mut *tx)
+                            .await?,
+                    ),
+                    (
+                        Arrival::Rejected {
+                            source,
+                            reason,
+                            raw,
+                        },
+                        _,
+                    ) => {
+                        sqlx::query(&reject)
+                            .bind(source)
+                            .bind(reason)
+                            .bind(kept_raw(raw))
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        ids.push(None);
+                    }
+                    (Arrival::Message { .. }, None) => ids.push(None),
+                }
+            }
             tx.commit().await?;
-            id
+            ids
         }))
     }
 
@@ -136,22 +237,33 @@ impl Store {
         message_id: i64,
         notifications: &[Notification],
     ) -> Result<()> {
-        let queue = self.sql(
-            "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, unsubscribe_hash, status, next_attempt_at, created_at) \
-             SELECT 'notification', $1, d.id, $2, $3, $6, 'pending', $4, $4 FROM destinations d \
-             WHERE d.id = $5 AND d.confirmed_at IS NOT NULL \
-             ON CONFLICT (message_id, destination_id) DO NOTHING",
-        );
-        let mark = self.sql("UPDATE messages SET processed_at = $1 WHERE id = $2");
+        self.complete_messages(&[(message_id, notifications.to_vec())])
+            .await
+    }
+
+    /// Queues the notifications of a batch of messages and marks them all processed, in one
+    /// transaction, with multi-row statements: a crash leaves either all of it or none.
+    /// Only confirmed destinations are queued for; a notification already queued is not
+    /// queued twice.
+    pub async fn complete_messages(&self, batch: &[(i64, Vec<Notification>)]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let now = now_ms();
+        let mut destinations: Vec<i64> = batch
+            .iter()
+            .flat_map(|(_, ns)| ns.iter().map(|n| n.destination_id))
+            .collect();
+        destinations.sort_unstable();
+        destinations.dedup();
         // Each notification's unsubscribe link is stored as the digest of its secret.
-        let key = if notifications.is_empty() {
+        let key = if destinations.is_empty() {
             None
         } else {
             Some(self.server_key(UNSUBSCRIBE_KEY).await?)
         };
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+        let mut rows = Vec::new();
+        for (message_id, notifications) in batch {
             for n in notifications {
                 let filters = serde_json::to_string(&n.filters)
                     .map_err(|e| StoreError::corrupt("filters", e))?;
@@ -159,21 +271,75 @@ impl Store {
                 let unsubscribe = key
                     .as_ref()
                     .map(|key| secret::token_digest(&unsubscribe_token(key, &uid)));
-                sqlx::query(&queue)
-                    .bind(message_id)
-                    .bind(&filters)
-                    .bind(&uid)
-                    .bind(now)
-                    .bind(n.destination_id)
-                    .bind(unsubscribe)
-                    .execute(&mut *tx)
-                    .await?;
+                rows.push((*message_id, n.destination_id, filters, uid, unsubscribe));
             }
-            sqlx::query(&mark)
-                .bind(now)
-                .bind(message_id)
-                .execute(&mut *tx)
-                .await?;
+        }
+        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // Written first: on SQLite a transaction that reads first and writes later fails
+            // at once (SQLITE_BUSY) if another writer committed meanwhile, instead of
+            // waiting for the lock.
+            for chunk in ids.chunks(CHUNK_ROWS) {
+                let sql = format!(
+                    "UPDATE messages SET processed_at = $1 WHERE id IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let sql = self.sql(&sql);
+                let mut query = sqlx::query(&sql).bind(now);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            let mut confirmed = std::collections::HashSet::new();
+            for chunk in destinations.chunks(CHUNK_ROWS) {
+                let sql = format!(
+                    "SELECT id FROM destinations WHERE confirmed_at IS NOT NULL AND id IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let sql = self.sql(&sql);
+                let mut query = sqlx::query_scalar::<_, i64>(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                confirmed.extend(query.fetch_all(&mut *tx).await?);
+            }
+            let queued: Vec<_> = rows
+                .iter()
+                .filter(|row| confirmed.contains(&row.1))
+                .collect();
+            for chunk in queued.chunks(CHUNK_ROWS) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let p = 2 + i * 5;
+                        format!(
+                            "('notification', ${p}, ${}, ${}, ${}, ${}, 'pending', $1, $1)",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4
+                        )
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, unsubscribe_hash, status, next_attempt_at, created_at) \
+                     VALUES {} ON CONFLICT (message_id, destination_id) DO NOTHING",
+                    values.join(", ")
+                );
+                let sql = self.sql(&sql);
+                let mut query = sqlx::query(&sql).bind(now);
+                for (message_id, destination_id, filters, uid, unsubscribe) in chunk.iter().copied()
+                {
+                    query = query
+                        .bind(message_id)
+                        .bind(destination_id)
+                        .bind(filters)
+                        .bind(uid)
+                        .bind(unsubscribe);
+                }
+                query.execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         Ok(())
@@ -189,15 +355,30 @@ impl Store {
         .await?))
     }
 
+    /// When the notifications of the messages whose id starts with `prefix` were accepted
+    /// by their channel: (message id, sent at, ms), one row per sent notification. For
+    /// benchmarks measuring publish → accepted.
+    pub async fn sent_times(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
+        let sql = self.sql(
+            "SELECT m.msg_id, o.sent_at FROM outbox o JOIN messages m ON m.id = o.message_id \
+             WHERE m.msg_id LIKE $1 AND o.sent_at IS NOT NULL",
+        );
+        let pattern = format!("{prefix}%");
+        Ok(with_pool!(self, |pool| sqlx::query_as::<_, (String, i64)>(
+            &sql
+        )
+        .bind(&pattern)
+        .fetch_all(pool)
+        .await?))
+    }
+
     /// Records input that could not become a message, so nothing is silently dropped.
     pub async fn reject_message(&self, source: &str, reason: &str, raw: &[u8]) -> Result<()> {
-        let mut raw = String::from_utf8_lossy(&raw[..raw.len().min(RAW_LIMIT)]).into_owned();
-        raw.retain(|c| c != '\0');
-        let sql = self.sql("INSERT INTO rejected_messages (source, reason, raw, received_at) VALUES ($1, $2, $3, $4)");
+        let sql = self.sql(REJECT_SQL);
         with_pool!(self, |pool| sqlx::query(&sql)
             .bind(source)
             .bind(reason)
-            .bind(&raw)
+            .bind(kept_raw(raw))
             .bind(now_ms())
             .execute(pool)
             .await?

@@ -1,5 +1,7 @@
-//! The ZeroMQ side of ingest: a SUB socket connected to every fedmsg endpoint, read on its
-//! own thread (libzmq is blocking), with input capped at `bus.max_message_bytes`.
+//! fedmsg over ZeroMQ as a bus [`Source`]: a SUB socket connected to every fedmsg endpoint,
+//! read on its own thread (libzmq is blocking), with input capped at `bus.max_message_bytes`.
+//! PUB/SUB has no acknowledgements: what is on the wire when the hub dies is gone (the HTTP
+//! API is the acknowledged way in).
 //!
 //! libzmq refuses a frame over the cap as soon as its length arrives (`ZMQ_MAXMSGSIZE`), so
 //! a huge frame is never buffered, and drops that connection for good: it counts as a
@@ -9,12 +11,137 @@
 //! the cap but together exceed it is read part by part and reported without being kept.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tidings_store::Store;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::NotifierError;
+use super::{Accept, Accepted, Raw, RunSettings, Source, Wire};
+use crate::{Derive, Metrics, NotifierError};
+
+/// Where ingest listens and what it accepts (from the `[bus]` and `[database]` settings).
+#[derive(Debug, Clone)]
+pub struct ZmqIngest {
+    /// ZeroMQ endpoints to SUB-connect to (fedmsg publishers).
+    pub endpoints: Vec<String>,
+    /// The largest message accepted, in bytes (all frames together; libzmq refuses any
+    /// one frame over it before buffering it).
+    pub max_message_bytes: usize,
+    /// The longest wait between attempts while the database is unavailable.
+    pub retry_max: Duration,
+}
+
+/// Messages read ahead of ingest, and the most archived in one transaction. Small enough
+/// that the read-ahead stays bounded (each may be up to the cap; libzmq queues behind it),
+/// large enough that a burst is committed in few transactions.
+pub const BATCH: usize = 256;
+
+/// Subscribes to every endpoint and archives what arrives until `shutdown`, in batches of
+/// whatever is ready (one transaction each). Wakes the matcher after each batch that stored
+/// a message.
+pub async fn run_zmq(
+    bus: ZmqIngest,
+    store: Store,
+    derive: Derive,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> Result<(), NotifierError> {
+    if bus.endpoints.is_empty() {
+        shutdown.cancelled().await;
+        return Ok(());
+    }
+    let (tx, rx) = mpsc::channel::<Input>(BATCH);
+    let reader = Reader::connect(&bus.endpoints, bus.max_message_bytes)?;
+    let stop = shutdown.clone();
+    let reader = std::thread::Builder::new()
+        .name("zmq-sub".into())
+        .spawn(move || reader.run(tx, stop))
+        .map_err(|e| NotifierError::Zmq {
+            what: format!("starting reader thread: {e}"),
+            source: zmq::Error::EFAULT,
+        })?;
+    let source = ZmqSource {
+        origin: format!("zmq:{}", bus.endpoints.join(",")),
+        cap: bus.max_message_bytes,
+        rx,
+    };
+    tracing::info!(endpoints = ?bus.endpoints, "listening for fedmsg messages over ZeroMQ");
+    let accept = Accept::new(store, derive, metrics, wake);
+    let settings = RunSettings {
+        batch: BATCH,
+        retry_max: bus.retry_max,
+    };
+    // The source (and its queue) is dropped when this returns, which also ends a reader
+    // waiting on a full queue.
+    super::run(source, &accept, settings, &shutdown).await;
+    let _ = reader.join();
+    Ok(())
+}
+
+/// What the reader thread hands over, as a [`Source`].
+struct ZmqSource {
+    origin: String,
+    cap: usize,
+    rx: mpsc::Receiver<Input>,
+}
+
+impl ZmqSource {
+    fn raw(&self, input: Input) -> Raw {
+        match input {
+            Input::Message(frames) => Raw {
+                origin: self.origin.clone(),
+                wire: Wire::Frames(frames),
+            },
+            Input::TooLarge {
+                bytes,
+                frames,
+                head,
+            } => Raw {
+                origin: self.origin.clone(),
+                wire: Wire::Refused {
+                    reason: format!(
+                        "message of {bytes} bytes in {frames} frames exceeds bus.max_message_bytes ({} bytes)",
+                        self.cap
+                    ),
+                    head,
+                },
+            },
+            Input::Dropped { endpoint } => Raw {
+                origin: format!("zmq:{endpoint}"),
+                wire: Wire::Refused {
+                    reason: format!(
+                        "ZeroMQ refused a frame from {endpoint} over bus.max_message_bytes ({} bytes), \
+                         or a protocol error, and dropped the connection; connected again",
+                        self.cap
+                    ),
+                    head: Vec::new(),
+                },
+            },
+        }
+    }
+}
+
+impl Source for ZmqSource {
+    type Ack = ();
+
+    async fn receive(&mut self, max: usize) -> Option<Vec<(Raw, ())>> {
+        let first = self.rx.recv().await?;
+        let mut ready = vec![(self.raw(first), ())];
+        while ready.len() < max {
+            match self.rx.try_recv() {
+                Ok(input) => ready.push((self.raw(input), ())),
+                Err(_) => break,
+            }
+        }
+        Some(ready)
+    }
+
+    /// PUB/SUB has nothing to acknowledge to.
+    async fn settled(&mut self, (): (), _: &Accepted) {}
+}
 
 /// What the reader hands to ingest.
 #[derive(Debug, Clone, PartialEq, Eq)]

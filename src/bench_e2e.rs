@@ -1,0 +1,529 @@
+//! `tidings bench e2e`: the whole pipeline on a burst, through the real bus path and the
+//! real roles. Users are set up from the corpus (package owners with FMN's classic
+//! defaults, owning 1–3 packages each of the corpus's packages and as many synthetic ones,
+//! and a few catch-all users); corpus messages are replayed with fresh ids by a
+//! ZeroMQ publisher into the notifier role's ingest; the matcher and the sender role run as
+//! `tidings serve` runs them, on the config in effect (embedded defaults: SQLite and the
+//! mailbox folder, in a fresh data folder) or on `--database postgres://…`. Then a second
+//! phase publishes at a steady rate and measures publish → accepted by the channel.
+//!
+//! Nothing may be lost: the notifications accepted must be exactly those the match index
+//! says the messages cause.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
+use tidings_notifier::matcher::Matcher;
+use tidings_notifier::{roles, Metrics};
+use tidings_rules::{Condition, Envelope};
+use tidings_store::{
+    ChannelKind, Delivery, FilterInput, ImportMode, NewDestination, OwnershipData, PackageOwners,
+    Store, StoredMessage,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::serve;
+
+/// FMN's classic defaults, each package owner's filters.
+const CLASSIC: [&str; 3] = [
+    "packages has $my_packages",
+    "usernames has $me",
+    r#"topic ~ "org.fedoraproject.*.buildsys.build.state.change" and packages has $my_packages and body.new == 3"#,
+];
+
+/// A catch-all user's one filter.
+const EVERYTHING: &str = r#"topic ~ "**""#;
+
+/// What to run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct E2eArgs {
+    /// Messages in the burst.
+    #[arg(long, default_value_t = 100_000)]
+    messages: usize,
+    /// The database (`postgres://…`, an empty database the bench may fill); default: SQLite
+    /// in a fresh data folder.
+    #[arg(long)]
+    database: Option<String>,
+    /// Package owners, each with FMN's classic defaults.
+    #[arg(long, default_value_t = 1_000)]
+    owners: usize,
+    /// Users with a catch-all filter.
+    #[arg(long, default_value_t = 5)]
+    catch_all: usize,
+    /// Messages per second in the steady phase.
+    #[arg(long, default_value_t = 500)]
+    rate: u64,
+    /// How long the steady phase publishes, in seconds (0: no steady phase).
+    #[arg(long, default_value_t = 10)]
+    steady_secs: u64,
+    /// `sender.concurrency` for the run.
+    #[arg(long, default_value_t = 64)]
+    sender_concurrency: usize,
+    /// `sender.poll_ms` for the run.
+    #[arg(long, default_value_t = 5)]
+    sender_poll_ms: u64,
+    /// The longest either phase may take to deliver everything, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+    /// The corpus replayed (JSON lines with a `message` envelope each).
+    #[arg(long, default_value = crate::DEFAULT_CORPUS)]
+    corpus: PathBuf,
+    /// Keep the data folder afterwards (it is printed).
+    #[arg(long)]
+    keep: bool,
+}
+
+/// Runs the benchmark and returns its figures as one JSON object.
+pub fn run(config_file: Option<&Path>, args: E2eArgs) -> anyhow::Result<Value> {
+    let mut config = Config::load(config_file)?;
+    let data = std::env::temp_dir().join(format!("tidings-bench-e2e-{}", std::process::id()));
+    if data.exists() {
+        std::fs::remove_dir_all(&data).with_context(|| format!("clearing {}", data.display()))?;
+    }
+    config.data_dir = data.clone();
+    config.database_url = args.database.clone();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("finding a free port for the bus")?
+        .port();
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    config.bus.zmq_endpoints = vec![endpoint.clone()];
+    config.sender.concurrency = args.sender_concurrency;
+    config.sender.poll_ms = args.sender_poll_ms;
+    config.metrics.listen = None;
+    config.prepare()?;
+    let figures = crate::runtime()?.block_on(bench(&config, &args, &endpoint));
+    if args.keep {
+        eprintln!("tidings: data kept in {}", data.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    figures
+}
+
+async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Result<Value> {
+    let store = serve::open_store(config).await?;
+    if store.message_counts().await? != (0, 0) {
+        bail!("the bench needs an empty database; this one has messages");
+    }
+    let derive = serve::derive(config);
+    let corpus = Arc::new(load(&args.corpus)?);
+    let packages: Vec<String> = corpus
+        .iter()
+        .flat_map(|envelope| {
+            Envelope::from_value(envelope.clone())
+                .map(|e| derive(&e.message).packages)
+                .unwrap_or_default()
+        })
+        // Ownership takes plain package names; a few corpus messages name several at once.
+        .filter(|p| !p.is_empty() && p.len() <= 200 && !p.contains([' ', ',', '"', '\'']))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let setup = Instant::now();
+    users(&store, args, &packages).await?;
+    let setup_s = setup.elapsed().as_secs_f64();
+
+    let metrics = Arc::new(Metrics::default());
+    let oracle = Matcher::load(&store, metrics.clone()).await?;
+    let expected = |ids: std::ops::Range<usize>, prefix: &str| -> usize {
+        ids.map(|i| {
+            let envelope = fresh(&corpus, i, prefix);
+            match Envelope::from_value(envelope) {
+                Ok(e) => {
+                    let metadata = derive(&e.message);
+                    oracle
+                        .notifications(&StoredMessage {
+                            id: 0,
+                            message: e.message,
+                            metadata,
+                            source: String::new(),
+                            received_at: 0,
+                        })
+                        .len()
+                }
+                Err(_) => 0,
+            }
+        })
+        .sum()
+    };
+    let burst_expected = expected(0..args.messages, "burst");
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let notifier = roles::notifier(
+        store.clone(),
+        serve::notifier_settings(config, &metrics, derive.clone()),
+        shutdown.clone(),
+    );
+    tasks.spawn(notifier);
+    let sender = roles::sender(
+        store.clone(),
+        serve::sender_settings(config, &metrics)?,
+        shutdown.clone(),
+    );
+    tasks.spawn(sender);
+
+    let publisher = Publisher::bind(endpoint, Duration::from_secs(30))?;
+    let (count, burst_corpus) = (args.messages, corpus.clone());
+    let started = Instant::now();
+    let publisher = tokio::task::spawn_blocking(move || -> anyhow::Result<Publisher> {
+        for i in 0..count {
+            publisher.send(&fresh(&burst_corpus, i, "burst"))?;
+        }
+        Ok(publisher)
+    });
+    let limit = Duration::from_secs(args.timeout_secs);
+    let burst = watch(
+        &store,
+        args.messages as i64,
+        burst_expected as i64,
+        started,
+        limit,
+    )
+    .await;
+    let publisher = publisher.await.context("publisher thread")??;
+    let burst = match burst {
+        Ok(burst) => burst,
+        Err(err) => {
+            shutdown.cancel();
+            return Err(err);
+        }
+    };
+    let mailbox = mail_count(config);
+
+    let mut steady_expected = 0;
+    let steady = if burst.complete() && args.steady_secs > 0 && args.rate > 0 {
+        let steady_count = (args.rate * args.steady_secs) as usize;
+        steady_expected = expected(0..steady_count, "steady");
+        let rate = args.rate;
+        let corpus = corpus.clone();
+        let published =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<HashMap<String, i64>> {
+                let mut at = HashMap::with_capacity(steady_count);
+                let start = Instant::now();
+                for i in 0..steady_count {
+                    let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let envelope = fresh(&corpus, i, "steady");
+                    at.insert(format!("steady-{i}"), tidings_store::now_ms());
+                    publisher.send(&envelope)?;
+                }
+                Ok(at)
+            });
+        let total_messages = (args.messages + steady_count) as i64;
+        let total_expected = (burst_expected + steady_expected) as i64;
+        let watched = watch(
+            &store,
+            total_messages,
+            total_expected,
+            Instant::now(),
+            limit,
+        )
+        .await;
+        let published = published.await.context("publisher thread")??;
+        let watched = match watched {
+            Ok(watched) => watched,
+            Err(err) => {
+                shutdown.cancel();
+                return Err(err);
+            }
+        };
+        let mut latencies: Vec<i64> = store
+            .sent_times("steady-")
+            .await?
+            .into_iter()
+            .filter_map(|(id, sent)| published.get(&id).map(|at| sent - at))
+            .collect();
+        latencies.sort_unstable();
+        let at = |p: f64| {
+            latencies
+                .get(((latencies.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+        };
+        Some(json!({
+            "rate_per_s": rate,
+            "seconds": args.steady_secs,
+            "messages": steady_count,
+            "notifications_expected": steady_expected,
+            "complete": watched.complete(),
+            "notifications_measured": latencies.len(),
+            "latency_ms_p50": at(0.50),
+            "latency_ms_p99": at(0.99),
+            "latency_ms_max": latencies.last(),
+        }))
+    } else {
+        None
+    };
+
+    shutdown.cancel();
+    while let Some(ended) = tasks.join_next().await {
+        if let Ok(Err(err)) = ended {
+            tracing::error!(error = %err, "a role stopped with an error");
+        }
+    }
+    let (pending, sending, sent, dead) = store.outbox_counts().await?;
+    store.close().await;
+    let backend = match config.database_url().starts_with("sqlite:") {
+        true => "sqlite",
+        false => "postgres",
+    };
+    Ok(json!({
+        "backend": backend,
+        "channel": if config.email.smtp_url.is_some() { "smtp" } else { "mailbox folder" },
+        "sender_concurrency": config.sender.concurrency,
+        "sender_poll_ms": config.sender.poll_ms,
+        "owners": args.owners,
+        "catch_all_users": args.catch_all,
+        "corpus_packages": packages.len(),
+        "setup_s": setup_s,
+        "burst": burst.figures(args.messages, burst_expected),
+        "mailbox_files": mailbox,
+        "steady": steady,
+        "outbox": {"pending": pending, "sending": sending, "sent": sent, "dead": dead},
+        "nothing_lost": burst.complete() && dead == 0 && pending == 0 && sending == 0 && sent as usize == burst_expected + steady_expected,
+        "peak_rss_mb": crate::bench_match::peak_rss_mb(),
+    }))
+}
+
+/// When each stage finished, in seconds from the start of the burst; a stage not
+/// finished within the time limit is `None`.
+struct Stages {
+    ingested: Option<f64>,
+    matched: Option<f64>,
+    first_sent: Option<f64>,
+    sent: Option<f64>,
+    /// Notifications sent by the end of the watch (since it started).
+    sent_count: i64,
+    /// Seconds watched.
+    watched: f64,
+}
+
+impl Stages {
+    fn complete(&self) -> bool {
+        self.sent.is_some()
+    }
+
+    /// Figures for `messages` messages causing `notifications` notifications.
+    fn figures(&self, messages: usize, notifications: usize) -> Value {
+        let rate = |n: f64, s: Option<f64>| s.map(|s| n / s.max(1e-3));
+        let sending = self.sent.unwrap_or(self.watched) - self.first_sent.unwrap_or(0.0);
+        json!({
+            "messages": messages,
+            "notifications_expected": notifications,
+            "complete": self.complete(),
+            "ingest_s": self.ingested,
+            "ingest_per_s": rate(messages as f64, self.ingested),
+            "match_s": self.matched,
+            "match_per_s": rate(messages as f64, self.matched),
+            "last_accepted_s": self.sent,
+            "notifications_sent": self.sent_count,
+            "send_per_s": self.sent_count as f64 / sending.max(1e-3),
+            "watched_s": self.watched,
+        })
+    }
+}
+
+/// Watches the store until `messages` are archived and matched and `notifications` sent,
+/// or `limit` passes (then the stages not reached are `None`). Fails if more are sent than
+/// expected, or any is dead.
+async fn watch(
+    store: &Store,
+    messages: i64,
+    notifications: i64,
+    start: Instant,
+    limit: Duration,
+) -> anyhow::Result<Stages> {
+    let base = store.outbox_counts().await?.2;
+    let mut stages = Stages {
+        ingested: None,
+        matched: None,
+        first_sent: None,
+        sent: None,
+        sent_count: 0,
+        watched: 0.0,
+    };
+    loop {
+        let (archived, processed) = store.message_counts().await?;
+        let (_, _, sent, dead) = store.outbox_counts().await?;
+        let now = start.elapsed().as_secs_f64();
+        stages.watched = now;
+        stages.sent_count = sent - base;
+        if archived >= messages {
+            stages.ingested.get_or_insert(now);
+        }
+        if processed >= messages {
+            stages.matched.get_or_insert(now);
+        }
+        if sent > base {
+            stages.first_sent.get_or_insert(now);
+        }
+        if dead > 0 {
+            bail!("{dead} notifications are dead");
+        }
+        if sent > notifications {
+            bail!("{sent} notifications sent, {notifications} expected");
+        }
+        if stages.matched.is_some() && sent == notifications {
+            stages.sent = Some(now);
+            return Ok(stages);
+        }
+        if start.elapsed() > limit {
+            return Ok(stages);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The package owners and the catch-all users, with confirmed destinations and filters.
+async fn users(store: &Store, args: &E2eArgs, packages: &[String]) -> anyhow::Result<()> {
+    let classic: Vec<Condition> = CLASSIC
+        .iter()
+        .map(|c| Condition::parse(c).map_err(|e| anyhow::anyhow!("{c}: {e}")))
+        .collect::<anyhow::Result<_>>()?;
+    let everything =
+        Condition::parse(EVERYTHING).map_err(|e| anyhow::anyhow!("{EVERYTHING}: {e}"))?;
+    let mut owned: BTreeMap<String, PackageOwners> = BTreeMap::new();
+    for i in 0..args.owners {
+        let name = format!("owner{i}");
+        let conditions: Vec<(String, Condition)> = CLASSIC
+            .iter()
+            .zip(&classic)
+            .map(|(text, c)| (text.to_string(), c.clone()))
+            .collect();
+        user(store, &name, &conditions).await?;
+        // One to three packages each, from the corpus's packages and as many synthetic
+        // ones as there are owners (packages the corpus never mentions), so that a package
+        // has about two owners, as in a distribution, not dozens.
+        let pool = packages.len() + args.owners;
+        for k in 0..1 + i % 3 {
+            let n = (i * 7 + k * 13) % pool;
+            let package = packages
+                .get(n)
+                .cloned()
+                .unwrap_or_else(|| format!("bench-pkg-{n}"));
+            owned.entry(package).or_default().users.insert(name.clone());
+        }
+    }
+    for i in 0..args.catch_all {
+        user(
+            store,
+            &format!("watcher{i}"),
+            &[("everything".into(), everything.clone())],
+        )
+        .await?;
+    }
+    let data = OwnershipData {
+        groups: BTreeMap::new(),
+        packages: owned,
+    };
+    store.import_ownership(&data, ImportMode::Replace).await?;
+    Ok(())
+}
+
+async fn user(store: &Store, name: &str, filters: &[(String, Condition)]) -> anyhow::Result<()> {
+    let user = store.create_user(name, None, false).await?;
+    let address = format!("{name}@bench.example.org");
+    let destination = store
+        .add_destination(NewDestination {
+            user_id: user.id,
+            channel: ChannelKind::Email,
+            address: &address,
+            confirmed: true,
+        })
+        .await?;
+    for (n, (_, condition)) in filters.iter().enumerate() {
+        store
+            .create_filter(
+                user.id,
+                &FilterInput {
+                    name: format!("default {n}"),
+                    condition: condition.clone(),
+                    destination_ids: vec![destination.id],
+                    delivery: Delivery::Instant,
+                    enabled: true,
+                },
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The corpus envelopes that decode.
+fn load(path: &Path) -> anyhow::Result<Vec<Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let envelopes: Vec<Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|mut entry| entry["message"].take())
+        .filter(|envelope| Envelope::from_value(envelope.clone()).is_ok())
+        .collect();
+    if envelopes.is_empty() {
+        bail!("no message in {}", path.display());
+    }
+    Ok(envelopes)
+}
+
+/// Corpus message `i` (cycling) under the fresh id `<prefix>-<i>`.
+fn fresh(corpus: &[Value], i: usize, prefix: &str) -> Value {
+    let mut envelope = corpus[i % corpus.len()].clone();
+    envelope["msg_id"] = json!(format!("{prefix}-{i}"));
+    envelope
+}
+
+/// How many mails the mailbox folder holds (none when mail goes by SMTP).
+fn mail_count(config: &Config) -> Option<usize> {
+    if config.email.smtp_url.is_some() {
+        return None;
+    }
+    let entries = std::fs::read_dir(config.mailbox_dir()).ok()?;
+    Some(entries.filter(|e| e.is_ok()).count())
+}
+
+/// A ZeroMQ publisher bound where the hub subscribes; XPUB, so it knows when the hub has.
+struct Publisher {
+    _ctx: zmq::Context,
+    socket: zmq::Socket,
+}
+
+impl Publisher {
+    fn bind(endpoint: &str, wait: Duration) -> anyhow::Result<Publisher> {
+        let ctx = zmq::Context::new();
+        let socket = ctx.socket(zmq::XPUB).context("creating an XPUB socket")?;
+        socket
+            .set_sndhwm(0)
+            .context("setting the send high-water mark")?;
+        socket.set_linger(10_000).context("setting linger")?;
+        socket
+            .set_rcvtimeo(i32::try_from(wait.as_millis()).unwrap_or(i32::MAX))
+            .context("setting the receive timeout")?;
+        socket
+            .bind(endpoint)
+            .with_context(|| format!("binding {endpoint}"))?;
+        loop {
+            let event = socket
+                .recv_bytes(0)
+                .with_context(|| format!("waiting for the hub to subscribe at {endpoint}"))?;
+            // A subscription is 0x01 followed by the topic prefix.
+            if event.first() == Some(&1) {
+                return Ok(Publisher { _ctx: ctx, socket });
+            }
+        }
+    }
+
+    fn send(&self, envelope: &Value) -> anyhow::Result<()> {
+        let topic = envelope["topic"].as_str().unwrap_or_default().as_bytes();
+        let body = envelope.to_string();
+        self.socket
+            .send_multipart([topic, body.as_bytes()], 0)
+            .context("publishing")
+    }
+}
