@@ -43,7 +43,7 @@ pub struct SenderConfig {
 impl Default for SenderConfig {
     fn default() -> Self {
         SenderConfig {
-            concurrency: 4,
+            concurrency: 64,
             lease_secs: 60,
             max_attempts: 8,
             backoff_base_ms: 2_000,
@@ -74,7 +74,8 @@ pub struct EmailConfig {
     /// mail. A server that accepts a connection and never answers cannot hold a send slot.
     pub timeout_secs: u64,
     /// SMTP connections kept open for reuse (lettre's pool); sends beyond it open and
-    /// close connections of their own. Match it to `sender.concurrency`.
+    /// close connections of their own. Near `sender.concurrency`, but under the server's
+    /// limit of connections per client (Postfix: 50).
     pub max_connections: u32,
 }
 
@@ -87,7 +88,7 @@ impl Default for EmailConfig {
             list_id: "notifications.tidings.localhost".into(),
             unsubscribe_mailto: None,
             timeout_secs: 30,
-            max_connections: 16,
+            max_connections: 48,
         }
     }
 }
