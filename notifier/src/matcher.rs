@@ -157,8 +157,24 @@ impl Matcher {
 
     /// Matches every unprocessed message, in order, until none is left. Returns how many.
     pub async fn drain(&mut self, store: &Store, batch: i64) -> Result<usize, NotifierError> {
+        self.drain_until(store, batch, &CancellationToken::new())
+            .await
+    }
+
+    /// As [`Matcher::drain`], but stops between batches once `stop` is cancelled: at
+    /// shutdown a backlog of a burst is left for the next start (each batch is one
+    /// transaction, so what is left is simply unprocessed).
+    pub async fn drain_until(
+        &mut self,
+        store: &Store,
+        batch: i64,
+        stop: &CancellationToken,
+    ) -> Result<usize, NotifierError> {
         let mut total = 0;
         loop {
+            if stop.is_cancelled() {
+                return Ok(total);
+            }
             self.refresh(store).await?;
             let messages = store.unprocessed_messages(batch).await?;
             if messages.is_empty() {
@@ -345,7 +361,7 @@ async fn active(
             built_at = Instant::now();
         }
         let queued = metrics.queued.load(Ordering::Relaxed);
-        let wait = match matcher.drain(store, settings.batch).await {
+        let wait = match matcher.drain_until(store, settings.batch, shutdown).await {
             Ok(n) => {
                 if backoff.attempts() > 0 {
                     tracing::info!(

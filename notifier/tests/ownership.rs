@@ -129,6 +129,14 @@ async fn a_bus_announcement_applies_before_the_messages_after_it() {
     .await;
     insert(build("gone", "tidings").message, &["tidings"]).await;
 
+    // At shutdown the matcher stops between batches: nothing is matched once it is told
+    // to stop, and what is left stays unprocessed for the next start.
+    let stop = tokio_util::sync::CancellationToken::new();
+    stop.cancel();
+    let stopped = matcher.drain_until(&store, 1, &stop).await.expect("drain");
+    assert_eq!(stopped, 0, "stopped before the first batch");
+    assert_eq!(store.message_counts().await.expect("counts"), (5, 0));
+
     assert_eq!(matcher.drain(&store, 100).await.expect("drain"), 5);
     let sent: Vec<String> = store
         .notifications(alice, 10)
