@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tidings_store::{ChannelKind, Destination};
 
 use crate::channel::{Channel, SendFuture, SendResult};
+use crate::folder::Folder;
 use crate::render::Rendered;
 use crate::{EmailConfig, NotifierError};
 
@@ -27,8 +28,8 @@ pub struct Mailer {
 enum Transport {
     /// An SMTP server.
     Smtp(Arc<Smtp>),
-    /// A folder of `.eml` files.
-    Folder(AsyncFileTransport<Tokio1Executor>),
+    /// A folder of `.eml` files, written by one thread.
+    Folder(Folder),
 }
 
 /// An SMTP transport (lettre's, with its connection pool) that is replaced after a send
@@ -136,7 +137,12 @@ impl Mailer {
                     field: "mailbox_dir",
                     reason: format!("{}: {e}", mailbox.display()),
                 })?;
-                Transport::Folder(AsyncFileTransport::new(&mailbox))
+                Transport::Folder(Folder::start(&mailbox).map_err(|e| {
+                    NotifierError::EmailConfig {
+                        field: "mailbox_dir",
+                        reason: format!("{}: cannot start its writer: {e}", mailbox.display()),
+                    }
+                })?)
             }
         };
         Ok(Mailer { transport, timeout })
@@ -156,7 +162,7 @@ impl Mailer {
                         reason: e.to_string(),
                     },
                 },
-                Transport::Folder(folder) => match folder.send(mail).await {
+                Transport::Folder(folder) => match folder.write(mail.formatted()).await {
                     Ok(_) => SendResult::Sent,
                     Err(e) => SendResult::Retry {
                         after: None,

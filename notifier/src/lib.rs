@@ -9,6 +9,7 @@ pub mod channel;
 pub mod config;
 pub mod email;
 mod error;
+pub mod folder;
 pub mod matcher;
 pub mod metrics;
 pub mod outage;

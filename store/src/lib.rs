@@ -39,7 +39,7 @@ pub use ownership::{
 pub use pipeline::changes::Change;
 pub use pipeline::messages::{Arrival, Rejected, StoredMessage};
 pub use pipeline::outbox::{
-    ClaimBatch, Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView,
+    Backlog, ClaimBatch, Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView,
     OutboxKind, OutboxPayload, OutboxStatus, Outcome, Recorded, UnsubscribeTarget,
     UNSUBSCRIBE_TTL_MS,
 };

@@ -81,8 +81,10 @@ pub fn unsubscribe(token: &LinkToken) -> String {
     UNSUBSCRIBE.replace("{token}", token.as_str())
 }
 
-/// The secret in a mailed link (confirmation, unsubscribe): 43 URL-safe base64 characters,
-/// the shape of `secret::new_token` and of a server-key signature. As an extractor it
+/// The secret in a mailed link: 43 URL-safe base64 characters, the shape of
+/// `secret::new_token` and of a server-key signature (confirmation, and unsubscribe links
+/// of mails queued before issue 9); or an unsubscribe link's 32-character alphanumeric uid,
+/// a dot and such a signature. As an extractor it
 /// answers anything else with 404 before a handler runs, so no page is ever rendered (or
 /// form action built) from a path like `..%2Ffilters%2F3%2Fdelete`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,10 +93,19 @@ pub struct LinkToken(String);
 impl LinkToken {
     /// The token, if `text` has the shape of one.
     pub fn parse(text: &str) -> Option<LinkToken> {
-        let shaped = text.len() == 43
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let secret = |s: &str| {
+            s.len() == 43
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let shaped = match text.split_once('.') {
+            Some((uid, signature)) => {
+                uid.len() == 32
+                    && uid.bytes().all(|b| b.is_ascii_alphanumeric())
+                    && secret(signature)
+            }
+            None => secret(text),
+        };
         shaped.then(|| LinkToken(text.to_string()))
     }
 
@@ -207,6 +218,9 @@ mod tests {
     fn link_tokens_have_one_shape() {
         let real = tidings_store::secret::new_token();
         assert!(LinkToken::parse(&real).is_some(), "{real}");
+        let uid = "A1".repeat(16);
+        let unsubscribe = format!("{uid}.{real}");
+        assert!(LinkToken::parse(&unsubscribe).is_some(), "{unsubscribe}");
         for bad in [
             "",
             "..%2Ffilters%2F3%2Fdelete",
@@ -216,6 +230,11 @@ mod tests {
             &format!("{}/", &real[..42]),
             &format!("{}=", &real[..42]),
             &format!("{}.", &real[..42]),
+            &format!("{uid}A.{real}"),
+            &format!("{uid}.{real}.{real}"),
+            &format!("{}-.{real}", &uid[..31]),
+            &format!("{uid}.{}", &real[..42]),
+            &format!(".{real}"),
         ] {
             assert!(LinkToken::parse(bad).is_none(), "{bad:?}");
         }

@@ -6,8 +6,8 @@ use sqlx::FromRow;
 use tidings_rules::{Message, Metadata};
 
 use crate::db::with_pool;
-use crate::pipeline::outbox::{new_uid, unsubscribe_token, Notification, UNSUBSCRIBE_KEY};
-use crate::{now_ms, secret, Result, Store, StoreError};
+use crate::pipeline::outbox::{new_uid, Notification};
+use crate::{now_ms, Result, Store, StoreError};
 
 /// An archived message.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +94,7 @@ fn kept_raw(raw: &[u8]) -> String {
 /// 32,766, PostgreSQL 65,535), and small because sqlx binds each SQLite parameter by
 /// looking its name up among all of the statement's: binding costs grow with the square of
 /// the parameters (at 1,000 rows that lookup was a sixth of the matcher's time).
-const CHUNK_ROWS: usize = 100;
+pub(crate) const CHUNK_ROWS: usize = 100;
 
 /// `$first, $first+1, …` for `count` parameters.
 fn placeholders(first: usize, count: usize) -> String {
@@ -258,22 +258,12 @@ impl Store {
             .collect();
         destinations.sort_unstable();
         destinations.dedup();
-        // Each notification's unsubscribe link is stored as the digest of its secret.
-        let key = if destinations.is_empty() {
-            None
-        } else {
-            Some(self.server_key(UNSUBSCRIBE_KEY).await?)
-        };
         let mut rows = Vec::new();
         for (message_id, notifications) in batch {
             for n in notifications {
                 let filters = serde_json::to_string(&n.filters)
                     .map_err(|e| StoreError::corrupt("filters", e))?;
-                let uid = new_uid();
-                let unsubscribe = key
-                    .as_ref()
-                    .map(|key| secret::token_digest(&unsubscribe_token(key, &uid)));
-                rows.push((*message_id, n.destination_id, filters, uid, unsubscribe));
+                rows.push((*message_id, n.destination_id, filters, new_uid()));
             }
         }
         let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
@@ -314,31 +304,28 @@ impl Store {
             for chunk in queued.chunks(CHUNK_ROWS) {
                 let values: Vec<String> = (0..chunk.len())
                     .map(|i| {
-                        let p = 2 + i * 5;
+                        let p = 2 + i * 4;
                         format!(
-                            "('notification', ${p}, ${}, ${}, ${}, ${}, 'pending', $1, $1)",
+                            "('notification', ${p}, ${}, ${}, ${}, 'pending', $1, $1)",
                             p + 1,
                             p + 2,
-                            p + 3,
-                            p + 4
+                            p + 3
                         )
                     })
                     .collect();
                 let sql = format!(
-                    "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, unsubscribe_hash, status, next_attempt_at, created_at) \
+                    "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, status, next_attempt_at, created_at) \
                      VALUES {} ON CONFLICT (message_id, destination_id) DO NOTHING",
                     values.join(", ")
                 );
                 let sql = self.sql(&sql);
                 let mut query = sqlx::query(&sql).bind(now);
-                for (message_id, destination_id, filters, uid, unsubscribe) in chunk.iter().copied()
-                {
+                for (message_id, destination_id, filters, uid) in chunk.iter().copied() {
                     query = query
                         .bind(message_id)
                         .bind(destination_id)
                         .bind(filters)
-                        .bind(uid)
-                        .bind(unsubscribe);
+                        .bind(uid);
                 }
                 query.execute(&mut *tx).await?;
             }
@@ -349,12 +336,22 @@ impl Store {
 
     /// How many messages are archived, and how many of those are matched.
     pub async fn message_counts(&self) -> Result<(i64, i64)> {
-        let sql = "SELECT COUNT(*), COUNT(processed_at) FROM messages";
-        Ok(with_pool!(self, |pool| sqlx::query_as::<_, (i64, i64)>(
-            sql
-        )
-        .fetch_one(pool)
-        .await?))
+        // The unmatched are counted on their partial index, so this stays cheap.
+        let sql = "SELECT (SELECT COUNT(*) FROM messages), \
+                   (SELECT COUNT(*) FROM messages WHERE processed_at IS NULL)";
+        let (all, unmatched) = with_pool!(self, |pool| sqlx::query_as::<_, (i64, i64)>(sql)
+            .fetch_one(pool)
+            .await?);
+        Ok((all, all - unmatched))
+    }
+
+    /// The highest message id archived (0 when none): read off the primary key, so it costs
+    /// nothing however large the archive is. Ids only grow, but may skip a value.
+    pub async fn last_message_id(&self) -> Result<i64> {
+        let sql = "SELECT COALESCE(MAX(id), 0) FROM messages";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await?))
     }
 
     /// When the notifications of the messages whose id starts with `prefix` were accepted

@@ -7,18 +7,46 @@ use std::collections::HashMap;
 use sqlx::FromRow;
 
 use crate::db::with_pool;
-use crate::pipeline::messages::{MessageRow, MESSAGE_COLUMNS};
+use crate::pipeline::messages::{MessageRow, CHUNK_ROWS, MESSAGE_COLUMNS};
 use crate::preferences::destinations::DestinationRow;
 use crate::{now_ms, secret, Destination, Result, ServerKey, Store, StoreError, StoredMessage};
 
 /// A fresh identity for an outbox row: the base of its Message-ID (and later webhook-id,
-/// Matrix txnId).
+/// Matrix txnId). 32 alphanumeric characters: the time in milliseconds (8, base 62, so uids
+/// sort by time) and 24 random ones (142 bits). Time first, so that a burst's rows are
+/// added at the end of the `uid` index instead of all over it (a random key costs a page
+/// read per insert once the index outgrows the cache).
 pub(crate) fn new_uid() -> String {
-    crate::secret::new_token()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(32)
-        .collect()
+    use rand::Rng;
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut time = [b'0'; 8];
+    let mut ms = u64::try_from(now_ms()).unwrap_or(0);
+    for digit in time.iter_mut().rev() {
+        *digit = DIGITS[(ms % 62) as usize];
+        ms /= 62;
+    }
+    let mut rng = rand::thread_rng();
+    let random = (0..24).map(|_| DIGITS[rng.gen_range(0..DIGITS.len())]);
+    time.into_iter().chain(random).map(char::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_alphanumeric_unique_and_sort_by_time() {
+        let first = new_uid();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let uids: Vec<String> = (0..1000).map(|_| new_uid()).collect();
+        for uid in &uids {
+            assert_eq!(uid.len(), 32, "{uid}");
+            assert!(uid.bytes().all(|b| b.is_ascii_alphanumeric()), "{uid}");
+            assert!(uid[..8] > first[..8], "{uid} after {first}");
+        }
+        let distinct: std::collections::HashSet<&String> = uids.iter().collect();
+        assert_eq!(distinct.len(), uids.len());
+    }
 }
 
 /// One decision of the matcher: this destination gets the message, because of these filters.
@@ -521,66 +549,97 @@ impl Store {
         Ok(recorded.first().copied().unwrap_or(Recorded::LeaseLost))
     }
 
+    /// Records outcomes in one transaction with two statements per 100 rows: one fenced
+    /// `UPDATE … FROM (VALUES …)` that returns the rows it changed, and one multi-row
+    /// insert into the attempt log for those.
     async fn record_rows(&self, rows: &[(i64, i64, &str, &Outcome)]) -> Result<Vec<Recorded>> {
         let now = now_ms();
-        let update = self.sql(
-            "UPDATE outbox SET status = $1, last_error = $2, next_attempt_at = $3, lease_until = NULL, \
-             sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END, \
-             payload = CASE WHEN $5 THEN NULL ELSE payload END, \
-             attempts = attempts - $8, claim_token = NULL \
-             WHERE id = $6 AND claim_token = $7 AND status = 'sending'",
-        );
-        let log = self.sql("INSERT INTO deliveries (outbox_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)");
-        let recorded = with_pool!(self, |pool| {
+        let mut changed = std::collections::HashSet::new();
+        with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let mut recorded = Vec::with_capacity(rows.len());
-            for &(id, attempt, claim_token, outcome) in rows {
-                let (status, detail, next, uncount) = match outcome {
-                    Outcome::Sent => (OutboxStatus::Sent, None, now, 0_i64),
-                    Outcome::Retry { error, at } => {
-                        (OutboxStatus::Pending, Some(error.as_str()), *at, 0)
-                    }
-                    Outcome::RateLimited { error, at } => {
-                        (OutboxStatus::Pending, Some(error.as_str()), *at, 1)
-                    }
-                    Outcome::Dead { error } => (OutboxStatus::Dead, Some(error.as_str()), now, 0),
-                };
-                let logged = match outcome {
-                    Outcome::Sent => "sent",
-                    Outcome::Retry { .. } => "retry",
-                    Outcome::RateLimited { .. } => "rate_limited",
-                    Outcome::Dead { .. } => "dead",
-                };
-                let updated = sqlx::query(&update)
-                    .bind(status.as_str())
-                    .bind(detail)
-                    .bind(next)
-                    .bind(now)
-                    .bind(status != OutboxStatus::Pending)
-                    .bind(id)
-                    .bind(claim_token)
-                    .bind(uncount)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if updated == 0 {
-                    recorded.push(Recorded::LeaseLost);
+            for chunk in rows.chunks(CHUNK_ROWS) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let p = 2 + i * 6;
+                        format!(
+                            "(CAST(${p} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT), \
+                             CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5
+                        )
+                    })
+                    .collect();
+                // VALUES names its columns column1… on both backends: id, claim token,
+                // status, error, next attempt, attempts to give back.
+                let sql = format!(
+                    "UPDATE outbox SET status = v.column3, last_error = v.column4, \
+                     next_attempt_at = v.column5, lease_until = NULL, \
+                     sent_at = CASE WHEN v.column3 = 'sent' THEN $1 ELSE outbox.sent_at END, \
+                     payload = CASE WHEN v.column3 = 'pending' THEN outbox.payload ELSE NULL END, \
+                     attempts = outbox.attempts - v.column6, claim_token = NULL \
+                     FROM (VALUES {}) AS v \
+                     WHERE outbox.id = v.column1 AND outbox.claim_token = v.column2 \
+                     AND outbox.status = 'sending' RETURNING outbox.id",
+                    values.join(", ")
+                );
+                let sql = self.sql(&sql);
+                let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(now);
+                for &(id, _, claim_token, outcome) in chunk {
+                    let (status, detail, next, uncount) = outcome_row(outcome, now);
+                    query = query
+                        .bind(id)
+                        .bind(claim_token)
+                        .bind(status.as_str())
+                        .bind(detail)
+                        .bind(next)
+                        .bind(uncount);
+                }
+                let updated = query.fetch_all(&mut *tx).await?;
+                changed.extend(updated);
+                let logged: Vec<_> = chunk
+                    .iter()
+                    .filter(|(id, ..)| changed.contains(id))
+                    .collect();
+                if logged.is_empty() {
                     continue;
                 }
-                sqlx::query(&log)
-                    .bind(id)
-                    .bind(attempt)
-                    .bind(now)
-                    .bind(logged)
-                    .bind(detail)
-                    .execute(&mut *tx)
-                    .await?;
-                recorded.push(Recorded::Current);
+                let values: Vec<String> = (0..logged.len())
+                    .map(|i| {
+                        let p = 2 + i * 4;
+                        format!("(${p}, ${}, $1, ${}, ${})", p + 1, p + 2, p + 3)
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO deliveries (outbox_id, attempt, at, outcome, detail) VALUES {}",
+                    values.join(", ")
+                );
+                let sql = self.sql(&sql);
+                let mut query = sqlx::query(&sql).bind(now);
+                for &&(id, attempt, _, outcome) in &logged {
+                    let (_, detail, ..) = outcome_row(outcome, now);
+                    query = query
+                        .bind(id)
+                        .bind(attempt)
+                        .bind(outcome_name(outcome))
+                        .bind(detail);
+                }
+                query.execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            recorded
         });
-        Ok(recorded)
+        Ok(rows
+            .iter()
+            .map(|(id, ..)| {
+                if changed.contains(id) {
+                    Recorded::Current
+                } else {
+                    Recorded::LeaseLost
+                }
+            })
+            .collect())
     }
 
     /// A user's most recent notifications, newest first.
@@ -648,19 +707,57 @@ impl Store {
         }))
     }
 
-    /// Counts of outbox rows by status: (pending, sending, sent, dead).
-    pub async fn outbox_counts(&self) -> Result<(i64, i64, i64, i64)> {
+    /// Whether any message is unmatched, any outbox row unfinished (pending or sending), and
+    /// any dead: each answered by the first entry of a partial index, so it costs the same
+    /// however large the archive, the outbox or the queue is.
+    pub async fn backlog(&self) -> Result<Backlog> {
         let sql = "SELECT \
-            COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0), \
-            COALESCE(SUM(CASE WHEN status = 'sending' THEN 1 ELSE 0 END), 0), \
-            COALESCE(SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), 0), \
-            COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0) FROM outbox";
-        Ok(with_pool!(self, |pool| sqlx::query_as::<
+            EXISTS (SELECT 1 FROM messages WHERE processed_at IS NULL), \
+            EXISTS (SELECT 1 FROM outbox WHERE status = 'pending'), \
+            EXISTS (SELECT 1 FROM outbox WHERE status = 'sending'), \
+            EXISTS (SELECT 1 FROM outbox WHERE status = 'dead')";
+        let (unmatched, pending, sending, dead) = with_pool!(self, |pool| sqlx::query_as::<
             _,
-            (i64, i64, i64, i64),
+            (bool, bool, bool, bool),
         >(sql)
         .fetch_one(pool)
+        .await?);
+        Ok(Backlog {
+            unmatched,
+            unsent: pending || sending,
+            dead,
+        })
+    }
+
+    /// How many outbox rows were sent at or after `since_ms`, and when the first of them
+    /// was (for benchmarks; this reads every row).
+    pub async fn sent_since(&self, since_ms: i64) -> Result<(i64, Option<i64>)> {
+        let sql = self.sql(
+            "SELECT COUNT(*), MIN(sent_at) FROM outbox WHERE status = 'sent' AND sent_at >= $1",
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as::<
+            _,
+            (i64, Option<i64>),
+        >(&sql)
+        .bind(since_ms)
+        .fetch_one(pool)
         .await?))
+    }
+
+    /// Counts of outbox rows by status: (pending, sending, sent, dead). Each of pending,
+    /// sending and dead is counted on its own partial index, and sent is the rest, so this
+    /// stays cheap on a large outbox (a count of the whole table walks pages, not rows).
+    pub async fn outbox_counts(&self) -> Result<(i64, i64, i64, i64)> {
+        let sql = "SELECT \
+            (SELECT COUNT(*) FROM outbox WHERE status = 'pending'), \
+            (SELECT COUNT(*) FROM outbox WHERE status = 'sending'), \
+            (SELECT COUNT(*) FROM outbox), \
+            (SELECT COUNT(*) FROM outbox WHERE status = 'dead')";
+        let (pending, sending, all, dead) =
+            with_pool!(self, |pool| sqlx::query_as::<_, (i64, i64, i64, i64)>(sql)
+                .fetch_one(pool)
+                .await?);
+        Ok((pending, sending, all - pending - sending - dead, dead))
     }
 }
 
@@ -672,12 +769,44 @@ pub(crate) const UNSUBSCRIBE_KEY: &str = "unsubscribe";
 /// points to the filters page.
 pub const UNSUBSCRIBE_TTL_MS: i64 = 90 * 24 * 3_600_000;
 
-/// The secret in a notification's unsubscribe link: the server key's HMAC of its uid (43
-/// URL-safe base64 characters). The uid alone is no secret: it is the Message-ID, seen in
-/// every header and reply. Only [`secret::token_digest`] of this is stored, and links are
-/// looked up by it.
+/// The token in a notification's unsubscribe link: its uid, a dot, and the server key's HMAC
+/// of the uid (32 + 1 + 43 characters). The uid alone is no secret: it is the Message-ID,
+/// seen in every header and reply; the HMAC is, and it is derived when the mail is rendered
+/// and checked (in constant time) when the link is opened, so nothing secret is stored.
 pub(crate) fn unsubscribe_token(key: &ServerKey, uid: &str) -> String {
-    key.sign(uid.as_bytes())
+    format!("{uid}.{}", key.sign(uid.as_bytes()))
+}
+
+/// The row an outcome leaves: (status, error, next attempt at, attempts to give back). A
+/// rate-limited attempt is not counted against the row's attempts.
+fn outcome_row(outcome: &Outcome, now: i64) -> (OutboxStatus, Option<&str>, i64, i64) {
+    match outcome {
+        Outcome::Sent => (OutboxStatus::Sent, None, now, 0),
+        Outcome::Retry { error, at } => (OutboxStatus::Pending, Some(error.as_str()), *at, 0),
+        Outcome::RateLimited { error, at } => (OutboxStatus::Pending, Some(error.as_str()), *at, 1),
+        Outcome::Dead { error } => (OutboxStatus::Dead, Some(error.as_str()), now, 0),
+    }
+}
+
+/// How an outcome is named in the attempt log.
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Sent => "sent",
+        Outcome::Retry { .. } => "retry",
+        Outcome::RateLimited { .. } => "rate_limited",
+        Outcome::Dead { .. } => "dead",
+    }
+}
+
+/// What is left to do, as [`Store::backlog`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Some archived message is not matched yet.
+    pub unmatched: bool,
+    /// Some outbox row is pending or being sent.
+    pub unsent: bool,
+    /// Some outbox row is dead.
+    pub dead: bool,
 }
 
 /// What an unsubscribe link points at: the filters behind one notification.
@@ -695,16 +824,35 @@ impl Store {
     /// The filters behind the notification whose unsubscribe link carries `token`.
     /// `NotFound` for an unknown token, `Expired` once [`UNSUBSCRIBE_TTL_MS`] has passed.
     pub async fn unsubscribe_target(&self, token: &str) -> Result<UnsubscribeTarget> {
-        let sql = self.sql(
-            "SELECT d.user_id, d.address, o.filters, o.created_at FROM outbox o \
-             JOIN destinations d ON d.id = o.destination_id \
-             WHERE o.unsubscribe_hash = $1 AND o.kind = 'notification'",
-        );
-        let (user_id, address, filters, created_at): (i64, String, String, i64) =
-            with_pool!(self, |pool| sqlx::query_as(&sql)
-                .bind(secret::token_digest(token))
-                .fetch_one(pool)
-                .await?);
+        let select = "SELECT d.user_id, d.address, o.filters, o.created_at, o.uid FROM outbox o \
+             JOIN destinations d ON d.id = o.destination_id WHERE o.kind = 'notification' AND ";
+        let found: (i64, String, String, i64, String) = match token.split_once('.') {
+            Some((uid, signature)) => {
+                let sql = format!("{select} o.uid = $1");
+                let sql = self.sql(&sql);
+                let row: (i64, String, String, i64, String) =
+                    with_pool!(self, |pool| sqlx::query_as(&sql)
+                        .bind(uid)
+                        .fetch_one(pool)
+                        .await?);
+                let key = self.server_key(UNSUBSCRIBE_KEY).await?;
+                if !key.verify(row.4.as_bytes(), signature) {
+                    return Err(StoreError::NotFound);
+                }
+                row
+            }
+            // Links in mails queued before the HMAC was derived at render time: their
+            // secret's digest is stored.
+            None => {
+                let sql = format!("{select} o.unsubscribe_hash = $1");
+                let sql = self.sql(&sql);
+                with_pool!(self, |pool| sqlx::query_as(&sql)
+                    .bind(secret::token_digest(token))
+                    .fetch_one(pool)
+                    .await?)
+            }
+        };
+        let (user_id, address, filters, created_at, _) = found;
         if now_ms() - created_at > UNSUBSCRIBE_TTL_MS {
             return Err(StoreError::Expired {
                 what: "This unsubscribe link",
