@@ -506,7 +506,7 @@ const FOLDER_PROBE_FILES: usize = 20_000;
 /// second by one thread doing nothing else (`std::fs::write` in a loop), in a new folder
 /// beside the mailbox (removed again), measured after the run so as not to slow it. The mailbox channel
 /// cannot accept mail faster than this.
-fn file_creation_rate(mailbox: &std::path::Path, files: usize) -> anyhow::Result<f64> {
+pub(crate) fn file_creation_rate(mailbox: &std::path::Path, files: usize) -> anyhow::Result<f64> {
     let probe = mailbox.with_file_name("file-probe");
     std::fs::create_dir_all(&probe).with_context(|| format!("creating {}", probe.display()))?;
     let mail = vec![b'x'; 3_000];

@@ -45,6 +45,11 @@ pub async fn run(options: Options) -> anyhow::Result<Value> {
         ..EmailConfig::default()
     };
     report["mailbox"] = drain(&options, &tmp, "mailbox", &mailbox).await?;
+    // What the file system allows one thread, measured after the drain: the mailbox
+    // channel cannot be faster.
+    report["mailbox"]["folder_files_per_s_one_thread"] = json!(round(
+        crate::bench_e2e::file_creation_rate(&mailbox.mailbox(), 20_000)?
+    ));
     if let Some(server) = &options.smtp {
         let smtp = EmailConfig {
             smtp_url: Some(format!("smtp://{server}")),

@@ -55,6 +55,19 @@ impl Store {
         }
     }
 
+    /// Run first in a sender's transaction (a claim, a batch of outcomes): PostgreSQL then
+    /// reports the commit without waiting for its log to reach the disk. A server crash can
+    /// lose the last such commits, which costs what a sender crash costs: those rows are
+    /// claimed again once their leases run out, and resent with the same uid (Message-ID).
+    /// Nothing else is relaxed: archived messages and queued notifications are durable
+    /// when committed. SQLite (WAL, `synchronous = NORMAL`) already commits that way.
+    pub(crate) fn relaxed_commit(&self) -> Option<&'static str> {
+        match self.backend() {
+            Backend::Postgres => Some("SET LOCAL synchronous_commit = off"),
+            Backend::Sqlite => None,
+        }
+    }
+
     /// Run first in a transaction, makes it the only writer of ownership until it ends, so
     /// the before/after reads that decide whose variables changed are not raced. SQLite:
     /// any write statement takes the database's write lock (a deferred transaction that

@@ -379,8 +379,12 @@ impl Store {
         let expired = claim("sending", "lease_until");
         let due = claim("pending", "next_attempt_at");
         let limit = limit.max(0);
+        let relaxed = self.relaxed_commit();
         let mut rows = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            if let Some(sql) = relaxed {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
             let mut rows = sqlx::query_as::<_, ClaimRow>(&expired)
                 .bind(now + lease_ms)
                 .bind(now)
@@ -555,8 +559,12 @@ impl Store {
     async fn record_rows(&self, rows: &[(i64, i64, &str, &Outcome)]) -> Result<Vec<Recorded>> {
         let now = now_ms();
         let mut changed = std::collections::HashSet::new();
+        let relaxed = self.relaxed_commit();
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            if let Some(sql) = relaxed {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
             for chunk in rows.chunks(CHUNK_ROWS) {
                 let values: Vec<String> = (0..chunk.len())
                     .map(|i| {
