@@ -21,8 +21,7 @@ use tidings_notifier::matcher::Matcher;
 use tidings_notifier::{roles, Metrics};
 use tidings_rules::{Condition, Envelope};
 use tidings_store::{
-    ChannelKind, Delivery, FilterInput, ImportMode, NewDestination, OwnershipData, PackageOwners,
-    Store, StoredMessage,
+    Delivery, FilterInput, ImportMode, OwnershipData, PackageOwners, Store, StoredMessage,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -449,24 +448,17 @@ async fn users(store: &Store, args: &E2eArgs, packages: &[String]) -> anyhow::Re
 }
 
 async fn user(store: &Store, name: &str, filters: &[(String, Condition)]) -> anyhow::Result<()> {
-    let user = store.create_user(name, None, false).await?;
-    let address = format!("{name}@bench.example.org");
-    let destination = store
-        .add_destination(NewDestination {
-            user_id: user.id,
-            channel: ChannelKind::Email,
-            address: &address,
-            confirmed: true,
-        })
-        .await?;
+    let (user_id, destination) =
+        crate::bench_send::confirmed_user(store, name, &format!("{name}@bench.example.org"))
+            .await?;
     for (n, (_, condition)) in filters.iter().enumerate() {
         store
             .create_filter(
-                user.id,
+                user_id,
                 &FilterInput {
                     name: format!("default {n}"),
                     condition: condition.clone(),
-                    destination_ids: vec![destination.id],
+                    destination_ids: vec![destination],
                     delivery: Delivery::Instant,
                     enabled: true,
                 },

@@ -135,25 +135,38 @@ fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// A new user `name` with one confirmed email destination `address`: (user id,
+/// destination id). Benchmarks skip the confirmation mail.
+pub(crate) async fn confirmed_user(
+    store: &Store,
+    name: &str,
+    address: &str,
+) -> anyhow::Result<(i64, i64)> {
+    let user = store.create_user(name, None, false).await?;
+    let destination = store
+        .add_destination(NewDestination {
+            user_id: user.id,
+            channel: ChannelKind::Email,
+            address,
+            confirmed: true,
+        })
+        .await?;
+    Ok((user.id, destination.id))
+}
+
 /// Queues `rows` notifications, one message per round of destinations.
 async fn fill(store: &Store, options: &Options, name: &str) -> anyhow::Result<()> {
     let destinations = options.destinations.max(1);
     let mut ids = Vec::with_capacity(destinations);
     let run = tidings_store::now_ms();
     for d in 0..destinations {
-        let user = store
-            .create_user(&format!("b{run}{name}{d}"), None, false)
-            .await?;
-        let address = format!("bench{d}@example.org");
-        let destination = store
-            .add_destination(NewDestination {
-                user_id: user.id,
-                channel: ChannelKind::Email,
-                address: &address,
-                confirmed: true,
-            })
-            .await?;
-        ids.push(destination.id);
+        let (_, destination) = confirmed_user(
+            store,
+            &format!("b{run}{name}{d}"),
+            &format!("bench{d}@example.org"),
+        )
+        .await?;
+        ids.push(destination);
     }
     let mut queued = 0;
     let mut n = 0;
