@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::support::{envelope, http_request, message_id, wait_for, Hub, SmallDisk, Smtp};
+use crate::support::{
+    envelope, http_request, message_id, timed_out_sends, wait_for, Hub, SmallDisk, Smtp,
+};
 
 /// issue 8 item 14: with the data folder's disk full, 40 of 40 HTTP posts got 202 and none
 /// was stored; after space was freed the database stayed write-locked until a restart,
@@ -26,11 +28,13 @@ fn a_full_disk_fails_posts_and_the_hub_recovers_by_itself() {
     );
     hub.env
         .insert("TIDINGS_DATABASE__RETRY_MAX_MS".into(), "500".into());
-    // A short lease: a send whose outcome was not recorded would soon be sent again.
+    // A short lease: a send whose outcome was not recorded would soon be sent again. The
+    // send's time limit stays under the lease but leaves room for an SMTP server slowed by a
+    // busy machine: a send cut off after the server took it would come back as a duplicate.
     hub.env
-        .insert("TIDINGS_SENDER__LEASE_SECS".into(), "2".into());
+        .insert("TIDINGS_SENDER__LEASE_SECS".into(), "4".into());
     hub.env
-        .insert("TIDINGS_CHANNELS__EMAIL__TIMEOUT_SECS".into(), "1".into());
+        .insert("TIDINGS_CHANNELS__EMAIL__TIMEOUT_SECS".into(), "3".into());
     hub.user_with_filter("fay", "fay@example.org", r#"topic ~ "org.test.**""#);
     let token = hub.run(&["token", "add", "burst"]).trim().to_string();
     hub.start();
@@ -103,14 +107,24 @@ fn a_full_disk_fails_posts_and_the_hub_recovers_by_itself() {
     }
 
     let mails = smtp.wait_mails(acknowledged.len(), Duration::from_secs(120));
-    // Give a resend time to show up before counting.
-    std::thread::sleep(Duration::from_secs(2));
+    // Give a resend time to show up before counting: one lease and a second.
+    std::thread::sleep(Duration::from_secs(5));
     let mails = smtp.mails().len().max(mails.len());
     let distinct: HashSet<String> = smtp.mails().iter().map(|m| message_id(m)).collect();
     assert_eq!(
-        (mails, distinct.len()),
-        (acknowledged.len(), acknowledged.len()),
-        "every acknowledged message mailed exactly once; log:\n{}",
+        distinct.len(),
+        acknowledged.len(),
+        "every acknowledged message mailed; log:\n{}",
+        hub.log()
+    );
+    // Exactly once, except that a send cut off by its time limit may have been taken by the
+    // server all the same (SMTP cannot tell): only those may arrive twice.
+    let timed_out = timed_out_sends(&hub.log());
+    assert!(
+        mails <= acknowledged.len() + timed_out,
+        "{mails} mails for {} acknowledged messages and {timed_out} sends that ran out of \
+         time: a send was repeated; log:\n{}",
+        acknowledged.len(),
         hub.log()
     );
     let held = hub

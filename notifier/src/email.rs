@@ -330,13 +330,13 @@ mod tests {
                 created_at: 1,
             },
             username: "alice".into(),
-            message: Some(StoredMessage {
+            message: Some(std::sync::Arc::new(StoredMessage {
                 id: 1,
                 message,
                 metadata,
                 source: "test".into(),
                 received_at: 1,
-            }),
+            })),
             filters: (0..20)
                 .map(|i| (i, format!("{i} {}", "f\u{e9}".repeat(600))))
                 .chain([(99, "g".repeat(5000))])

@@ -79,6 +79,14 @@ pub fn envelope(id: &str, topic: &str, body: serde_json::Value) -> String {
 }
 
 /// The Message-ID header of a raw mail.
+/// Sends a log shows cut off by their time limit: the server may have taken each all the same
+/// (SMTP cannot tell), so each may arrive once more when it is retried.
+pub fn timed_out_sends(log: &str) -> usize {
+    log.lines()
+        .filter(|line| line.contains("send failed") && line.contains("no answer within"))
+        .count()
+}
+
 pub fn message_id(raw: &[u8]) -> String {
     let parsed = mailparse::parse_mail(raw).expect("a parsable mail");
     use mailparse::MailHeaderMap as _;

@@ -3,6 +3,7 @@
 //! sender died) is claimed again, with the same `uid`, so a resend is recognisable.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::FromRow;
 
@@ -147,8 +148,8 @@ pub struct Claimed {
     pub destination: Destination,
     /// The owner's username.
     pub username: String,
-    /// The message, for notifications.
-    pub message: Option<StoredMessage>,
+    /// The message, for notifications: shared by every row of one claim that carries it.
+    pub message: Option<Arc<StoredMessage>>,
     /// The filters that matched, as (id, name).
     pub filters: Vec<(i64, String)>,
     /// Kind-specific data (the confirmation token).
@@ -218,7 +219,7 @@ pub enum Recorded {
 /// for a confirmation, or when it is missing).
 fn hydrate(
     row: ClaimRow,
-    message: Option<Result<StoredMessage>>,
+    message: Option<Result<Arc<StoredMessage>>>,
     destination: &Destination,
     username: &str,
     key: Option<&ServerKey>,
@@ -497,7 +498,7 @@ impl Store {
     async fn messages_by_id(
         &self,
         ids: impl Iterator<Item = i64>,
-    ) -> Result<HashMap<i64, std::result::Result<StoredMessage, String>>> {
+    ) -> Result<HashMap<i64, std::result::Result<Arc<StoredMessage>, String>>> {
         let ids: Vec<String> = ids.map(|id| id.to_string()).collect();
         if ids.is_empty() {
             return Ok(HashMap::new());
@@ -515,7 +516,9 @@ impl Store {
             .map(|row| {
                 (
                     row.id,
-                    StoredMessage::try_from(row).map_err(|e| e.to_string()),
+                    StoredMessage::try_from(row)
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string()),
                 )
             })
             .collect())
