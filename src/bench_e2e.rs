@@ -60,9 +60,9 @@ pub struct E2eArgs {
     /// How long the steady phase publishes, in seconds (0: no steady phase).
     #[arg(long, default_value_t = 10)]
     steady_secs: u64,
-    /// `sender.concurrency` for the run.
-    #[arg(long, default_value_t = 64)]
-    sender_concurrency: usize,
+    /// `sender.concurrency` for the run (default: the config's, else the channel's own).
+    #[arg(long)]
+    sender_concurrency: Option<usize>,
     /// `sender.poll_ms` for the run.
     #[arg(long, default_value_t = 5)]
     sender_poll_ms: u64,
@@ -92,7 +92,9 @@ pub fn run(config_file: Option<&Path>, args: E2eArgs) -> anyhow::Result<Value> {
         .port();
     let endpoint = format!("tcp://127.0.0.1:{port}");
     config.bus.zmq_endpoints = vec![endpoint.clone()];
-    config.sender.concurrency = args.sender_concurrency;
+    if args.sender_concurrency.is_some() {
+        config.sender.concurrency = args.sender_concurrency;
+    }
     config.sender.poll_ms = args.sender_poll_ms;
     config.metrics.listen = None;
     config.prepare()?;
@@ -284,7 +286,10 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
     Ok(json!({
         "backend": backend,
         "channel": if config.email.smtp_url.is_some() { "smtp" } else { "mailbox folder" },
-        "sender_concurrency": config.sender.concurrency,
+        "sender_concurrency": config
+            .sender
+            .concurrency
+            .unwrap_or_else(|| tidings_notifier::email::parallelism(config.email())),
         "sender_poll_ms": config.sender.poll_ms,
         "owners": args.owners,
         "catch_all_users": args.catch_all,

@@ -84,7 +84,7 @@ async fn drain(
     let filled = started.elapsed();
 
     let config = SenderConfig {
-        concurrency: options.concurrency,
+        concurrency: Some(options.concurrency),
         ..SenderConfig::default()
     };
     let channels = Channels::from_config(email, "http://127.0.0.1:8080")?;

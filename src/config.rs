@@ -214,7 +214,7 @@ impl Config {
                 self.log.format
             );
         }
-        if self.sender.concurrency == 0 {
+        if self.sender.concurrency == Some(0) {
             anyhow::bail!("config key sender.concurrency: must be at least 1");
         }
         if self.sender.max_attempts < 1 {
@@ -368,7 +368,7 @@ mod tests {
                 .merge(environment())
                 .extract()
                 .map_err(|e| e.to_string())?;
-            assert_eq!(config.sender.concurrency, 9);
+            assert_eq!(config.sender.concurrency, Some(9));
             Ok(())
         });
     }

@@ -51,6 +51,12 @@ pub trait Channel: Send + Sync {
     /// its claim.
     fn timeout(&self) -> Duration;
 
+    /// How many sends it does well at once: the sender's concurrency when
+    /// `sender.concurrency` is unset is the largest of these. A network channel says about
+    /// as many as it keeps connections; a local one more, since a larger claim costs the
+    /// database less per row.
+    fn parallelism(&self) -> usize;
+
     /// Sends `rendered` to `to` (a confirmed destination of this kind, or any destination of
     /// this kind for its confirmation message).
     fn send<'a>(&'a self, to: &'a Destination, rendered: &'a Rendered) -> SendFuture<'a>;
@@ -82,6 +88,15 @@ impl Registry {
     /// The longest send timeout of any registered channel.
     pub fn longest_timeout(&self) -> Option<Duration> {
         self.channels.values().map(|c| c.timeout()).max()
+    }
+
+    /// The most sends any registered channel does well at once (64 when none is).
+    pub fn parallelism(&self) -> usize {
+        self.channels
+            .values()
+            .map(|c| c.parallelism())
+            .max()
+            .unwrap_or(64)
     }
 
     /// Every registered channel.

@@ -23,8 +23,10 @@ pub struct NotifierConfig {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SenderConfig {
-    /// Sends in flight at once (also the most mails a crash can duplicate).
-    pub concurrency: usize,
+    /// Sends in flight at once (also the most a crash can send twice). Unset, it is what the
+    /// configured channels do well: 64 with an SMTP server (a connection each, mostly), 256
+    /// for the mailbox folder (one writer; more in flight means larger claims).
+    pub concurrency: Option<usize>,
     /// How long a claim lasts before another sender may take the row over, in seconds.
     pub lease_secs: u64,
     /// Attempts before a notification is dead.
@@ -40,10 +42,20 @@ pub struct SenderConfig {
     pub shutdown_grace_secs: u64,
 }
 
+impl SenderConfig {
+    /// The sends in flight at once with these channels: the configured number, or else the
+    /// most any of them does well.
+    pub fn concurrency(&self, registry: &crate::channel::Registry) -> usize {
+        self.concurrency
+            .unwrap_or_else(|| registry.parallelism())
+            .max(1)
+    }
+}
+
 impl Default for SenderConfig {
     fn default() -> Self {
         SenderConfig {
-            concurrency: 64,
+            concurrency: None,
             lease_secs: 60,
             max_attempts: 8,
             backoff_base_ms: 2_000,

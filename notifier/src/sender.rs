@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use tidings_store::{Claimed, OutboxKind, Outcome, Recorded, Store};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
@@ -157,7 +158,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), NotifierError> {
     check_lease(&config, &channels.registry)?;
-    let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let concurrency = config.concurrency(&channels.registry);
+    tracing::debug!(concurrency, "sending");
+    let slots = Arc::new(Semaphore::new(concurrency));
     let lease_ms = i64::try_from(config.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let idle = Duration::from_millis(config.poll_ms);
     // Outcomes go to one recorder, which writes whatever has gathered in one transaction.
@@ -172,7 +175,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     let mut outage = Backoff::new(retry_max);
-    let gather = (config.concurrency / 4).max(1);
+    let gather = (concurrency / 4).max(1);
     let mut backlog = false;
     loop {
         // Free slots first: a claimed row starts sending at once, so its lease is spent on
@@ -226,6 +229,9 @@ pub async fn run(
             }
             continue;
         }
+        // One task drives the whole claim's sends at once: a task per send cost a spawn,
+        // and often a wake-up of another thread, per notification.
+        let mut sends = Vec::with_capacity(claimed);
         for row in batches.into_iter().flat_map(|batch| batch.rows) {
             // Only this loop takes slots, and it claimed no more than were free.
             let permit = match held.pop() {
@@ -235,18 +241,19 @@ pub async fn run(
                     Err(_) => break,
                 },
             };
-            let attempt = Attempt {
-                config: config.clone(),
-                channels: channels.clone(),
-                metrics: metrics.clone(),
-                done: done.clone(),
-            };
-            tokio::spawn(attempt.run(row, permit));
+            sends.push((row, permit));
         }
+        let attempt = Attempt {
+            config: config.clone(),
+            channels: channels.clone(),
+            metrics: metrics.clone(),
+            done: done.clone(),
+        };
+        tokio::spawn(attempt.run_all(sends));
     }
     // Let sends in flight finish (they hold slots), for a bounded time: what is still in
     // flight after it is left to its lease, which the next start reclaims.
-    let all = config.concurrency.max(1) as u32;
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     if tokio::time::timeout(grace, slots.acquire_many(all))
         .await
@@ -269,7 +276,8 @@ pub async fn run(
     Ok(())
 }
 
-/// One send; its outcome goes to the recorder with the slot it holds.
+/// The sends of one claim; each outcome goes to the recorder with the slot it holds as soon
+/// as that send ends.
 struct Attempt {
     config: SenderConfig,
     channels: Channels,
@@ -285,7 +293,15 @@ struct Done {
 }
 
 impl Attempt {
-    async fn run(self, row: Claimed, slot: OwnedSemaphorePermit) {
+    async fn run_all(self, sends: Vec<(Claimed, OwnedSemaphorePermit)>) {
+        let mut sends: FuturesUnordered<_> = sends
+            .into_iter()
+            .map(|(row, slot)| self.run(row, slot))
+            .collect();
+        while sends.next().await.is_some() {}
+    }
+
+    async fn run(&self, row: Claimed, slot: OwnedSemaphorePermit) {
         let result = deliver(&row, &self.channels).await;
         let outcome = outcome(&self.config, row.attempt, result);
         match &outcome {

@@ -1,9 +1,11 @@
 //! The sender against a test-only channel (issue 9): a channel's retry-after, rate limit and
 //! permanent refusal are each honoured, a sent row is recorded, a hanging send is cut off
 //! at the channel's timeout, the lease must outlast that timeout, and a queue drains as fast
-//! as slots free up (no fixed sleep while work is queued).
+//! as slots free up (no fixed sleep while work is queued), with as many sends in flight as
+//! configured, or, unset, as the channel does well.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,13 +21,19 @@ use tokio_util::sync::CancellationToken;
 use crate::support::{store, subscriber};
 
 /// A channel for tests only: answers each send with the next scripted result (then `Sent`),
-/// after `delay`, and notes when each send started and for which notification.
+/// after `delay`, and notes when each send started and for which notification, and the
+/// most sends it had in flight at once. It says it does [`PARALLELISM`] sends well at once.
 struct TestOnlyChannel {
     script: Mutex<VecDeque<SendResult>>,
     delay: Duration,
     timeout: Duration,
     sends: Mutex<Vec<(String, Instant)>>,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
 }
+
+/// The test-only channel's own parallelism.
+const PARALLELISM: usize = 3;
 
 impl TestOnlyChannel {
     fn new(script: Vec<SendResult>, delay: Duration) -> Arc<TestOnlyChannel> {
@@ -34,6 +42,8 @@ impl TestOnlyChannel {
             delay,
             timeout: Duration::from_secs(1),
             sends: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -51,13 +61,20 @@ impl Channel for TestOnlyChannel {
         self.timeout
     }
 
+    fn parallelism(&self) -> usize {
+        PARALLELISM
+    }
+
     fn send<'a>(&'a self, _to: &'a Destination, rendered: &'a Rendered) -> SendFuture<'a> {
         Box::pin(async move {
             if let Ok(mut sends) = self.sends.lock() {
                 sends.push((rendered.id.clone(), Instant::now()));
             }
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
             let next = self.script.lock().ok().and_then(|mut s| s.pop_front());
             tokio::time::sleep(self.delay).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
             next.unwrap_or(SendResult::Sent)
         })
     }
@@ -65,7 +82,7 @@ impl Channel for TestOnlyChannel {
 
 fn config() -> SenderConfig {
     SenderConfig {
-        concurrency: 4,
+        concurrency: Some(4),
         lease_secs: 5,
         max_attempts: 2,
         backoff_base_ms: 10,
@@ -223,6 +240,8 @@ async fn a_hanging_send_is_cut_off_at_the_channel_timeout() {
         delay: Duration::from_secs(3600),
         timeout: Duration::from_millis(300),
         sends: Mutex::new(Vec::new()),
+        in_flight: AtomicUsize::new(0),
+        most_in_flight: AtomicUsize::new(0),
     });
     let config = SenderConfig {
         max_attempts: 1,
@@ -278,4 +297,23 @@ async fn a_queue_drains_as_slots_free_up() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 40, "each sent once");
+    // `sender.concurrency = 4` wins over the channel's own 3.
+    assert_eq!(channel.most_in_flight.load(Ordering::SeqCst), 4);
+}
+
+// Unset, `sender.concurrency` is what the channels do well (the mailbox folder 256, SMTP 64):
+// never more sends in flight than the channel said, and that many while work is queued.
+#[tokio::test]
+async fn unset_concurrency_is_the_channels_own() {
+    let (_dir, store) = queued(30).await;
+    let channel = TestOnlyChannel::new(vec![], Duration::from_millis(20));
+    let config = SenderConfig {
+        concurrency: None,
+        ..config()
+    };
+    drain(&store, config, channel.clone(), |c| c.2 == 30)
+        .await
+        .expect("sender");
+    assert_eq!(channel.sends().len(), 30);
+    assert_eq!(channel.most_in_flight.load(Ordering::SeqCst), PARALLELISM);
 }
