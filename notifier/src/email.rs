@@ -1,5 +1,6 @@
 //! The email channel: turns a [`Rendered`] notification into a MIME mail and sends it over
-//! SMTP through lettre (TLS per the URL, connections reused by lettre's pool), or to a local
+//! SMTP (plain SMTP on connections of our own with `TCP_NODELAY`, see `smtp`; with TLS per
+//! the URL through lettre's transport and pool), or to a local
 //! mailbox folder of `.eml` files when no SMTP server is configured. Mails are multipart
 //! text + HTML, carry the rendering's list headers (RFC 2369, RFC 8058) plus `List-Id`, and
 //! a Message-ID that a resend keeps.
@@ -15,6 +16,7 @@ use tidings_store::{ChannelKind, Destination};
 use crate::channel::{Channel, SendFuture, SendResult};
 use crate::folder::Folder;
 use crate::render::Rendered;
+use crate::smtp::{PlainServer, PlainSmtp};
 use crate::{EmailConfig, NotifierError};
 
 /// Sends in flight with an SMTP server when `sender.concurrency` is unset: what measured
@@ -45,7 +47,9 @@ pub struct Mailer {
 
 #[derive(Clone)]
 enum Transport {
-    /// An SMTP server.
+    /// A plain SMTP server (`smtp://` without TLS): our own pooled connections.
+    Plain(Arc<PlainSmtp>),
+    /// An SMTP server with TLS: lettre's transport.
     Smtp(Arc<Smtp>),
     /// A folder of `.eml` files, written by one thread.
     Folder(Folder),
@@ -143,14 +147,19 @@ impl Mailer {
             });
         }
         let timeout = Duration::from_secs(config.timeout_secs);
-        let transport = match &config.smtp_url {
-            Some(url) => Transport::Smtp(Arc::new(Smtp {
+        let plain = config.smtp_url.as_deref().and_then(PlainServer::from_url);
+        let transport = match (&config.smtp_url, plain) {
+            (Some(_), Some(server)) => Transport::Plain(Arc::new(PlainSmtp::new(
+                server,
+                config.max_connections.max(1) as usize,
+            ))),
+            (Some(url), None) => Transport::Smtp(Arc::new(Smtp {
                 url: url.clone(),
                 timeout,
                 max_connections: config.max_connections.max(1),
                 current: Mutex::new(Smtp::build(url, timeout, config.max_connections.max(1))?),
             })),
-            None => {
+            (None, _) => {
                 let mailbox = config.mailbox();
                 std::fs::create_dir_all(&mailbox).map_err(|e| NotifierError::EmailConfig {
                     field: "mailbox_dir",
@@ -171,6 +180,16 @@ impl Mailer {
     pub async fn send(&self, mail: Message) -> SendResult {
         let send = async {
             match &self.transport {
+                Transport::Plain(smtp) => {
+                    match smtp.send(mail.envelope(), &mail.formatted()).await {
+                        Ok(_) => SendResult::Sent,
+                        Err(e) if e.is_permanent() => SendResult::Permanent(e.to_string()),
+                        Err(e) => SendResult::Retry {
+                            after: None,
+                            reason: e.to_string(),
+                        },
+                    }
+                }
                 Transport::Smtp(smtp) => match Renewing::send(smtp, mail).await {
                     Ok(_) => SendResult::Sent,
                     // Only a definite 5xx refusal is final; everything else (network, 4xx)
@@ -192,7 +211,8 @@ impl Mailer {
         };
         match tokio::time::timeout(self.timeout, send).await {
             Ok(result) => result,
-            // The send was dropped mid-way: `Renewing` replaced the transport.
+            // The send was dropped mid-way: its plain connection went with it, or
+            // `Renewing` replaced lettre's transport.
             Err(_) => SendResult::Retry {
                 after: None,
                 reason: format!(
@@ -213,7 +233,7 @@ impl Mailer {
     /// as fast as the file system creates files, enough that each claim takes many rows.
     pub fn parallelism(&self) -> usize {
         match &self.transport {
-            Transport::Smtp(_) => SMTP_PARALLELISM,
+            Transport::Plain(_) | Transport::Smtp(_) => SMTP_PARALLELISM,
             Transport::Folder(_) => FOLDER_PARALLELISM,
         }
     }

@@ -18,6 +18,7 @@ pub mod publish;
 pub mod render;
 pub mod roles;
 pub mod sender;
+pub mod smtp;
 
 use std::sync::Arc;
 
