@@ -30,7 +30,9 @@ const SMTP_PARALLELISM: usize = 64;
 const FOLDER_PARALLELISM: usize = 256;
 
 /// The sends in flight the email channel does well with these settings (see
-/// [`Channel::parallelism`]).
+/// [`Channel::parallelism`]): with SMTP a little more than its pool, since each send waits
+/// on the server most of its time; for the folder, whose one writer takes mails as fast as
+/// the file system creates files, enough that each claim takes many rows.
 pub fn parallelism(config: &EmailConfig) -> usize {
     match config.smtp_url {
         Some(_) => SMTP_PARALLELISM,
@@ -183,22 +185,12 @@ impl Mailer {
                 Transport::Plain(smtp) => {
                     match smtp.send(mail.envelope(), &mail.formatted()).await {
                         Ok(_) => SendResult::Sent,
-                        Err(e) if e.is_permanent() => SendResult::Permanent(e.to_string()),
-                        Err(e) => SendResult::Retry {
-                            after: None,
-                            reason: e.to_string(),
-                        },
+                        Err(e) => refused(e.is_permanent(), e.to_string()),
                     }
                 }
                 Transport::Smtp(smtp) => match Renewing::send(smtp, mail).await {
                     Ok(_) => SendResult::Sent,
-                    // Only a definite 5xx refusal is final; everything else (network, 4xx)
-                    // may pass.
-                    Err(e) if e.is_permanent() => SendResult::Permanent(e.to_string()),
-                    Err(e) => SendResult::Retry {
-                        after: None,
-                        reason: e.to_string(),
-                    },
+                    Err(e) => refused(e.is_permanent(), e.to_string()),
                 },
                 Transport::Folder(folder) => match folder.write(mail.formatted()).await {
                     Ok(_) => SendResult::Sent,
@@ -227,14 +219,17 @@ impl Mailer {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
+}
 
-    /// Sends it does well at once: with SMTP, a little more than its pool (each send
-    /// waits on the server most of its time); for the folder, whose one writer takes mails
-    /// as fast as the file system creates files, enough that each claim takes many rows.
-    pub fn parallelism(&self) -> usize {
-        match &self.transport {
-            Transport::Plain(_) | Transport::Smtp(_) => SMTP_PARALLELISM,
-            Transport::Folder(_) => FOLDER_PARALLELISM,
+/// A failed SMTP send: only a definite 5xx refusal is final; everything else (network,
+/// 4xx) may pass.
+fn refused(permanent: bool, reason: String) -> SendResult {
+    if permanent {
+        SendResult::Permanent(reason)
+    } else {
+        SendResult::Retry {
+            after: None,
+            reason,
         }
     }
 }
@@ -266,7 +261,7 @@ impl Channel for EmailChannel {
     }
 
     fn parallelism(&self) -> usize {
-        self.mailer.parallelism()
+        parallelism(&self.config)
     }
 
     fn send<'a>(&'a self, to: &'a Destination, rendered: &'a Rendered) -> SendFuture<'a> {
