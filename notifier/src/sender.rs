@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use tidings_store::{Claimed, OutboxKind, Outcome, Recorded, Store};
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Registry, SendResult};
@@ -145,9 +145,14 @@ async fn deliver(claimed: &Claimed, channels: &Channels) -> SendResult {
     }
 }
 
-/// Drains the outbox until `shutdown`. It waits for a free slot, then claims as many rows
-/// as there are free slots; when nothing is due it waits for `wake` or `poll_ms`. While the
-/// store is unavailable it waits, up to `retry_max` between attempts.
+/// Drains the outbox until `shutdown`. Each round trip to the store records the outcomes
+/// of the sends that ended and claims as many rows as that leaves slots free, in one
+/// transaction; the claimed rows start sending at once. While work is queued, a round trip
+/// waits for a quarter of the slots (they free up within one send's time), so that each
+/// moves many rows; otherwise every ended send is recorded at once, and when nothing is due
+/// the sender waits for `wake` or `poll_ms`. While the store is unavailable it waits, up to
+/// `retry_max` between attempts, and sends nothing new: a slot is free again only once its
+/// outcome is recorded.
 pub async fn run(
     store: Store,
     config: SenderConfig,
@@ -160,124 +165,140 @@ pub async fn run(
     check_lease(&config, &channels.registry)?;
     let concurrency = config.concurrency(&channels.registry);
     tracing::debug!(concurrency, "sending");
-    let slots = Arc::new(Semaphore::new(concurrency));
     let lease_ms = i64::try_from(config.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let idle = Duration::from_millis(config.poll_ms);
-    // Outcomes go to one recorder, which writes whatever has gathered in one transaction.
-    // A slot is freed only once its outcome is recorded: while the store cannot write, the
-    // slots stay taken and nothing new is claimed or sent.
-    let (done, outcomes) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record(
-        store.clone(),
-        outcomes,
-        metrics.clone(),
-        retry_max,
-        shutdown.clone(),
-    ));
-    let mut outage = Backoff::new(retry_max);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let (done, mut outcomes) = mpsc::unbounded_channel();
+    let attempt = Attempt {
+        config: config.clone(),
+        channels: channels.clone(),
+        metrics: metrics.clone(),
+        done,
+    };
     let gather = (concurrency / 4).max(1);
-    let mut backlog = false;
+    // Sends started and not ended; ended sends whose outcomes wait for the next round trip.
+    // Both hold a slot.
+    let (mut in_flight, mut ended) = (0usize, Vec::<Done>::new());
+    let mut first_ended = tokio::time::Instant::now();
+    let (mut backlog, mut poked, mut stop_by) = (false, true, None);
+    let mut outage = Backoff::new(retry_max);
     loop {
-        // Free slots first: a claimed row starts sending at once, so its lease is spent on
-        // sending, never on waiting for a slot. While work is queued, a claim waits for a
-        // quarter of the slots to free up (they do within one send's time), so that one
-        // round trip claims many rows.
-        let want = if backlog { gather } else { 1 };
-        let mut held = Vec::with_capacity(want);
-        while held.len() < want {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                permit = slots.clone().acquire_owned() => match permit {
-                    Ok(permit) => held.push(permit),
-                    Err(_) => break,
-                },
+        while let Ok(done) = outcomes.try_recv() {
+            if ended.is_empty() {
+                first_ended = tokio::time::Instant::now();
             }
+            in_flight -= 1;
+            ended.push(done);
         }
-        if held.len() < want {
-            break;
-        }
-        let free = (held.len() + slots.available_permits()) as i64;
-        let batches = match store.claim_batches(free, lease_ms).await {
-            Ok(batches) => {
-                outage.reset();
-                batches
-            }
-            Err(err) if err.is_unavailable() => {
-                drop(held);
-                let wait = outage.fail();
-                tracing::warn!(error = %err, attempt = outage.attempts(), "the database is unavailable; sending waits");
-                if !outage::pause(&shutdown, wait).await {
-                    break;
-                }
-                continue;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "claiming outbox rows failed");
-                Vec::new()
-            }
+        let claimable = concurrency - in_flight;
+        let stopping = stop_by.is_some();
+        let go = if stopping {
+            !ended.is_empty()
+        } else if backlog {
+            claimable >= gather || (!ended.is_empty() && first_ended.elapsed() >= RECORD_WITHIN)
+        } else {
+            !ended.is_empty() || poked
         };
-        let claimed: usize = batches.iter().map(|b| b.rows.len()).sum();
-        backlog = claimed as i64 == free;
-        if batches.is_empty() {
-            drop(held);
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(idle) => {}
+        if go {
+            let limit = if stopping { 0 } else { claimable as i64 };
+            let pairs: Vec<(&Claimed, &Outcome)> =
+                ended.iter().map(|d| (&d.row, &d.outcome)).collect();
+            match store.record_and_claim(&pairs, limit, lease_ms).await {
+                Ok(cycle) => {
+                    outage.reset();
+                    report_lost_leases(&ended, &cycle.recorded, &metrics);
+                    ended.clear();
+                    poked = false;
+                    let batches = cycle.claimed.unwrap_or_else(|err| {
+                        tracing::error!(error = %err, "reading claimed outbox rows failed; they wait for their leases to run out");
+                        Vec::new()
+                    });
+                    let rows: Vec<Claimed> =
+                        batches.into_iter().flat_map(|batch| batch.rows).collect();
+                    backlog = limit > 0 && rows.len() as i64 == limit;
+                    if !rows.is_empty() {
+                        in_flight += rows.len();
+                        // One task drives the whole claim's sends at once: a task per send
+                        // cost a spawn, and often a wake-up of another thread, per
+                        // notification.
+                        tokio::spawn(attempt.clone().run_all(rows));
+                    }
+                }
+                Err(err) if err.is_unavailable() => {
+                    let wait = outage.fail();
+                    tracing::warn!(error = %err, attempt = outage.attempts(), "the database is unavailable; sending waits");
+                    if !outage::pause(&shutdown, wait).await {
+                        // Shutting down: the leases bring the rows back at the next start.
+                        break;
+                    }
+                }
+                Err(err) => {
+                    // The leases run out and the rows are sent again, with the same uid:
+                    // at-least-once, never lost.
+                    tracing::error!(sends = ended.len(), error = %err, "recording sends and claiming failed");
+                    ended.clear();
+                    (backlog, poked) = (false, false);
+                }
             }
             continue;
         }
-        // One task drives the whole claim's sends at once: a task per send cost a spawn,
-        // and often a wake-up of another thread, per notification.
-        let mut sends = Vec::with_capacity(claimed);
-        for row in batches.into_iter().flat_map(|batch| batch.rows) {
-            // Only this loop takes slots, and it claimed no more than were free.
-            let permit = match held.pop() {
-                Some(permit) => permit,
-                None => match slots.clone().acquire_owned().await {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
-            sends.push((row, permit));
+        if stopping && in_flight == 0 {
+            break;
         }
-        let attempt = Attempt {
-            config: config.clone(),
-            channels: channels.clone(),
-            metrics: metrics.clone(),
-            done: done.clone(),
-        };
-        tokio::spawn(attempt.run_all(sends));
-    }
-    // Let sends in flight finish (they hold slots), for a bounded time: what is still in
-    // flight after it is left to its lease, which the next start reclaims.
-    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
-    if tokio::time::timeout(grace, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
-        let in_flight = all as usize - slots.available_permits();
-        tracing::warn!(
-            in_flight,
-            grace_secs = config.shutdown_grace_secs,
-            "sends still in flight at shutdown are left to their leases"
-        );
-    }
-    drop(done);
-    if tokio::time::timeout(Duration::from_secs(1), recorder)
-        .await
-        .is_err()
-    {
-        tracing::warn!("outcomes still unrecorded at shutdown are left to their leases");
+        let deadline = stop_by.unwrap_or_else(tokio::time::Instant::now);
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled(), if !stopping => {
+                stop_by = Some(tokio::time::Instant::now() + grace);
+            }
+            Some(done) = outcomes.recv() => {
+                if ended.is_empty() {
+                    first_ended = tokio::time::Instant::now();
+                }
+                in_flight -= 1;
+                ended.push(done);
+            }
+            _ = tokio::time::sleep_until(first_ended + RECORD_WITHIN), if backlog && !ended.is_empty() => {}
+            _ = tokio::time::sleep_until(deadline), if stopping => {
+                // What is still in flight is left to its lease, which the next start
+                // reclaims.
+                tracing::warn!(
+                    in_flight,
+                    grace_secs = config.shutdown_grace_secs,
+                    "sends still in flight at shutdown are left to their leases"
+                );
+                break;
+            }
+            _ = wake.notified(), if !backlog && !stopping => poked = true,
+            _ = tokio::time::sleep(idle), if !backlog && !stopping => poked = true,
+        }
     }
     Ok(())
 }
 
-/// The sends of one claim; each outcome goes to the recorder with the slot it holds as soon
-/// as that send ends.
+/// The longest an ended send waits for its outcome to be recorded while work is queued (a
+/// round trip then waits for a quarter of the slots): well within any lease, and it bounds
+/// how long a slow channel's few ended sends hold their slots.
+const RECORD_WITHIN: Duration = Duration::from_millis(100);
+
+/// Logs and counts the outcomes whose claim had been lost.
+fn report_lost_leases(ended: &[Done], recorded: &[Recorded], metrics: &Metrics) {
+    for (done, recorded) in ended.iter().zip(recorded) {
+        if *recorded == Recorded::LeaseLost {
+            Metrics::bump(&metrics.leases_lost);
+            tracing::warn!(
+                outbox = done.row.id,
+                attempt = done.row.attempt,
+                "the claim was lost before its outcome was recorded (its lease ran out); the \
+                 outcome is dropped and the row's newer claim decides"
+            );
+        }
+    }
+}
+
+/// The sends of one claim; each outcome goes back to the sender's loop as soon as that send
+/// ends.
+#[derive(Clone)]
 struct Attempt {
     config: SenderConfig,
     channels: Channels,
@@ -285,23 +306,19 @@ struct Attempt {
     done: mpsc::UnboundedSender<Done>,
 }
 
-/// A finished send waiting to be recorded, holding its slot until it is.
+/// A finished send waiting to be recorded.
 struct Done {
     row: Claimed,
     outcome: Outcome,
-    _slot: OwnedSemaphorePermit,
 }
 
 impl Attempt {
-    async fn run_all(self, sends: Vec<(Claimed, OwnedSemaphorePermit)>) {
-        let mut sends: FuturesUnordered<_> = sends
-            .into_iter()
-            .map(|(row, slot)| self.run(row, slot))
-            .collect();
+    async fn run_all(self, rows: Vec<Claimed>) {
+        let mut sends: FuturesUnordered<_> = rows.into_iter().map(|row| self.run(row)).collect();
         while sends.next().await.is_some() {}
     }
 
-    async fn run(&self, row: Claimed, slot: OwnedSemaphorePermit) {
+    async fn run(&self, row: Claimed) {
         let result = deliver(&row, &self.channels).await;
         let outcome = outcome(&self.config, row.attempt, result);
         match &outcome {
@@ -319,57 +336,8 @@ impl Attempt {
                 tracing::error!(outbox = row.id, attempt = row.attempt, %error, "notification is dead");
             }
         }
-        // The recorder is gone only at shutdown: the lease brings the row back.
-        let _ = self.done.send(Done {
-            row,
-            outcome,
-            _slot: slot,
-        });
-    }
-}
-
-/// The most outcomes recorded in one transaction.
-const RECORD_BATCH: usize = 512;
-
-/// Records outcomes as they come, all that have gathered in one transaction, until every
-/// sender of outcomes is gone. While the store is unavailable it waits (holding the slots
-/// of the outcomes it holds). If recording fails otherwise, the leases run out and the
-/// rows are sent again, with the same uid: at-least-once, never lost.
-async fn record(
-    store: Store,
-    mut outcomes: mpsc::UnboundedReceiver<Done>,
-    metrics: Arc<Metrics>,
-    retry_max: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut batch = Vec::with_capacity(RECORD_BATCH);
-    while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let pairs: Vec<(&Claimed, &Outcome)> = batch.iter().map(|d| (&d.row, &d.outcome)).collect();
-        let recorded = outage::patiently("recording sends", retry_max, &shutdown, || async {
-            outage::widen(store.record_many(&pairs).await)
-        })
-        .await;
-        match recorded {
-            Some(Ok(recorded)) => {
-                for (done, recorded) in batch.iter().zip(recorded) {
-                    if recorded == Recorded::LeaseLost {
-                        Metrics::bump(&metrics.leases_lost);
-                        tracing::warn!(
-                            outbox = done.row.id,
-                            attempt = done.row.attempt,
-                            "the claim was lost before its outcome was recorded (its lease ran \
-                             out); the outcome is dropped and the row's newer claim decides"
-                        );
-                    }
-                }
-            }
-            Some(Err(err)) => {
-                tracing::error!(sends = batch.len(), error = %err, "recording sends failed")
-            }
-            // Shutting down: the leases bring the rows back at the next start.
-            None => {}
-        }
-        batch.clear();
+        // The loop is gone only once it stopped waiting: the lease brings the row back.
+        let _ = self.done.send(Done { row, outcome });
     }
 }
 

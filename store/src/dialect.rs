@@ -28,21 +28,16 @@ pub(crate) enum Lock {
 
 impl Store {
     /// The query text for this backend: SQLite spells numbered parameters `?1`, PostgreSQL `$1`.
+    ///
+    /// On SQLite, a query whose parameters appear once each and in order (`$1`, `$2`, …, as
+    /// every multi-row statement here is written) gets anonymous `?` instead: sqlx finds the
+    /// argument of a numbered parameter by looking its name up among all of the statement's
+    /// (`sqlite3_bind_parameter_name` walks a list), so binding a statement of n numbered
+    /// parameters costs n², and an anonymous one has no name to look up.
     pub(crate) fn sql<'a>(&self, query: &'a str) -> Cow<'a, str> {
         match self.backend() {
             Backend::Postgres => Cow::Borrowed(query),
-            Backend::Sqlite => {
-                let bytes = query.as_bytes();
-                let mut out = String::with_capacity(query.len());
-                for (i, c) in query.char_indices() {
-                    if c == '$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
-                        out.push('?');
-                    } else {
-                        out.push(c);
-                    }
-                }
-                Cow::Owned(out)
-            }
+            Backend::Sqlite => Cow::Owned(sqlite_parameters(query)),
         }
     }
 
@@ -103,6 +98,40 @@ impl Store {
     }
 }
 
+/// `$n` spelt for SQLite: `?` throughout when the parameters appear once each in order
+/// (`$1`, `$2`, …), otherwise `?n`. See [`Store::sql`].
+fn sqlite_parameters(query: &str) -> String {
+    let bytes = query.as_bytes();
+    // (where the `$` is, where its digits end, its number)
+    let mut params = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            let end = (i + 1..bytes.len())
+                .find(|&j| !bytes[j].is_ascii_digit())
+                .unwrap_or(bytes.len());
+            let number = query[i + 1..end].parse::<usize>().unwrap_or(0);
+            params.push((i, end, number));
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    let in_order = params.iter().enumerate().all(|(k, p)| p.2 == k + 1);
+    let mut out = String::with_capacity(query.len());
+    let mut from = 0;
+    for &(start, end, _) in &params {
+        out.push_str(&query[from..start]);
+        out.push('?');
+        if !in_order {
+            out.push_str(&query[start + 1..end]);
+        }
+        from = end;
+    }
+    out.push_str(&query[from..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +145,29 @@ mod tests {
         assert_eq!(
             Store::notify_sql("tidings_matcher", "ab12"),
             "SELECT pg_notify('tidings_matcher', 'ab12')"
+        );
+    }
+
+    #[test]
+    fn parameters_in_order_become_anonymous() {
+        assert_eq!(
+            sqlite_parameters("UPDATE t SET a = $1 WHERE id IN ($2, $3) AND b = '$x'"),
+            "UPDATE t SET a = ? WHERE id IN (?, ?) AND b = '$x'"
+        );
+        assert_eq!(sqlite_parameters("SELECT 1"), "SELECT 1");
+        assert_eq!(sqlite_parameters("VALUES ($9, $10)"), "VALUES (?9, ?10)");
+    }
+
+    #[test]
+    fn repeated_or_unordered_parameters_keep_their_numbers() {
+        assert_eq!(
+            sqlite_parameters("VALUES ($2, $1, $1) -- $12"),
+            "VALUES (?2, ?1, ?1) -- ?12"
+        );
+        assert_eq!(sqlite_parameters("a = $1 OR b = $1"), "a = ?1 OR b = ?1");
+        assert_eq!(
+            sqlite_parameters("($1, $2), ($3, $4), ($5, $6), ($7, $8), ($9, $10), ($11, $12)"),
+            "(?, ?), (?, ?), (?, ?), (?, ?), (?, ?), (?, ?)"
         );
     }
 }

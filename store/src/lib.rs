@@ -39,9 +39,9 @@ pub use ownership::{
 pub use pipeline::changes::Change;
 pub use pipeline::messages::{Arrival, Rejected, StoredMessage};
 pub use pipeline::outbox::{
-    Backlog, ClaimBatch, Claimed, DeadNotification, DeliveryRecord, Notification, NotificationView,
-    OutboxKind, OutboxPayload, OutboxStatus, Outcome, Recorded, UnsubscribeTarget,
-    UNSUBSCRIBE_TTL_MS,
+    Backlog, ClaimBatch, Claimed, Cycle, DeadNotification, DeliveryRecord, Notification,
+    NotificationView, OutboxKind, OutboxPayload, OutboxStatus, Outcome, Recorded,
+    UnsubscribeTarget, UNSUBSCRIBE_TTL_MS,
 };
 pub use preferences::confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
 pub use preferences::destinations::{

@@ -35,6 +35,56 @@ fn ids(claimed: &[Claimed]) -> Vec<i64> {
 }
 
 #[tokio::test]
+async fn one_round_trip_records_outcomes_and_claims_the_next_rows() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        queue(&t, "carol", 5).await;
+        let first = ok!(n, s.claim(2, 60_000).await);
+        // An outcome from a claim that was lost meanwhile: fenced off, the rest recorded.
+        let mut stale = first[1].clone();
+        stale.claim_token = "not-this-claim".into();
+        let retry = Outcome::Retry {
+            error: "421 busy".into(),
+            at: now_ms() + 60_000,
+        };
+        let cycle = ok!(
+            n,
+            s.record_and_claim(&[(&first[0], &Outcome::Sent), (&stale, &retry)], 10, 60_000)
+                .await
+        );
+        assert_eq!(
+            cycle.recorded,
+            [Recorded::Current, Recorded::LeaseLost],
+            "[{n}]"
+        );
+        let next: Vec<Claimed> = ok!(n, cycle.claimed)
+            .into_iter()
+            .flat_map(|batch| batch.rows)
+            .collect();
+        assert_eq!(next.len(), 3, "[{n}] the three rows not yet claimed");
+        assert!(next.iter().all(|c| c.id > first[1].id), "[{n}] {next:?}");
+        // Sent: one attempt, read back from the row; the fenced-off row is still leased.
+        let log = ok!(n, s.deliveries(first[0].id).await);
+        assert_eq!(log.len(), 1, "[{n}] {log:?}");
+        assert_eq!(
+            (log[0].attempt, log[0].outcome.as_str()),
+            (1, "sent"),
+            "[{n}]"
+        );
+        assert!(ok!(n, s.deliveries(first[1].id).await).is_empty(), "[{n}]");
+        assert_eq!(ok!(n, s.outbox_counts().await), (0, 4, 1, 0), "[{n}]");
+        // Recording only.
+        let only = ok!(
+            n,
+            s.record_and_claim(&[(&first[1], &retry)], 0, 60_000).await
+        );
+        assert_eq!(only.recorded, [Recorded::Current], "[{n}]");
+        assert!(ok!(n, only.claimed).is_empty(), "[{n}]");
+        assert_eq!(ok!(n, s.outbox_counts().await), (1, 3, 1, 0), "[{n}]");
+    }
+}
+
+#[tokio::test]
 async fn claim_respects_limit_oldest_first() {
     for t in backends().await {
         let (n, s) = (t.name, &t.store);

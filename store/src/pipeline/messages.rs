@@ -104,6 +104,27 @@ fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// The rows of a multi-row statement: `rows` copies of `row`, joined by commas, each `?` in
+/// them numbered in order from `$first` (so each parameter appears once, in order: see
+/// `Store::sql`). `row` must hold no other `?`.
+pub(crate) fn value_rows(rows: usize, first: usize, row: &str) -> String {
+    let mut out = String::with_capacity(rows * (row.len() + 8));
+    let mut next = first;
+    for i in 0..rows {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        for (k, part) in row.split('?').enumerate() {
+            if k > 0 {
+                out.push_str(&format!("${next}"));
+                next += 1;
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 /// One thing heard on a bus, for [`Store::archive`].
 #[derive(Debug, Clone, Copy)]
 pub enum Arrival<'a> {
@@ -302,30 +323,26 @@ impl Store {
                 .filter(|row| confirmed.contains(&row.1))
                 .collect();
             for chunk in queued.chunks(CHUNK_ROWS) {
-                let values: Vec<String> = (0..chunk.len())
-                    .map(|i| {
-                        let p = 2 + i * 4;
-                        format!(
-                            "('notification', ${p}, ${}, ${}, ${}, 'pending', $1, $1)",
-                            p + 1,
-                            p + 2,
-                            p + 3
-                        )
-                    })
-                    .collect();
+                // The time per row too: each parameter once, in order (see `Store::sql`).
+                let values = value_rows(
+                    chunk.len(),
+                    1,
+                    "('notification', ?, ?, ?, ?, 'pending', ?, ?)",
+                );
                 let sql = format!(
                     "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, status, next_attempt_at, created_at) \
-                     VALUES {} ON CONFLICT (message_id, destination_id) DO NOTHING",
-                    values.join(", ")
+                     VALUES {values} ON CONFLICT (message_id, destination_id) DO NOTHING"
                 );
                 let sql = self.sql(&sql);
-                let mut query = sqlx::query(&sql).bind(now);
+                let mut query = sqlx::query(&sql);
                 for (message_id, destination_id, filters, uid) in chunk.iter().copied() {
                     query = query
                         .bind(message_id)
                         .bind(destination_id)
                         .bind(filters)
-                        .bind(uid);
+                        .bind(uid)
+                        .bind(now)
+                        .bind(now);
                 }
                 query.execute(&mut *tx).await?;
             }
@@ -400,5 +417,20 @@ impl Store {
         Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
             .fetch_one(pool)
             .await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::value_rows;
+
+    #[test]
+    fn value_rows_number_their_parameters_in_order() {
+        assert_eq!(value_rows(0, 1, "(?, ?)"), "");
+        assert_eq!(value_rows(1, 1, "(?, 'x', ?)"), "($1, 'x', $2)");
+        assert_eq!(
+            value_rows(3, 2, "(CAST(? AS BIGINT), ?)"),
+            "(CAST($2 AS BIGINT), $3), (CAST($4 AS BIGINT), $5), (CAST($6 AS BIGINT), $7)"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sqlx::FromRow;
 
 use crate::db::with_pool;
-use crate::pipeline::messages::{MessageRow, CHUNK_ROWS, MESSAGE_COLUMNS};
+use crate::pipeline::messages::{value_rows, MessageRow, CHUNK_ROWS, MESSAGE_COLUMNS};
 use crate::preferences::destinations::DestinationRow;
 use crate::{now_ms, secret, Destination, Result, ServerKey, Store, StoreError, StoredMessage};
 
@@ -215,6 +215,17 @@ pub enum Recorded {
     LeaseLost,
 }
 
+/// What one [`Store::record_and_claim`] did.
+#[derive(Debug)]
+pub struct Cycle {
+    /// One answer per outcome, in order.
+    pub recorded: Vec<Recorded>,
+    /// The rows claimed, by destination; an error if they could not be read after the
+    /// commit (the outcomes are recorded all the same, and those rows wait for their
+    /// leases to run out).
+    pub claimed: Result<Vec<ClaimBatch>>,
+}
+
 /// A claimed row with everything a sender needs; `message` is its message as read (none
 /// for a confirmation, or when it is missing).
 fn hydrate(
@@ -360,6 +371,39 @@ impl Store {
     /// rows whose sender's lease ran out, grouped by destination. Every claim writes a
     /// fresh claim token on its rows. Concurrent senders never claim the same row.
     pub async fn claim_batches(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimBatch>> {
+        self.record_and_claim(&[], limit, lease_ms).await?.claimed
+    }
+
+    /// A sender's round trip: records `outcomes` as [`Store::record_many`] does and claims
+    /// up to `limit` rows as [`Store::claim_batches`] does, in one transaction. One
+    /// transaction where there were two halves what a sender costs the database: on SQLite,
+    /// whose one writer serves ingest, matching and sending, a separate recorder and
+    /// claimer also queued behind each other for its lock.
+    pub async fn record_and_claim(
+        &self,
+        outcomes: &[(&Claimed, &Outcome)],
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<Cycle> {
+        let outcomes: Vec<(i64, i64, &str, &Outcome)> = outcomes
+            .iter()
+            .map(|(c, o)| (c.id, c.attempt, c.claim_token.as_str(), *o))
+            .collect();
+        let (recorded, rows) = self.cycle(&outcomes, limit, lease_ms).await?;
+        Ok(Cycle {
+            recorded,
+            claimed: self.hydrate_claims(rows).await,
+        })
+    }
+
+    /// Records `outcomes` (fenced by their claim tokens) and claims up to `limit` rows, in
+    /// one transaction; the claimed rows as stored.
+    async fn cycle(
+        &self,
+        outcomes: &[(i64, i64, &str, &Outcome)],
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<(Vec<Recorded>, Vec<ClaimRow>)> {
         let now = now_ms();
         let token = new_uid();
         // Two statements, each answered by an index in order (`outbox_sending`, then
@@ -381,33 +425,126 @@ impl Store {
         let due = claim("pending", "next_attempt_at");
         let limit = limit.max(0);
         let relaxed = self.relaxed_commit();
-        let mut rows = with_pool!(self, |pool| {
+        let mut changed = std::collections::HashSet::new();
+        let rows = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             if let Some(sql) = relaxed {
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
-            let mut rows = sqlx::query_as::<_, ClaimRow>(&expired)
-                .bind(now + lease_ms)
-                .bind(now)
-                .bind(limit)
-                .bind(&token)
-                .fetch_all(&mut *tx)
-                .await?;
-            let left = limit - rows.len() as i64;
-            if left > 0 {
-                rows.extend(
-                    sqlx::query_as::<_, ClaimRow>(&due)
-                        .bind(now + lease_ms)
+            // Outcomes first: they free rows (and, on SQLite, the write comes first).
+            for chunk in outcomes.chunks(CHUNK_ROWS) {
+                let update = self.record_sql(chunk.len());
+                let mut query = sqlx::query_scalar::<_, i64>(&update).bind(now);
+                for &(id, _, claim_token, outcome) in chunk {
+                    let (status, detail, next, uncount) = outcome_row(outcome, now);
+                    query = query
+                        .bind(id)
+                        .bind(claim_token)
+                        .bind(status.as_str())
+                        .bind(detail)
+                        .bind(next)
+                        .bind(uncount);
+                }
+                changed.extend(query.fetch_all(&mut *tx).await?);
+                // Failed attempts only: a sent row is its own record of the attempt that
+                // sent it (`deliveries` reads it back), which spares a row per notification.
+                let logged: Vec<_> = chunk
+                    .iter()
+                    .filter(|(id, .., outcome)| {
+                        changed.contains(id) && !matches!(outcome, Outcome::Sent)
+                    })
+                    .collect();
+                if logged.is_empty() {
+                    continue;
+                }
+                let log = self.log_sql(logged.len());
+                let mut query = sqlx::query(&log);
+                for &&(id, attempt, _, outcome) in &logged {
+                    let (_, detail, ..) = outcome_row(outcome, now);
+                    query = query
+                        .bind(id)
+                        .bind(attempt)
                         .bind(now)
-                        .bind(left)
-                        .bind(&token)
-                        .fetch_all(&mut *tx)
-                        .await?,
-                );
+                        .bind(outcome_name(outcome))
+                        .bind(detail);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            let mut rows = Vec::new();
+            if limit > 0 {
+                rows = sqlx::query_as::<_, ClaimRow>(&expired)
+                    .bind(now + lease_ms)
+                    .bind(now)
+                    .bind(limit)
+                    .bind(&token)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let left = limit - rows.len() as i64;
+                if left > 0 {
+                    rows.extend(
+                        sqlx::query_as::<_, ClaimRow>(&due)
+                            .bind(now + lease_ms)
+                            .bind(now)
+                            .bind(left)
+                            .bind(&token)
+                            .fetch_all(&mut *tx)
+                            .await?,
+                    );
+                }
             }
             tx.commit().await?;
             rows
         });
+        let recorded = outcomes
+            .iter()
+            .map(|(id, ..)| {
+                if changed.contains(id) {
+                    Recorded::Current
+                } else {
+                    Recorded::LeaseLost
+                }
+            })
+            .collect();
+        Ok((recorded, rows))
+    }
+
+    /// The statement that records `rows` outcomes: a fenced `UPDATE … FROM (VALUES …)` that
+    /// returns the rows it changed.
+    fn record_sql(&self, rows: usize) -> String {
+        let values = value_rows(
+            rows,
+            2,
+            "(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), \
+             CAST(? AS BIGINT), CAST(? AS BIGINT))",
+        );
+        // VALUES names its columns column1… on both backends: id, claim token, status,
+        // error, next attempt, attempts to give back.
+        let update = format!(
+            "UPDATE outbox SET status = v.column3, last_error = v.column4, \
+             next_attempt_at = v.column5, lease_until = NULL, \
+             sent_at = CASE WHEN v.column3 = 'sent' THEN $1 ELSE outbox.sent_at END, \
+             payload = CASE WHEN v.column3 = 'pending' THEN outbox.payload ELSE NULL END, \
+             attempts = outbox.attempts - v.column6, claim_token = NULL \
+             FROM (VALUES {values}) AS v \
+             WHERE outbox.id = v.column1 AND outbox.claim_token = v.column2 \
+             AND outbox.status = 'sending' RETURNING outbox.id"
+        );
+        self.sql(&update).into_owned()
+    }
+
+    /// The multi-row insert of `rows` failed attempts into the attempt log.
+    fn log_sql(&self, rows: usize) -> String {
+        // The time per row too: each parameter once, in order (see `Store::sql`).
+        let log = format!(
+            "INSERT INTO deliveries (outbox_id, attempt, at, outcome, detail) VALUES {}",
+            value_rows(rows, 1, "(?, ?, ?, ?, ?)")
+        );
+        self.sql(&log).into_owned()
+    }
+
+    /// Claimed rows as a sender needs them, grouped by destination, oldest first in each.
+    /// A row that cannot be read is recorded dead, with the reason, and left out.
+    async fn hydrate_claims(&self, mut rows: Vec<ClaimRow>) -> Result<Vec<ClaimBatch>> {
         rows.sort_by_key(|r| (r.destination_id, r.id));
         let key = if rows.iter().any(|r| r.kind == "notification") {
             Some(self.server_key(UNSUBSCRIBE_KEY).await?)
@@ -556,101 +693,9 @@ impl Store {
         Ok(recorded.first().copied().unwrap_or(Recorded::LeaseLost))
     }
 
-    /// Records outcomes in one transaction with two statements per 100 rows: one fenced
-    /// `UPDATE … FROM (VALUES …)` that returns the rows it changed, and one multi-row
-    /// insert into the attempt log for those.
+    /// Records outcomes in one transaction with two statements per [`CHUNK_ROWS`] rows.
     async fn record_rows(&self, rows: &[(i64, i64, &str, &Outcome)]) -> Result<Vec<Recorded>> {
-        let now = now_ms();
-        let mut changed = std::collections::HashSet::new();
-        let relaxed = self.relaxed_commit();
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            if let Some(sql) = relaxed {
-                sqlx::query(sql).execute(&mut *tx).await?;
-            }
-            for chunk in rows.chunks(CHUNK_ROWS) {
-                let values: Vec<String> = (0..chunk.len())
-                    .map(|i| {
-                        let p = 2 + i * 6;
-                        format!(
-                            "(CAST(${p} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT), \
-                             CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
-                            p + 1,
-                            p + 2,
-                            p + 3,
-                            p + 4,
-                            p + 5
-                        )
-                    })
-                    .collect();
-                // VALUES names its columns column1… on both backends: id, claim token,
-                // status, error, next attempt, attempts to give back.
-                let sql = format!(
-                    "UPDATE outbox SET status = v.column3, last_error = v.column4, \
-                     next_attempt_at = v.column5, lease_until = NULL, \
-                     sent_at = CASE WHEN v.column3 = 'sent' THEN $1 ELSE outbox.sent_at END, \
-                     payload = CASE WHEN v.column3 = 'pending' THEN outbox.payload ELSE NULL END, \
-                     attempts = outbox.attempts - v.column6, claim_token = NULL \
-                     FROM (VALUES {}) AS v \
-                     WHERE outbox.id = v.column1 AND outbox.claim_token = v.column2 \
-                     AND outbox.status = 'sending' RETURNING outbox.id",
-                    values.join(", ")
-                );
-                let sql = self.sql(&sql);
-                let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(now);
-                for &(id, _, claim_token, outcome) in chunk {
-                    let (status, detail, next, uncount) = outcome_row(outcome, now);
-                    query = query
-                        .bind(id)
-                        .bind(claim_token)
-                        .bind(status.as_str())
-                        .bind(detail)
-                        .bind(next)
-                        .bind(uncount);
-                }
-                let updated = query.fetch_all(&mut *tx).await?;
-                changed.extend(updated);
-                let logged: Vec<_> = chunk
-                    .iter()
-                    .filter(|(id, ..)| changed.contains(id))
-                    .collect();
-                if logged.is_empty() {
-                    continue;
-                }
-                let values: Vec<String> = (0..logged.len())
-                    .map(|i| {
-                        let p = 2 + i * 4;
-                        format!("(${p}, ${}, $1, ${}, ${})", p + 1, p + 2, p + 3)
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO deliveries (outbox_id, attempt, at, outcome, detail) VALUES {}",
-                    values.join(", ")
-                );
-                let sql = self.sql(&sql);
-                let mut query = sqlx::query(&sql).bind(now);
-                for &&(id, attempt, _, outcome) in &logged {
-                    let (_, detail, ..) = outcome_row(outcome, now);
-                    query = query
-                        .bind(id)
-                        .bind(attempt)
-                        .bind(outcome_name(outcome))
-                        .bind(detail);
-                }
-                query.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(rows
-            .iter()
-            .map(|(id, ..)| {
-                if changed.contains(id) {
-                    Recorded::Current
-                } else {
-                    Recorded::LeaseLost
-                }
-            })
-            .collect())
+        Ok(self.cycle(rows, 0, 0).await?.0)
     }
 
     /// A user's most recent notifications, newest first.
@@ -707,11 +752,23 @@ impl Store {
         Ok(views)
     }
 
-    /// The attempts logged for one outbox row.
+    /// The attempts made for one outbox row, in order: the failed ones as logged, then the
+    /// one that sent it, read from the row itself (sent rows are not logged; rows sent by
+    /// earlier releases were, and are not read twice).
     pub async fn deliveries(&self, outbox_id: i64) -> Result<Vec<DeliveryRecord>> {
-        let sql = self.sql("SELECT outbox_id, attempt, at, outcome, detail FROM deliveries WHERE outbox_id = $1 ORDER BY id");
+        let sql = self.sql(
+            "SELECT outbox_id, attempt, at, outcome, detail FROM ( \
+               SELECT outbox_id, attempt, at, outcome, detail, 0 AS part, id AS seq \
+               FROM deliveries WHERE outbox_id = $1 \
+               UNION ALL \
+               SELECT o.id, o.attempts, o.sent_at, 'sent', NULL, 1, 0 FROM outbox o \
+               WHERE o.id = $2 AND o.status = 'sent' AND o.sent_at IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM deliveries l WHERE l.outbox_id = o.id AND l.outcome = 'sent') \
+             ) AS attempts ORDER BY part, seq",
+        );
         Ok(with_pool!(self, |pool| {
             sqlx::query_as::<_, DeliveryRecord>(&sql)
+                .bind(outbox_id)
                 .bind(outbox_id)
                 .fetch_all(pool)
                 .await?
