@@ -22,6 +22,10 @@ pub enum OwnershipCommand {
         /// owners and members.
         #[arg(long)]
         replace: bool,
+        /// With --replace, accept a file that lists no package and no group: every
+        /// ownership record is then deleted. Without it such a file is refused.
+        #[arg(long, requires = "replace")]
+        allow_empty: bool,
         /// The format; by default from the file's extension (.json, .csv).
         #[arg(long, value_enum)]
         format: Option<Format>,
@@ -129,10 +133,19 @@ pub async fn ownership(config: &Config, command: OwnershipCommand) -> anyhow::Re
         OwnershipCommand::Import {
             file,
             replace,
+            allow_empty,
             format,
         } => {
             // Read and check the whole file before touching the database.
             let data = read(&file, format)?;
+            if replace && data.packages.is_empty() && data.groups.is_empty() && !allow_empty {
+                anyhow::bail!(
+                    "{}: nothing imported: the file lists no package and no group, and \
+                     --replace would delete every ownership record; add --allow-empty if \
+                     that is what you want",
+                    file.display()
+                );
+            }
             let store = open(config).await?;
             let mode = if replace {
                 ImportMode::Replace

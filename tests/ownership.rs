@@ -128,6 +128,24 @@ fn ownership_end_to_end(database_url: Option<&str>) {
         err.contains("bad.csv: nothing imported") && err.contains("member: line 3"),
         "{err}"
     );
+    // An empty file with --replace would delete everything: refused unless asked for.
+    let empty = hub.dir.path().join("empty.json");
+    std::fs::write(&empty, "{}").expect("json");
+    let out = hub.output(
+        &[
+            "ownership",
+            "import",
+            "--replace",
+            &empty.display().to_string(),
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("empty.json: nothing imported") && err.contains("--allow-empty"),
+        "{err}"
+    );
     let shown: serde_json::Value =
         serde_json::from_str(hub.run(&["ownership", "show", "--user", "alice"]).trim())
             .expect("show prints JSON");
@@ -208,6 +226,15 @@ fn ownership_end_to_end(database_url: Option<&str>) {
         shown.contains("\"my_packages\":[\"firefox\",\"tidings\"]"),
         "{shown}"
     );
+    // Asked for, replacing everything with nothing empties it.
+    let empty = empty.display().to_string();
+    let out = hub.run(&["ownership", "import", "--replace", "--allow-empty", &empty]);
+    assert!(
+        out.contains("imported 0 packages and 0 groups (replace)"),
+        "{out}"
+    );
+    let shown = hub.run(&["ownership", "show", "--user", "alice"]);
+    assert!(shown.contains("\"my_packages\":[]"), "{shown}");
 }
 
 #[test]
