@@ -165,3 +165,47 @@ fn mail_goes_to_the_mailbox_folder_without_smtp() {
         Some("carol@example.org")
     );
 }
+
+/// `tls=` URLs go through Tidings' own connections too. Against a server that offers no
+/// STARTTLS (aiosmtpd as the test script starts it), `tls=opportunistic` sends in the clear
+/// and `tls=required` sends nothing, saying why. (No test server here offers STARTTLS with a
+/// certificate the web's roots vouch for, so the upgrade itself is lettre's, untested here.)
+#[test]
+fn starttls_is_required_or_opportunistic_as_the_url_says() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let smtp = Smtp::start(tmp.path());
+    let event = |id: &str| {
+        envelope(
+            id,
+            "org.fedoraproject.prod.git.receive",
+            serde_json::json!({"commit": {"username": "dave"}}),
+        )
+    };
+    let hub_with = |tls: &str| {
+        let mut hub = Hub::new(Some(&smtp), None);
+        let url = format!("{}?tls={tls}", smtp.url());
+        hub.env.insert("TIDINGS_EMAIL__SMTP_URL".into(), url);
+        hub.user_with_filter(
+            "dave",
+            "dave@example.org",
+            r#"topic == "org.fedoraproject.prod.git.receive""#,
+        );
+        hub.start();
+        hub
+    };
+
+    let hub = hub_with("opportunistic");
+    publish(&hub, &[event("2024-clear")]);
+    let mails = smtp.wait_mails(1, Duration::from_secs(60));
+    assert_eq!(mails.len(), 1);
+    drop(hub);
+
+    let hub = hub_with("required");
+    publish(&hub, &[event("2024-never-clear")]);
+    hub.wait_log_line(
+        "a send refused for want of STARTTLS",
+        Duration::from_secs(60),
+        &["does not offer STARTTLS", "tls=required"],
+    );
+    assert_eq!(smtp.mails().len(), 1, "nothing more was sent in the clear");
+}

@@ -1,6 +1,6 @@
 //! The email channel: turns a [`Rendered`] notification into a MIME mail and sends it over
-//! SMTP (plain SMTP on connections of our own with `TCP_NODELAY`, see `smtp`; with TLS per
-//! the URL through lettre's transport and pool), or to a local
+//! SMTP (`smtp://`, plain or with STARTTLS, on connections of our own with `TCP_NODELAY`,
+//! see `smtp`; `smtps://` through lettre's transport and pool), or to a local
 //! mailbox folder of `.eml` files when no SMTP server is configured. Mails are multipart
 //! text + HTML, carry the rendering's list headers (RFC 2369, RFC 8058) plus `List-Id`, and
 //! a Message-ID that a resend keeps.
@@ -16,7 +16,7 @@ use tidings_store::{ChannelKind, Destination};
 use crate::channel::{Channel, SendFuture, SendResult};
 use crate::folder::Folder;
 use crate::render::Rendered;
-use crate::smtp::{PlainServer, PlainSmtp};
+use crate::smtp::{SmtpPool, SmtpServer};
 use crate::{EmailConfig, NotifierError};
 
 /// Sends in flight with an SMTP server when `sender.concurrency` is unset: what measured
@@ -49,9 +49,9 @@ pub struct Mailer {
 
 #[derive(Clone)]
 enum Transport {
-    /// A plain SMTP server (`smtp://` without TLS): our own pooled connections.
-    Plain(Arc<PlainSmtp>),
-    /// An SMTP server with TLS: lettre's transport.
+    /// An `smtp://` server, plain or upgraded with STARTTLS: our own pooled connections.
+    Pooled(Arc<SmtpPool>),
+    /// An `smtps://` server (TLS from the first byte): lettre's transport.
     Smtp(Arc<Smtp>),
     /// A folder of `.eml` files, written by one thread.
     Folder(Folder),
@@ -149,12 +149,23 @@ impl Mailer {
             });
         }
         let timeout = Duration::from_secs(config.timeout_secs);
-        let plain = config.smtp_url.as_deref().and_then(PlainServer::from_url);
-        let transport = match (&config.smtp_url, plain) {
-            (Some(_), Some(server)) => Transport::Plain(Arc::new(PlainSmtp::new(
-                server,
-                config.max_connections.max(1) as usize,
-            ))),
+        let pooled = config.smtp_url.as_deref().and_then(SmtpServer::from_url);
+        let transport = match (&config.smtp_url, pooled) {
+            (Some(_), Some(server)) => {
+                // A host name TLS cannot check a certificate against is a mistake in the
+                // settings, said at start, not at every send.
+                if server.starttls.is_some() {
+                    lettre::transport::smtp::client::TlsParameters::new(server.host.clone())
+                        .map_err(|e| NotifierError::EmailConfig {
+                            field: "smtp_url",
+                            reason: format!("STARTTLS to {}: {e}", server.host),
+                        })?;
+                }
+                Transport::Pooled(Arc::new(SmtpPool::new(
+                    server,
+                    config.max_connections.max(1) as usize,
+                )))
+            }
             (Some(url), None) => Transport::Smtp(Arc::new(Smtp {
                 url: url.clone(),
                 timeout,
@@ -182,7 +193,7 @@ impl Mailer {
     pub async fn send(&self, mail: Message) -> SendResult {
         let send = async {
             match &self.transport {
-                Transport::Plain(smtp) => {
+                Transport::Pooled(smtp) => {
                     match smtp.send(mail.envelope(), &mail.formatted()).await {
                         Ok(_) => SendResult::Sent,
                         Err(e) => refused(e.is_permanent(), e.to_string()),
