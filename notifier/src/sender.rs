@@ -183,12 +183,12 @@ pub async fn run(
     let (mut backlog, mut poked, mut stop_by) = (false, true, None);
     let mut outage = Backoff::new(retry_max);
     loop {
-        while let Ok(done) = outcomes.try_recv() {
+        while let Ok(end) = outcomes.try_recv() {
             if ended.is_empty() {
                 first_ended = tokio::time::Instant::now();
             }
             in_flight -= 1;
-            ended.push(done);
+            ended.extend(end);
         }
         let claimable = concurrency - in_flight;
         let stopping = stop_by.is_some();
@@ -251,12 +251,12 @@ pub async fn run(
             _ = shutdown.cancelled(), if !stopping => {
                 stop_by = Some(tokio::time::Instant::now() + grace);
             }
-            Some(done) = outcomes.recv() => {
+            Some(end) = outcomes.recv() => {
                 if ended.is_empty() {
                     first_ended = tokio::time::Instant::now();
                 }
                 in_flight -= 1;
-                ended.push(done);
+                ended.extend(end);
             }
             _ = tokio::time::sleep_until(first_ended + RECORD_WITHIN), if backlog && !ended.is_empty() => {}
             _ = tokio::time::sleep_until(deadline), if stopping => {
@@ -303,7 +303,7 @@ struct Attempt {
     config: SenderConfig,
     channels: Channels,
     metrics: Arc<Metrics>,
-    done: mpsc::UnboundedSender<Done>,
+    done: mpsc::UnboundedSender<Option<Done>>,
 }
 
 /// A finished send waiting to be recorded.
@@ -319,6 +319,11 @@ impl Attempt {
     }
 
     async fn run(&self, row: Claimed) {
+        // Should this send never end (a panic in a channel), its slot still comes back.
+        let slot = Slot {
+            done: Some(self.done.clone()),
+            row: row.id,
+        };
         let result = deliver(&row, &self.channels).await;
         let outcome = outcome(&self.config, row.attempt, result);
         match &outcome {
@@ -336,8 +341,35 @@ impl Attempt {
                 tracing::error!(outbox = row.id, attempt = row.attempt, %error, "notification is dead");
             }
         }
-        // The loop is gone only once it stopped waiting: the lease brings the row back.
-        let _ = self.done.send(Done { row, outcome });
+        slot.end(Done { row, outcome });
+    }
+}
+
+/// A send's slot: given back with the send's outcome, or empty-handed if the send is
+/// dropped before it ends (the row then waits for its lease to run out).
+struct Slot {
+    done: Option<mpsc::UnboundedSender<Option<Done>>>,
+    row: i64,
+}
+
+impl Slot {
+    fn end(mut self, done: Done) {
+        if let Some(to) = self.done.take() {
+            // The loop is gone only once it stopped waiting: the lease brings the row back.
+            let _ = to.send(Some(done));
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(to) = self.done.take() {
+            tracing::error!(
+                outbox = self.row,
+                "a send ended without an outcome; the row is sent again once its lease runs out"
+            );
+            let _ = to.send(None);
+        }
     }
 }
 

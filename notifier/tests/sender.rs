@@ -2,7 +2,8 @@
 //! permanent refusal are each honoured, a sent row is recorded, a hanging send is cut off
 //! at the channel's timeout, the lease must outlast that timeout, and a queue drains as fast
 //! as slots free up (no fixed sleep while work is queued), with as many sends in flight as
-//! configured, or, unset, as the channel does well.
+//! configured, or, unset, as the channel does well; a send lost to a panic gives its slot
+//! back.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -316,4 +317,57 @@ async fn unset_concurrency_is_the_channels_own() {
         .expect("sender");
     assert_eq!(channel.sends().len(), 30);
     assert_eq!(channel.most_in_flight.load(Ordering::SeqCst), PARALLELISM);
+}
+
+/// A channel for tests only whose first send panics; the rest are sent.
+struct PanicsOnceChannel {
+    sends: AtomicUsize,
+}
+
+impl Channel for PanicsOnceChannel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Email
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn parallelism(&self) -> usize {
+        1
+    }
+
+    fn send<'a>(&'a self, _to: &'a Destination, _rendered: &'a Rendered) -> SendFuture<'a> {
+        Box::pin(async move {
+            if self.sends.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("a channel bug (this panic is the test)");
+            }
+            SendResult::Sent
+        })
+    }
+}
+
+/// A send that never ends (here, a channel that panics) gives its slot back: with one slot,
+/// the other rows are still sent, and the row whose send was lost is sent once its lease
+/// runs out.
+#[tokio::test]
+async fn a_lost_send_gives_its_slot_back() {
+    let (_dir, store) = queued(3).await;
+    let channel = Arc::new(PanicsOnceChannel {
+        sends: AtomicUsize::new(0),
+    });
+    let config = SenderConfig {
+        concurrency: Some(1),
+        lease_secs: 2,
+        ..config()
+    };
+    drain(&store, config, channel.clone(), finished)
+        .await
+        .expect("sender");
+    assert_eq!(store.outbox_counts().await.expect("counts"), (0, 0, 3, 0));
+    assert_eq!(
+        channel.sends.load(Ordering::SeqCst),
+        4,
+        "one lost, then three sent"
+    );
 }
