@@ -75,6 +75,10 @@ pub struct E2eArgs {
     /// Keep the data folder afterwards (it is printed).
     #[arg(long)]
     keep: bool,
+    /// Run no sender: measure ingest and matching alone, until every notification of the
+    /// burst is queued (and check that each one is). No steady phase.
+    #[arg(long)]
+    no_send: bool,
 }
 
 /// Runs the benchmark and returns its figures as one JSON object.
@@ -163,12 +167,14 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
         shutdown.clone(),
     );
     tasks.spawn(notifier);
-    let sender = roles::sender(
-        store.clone(),
-        serve::sender_settings(config, &metrics)?,
-        shutdown.clone(),
-    );
-    tasks.spawn(sender);
+    if !args.no_send {
+        let sender = roles::sender(
+            store.clone(),
+            serve::sender_settings(config, &metrics)?,
+            shutdown.clone(),
+        );
+        tasks.spawn(sender);
+    }
 
     let publisher = Publisher::bind(endpoint, Duration::from_secs(30))?;
     let (count, burst_corpus) = (args.messages, corpus.clone());
@@ -184,8 +190,8 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
         &store,
         args.messages as i64,
         burst_expected as i64,
-        started,
-        limit,
+        (started, limit),
+        args.no_send,
     )
     .await;
     let publisher = publisher.await.context("publisher thread")??;
@@ -199,7 +205,7 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
     let mailbox = mail_count(config);
 
     let mut steady_expected = 0;
-    let steady = if burst.complete() && args.steady_secs > 0 && args.rate > 0 {
+    let steady = if burst.complete() && !args.no_send && args.steady_secs > 0 && args.rate > 0 {
         let steady_count = (args.rate * args.steady_secs) as usize;
         steady_expected = expected(0..steady_count, "steady");
         let rate = args.rate;
@@ -225,8 +231,8 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
             &store,
             total_messages,
             total_expected,
-            Instant::now(),
-            limit,
+            (Instant::now(), limit),
+            false,
         )
         .await;
         let published = published.await.context("publisher thread")??;
@@ -300,7 +306,11 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
         "folder_files_per_s_one_thread": folder_limit,
         "steady": steady,
         "outbox": {"pending": pending, "sending": sending, "sent": sent, "dead": dead},
-        "nothing_lost": burst.complete() && dead == 0 && pending == 0 && sending == 0 && sent as usize == burst_expected + steady_expected,
+        "nothing_lost": match args.no_send {
+            true => burst.complete() && pending as usize == burst_expected && sending + sent + dead == 0,
+            false => burst.complete() && dead == 0 && pending == 0 && sending == 0 && sent as usize == burst_expected + steady_expected,
+        },
+        "sending": !args.no_send,
         "peak_rss_mb": crate::bench_match::peak_rss_mb(),
     }))
 }
@@ -316,11 +326,16 @@ struct Stages {
     sent_count: i64,
     /// Seconds watched.
     watched: f64,
+    /// Nothing is sent in this run (`--no-send`): matched is complete.
+    no_send: bool,
 }
 
 impl Stages {
     fn complete(&self) -> bool {
-        self.sent.is_some()
+        match self.no_send {
+            true => self.matched.is_some(),
+            false => self.sent.is_some(),
+        }
     }
 
     /// Figures for `messages` messages causing `notifications` notifications.
@@ -346,7 +361,9 @@ impl Stages {
 /// Watches the store until `messages` are archived and matched and `notifications` sent,
 /// or `limit` passes (then the stages not reached are `None`); `notifications` counts
 /// every notification sent since the database was new. Fails if more are sent than
-/// expected, or fewer once nothing is left to send, or any is dead.
+/// expected, or fewer once nothing is left to send, or any is dead. With `no_send`, it
+/// ends once every message is matched, and fails unless exactly `notifications` are
+/// queued.
 ///
 /// Each look reads the first entry of a few indexes (the highest message id, whether any
 /// message is unmatched, any row unsent or dead), so that watching does not slow what it
@@ -356,8 +373,8 @@ async fn watch(
     store: &Store,
     messages: i64,
     notifications: i64,
-    start: Instant,
-    limit: Duration,
+    (start, limit): (Instant, Duration),
+    no_send: bool,
 ) -> anyhow::Result<Stages> {
     let since = tidings_store::now_ms() - i64::try_from(start.elapsed().as_millis())?;
     let mut stages = Stages {
@@ -367,6 +384,7 @@ async fn watch(
         sent: None,
         sent_count: 0,
         watched: 0.0,
+        no_send,
     };
     loop {
         let now = start.elapsed().as_secs_f64();
@@ -384,6 +402,14 @@ async fn watch(
         }
         if stages.ingested.is_some() && stages.matched.is_none() && !backlog.unmatched {
             stages.matched = Some(now);
+            if no_send {
+                // Nothing is sent in this run: queued is as far as it goes.
+                let (pending, ..) = store.outbox_counts().await?;
+                if pending != notifications {
+                    bail!("{pending} notifications queued, {notifications} expected");
+                }
+                return Ok(stages);
+            }
         }
         let done = stages.matched.is_some() && !backlog.unsent;
         if done || start.elapsed() > limit {
