@@ -163,6 +163,25 @@ async fn resend_replaces_the_link_and_counts() {
     }
 }
 
+/// A resent link counts its time from the resend, not from when the address was added.
+#[tokio::test]
+async fn a_resent_link_counts_from_its_resend() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let id = ok!(n, add(&t, alice.id, "alice@example.org").await);
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        ok!(n, s.resend_confirmation(alice.id, id).await);
+        let newest = ok!(n, s.claim(10, 60_000).await)
+            .into_iter()
+            .max_by_key(|c| c.id)
+            .unwrap_or_else(|| panic!("[{n}] the resent mail"));
+        let token = newest.confirmation_token().unwrap_or_default().to_string();
+        let confirmed = ok!(n, s.confirm_destination_within(&token, 1000).await);
+        assert_eq!(confirmed.id, id, "[{n}]");
+    }
+}
+
 // Issue 8 item 1: the mailbox viewer shows mail sent on the user's behalf only: the
 // confirmation for an address alice added (even bob's), never bob's notifications.
 #[tokio::test]

@@ -36,6 +36,14 @@ async fn unconfirmed_queues_one_confirmation() {
             fails!(n, s.confirm_destination("wrong-token").await),
             StoreError::NotFound
         ));
+        // A link past its time is refused as expired, and leaves the address unconfirmed.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let err = fails!(n, s.confirm_destination_within(&token, 1).await);
+        assert!(matches!(err, StoreError::Expired { .. }), "[{n}] {err:?}");
+        assert!(
+            !ok!(n, s.destination(alice.id, d.id).await).is_confirmed(),
+            "[{n}]"
+        );
         let confirmed = ok!(n, s.confirm_destination(&token).await);
         assert_eq!(confirmed.id, d.id, "[{n}]");
         assert!(confirmed.is_confirmed(), "[{n}] {confirmed:?}");

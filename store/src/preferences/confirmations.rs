@@ -167,7 +167,9 @@ impl Store {
             "SELECT id, user_id, channel, address, settings, confirmed_at, created_at FROM destinations \
              WHERE id = $1 AND user_id = $2",
         );
-        let relink = self.sql("UPDATE destinations SET confirm_token_hash = $1 WHERE id = $2");
+        let relink = self.sql(
+            "UPDATE destinations SET confirm_token_hash = $1, confirm_token_at = $2 WHERE id = $3",
+        );
         let drop_waiting = self.sql(
             "DELETE FROM outbox WHERE destination_id = $1 AND kind = 'confirmation' \
              AND status = 'pending'",
@@ -193,6 +195,7 @@ impl Store {
             let key = row.address_key();
             sqlx::query(&relink)
                 .bind(secret::token_digest(&token))
+                .bind(now)
                 .bind(row.id)
                 .execute(&mut *tx)
                 .await?;

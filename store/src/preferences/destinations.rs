@@ -69,6 +69,10 @@ impl TryFrom<DestinationRow> for Destination {
 
 const COLUMNS: &str = "id, user_id, channel, address, settings, confirmed_at, created_at";
 
+/// How long a confirmation link works after it was sent: a week. After that the owner has a
+/// new one sent from the destinations page (within the same limits as the first).
+pub const CONFIRM_TTL_MS: i64 = 7 * 24 * 3_600_000;
+
 /// A destination to add.
 #[derive(Debug, Clone)]
 pub struct NewDestination<'a> {
@@ -103,8 +107,8 @@ impl Store {
             (None, Some(secret::token_digest(&token)))
         };
         let insert = format!(
-            "INSERT INTO destinations (user_id, channel, address, address_key, confirmed_at, confirm_token_hash, created_at, settings) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+            "INSERT INTO destinations (user_id, channel, address, address_key, confirmed_at, confirm_token_hash, confirm_token_at, created_at, settings) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
         );
         let insert = self.sql(&insert);
         let taken = self.sql(TAKEN);
@@ -120,7 +124,8 @@ impl Store {
                 .bind(&address)
                 .bind(&key)
                 .bind(confirmed_at)
-                .bind(token_hash)
+                .bind(&token_hash)
+                .bind(token_hash.is_some().then_some(now))
                 .bind(now)
                 .bind(&settings)
                 .fetch_one(&mut *tx)
@@ -144,12 +149,24 @@ impl Store {
         row.try_into()
     }
 
-    /// Confirms the destination a link token was issued for. Tokens work once. An address
-    /// another account has confirmed is refused (`Conflict` on
+    /// Confirms the destination a link token was issued for. Tokens work once, and for
+    /// [`CONFIRM_TTL_MS`] after they were issued (`Expired` after that: the owner can have a
+    /// new link sent). An address another account has confirmed is refused (`Conflict` on
     /// `destinations_confirmed_address`) and the token stays usable.
     pub async fn confirm_destination(&self, token: &str) -> Result<Destination> {
+        self.confirm_destination_within(token, CONFIRM_TTL_MS).await
+    }
+
+    /// [`Store::confirm_destination`] with links working for `ttl_ms` (for tests).
+    #[doc(hidden)]
+    pub async fn confirm_destination_within(
+        &self,
+        token: &str,
+        ttl_ms: i64,
+    ) -> Result<Destination> {
         let find = format!("SELECT {COLUMNS} FROM destinations WHERE confirm_token_hash = $1");
         let find = self.sql(&find);
+        let issued = self.sql("SELECT confirm_token_at FROM destinations WHERE id = $1");
         let taken = self.sql(TAKEN);
         let confirm = format!(
             "UPDATE destinations SET confirmed_at = $1, confirm_token_hash = NULL \
@@ -164,6 +181,15 @@ impl Store {
                 .bind(&digest)
                 .fetch_one(&mut *tx)
                 .await?;
+            let issued_at: Option<i64> = sqlx::query_scalar(&issued)
+                .bind(found.id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if issued_at.is_some_and(|at| now - at > ttl_ms) {
+                return Err(StoreError::Expired {
+                    what: "This confirmation link",
+                });
+            }
             let key = found.address_key();
             refuse_if_taken!(tx, taken, found.channel.as_str(), &key, found.user_id);
             let row = sqlx::query_as::<_, DestinationRow>(&confirm)
