@@ -1,7 +1,8 @@
 //! The sender: waits for a free send slot, claims due outbox rows (never more than it has
 //! free slots, so a crash can duplicate at most `concurrency` sends), grouped by
 //! destination, renders each, sends it through the channel registered for its
-//! destination's kind, and records the outcome: sent, retry later (exponential backoff with
+//! destination's kind, and records the outcome (in the same transaction as its next claim,
+//! one round trip per batch): sent, retry later (exponential backoff with
 //! jitter, never sooner than the channel asked), rate limited (later, without counting an
 //! attempt), or dead after the last attempt or a permanent refusal.
 //!
