@@ -6,7 +6,9 @@ use std::io::BufRead;
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use tidings_rules::Condition;
-use tidings_store::{ChannelKind, Delivery, FilterInput, NewDestination, Store, TokenScope, User};
+use tidings_store::{
+    ChannelKind, ChannelSettings, Delivery, FilterInput, NewDestination, Store, TokenScope, User,
+};
 
 use crate::config::Config;
 
@@ -33,12 +35,19 @@ pub enum UserCommand {
 
 #[derive(Subcommand)]
 pub enum DestinationCommand {
-    /// Add an email destination; a confirmation link is mailed unless --confirmed.
+    /// Add an email address or a webhook; a confirmation (a link by mail, a challenge
+    /// posted to the webhook) is sent unless --confirmed. A webhook's signing secret is
+    /// printed once.
+    #[command(group(clap::ArgGroup::new("address").required(true).args(["email", "webhook"])))]
     Add {
         #[arg(long)]
         user: String,
+        /// An email address.
         #[arg(long)]
-        email: String,
+        email: Option<String>,
+        /// A webhook's URL (https://…).
+        #[arg(long)]
+        webhook: Option<String>,
         /// Mark it confirmed at once (the admin vouches for the address).
         #[arg(long)]
         confirmed: bool,
@@ -195,34 +204,48 @@ pub async fn destination(config: &Config, command: DestinationCommand) -> anyhow
         DestinationCommand::Add {
             user,
             email,
+            webhook,
             confirmed,
         } => {
+            let (channel, address) = match (email, webhook) {
+                (Some(email), None) => (ChannelKind::Email, email),
+                (None, Some(url)) => (ChannelKind::Webhook, url),
+                _ => anyhow::bail!("give one of --email and --webhook"),
+            };
+            if channel == ChannelKind::Webhook && !config.channels.webhook.enabled {
+                anyhow::bail!(
+                    "--webhook: webhooks are turned off (config key channels.webhook.enabled)"
+                );
+            }
             let user = user_named(&store, &user).await?;
             let d = store
                 .add_destination(NewDestination {
                     user_id: user.id,
-                    channel: ChannelKind::Email,
-                    address: &email,
+                    channel,
+                    address: &address,
                     confirmed,
                 })
                 .await?;
-            let state = if d.is_confirmed() {
-                "confirmed"
-            } else {
-                "confirmation link mailed"
+            let state = match (d.is_confirmed(), channel) {
+                (true, _) => "confirmed",
+                (false, ChannelKind::Email) => "confirmation link mailed",
+                (false, ChannelKind::Webhook) => "challenge posted once a sender runs",
             };
             println!(
                 "added destination {} {} (id {}, {state})",
                 d.channel, d.address, d.id
             );
+            if let ChannelSettings::WebhookV1 { secret } = &d.settings {
+                println!("signing secret (shown only now): {}", secret.expose());
+            }
         }
         DestinationCommand::List { user } => {
             let user = user_named(&store, &user).await?;
             for d in store.destinations(user.id).await? {
-                let state = if d.is_confirmed() {
-                    "confirmed"
-                } else {
-                    "unconfirmed"
+                let state = match (&d.disabled_reason, d.is_confirmed()) {
+                    (_, true) => "confirmed".to_string(),
+                    (Some(reason), false) => format!("disabled: {reason}"),
+                    (None, false) => "unconfirmed".to_string(),
                 };
                 println!("{}\t{}\t{}\t{state}", d.id, d.channel, d.address);
             }

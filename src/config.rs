@@ -39,6 +39,8 @@ pub struct Channels {
     /// Email: SMTP or the local mailbox folder.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<tidings_notifier::EmailConfig>,
+    /// Webhooks: signed JSON POSTs (on unless `enabled = false`).
+    pub webhook: tidings_notifier::WebhookConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -224,6 +226,14 @@ impl Config {
             ("bus.max_message_bytes", self.bus.max_message_bytes as u64),
             ("database.retry_max_ms", self.database.retry_max_ms),
             ("channels.email.timeout_secs", self.email().timeout_secs),
+            (
+                "channels.webhook.timeout_secs",
+                self.channels.webhook.timeout_secs,
+            ),
+            (
+                "channels.webhook.max_connections",
+                self.channels.webhook.max_connections as u64,
+            ),
         ] {
             if value == 0 {
                 anyhow::bail!("config key {key}: must be at least 1");

@@ -201,7 +201,8 @@ pub fn notifier_settings(
 /// The sender role's settings, from the config.
 pub fn sender_settings(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<SenderSettings> {
     let email = email_config(config);
-    let channels = Channels::from_config(&email, &config.base_url())?;
+    let channels = Channels::from_config(&email, &config.base_url())?
+        .with_webhook(&config.channels.webhook)?;
     // Before anything runs: a lease a send could outlast is refused by name.
     sender::check_lease(&config.sender, &channels.registry)?;
     Ok(SenderSettings {
@@ -239,6 +240,13 @@ async fn web_role(
             .is_none()
             .then(|| config.mailbox_dir()),
         client_address_header: config.web.client_address_header.clone(),
+        channels: tidings_store::ChannelKind::ALL
+            .into_iter()
+            .filter(|kind| match kind {
+                tidings_store::ChannelKind::Email => true,
+                tidings_store::ChannelKind::Webhook => config.channels.webhook.enabled,
+            })
+            .collect(),
     };
     web_config.check().map_err(anyhow::Error::msg)?;
     // The handlers poke this; the store passes it on to the matcher, wherever it runs.

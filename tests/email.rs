@@ -9,24 +9,6 @@ use crate::support::{envelope, Hub, PgDatabase, Smtp};
 
 const FILTER: &str = r#"topic ~ "org.fedoraproject.*.bodhi.**" and usernames has $me"#;
 
-fn publish(hub: &Hub, lines: &[String]) {
-    let file = hub
-        .dir
-        .path()
-        .join(format!("publish-{}.jsonl", lines.len()));
-    std::fs::write(&file, lines.join("\n")).expect("writing messages");
-    let file = file.display().to_string();
-    hub.run(&[
-        "publish",
-        "--endpoint",
-        &hub.zmq_endpoint,
-        "--file",
-        &file,
-        "--timeout",
-        "30",
-    ]);
-}
-
 fn one_message_becomes_one_email(database_url: Option<&str>) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let smtp = Smtp::start(tmp.path());
@@ -45,7 +27,7 @@ fn one_message_becomes_one_email(database_url: Option<&str>) {
         serde_json::json!({"comment": {"user": {"name": "alice"}, "text": "works for me", "karma": 1,
             "update": {"alias": "FEDORA-2024-1", "title": "tidings-1.0-1.fc40", "builds": [{"nvr": "tidings-1.0-1.fc40"}]}}, "agent": "alice"}),
     );
-    publish(&hub, &[unrelated, wanted]);
+    hub.publish("publish-1", &[unrelated, wanted]);
 
     let mails = smtp.wait_mails(1, Duration::from_secs(60));
     // Give a wrong second mail time to show up before asserting there is only one.
@@ -144,7 +126,7 @@ fn mail_goes_to_the_mailbox_folder_without_smtp() {
         "org.fedoraproject.prod.git.receive",
         serde_json::json!({"commit": {"username": "carol"}}),
     );
-    publish(&hub, &[msg]);
+    hub.publish("publish-2", &[msg]);
     let mailbox = hub.dir.path().join("data").join("mailbox");
     let files = crate::support::wait_for(
         "a .eml file in the mailbox folder",
@@ -195,13 +177,13 @@ fn starttls_is_required_or_opportunistic_as_the_url_says() {
     };
 
     let hub = hub_with("opportunistic");
-    publish(&hub, &[event("2024-clear")]);
+    hub.publish("publish-3", &[event("2024-clear")]);
     let mails = smtp.wait_mails(1, Duration::from_secs(60));
     assert_eq!(mails.len(), 1);
     drop(hub);
 
     let hub = hub_with("required");
-    publish(&hub, &[event("2024-never-clear")]);
+    hub.publish("publish-4", &[event("2024-never-clear")]);
     hub.wait_log_line(
         "a send refused for want of STARTTLS",
         Duration::from_secs(60),

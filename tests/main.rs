@@ -19,3 +19,4 @@ mod quarantine;
 mod roles;
 mod slow_smtp;
 mod smtp_timeouts;
+mod webhook;

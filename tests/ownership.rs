@@ -11,21 +11,6 @@ use crate::support::{envelope, Hub, PgDatabase, Smtp};
 
 const BUILD: &str = "org.fedoraproject.prod.buildsys.build.state.change";
 
-fn publish(hub: &Hub, name: &str, lines: &[String]) {
-    let file = hub.dir.path().join(format!("{name}.jsonl"));
-    std::fs::write(&file, lines.join("\n")).expect("writing messages");
-    let file = file.display().to_string();
-    hub.run(&[
-        "publish",
-        "--endpoint",
-        &hub.zmq_endpoint,
-        "--file",
-        &file,
-        "--timeout",
-        "30",
-    ]);
-}
-
 /// A koji build of `package` (the shape the corpus has; its metadata names the package).
 fn build(id: &str, package: &str) -> String {
     envelope(
@@ -166,8 +151,7 @@ fn ownership_end_to_end(database_url: Option<&str>) {
         .to_string();
 
     hub.start();
-    publish(
-        &hub,
+    hub.publish(
         "first",
         &[build("b-1", "eclipse-ptp"), build("b-2", "kernel")],
     );
@@ -203,8 +187,7 @@ fn ownership_end_to_end(database_url: Option<&str>) {
         serde_json::json!({"agent": "admin", "new_user": "alice", "access": "commit",
             "project": {"name": "firefox", "namespace": "rpms"}}),
     );
-    publish(
-        &hub,
+    hub.publish(
         "second",
         &[
             build("b-3", "eclipse-ptp"),

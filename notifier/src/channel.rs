@@ -36,6 +36,12 @@ pub enum SendResult {
     RateLimited(Duration),
     /// A refusal that trying again cannot change (no such mailbox): the row is dead.
     Permanent(String),
+    /// Sent, and the far end proved it received a confirmation by answering with its
+    /// token (a webhook's challenge): the destination is confirmed, no link to follow.
+    Confirmed,
+    /// The destination is gone for good (a webhook's 410 Gone): the row is dead and the
+    /// destination disabled until its owner confirms it again.
+    Gone(String),
 }
 
 /// A boxed send, so that channels of every kind sit behind one `dyn Channel`.

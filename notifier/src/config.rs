@@ -130,3 +130,31 @@ impl std::fmt::Debug for EmailConfig {
             .finish()
     }
 }
+
+/// How webhooks are posted (the `[channels.webhook]` section of the config file). The
+/// channel needs no server of its own, so it is on unless `enabled = false`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Whether webhook destinations can be added and are posted to.
+    pub enabled: bool,
+    /// The most one POST may take (connecting, sending, the answer), in seconds.
+    pub timeout_secs: u64,
+    /// Connections kept open per endpoint host, and the sends the channel does at once.
+    pub max_connections: usize,
+    /// Post to private, loopback and link-local addresses too. Off by default: a user could
+    /// otherwise have the hub post to services inside its own network (SSRF). Turn it on for
+    /// mirrors on a private network, or for tests.
+    pub allow_private_targets: bool,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            enabled: true,
+            timeout_secs: 10,
+            max_connections: 32,
+            allow_private_targets: false,
+        }
+    }
+}

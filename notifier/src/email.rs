@@ -384,9 +384,10 @@ mod tests {
                 user_id: 1,
                 channel: ChannelKind::Email,
                 address: "alice@example.org".into(),
-                settings: ChannelKind::Email.default_settings(),
+                settings: ChannelKind::Email.new_settings(&[0; 24]),
                 confirmed_at: Some(1),
                 created_at: 1,
+                disabled_reason: None,
             },
             username: "alice".into(),
             message: Some(std::sync::Arc::new(StoredMessage {

@@ -28,6 +28,14 @@ pub enum NotifierError {
         /// Why.
         reason: String,
     },
+    /// A channel's settings cannot work.
+    #[error("{field}: {reason}")]
+    Config {
+        /// The config key or section at fault.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The sender's settings cannot work.
     #[error("sender.{field}: {reason}")]
     SenderConfig {

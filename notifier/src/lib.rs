@@ -19,10 +19,11 @@ pub mod render;
 pub mod roles;
 pub mod sender;
 pub mod smtp;
+pub mod webhook;
 
 use std::sync::Arc;
 
-pub use config::{EmailConfig, NotifierConfig, SenderConfig};
+pub use config::{EmailConfig, NotifierConfig, SenderConfig, WebhookConfig};
 pub use error::NotifierError;
 pub use matcher::MatcherSettings;
 pub use metrics::Metrics;

@@ -4,9 +4,11 @@
 //! (all built from the web's route table, [`tidings_rules::links`]) and headers such as
 //! `List-Unsubscribe`. Each channel turns that into its own wire format.
 
+use std::sync::Arc;
+
 use askama::Template;
 use tidings_rules::links::Links;
-use tidings_store::{Claimed, OutboxKind};
+use tidings_store::{Claimed, OutboxKind, StoredMessage};
 
 /// Why a row could not be rendered. A row that cannot be rendered never can: it is dead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,7 +49,7 @@ impl RenderedLinks {
 }
 
 /// A notification ready for any channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     /// Stable across resends (the outbox row's uid): the Message-ID, webhook-id, txnId.
     pub id: String,
@@ -62,6 +64,12 @@ pub struct Rendered {
     /// Headers a channel that has them passes on, as (name, value):
     /// `Auto-Submitted`, `List-Unsubscribe`, `List-Unsubscribe-Post`, `X-Tidings-*`.
     pub headers: Vec<(&'static str, String)>,
+    /// For a notification: the message it is about, as archived (a webhook posts its body
+    /// and metadata), and the names of the filters that matched.
+    pub event: Option<(Arc<StoredMessage>, Vec<String>)>,
+    /// For a confirmation: its one-time token, for channels whose far end can prove it
+    /// received the message by answering with it (a webhook's challenge).
+    pub challenge: Option<String>,
 }
 
 impl Rendered {
@@ -170,6 +178,8 @@ impl Renderer {
                         ..RenderedLinks::default()
                     },
                     headers: vec![("Auto-Submitted", "auto-generated".into())],
+                    event: None,
+                    challenge: Some(token.to_string()),
                 })
             }
             OutboxKind::Notification => {
@@ -240,6 +250,15 @@ impl Renderer {
                         unsubscribe: Some(unsubscribe_url),
                         confirm: None,
                     },
+                    event: Some((
+                        stored.clone(),
+                        claimed
+                            .filters
+                            .iter()
+                            .map(|(_, name)| name.clone())
+                            .collect(),
+                    )),
+                    challenge: None,
                 })
             }
         }

@@ -28,7 +28,8 @@ use crate::channel::{Registry, SendResult};
 use crate::email::EmailChannel;
 use crate::outage::{self, Backoff};
 use crate::render::Renderer;
-use crate::{EmailConfig, Metrics, NotifierError, SenderConfig};
+use crate::webhook::WebhookChannel;
+use crate::{EmailConfig, Metrics, NotifierError, SenderConfig, WebhookConfig};
 
 /// What the sender sends with: the channels by kind, and the renderer.
 #[derive(Clone)]
@@ -40,12 +41,26 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// The channels configured today (email), with links under `base_url`.
+    /// The email channel, with links under `base_url`.
     pub fn from_config(email: &EmailConfig, base_url: &str) -> Result<Channels, NotifierError> {
         Ok(Channels {
             registry: Registry::new().register(Arc::new(EmailChannel::from_config(email)?)),
             renderer: Renderer::new(base_url),
         })
+    }
+
+    /// With the webhook channel too, if `webhook` enables it.
+    pub fn with_webhook(mut self, webhook: &WebhookConfig) -> Result<Channels, NotifierError> {
+        if webhook.enabled {
+            let agent = format!(
+                "Tidings/{} (+{})",
+                env!("CARGO_PKG_VERSION"),
+                self.renderer.links().base()
+            );
+            let channel = WebhookChannel::from_config(webhook, &agent)?;
+            self.registry = self.registry.register(Arc::new(channel));
+        }
+        Ok(self)
     }
 }
 
@@ -88,8 +103,8 @@ fn later(wait: Duration) -> i64 {
 /// What to record after an attempt.
 pub fn outcome(config: &SenderConfig, attempt: i64, result: SendResult) -> Outcome {
     match result {
-        SendResult::Sent => Outcome::Sent,
-        SendResult::Permanent(error) => Outcome::Dead { error },
+        SendResult::Sent | SendResult::Confirmed => Outcome::Sent,
+        SendResult::Permanent(error) | SendResult::Gone(error) => Outcome::Dead { error },
         SendResult::RateLimited(after) => Outcome::RateLimited {
             error: format!("rate limited by the channel for {} ms", after.as_millis()),
             at: later(after),
@@ -208,6 +223,7 @@ pub async fn run(
                 Ok(cycle) => {
                     outage.reset();
                     report_lost_leases(&ended, &cycle.recorded, &metrics);
+                    apply_effects(&store, &mut ended, &cycle.recorded);
                     ended.clear();
                     poked = false;
                     let batches = cycle.claimed.unwrap_or_else(|err| {
@@ -282,6 +298,59 @@ pub async fn run(
 /// how long a slow channel's few ended sends hold their slots.
 const RECORD_WITHIN: Duration = Duration::from_millis(100);
 
+/// What a recorded send does to its destination: confirms it (a webhook answered its
+/// challenge) or disables it (a webhook answered 410 Gone). Applied only once the outcome
+/// is recorded under its claim, off the sender's loop (these are rare, and each is one
+/// small transaction).
+fn apply_effects(store: &Store, ended: &mut [Done], recorded: &[Recorded]) {
+    for (done, recorded) in ended.iter_mut().zip(recorded) {
+        let Some(effect) = done.effect.take() else {
+            continue;
+        };
+        if *recorded != Recorded::Current {
+            continue;
+        }
+        let (store, destination) = (store.clone(), done.row.destination.id);
+        tokio::spawn(async move {
+            // A store that is briefly unavailable (SQLite busy, PostgreSQL restarting) must
+            // not cost the confirmation: a few tries, a second apart at most.
+            let mut wait = Duration::from_millis(100);
+            for attempt in 1..=EFFECT_TRIES {
+                let done = match &effect {
+                    Effect::Confirm(token) => store.confirm_destination(token).await,
+                    Effect::Disable(reason) => store.disable_destination(destination, reason).await,
+                };
+                match (done, &effect) {
+                    (Ok(d), Effect::Confirm(_)) => {
+                        tracing::info!(destination, address = %d.address, "confirmed: the destination answered its challenge");
+                        return;
+                    }
+                    (Ok(d), Effect::Disable(reason)) => {
+                        tracing::warn!(destination, address = %d.address, %reason, "destination disabled until its owner confirms it again");
+                        return;
+                    }
+                    (Err(err), _) if err.is_unavailable() && attempt < EFFECT_TRIES => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(1));
+                    }
+                    (Err(err), Effect::Confirm(_)) => {
+                        tracing::warn!(destination, error = %err, "the destination answered its challenge, but confirming it failed; its owner can resend the challenge");
+                        return;
+                    }
+                    (Err(err), Effect::Disable(_)) => {
+                        tracing::error!(destination, error = %err, "disabling a gone destination failed");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// How many times a destination's confirmation or disabling is tried while the store is
+/// unavailable.
+const EFFECT_TRIES: u32 = 8;
+
 /// Logs and counts the outcomes whose claim had been lost.
 fn report_lost_leases(ended: &[Done], recorded: &[Recorded], metrics: &Metrics) {
     for (done, recorded) in ended.iter().zip(recorded) {
@@ -311,6 +380,16 @@ struct Attempt {
 struct Done {
     row: Claimed,
     outcome: Outcome,
+    /// What its recording does to the destination, if anything.
+    effect: Option<Effect>,
+}
+
+/// A change to a send's destination that its result asks for.
+enum Effect {
+    /// Confirm it with this confirmation token.
+    Confirm(String),
+    /// Disable it, for this reason.
+    Disable(String),
 }
 
 impl Attempt {
@@ -326,6 +405,11 @@ impl Attempt {
             row: row.id,
         };
         let result = deliver(&row, &self.channels).await;
+        let effect = match &result {
+            SendResult::Confirmed => row.confirmation_token().map(|t| Effect::Confirm(t.into())),
+            SendResult::Gone(reason) => Some(Effect::Disable(reason.clone())),
+            _ => None,
+        };
         let outcome = outcome(&self.config, row.attempt, result);
         match &outcome {
             Outcome::Sent => Metrics::bump(&self.metrics.sent),
@@ -342,7 +426,11 @@ impl Attempt {
                 tracing::error!(outbox = row.id, attempt = row.attempt, %error, "notification is dead");
             }
         }
-        slot.end(Done { row, outcome });
+        slot.end(Done {
+            row,
+            outcome,
+            effect,
+        });
     }
 }
 

@@ -15,6 +15,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use email_address::EmailAddress;
 
 /// A kind of delivery channel. Adding one (IRC, Matrix, webhook, ntfy) is a variant here
@@ -25,6 +27,9 @@ use email_address::EmailAddress;
 pub enum ChannelKind {
     /// Email, by SMTP or to the local mailbox folder.
     Email,
+    /// An HTTP endpoint that takes JSON POSTs signed the Standard Webhooks way (a mirror's
+    /// sync trigger, a chat bridge, a script).
+    Webhook,
 }
 
 /// Why an address was refused.
@@ -41,7 +46,7 @@ pub enum AddressError {
         why: String,
     },
     /// No such channel kind.
-    #[error("unknown channel {0:?}; expected one of: email")]
+    #[error("unknown channel {0:?}; expected one of: email, webhook")]
     UnknownKind(String),
 }
 
@@ -78,12 +83,13 @@ impl Address {
 
 impl ChannelKind {
     /// Every kind, in the order they are listed.
-    pub const ALL: [ChannelKind; 1] = [ChannelKind::Email];
+    pub const ALL: [ChannelKind; 2] = [ChannelKind::Email, ChannelKind::Webhook];
 
     /// The name stored, shown and used as the config section (`[channels.<name>]`).
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Email => "email",
+            ChannelKind::Webhook => "webhook",
         }
     }
 
@@ -93,6 +99,13 @@ impl ChannelKind {
     /// single-label domains, so that whatever is accepted here the mailer accepts too. The
     /// key is the whole address lower-cased, since mail providers treat the local part
     /// case-insensitively and `Bob@` and `bob@` reach the same person.
+    ///
+    /// Webhook: an absolute `https://` or `http://` URL with a host, without a user name or
+    /// password (they would be shown wherever the address is) and without a `#fragment`
+    /// (never sent). Stored and keyed in its normalised form: scheme and host lower-cased,
+    /// a default port dropped, an empty path made `/`. Whether its host may be a private or
+    /// loopback address is the webhook channel's to decide when it sends, since names can
+    /// resolve to anything.
     pub fn parse_address(self, address: &str) -> Result<Address, AddressError> {
         let address = address.trim();
         match self {
@@ -129,13 +142,49 @@ impl ChannelKind {
                     normalised,
                 })
             }
+            ChannelKind::Webhook => {
+                let invalid = |why: &str| AddressError::Invalid {
+                    address: address.to_string(),
+                    expected: "a web address like https://example.org/hooks/tidings",
+                    why: why.to_string(),
+                };
+                if address.len() > 2000 {
+                    return Err(invalid("longer than 2000 characters"));
+                }
+                let url = url::Url::parse(address).map_err(|e| invalid(&e.to_string()))?;
+                if !matches!(url.scheme(), "https" | "http") {
+                    return Err(invalid("only https:// and http:// addresses are posted to"));
+                }
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(invalid("no host"));
+                }
+                if !url.username().is_empty() || url.password().is_some() {
+                    return Err(invalid(
+                        "a user name or password in the address would be shown wherever \
+                         the address is; the webhook's signature proves who sent it",
+                    ));
+                }
+                if url.fragment().is_some() {
+                    return Err(invalid("a #fragment is never sent; leave it out"));
+                }
+                let normalised = url.to_string();
+                Ok(Address {
+                    kind: self,
+                    key: normalised.clone(),
+                    normalised,
+                })
+            }
         }
     }
 
-    /// The settings a new destination of this kind starts with.
-    pub fn default_settings(self) -> ChannelSettings {
+    /// The settings a new destination of this kind starts with, `random` being 24 fresh
+    /// random bytes (a webhook's signing secret is made of them; email needs none).
+    pub fn new_settings(self, random: &[u8; 24]) -> ChannelSettings {
         match self {
             ChannelKind::Email => ChannelSettings::EmailV1 {},
+            ChannelKind::Webhook => ChannelSettings::WebhookV1 {
+                secret: SigningSecret(format!("whsec_{}", BASE64.encode(random))),
+            },
         }
     }
 }
@@ -166,6 +215,12 @@ pub enum ChannelSettings {
     /// Email, version 1: nothing to set yet.
     #[serde(rename = "email/1")]
     EmailV1 {},
+    /// Webhook, version 1: the secret every delivery is signed with.
+    #[serde(rename = "webhook/1")]
+    WebhookV1 {
+        /// `whsec_` and the base64 of the HMAC key, as Standard Webhooks spells it.
+        secret: SigningSecret,
+    },
 }
 
 impl ChannelSettings {
@@ -173,7 +228,34 @@ impl ChannelSettings {
     pub fn kind(&self) -> ChannelKind {
         match self {
             ChannelSettings::EmailV1 {} => ChannelKind::Email,
+            ChannelSettings::WebhookV1 { .. } => ChannelKind::Webhook,
         }
+    }
+}
+
+/// A webhook's signing secret, `whsec_<base64>`: its owner is shown it once, when the
+/// destination is added, and it never appears in logs (`Debug` hides it).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SigningSecret(String);
+
+impl SigningSecret {
+    /// The secret as its owner configures it on their side (`whsec_…`).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The HMAC key: the bytes the base64 after `whsec_` stands for. `None` if a stored
+    /// secret is not of that form.
+    pub fn key(&self) -> Option<Vec<u8>> {
+        let encoded = self.0.strip_prefix("whsec_")?;
+        BASE64.decode(encoded).ok().filter(|key| !key.is_empty())
+    }
+}
+
+impl fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningSecret(\"whsec_…\")")
     }
 }
 
@@ -204,7 +286,7 @@ mod tests {
     fn kinds_and_settings_round_trip() {
         assert_eq!("email".parse::<ChannelKind>(), Ok(ChannelKind::Email));
         assert!("fax".parse::<ChannelKind>().is_err());
-        let settings = ChannelKind::Email.default_settings();
+        let settings = ChannelKind::Email.new_settings(&[7; 24]);
         let json = serde_json::to_string(&settings).unwrap_or_default();
         assert_eq!(json, r#"{"kind":"email/1"}"#);
         assert_eq!(
@@ -212,5 +294,54 @@ mod tests {
             Some(settings)
         );
         assert!(serde_json::from_str::<ChannelSettings>(r#"{"kind":"email/9"}"#).is_err());
+        assert_eq!("webhook".parse::<ChannelKind>(), Ok(ChannelKind::Webhook));
+        let settings = ChannelKind::Webhook.new_settings(&[7; 24]);
+        let json = serde_json::to_string(&settings).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"{"kind":"webhook/1","secret":"whsec_BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ChannelSettings>(&json).ok(),
+            Some(settings.clone())
+        );
+        let ChannelSettings::WebhookV1 { secret } = settings else {
+            panic!("webhook settings expected");
+        };
+        assert_eq!(secret.key(), Some(vec![7; 24]));
+        assert!(
+            !format!("{secret:?}").contains("Bwc"),
+            "Debug shows no secret"
+        );
+    }
+
+    #[test]
+    fn webhook_addresses_are_web_urls_normalised() {
+        let a =
+            ChannelKind::Webhook.parse_address(" HTTPS://Mirror.Example.ORG:443/hook?tree=fedora ");
+        assert_eq!(
+            a.as_ref().map(Address::as_str),
+            Ok("https://mirror.example.org/hook?tree=fedora")
+        );
+        assert_eq!(
+            ChannelKind::Webhook
+                .parse_address("http://127.0.0.1:8080")
+                .map(Address::into_string),
+            Ok("http://127.0.0.1:8080/".to_string())
+        );
+        for bad in [
+            "mirror.example.org/hook",
+            "ftp://example.org/",
+            "https://user:pw@example.org/",
+            "https://example.org/#frag",
+            "https://",
+            "javascript:alert(1)",
+        ] {
+            let refused = ChannelKind::Webhook.parse_address(bad);
+            assert!(refused.is_err(), "{bad}: {refused:?}");
+        }
+        assert!(ChannelKind::Webhook
+            .parse_address(&format!("https://example.org/{}", "a".repeat(2000)))
+            .is_err());
     }
 }

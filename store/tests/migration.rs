@@ -142,7 +142,7 @@ async fn migration_0009_types_old_payloads_and_settings() {
         let alice = ok!(name, store.destinations(1).await);
         assert_eq!(
             alice[0].settings,
-            ChannelKind::Email.default_settings(),
+            ChannelKind::Email.new_settings(&[0; 24]),
             "[{name}]"
         );
         let claimed = ok!(name, store.claim(10, 60_000).await);

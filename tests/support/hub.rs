@@ -220,6 +220,23 @@ impl Hub {
         });
     }
 
+    /// Publishes `lines` (fedmsg envelopes) on the hub's ZeroMQ endpoint with `tidings
+    /// publish`, from a file named after `name`.
+    pub fn publish(&self, name: &str, lines: &[String]) {
+        let file = self.dir.path().join(format!("{name}.jsonl"));
+        std::fs::write(&file, lines.join("\n")).expect("writing messages");
+        let file = file.display().to_string();
+        self.run(&[
+            "publish",
+            "--endpoint",
+            &self.zmq_endpoint,
+            "--file",
+            &file,
+            "--timeout",
+            "30",
+        ]);
+    }
+
     pub fn stats(&self) -> serde_json::Value {
         serde_json::from_str(self.run(&["outbox", "stats"]).trim()).expect("stats JSON")
     }

@@ -11,6 +11,7 @@ mod postgres;
 mod processes;
 mod roles;
 mod smtp;
+mod webhook;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ pub use hub::Hub;
 pub use postgres::{PgDatabase, PgServer};
 pub use processes::{marked, owner_mark, peak_memory, status_kib, OWNER_ENV};
 pub use smtp::Smtp;
+pub use webhook::WebhookReceiver;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 

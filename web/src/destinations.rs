@@ -1,4 +1,5 @@
-//! Destinations: the user's email addresses, and the confirmation page their link points at.
+//! Destinations: the user's email addresses and webhooks, and the confirmation page their
+//! links point at.
 //! The link confirms on POST only: mail scanners prefetch every link in a message, and a GET
 //! that changed state would confirm addresses nobody looked at. The link's token is checked
 //! for shape before anything is rendered ([`LinkToken`]) and the form posts back to the
@@ -9,7 +10,9 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use tidings_store::{ChannelKind, ConfirmationMail, Destination, NewDestination, OutboxStatus};
+use tidings_store::{
+    ChannelKind, ChannelSettings, ConfirmationMail, Destination, NewDestination, OutboxStatus,
+};
 
 use crate::auth::see_other;
 use crate::error::for_form;
@@ -44,30 +47,41 @@ struct DestinationRow {
 impl DestinationRow {
     fn new(d: &Destination, mails: &[ConfirmationMail]) -> Self {
         let mail = mails.iter().find(|m| m.destination_id == d.id);
+        let (what, sent) = match d.channel {
+            ChannelKind::Email => ("confirmation mail", "confirmation link sent"),
+            ChannelKind::Webhook => (
+                "challenge",
+                "challenge posted, not answered yet; answer it, or follow the link it carries,",
+            ),
+        };
         let (waiting, failed) = match mail {
             _ if d.is_confirmed() => (String::new(), false),
             Some(m) if m.status == OutboxStatus::Dead => (
                 format!(
-                    "the confirmation mail could not be delivered: {}",
+                    "the {what} could not be delivered: {}",
                     m.last_error.as_deref().unwrap_or("refused")
                 ),
                 true,
             ),
-            Some(m) if m.status == OutboxStatus::Sent => (
+            _ if d.disabled_reason.is_some() => (
                 format!(
-                    "confirmation link sent {}; follow it to confirm",
-                    view::when(m.queued_at)
+                    "disabled: {}; resend the {what} to enable it again",
+                    d.disabled_reason.as_deref().unwrap_or_default()
                 ),
+                true,
+            ),
+            Some(m) if m.status == OutboxStatus::Sent => (
+                format!("{sent} {}; follow it to confirm", view::when(m.queued_at)),
                 false,
             ),
             Some(m) if m.last_error.is_some() => (
                 format!(
-                    "sending the confirmation mail; last attempt failed: {}",
+                    "sending the {what}; last attempt failed: {}",
                     m.last_error.as_deref().unwrap_or_default()
                 ),
                 false,
             ),
-            _ => ("waiting for the confirmation mail to be sent".into(), false),
+            _ => (format!("waiting for the {what} to be sent"), false),
         };
         DestinationRow {
             channel: d.channel.to_string(),
@@ -89,18 +103,34 @@ struct DestinationsView {
     csrf: String,
     destinations: Vec<DestinationRow>,
     address: String,
+    /// The webhook URL typed, when that form was the one sent.
+    webhook: String,
     error: Option<String>,
     notice: Option<String>,
+    /// A new webhook's signing secret: shown this once.
+    secret: Option<String>,
+    /// Whether webhooks can be added here.
+    webhooks: bool,
     per_address: i64,
     per_user: i64,
+}
+
+/// What the destinations page shows besides the list.
+#[derive(Default)]
+struct Shown {
+    /// The email address typed (a refused one, shown again).
+    address: String,
+    /// The webhook URL typed.
+    webhook: String,
+    error: Option<String>,
+    notice: Option<String>,
+    secret: Option<String>,
 }
 
 async fn render(
     state: &AppState,
     me: &CurrentUser,
-    address: &str,
-    error: Option<String>,
-    notice: Option<String>,
+    shown: Shown,
 ) -> Result<DestinationsView, Error> {
     let destinations = state.store.destinations(me.id()).await?;
     let mails = state.store.confirmation_mails(me.id()).await?;
@@ -111,16 +141,19 @@ async fn render(
             .iter()
             .map(|d| DestinationRow::new(d, &mails))
             .collect(),
-        address: address.to_string(),
-        error,
-        notice,
+        address: shown.address,
+        webhook: shown.webhook,
+        error: shown.error,
+        notice: shown.notice,
+        secret: shown.secret,
+        webhooks: state.config.channels.contains(&ChannelKind::Webhook),
         per_address: tidings_store::PER_ADDRESS,
         per_user: tidings_store::PER_USER,
     })
 }
 
 async fn list(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
-    view::ok(&render(&state, &me, "", None, None).await?)
+    view::ok(&render(&state, &me, Shown::default()).await?)
 }
 
 async fn add(
@@ -129,9 +162,45 @@ async fn add(
     form: Form,
 ) -> Result<Response, Error> {
     let address = form.text("address").trim();
+    let channel = match form.text("channel") {
+        "" => Ok(ChannelKind::Email),
+        name => name
+            .parse::<ChannelKind>()
+            .map_err(|e| e.to_string())
+            .and_then(|kind| {
+                if state.config.channels.contains(&kind) {
+                    Ok(kind)
+                } else {
+                    Err(format!("{kind} destinations are turned off on this site"))
+                }
+            }),
+    };
+    let typed = |error: String, kind: Option<ChannelKind>| Shown {
+        address: if kind == Some(ChannelKind::Webhook) {
+            String::new()
+        } else {
+            address.to_string()
+        },
+        webhook: if kind == Some(ChannelKind::Webhook) {
+            address.to_string()
+        } else {
+            String::new()
+        },
+        error: Some(error),
+        ..Shown::default()
+    };
+    let channel = match channel {
+        Ok(channel) => channel,
+        Err(error) => {
+            return view::page(
+                axum::http::StatusCode::BAD_REQUEST,
+                &render(&state, &me, typed(error, None)).await?,
+            )
+        }
+    };
     let new = NewDestination {
         user_id: me.id(),
-        channel: ChannelKind::Email,
+        channel,
         address,
         confirmed: false,
     };
@@ -139,15 +208,30 @@ async fn add(
         Ok(added) => {
             // Tell the sender a confirmation is queued.
             state.wake.notify_one();
-            let notice = format!(
-                "We sent a confirmation link to {}. Nothing else is sent there until you follow it.",
-                added.address
-            );
-            view::ok(&render(&state, &me, "", None, Some(notice)).await?)
+            let shown = match &added.settings {
+                ChannelSettings::WebhookV1 { secret } => Shown {
+                    notice: Some(format!(
+                        "We are posting a challenge to {}. It is confirmed as soon as it answers \
+                         with the challenge, or when you follow the link the challenge carries; \
+                         nothing else is posted there before.",
+                        added.address
+                    )),
+                    secret: Some(secret.expose().to_string()),
+                    ..Shown::default()
+                },
+                ChannelSettings::EmailV1 {} => Shown {
+                    notice: Some(format!(
+                        "We sent a confirmation link to {}. Nothing else is sent there until you follow it.",
+                        added.address
+                    )),
+                    ..Shown::default()
+                },
+            };
+            view::ok(&render(&state, &me, shown).await?)
         }
         Err((status, message)) => view::page(
             status,
-            &render(&state, &me, address, Some(message), None).await?,
+            &render(&state, &me, typed(message, Some(channel))).await?,
         ),
     }
 }
@@ -162,14 +246,26 @@ async fn resend(
     match for_form(state.store.resend_confirmation(me.id(), id).await)? {
         Ok(destination) => {
             state.wake.notify_one();
+            let what = match destination.channel {
+                ChannelKind::Email => "confirmation link",
+                ChannelKind::Webhook => "challenge",
+            };
             let notice = format!(
-                "We sent a new confirmation link to {}; earlier links no longer work.",
+                "We sent a new {what} to {}; earlier ones no longer work.",
                 destination.address
             );
-            view::ok(&render(&state, &me, "", None, Some(notice)).await?)
+            let shown = Shown {
+                notice: Some(notice),
+                ..Shown::default()
+            };
+            view::ok(&render(&state, &me, shown).await?)
         }
         Err((status, message)) => {
-            view::page(status, &render(&state, &me, "", Some(message), None).await?)
+            let shown = Shown {
+                error: Some(message),
+                ..Shown::default()
+            };
+            view::page(status, &render(&state, &me, shown).await?)
         }
     }
 }

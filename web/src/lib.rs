@@ -74,6 +74,8 @@ pub struct WebConfig {
     /// peer. Only set it when every request comes through that proxy: clients can send
     /// the header themselves.
     pub client_address_header: Option<String>,
+    /// The kinds of destination users can add: the channels the senders have.
+    pub channels: Vec<tidings_store::ChannelKind>,
 }
 
 impl Default for WebConfig {
@@ -85,6 +87,7 @@ impl Default for WebConfig {
             allow_signup: true,
             mailbox_dir: None,
             client_address_header: None,
+            channels: tidings_store::ChannelKind::ALL.to_vec(),
         }
     }
 }

@@ -610,7 +610,7 @@ impl Store {
         let list: Vec<String> = ids.iter().map(i64::to_string).collect();
         // Ids are integers read from the outbox: nothing here comes from outside.
         let sql = format!(
-            "SELECT d.id, d.user_id, d.channel, d.address, d.settings, d.confirmed_at, d.created_at, u.username \
+            "SELECT d.id, d.user_id, d.channel, d.address, d.settings, d.confirmed_at, d.created_at, d.disabled_reason, u.username \
              FROM destinations d JOIN users u ON u.id = d.user_id WHERE d.id IN ({})",
             list.join(",")
         );

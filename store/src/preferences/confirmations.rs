@@ -164,7 +164,7 @@ impl Store {
         let token = secret::new_token();
         let now = now_ms();
         let find = self.sql(
-            "SELECT id, user_id, channel, address, settings, confirmed_at, created_at FROM destinations \
+            "SELECT id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason FROM destinations \
              WHERE id = $1 AND user_id = $2",
         );
         let relink = self.sql(

@@ -22,12 +22,17 @@ pub struct Destination {
     pub channel: ChannelKind,
     /// Address on that channel.
     pub address: String,
-    /// What the destination carries besides its address, typed per channel kind.
+    /// What the destination carries besides its address, typed per channel kind (a
+    /// webhook's signing secret: never serialized from here).
+    #[serde(skip_serializing)]
     pub settings: ChannelSettings,
     /// When it was confirmed; nothing but the confirmation is sent before.
     pub confirmed_at: Option<i64>,
     /// When it was added.
     pub created_at: i64,
+    /// Why it was disabled, if its far end gave up on it (a webhook's 410 Gone): it is
+    /// unconfirmed then, and confirming it again enables it.
+    pub disabled_reason: Option<String>,
 }
 
 impl Destination {
@@ -46,6 +51,7 @@ pub(crate) struct DestinationRow {
     pub(crate) settings: String,
     pub(crate) confirmed_at: Option<i64>,
     pub(crate) created_at: i64,
+    pub(crate) disabled_reason: Option<String>,
 }
 
 impl TryFrom<DestinationRow> for Destination {
@@ -63,11 +69,13 @@ impl TryFrom<DestinationRow> for Destination {
                 .map_err(|e| StoreError::corrupt("destination settings", e))?,
             confirmed_at: row.confirmed_at,
             created_at: row.created_at,
+            disabled_reason: row.disabled_reason,
         })
     }
 }
 
-const COLUMNS: &str = "id, user_id, channel, address, settings, confirmed_at, created_at";
+const COLUMNS: &str =
+    "id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason";
 
 /// How long a confirmation link works after it was sent: a week. After that the owner has a
 /// new one sent from the destinations page (within the same limits as the first).
@@ -97,7 +105,9 @@ impl Store {
         let address = new.channel.parse_address(new.address)?;
         let key = address.key().to_string();
         let address = address.into_string();
-        let settings = serde_json::to_string(&new.channel.default_settings())
+        let mut random = [0u8; 24];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut random);
+        let settings = serde_json::to_string(&new.channel.new_settings(&random))
             .map_err(|e| StoreError::corrupt("destination settings", e))?;
         let token = secret::new_token();
         let now = now_ms();
@@ -169,7 +179,7 @@ impl Store {
         let issued = self.sql("SELECT confirm_token_at FROM destinations WHERE id = $1");
         let taken = self.sql(TAKEN);
         let confirm = format!(
-            "UPDATE destinations SET confirmed_at = $1, confirm_token_hash = NULL \
+            "UPDATE destinations SET confirmed_at = $1, confirm_token_hash = NULL, disabled_reason = NULL \
              WHERE id = $2 AND confirm_token_hash = $3 RETURNING {COLUMNS}"
         );
         let confirm = self.sql(&confirm);
@@ -199,6 +209,29 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| confirmed_elsewhere(e.into()))?;
+            tx.commit([row.user_id]).await?;
+            row
+        });
+        row.try_into()
+    }
+
+    /// Disables a destination whose far end gave up on it (a webhook that answered 410
+    /// Gone): it is unconfirmed, so nothing new is queued for it, and `reason` says why on
+    /// its owner's destinations page. Rows already queued for it fail as unconfirmed (dead,
+    /// visible, retryable). Its owner enables it again by having it confirmed anew.
+    pub async fn disable_destination(&self, id: i64, reason: &str) -> Result<Destination> {
+        let sql = format!(
+            "UPDATE destinations SET confirmed_at = NULL, disabled_reason = $1 \
+             WHERE id = $2 RETURNING {COLUMNS}"
+        );
+        let sql = self.sql(&sql);
+        let row = with_pool!(self, |pool| {
+            let mut tx = Edit::begin(self, pool).await?;
+            let row = sqlx::query_as::<_, DestinationRow>(&sql)
+                .bind(reason)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
             tx.commit([row.user_id]).await?;
             row
         });
