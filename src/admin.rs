@@ -7,7 +7,8 @@ use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use tidings_rules::Condition;
 use tidings_store::{
-    ChannelKind, ChannelSettings, Delivery, FilterInput, NewDestination, Store, TokenScope, User,
+    AccessToken, ChannelKind, ChannelSettings, Delivery, FilterInput, NewDestination, Store,
+    TokenScope, User,
 };
 
 use crate::config::Config;
@@ -35,10 +36,10 @@ pub enum UserCommand {
 
 #[derive(Subcommand)]
 pub enum DestinationCommand {
-    /// Add an email address or a webhook; a confirmation (a link by mail, a challenge
-    /// posted to the webhook) is sent unless --confirmed. A webhook's signing secret is
-    /// printed once.
-    #[command(group(clap::ArgGroup::new("address").required(true).args(["email", "webhook"])))]
+    /// Add an email address, a webhook or an ntfy topic; a confirmation (a link by mail, a
+    /// challenge posted to the webhook, a link published to the topic) is sent unless
+    /// --confirmed. A webhook's signing secret is printed once.
+    #[command(group(clap::ArgGroup::new("address").required(true).args(["email", "webhook", "ntfy"])))]
     Add {
         #[arg(long)]
         user: String,
@@ -48,6 +49,13 @@ pub enum DestinationCommand {
         /// A webhook's URL (https://…).
         #[arg(long)]
         webhook: Option<String>,
+        /// An ntfy topic's URL (https://ntfy.sh/mytopic).
+        #[arg(long)]
+        ntfy: Option<String>,
+        /// With --ntfy: the access token publishing to the topic needs (sent as a bearer
+        /// token).
+        #[arg(long)]
+        token: Option<String>,
         /// Mark it confirmed at once (the admin vouches for the address).
         #[arg(long)]
         confirmed: bool,
@@ -128,6 +136,16 @@ pub enum OutboxCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Queue dead notifications again, due now, their attempts counted afresh (after the
+    /// cause is fixed): the ids given, or every dead one with --all.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all"])))]
+    Retry {
+        /// Outbox ids, as `outbox dead` lists them.
+        ids: Vec<i64>,
+        /// Every dead notification.
+        #[arg(long)]
+        all: bool,
+    },
     /// Bus input that was refused as malformed.
     Rejected {
         #[arg(long, default_value_t = 50)]
@@ -205,31 +223,51 @@ pub async fn destination(config: &Config, command: DestinationCommand) -> anyhow
             user,
             email,
             webhook,
+            ntfy,
+            token,
             confirmed,
         } => {
-            let (channel, address) = match (email, webhook) {
-                (Some(email), None) => (ChannelKind::Email, email),
-                (None, Some(url)) => (ChannelKind::Webhook, url),
-                _ => anyhow::bail!("give one of --email and --webhook"),
+            let (channel, address) = match (email, webhook, ntfy) {
+                (Some(email), None, None) => (ChannelKind::Email, email),
+                (None, Some(url), None) => (ChannelKind::Webhook, url),
+                (None, None, Some(url)) => (ChannelKind::Ntfy, url),
+                _ => anyhow::bail!("give one of --email, --webhook and --ntfy"),
             };
             if channel == ChannelKind::Webhook && !config.channels.webhook.enabled {
                 anyhow::bail!(
                     "--webhook: webhooks are turned off (config key channels.webhook.enabled)"
                 );
             }
+            if channel == ChannelKind::Ntfy && !config.channels.ntfy.enabled {
+                anyhow::bail!("--ntfy: ntfy is turned off (config key channels.ntfy.enabled)");
+            }
+            let settings = match token {
+                Some(_) if channel != ChannelKind::Ntfy => {
+                    anyhow::bail!("--token: only an ntfy topic (--ntfy) takes an access token")
+                }
+                Some(token) => Some(ChannelSettings::NtfyV1 {
+                    token: Some(AccessToken::new(&token).context(
+                        "--token: an access token is printable ASCII without spaces (tk_…)",
+                    )?),
+                }),
+                None => None,
+            };
             let user = user_named(&store, &user).await?;
-            let d = store
-                .add_destination(NewDestination {
-                    user_id: user.id,
-                    channel,
-                    address: &address,
-                    confirmed,
-                })
-                .await?;
+            let new = NewDestination {
+                user_id: user.id,
+                channel,
+                address: &address,
+                confirmed,
+            };
+            let d = match settings {
+                Some(settings) => store.add_destination_with_settings(new, settings).await?,
+                None => store.add_destination(new).await?,
+            };
             let state = match (d.is_confirmed(), channel) {
                 (true, _) => "confirmed",
                 (false, ChannelKind::Email) => "confirmation link mailed",
                 (false, ChannelKind::Webhook) => "challenge posted once a sender runs",
+                (false, ChannelKind::Ntfy) => "confirmation link published once a sender runs",
             };
             println!(
                 "added destination {} {} (id {}, {state})",
@@ -399,6 +437,17 @@ pub async fn outbox(config: &Config, command: OutboxCommand) -> anyhow::Result<(
                     "outbox": { "pending": pending, "sending": sending, "sent": sent, "dead": dead }
                 })
             );
+        }
+        OutboxCommand::Retry { ids, all } => {
+            let ids = if all { Vec::new() } else { ids };
+            let retried = store.retry_dead(&ids).await?;
+            println!("queued {retried} dead notifications again");
+            if retried == 0 {
+                eprintln!(
+                    "nothing to retry: `outbox dead` lists the dead rows; a dead confirmation \
+                     is sent again from its owner's destinations page instead"
+                );
+            }
         }
         OutboxCommand::Dead { limit } => {
             let dead = store.dead_notifications(limit).await?;

@@ -41,6 +41,8 @@ pub struct Channels {
     pub email: Option<tidings_notifier::EmailConfig>,
     /// Webhooks: signed JSON POSTs (on unless `enabled = false`).
     pub webhook: tidings_notifier::WebhookConfig,
+    /// Ntfy: push notifications published to ntfy topics (on unless `enabled = false`).
+    pub ntfy: tidings_notifier::NtfyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,6 +235,14 @@ impl Config {
             (
                 "channels.webhook.max_connections",
                 self.channels.webhook.max_connections as u64,
+            ),
+            (
+                "channels.ntfy.timeout_secs",
+                self.channels.ntfy.timeout_secs,
+            ),
+            (
+                "channels.ntfy.max_connections",
+                self.channels.ntfy.max_connections as u64,
             ),
         ] {
             if value == 0 {

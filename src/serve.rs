@@ -202,7 +202,8 @@ pub fn notifier_settings(
 pub fn sender_settings(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<SenderSettings> {
     let email = email_config(config);
     let channels = Channels::from_config(&email, &config.base_url())?
-        .with_webhook(&config.channels.webhook)?;
+        .with_webhook(&config.channels.webhook)?
+        .with_ntfy(&config.channels.ntfy)?;
     // Before anything runs: a lease a send could outlast is refused by name.
     sender::check_lease(&config.sender, &channels.registry)?;
     Ok(SenderSettings {
@@ -245,6 +246,7 @@ async fn web_role(
             .filter(|kind| match kind {
                 tidings_store::ChannelKind::Email => true,
                 tidings_store::ChannelKind::Webhook => config.channels.webhook.enabled,
+                tidings_store::ChannelKind::Ntfy => config.channels.ntfy.enabled,
             })
             .collect(),
     };

@@ -1,7 +1,8 @@
 //! Webhooks end to end, through the built binary, to a real HTTP receiver that checks every
 //! signature with the Standard Webhooks reference library: a new endpoint is confirmed by
 //! answering its challenge; a notification arrives signed, with the message in it; 410 Gone
-//! disables the destination; a redirect is not followed; private addresses are refused
+//! disables the destination; a redirect is not followed (and the admin retries the dead
+//! notification once it is fixed); private addresses are refused
 //! unless the admin allows them.
 
 use std::time::Duration;
@@ -173,10 +174,20 @@ fn gone_disables_redirects_are_not_followed_and_private_targets_are_refused() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].path, "/hook");
 
+    // The admin retries the dead notification once the endpoint is fixed: it arrives, with
+    // the id it had.
+    receiver.set_mode("ok");
+    let out = hub.run(&["outbox", "retry", "--all"]);
+    assert!(out.contains("queued 1 dead"), "{out}");
+    let got = receiver.wait_received(2, Duration::from_secs(30));
+    assert_eq!(got[1].verified, "yes", "{:?}", got[1]);
+    assert_eq!(got[1].header("webhook-id"), got[0].header("webhook-id"));
+    assert!(!hub.run(&["outbox", "dead"]).contains("redirects"));
+
     // 410 Gone: the destination is disabled, with the reason, and nothing more is posted.
     receiver.set_mode("gone");
     publish(&hub, "2024-gone");
-    receiver.wait_received(2, Duration::from_secs(30));
+    receiver.wait_received(3, Duration::from_secs(30));
     wait_for(
         "the gone webhook to be disabled",
         Duration::from_secs(20),
@@ -189,7 +200,7 @@ fn gone_disables_redirects_are_not_followed_and_private_targets_are_refused() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         receiver.received().len(),
-        2,
+        3,
         "posted after 410 Gone: {:?}",
         receiver.received()
     );

@@ -158,3 +158,32 @@ impl Default for WebhookConfig {
         }
     }
 }
+
+/// How ntfy topics are published to (the `[channels.ntfy]` section of the config file). The
+/// channel needs no server of its own (each destination names its ntfy server), so it is on
+/// unless `enabled = false`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NtfyConfig {
+    /// Whether ntfy destinations can be added and are published to.
+    pub enabled: bool,
+    /// The most one publish may take (connecting, sending, the answer), in seconds.
+    pub timeout_secs: u64,
+    /// Connections kept open per ntfy server, and the sends the channel does at once.
+    pub max_connections: usize,
+    /// Publish to private, loopback and link-local addresses too. Off by default: a user
+    /// could otherwise have the hub post to services inside its own network (SSRF). Turn it
+    /// on for an ntfy server on a private network, or for tests.
+    pub allow_private_targets: bool,
+}
+
+impl Default for NtfyConfig {
+    fn default() -> Self {
+        NtfyConfig {
+            enabled: true,
+            timeout_secs: 10,
+            max_connections: 16,
+            allow_private_targets: false,
+        }
+    }
+}

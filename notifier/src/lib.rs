@@ -10,8 +10,10 @@ pub mod config;
 pub mod email;
 mod error;
 pub mod folder;
+mod http;
 pub mod matcher;
 pub mod metrics;
+pub mod ntfy;
 pub mod outage;
 pub mod ownership;
 pub mod publish;
@@ -23,7 +25,7 @@ pub mod webhook;
 
 use std::sync::Arc;
 
-pub use config::{EmailConfig, NotifierConfig, SenderConfig, WebhookConfig};
+pub use config::{EmailConfig, NotifierConfig, NtfyConfig, SenderConfig, WebhookConfig};
 pub use error::NotifierError;
 pub use matcher::MatcherSettings;
 pub use metrics::Metrics;

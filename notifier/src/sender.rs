@@ -26,10 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Registry, SendResult};
 use crate::email::EmailChannel;
+use crate::ntfy::NtfyChannel;
 use crate::outage::{self, Backoff};
 use crate::render::Renderer;
 use crate::webhook::WebhookChannel;
-use crate::{EmailConfig, Metrics, NotifierError, SenderConfig, WebhookConfig};
+use crate::{EmailConfig, Metrics, NotifierError, NtfyConfig, SenderConfig, WebhookConfig};
 
 /// What the sender sends with: the channels by kind, and the renderer.
 #[derive(Clone)]
@@ -52,15 +53,28 @@ impl Channels {
     /// With the webhook channel too, if `webhook` enables it.
     pub fn with_webhook(mut self, webhook: &WebhookConfig) -> Result<Channels, NotifierError> {
         if webhook.enabled {
-            let agent = format!(
-                "Tidings/{} (+{})",
-                env!("CARGO_PKG_VERSION"),
-                self.renderer.links().base()
-            );
-            let channel = WebhookChannel::from_config(webhook, &agent)?;
+            let channel = WebhookChannel::from_config(webhook, &self.user_agent())?;
             self.registry = self.registry.register(Arc::new(channel));
         }
         Ok(self)
+    }
+
+    /// With the ntfy channel too, if `ntfy` enables it.
+    pub fn with_ntfy(mut self, ntfy: &NtfyConfig) -> Result<Channels, NotifierError> {
+        if ntfy.enabled {
+            let channel = NtfyChannel::from_config(ntfy, &self.user_agent())?;
+            self.registry = self.registry.register(Arc::new(channel));
+        }
+        Ok(self)
+    }
+
+    /// How the HTTP channels name this hub to the servers they post to.
+    fn user_agent(&self) -> String {
+        format!(
+            "Tidings/{} (+{})",
+            env!("CARGO_PKG_VERSION"),
+            self.renderer.links().base()
+        )
     }
 }
 

@@ -16,61 +16,49 @@
 //! - 410 Gone disables the destination; 429 and 503 honour `Retry-After`; other 4xx are
 //!   permanent, 5xx and network errors are retried; every send has a time limit.
 
-use std::error::Error as StdError;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tidings_store::{ChannelKind, ChannelSettings, Destination};
 
 use crate::channel::{Channel, SendFuture, SendResult};
+use crate::http::{Poster, Scope};
 use crate::render::Rendered;
 use crate::{NotifierError, WebhookConfig};
 
-/// How much of an answer is read: enough for a challenge or an error message.
-const MAX_ANSWER_BYTES: usize = 16 * 1024;
+pub use crate::http::is_public;
+
+/// How the shared HTTP code names this channel.
+const SCOPE: Scope = Scope {
+    section: "channels.webhook",
+    what_goes: "webhooks go",
+};
 
 /// How long a 429 without `Retry-After` waits.
 const DEFAULT_RATE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Posts notifications to webhook destinations.
 pub struct WebhookChannel {
-    client: reqwest::Client,
-    timeout: Duration,
-    parallelism: usize,
-    allow_private: bool,
+    http: Poster,
 }
 
 impl WebhookChannel {
     /// The channel with `config`'s limits; `user_agent` names this hub to receivers.
     pub fn from_config(config: &WebhookConfig, user_agent: &str) -> Result<Self, NotifierError> {
-        let timeout = Duration::from_secs(config.timeout_secs.max(1));
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(config.max_connections)
-            .user_agent(user_agent);
-        if !config.allow_private_targets {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
-        }
-        let client = builder.build().map_err(|e| NotifierError::Config {
-            field: "channels.webhook",
-            reason: format!("cannot build the HTTP client: {e}"),
-        })?;
         Ok(WebhookChannel {
-            client,
-            timeout,
-            parallelism: config.max_connections.max(1),
-            allow_private: config.allow_private_targets,
+            http: Poster::new(
+                SCOPE,
+                config.timeout_secs,
+                config.max_connections,
+                config.allow_private_targets,
+                user_agent,
+            )?,
         })
     }
 
@@ -87,19 +75,6 @@ impl WebhookChannel {
                 "the destination's signing secret is not of the form whsec_<base64>".into(),
             );
         };
-        let url = match reqwest::Url::parse(&to.address) {
-            Ok(url) => url,
-            Err(e) => return SendResult::Permanent(format!("{:?} is not a URL: {e}", to.address)),
-        };
-        // A literal address is connected to without a lookup, so it is checked here; names
-        // are checked by the resolver, at connection time.
-        if !self.allow_private {
-            if let Some(ip) = literal_ip(&url) {
-                if !is_public(ip) {
-                    return SendResult::Permanent(private_target(&ip.to_string(), ip));
-                }
-            }
-        }
         let timestamp = tidings_store::now_ms() / 1000;
         let body = payload(rendered, timestamp);
         let signature = sign(&key, &rendered.id, timestamp, &body);
@@ -119,27 +94,16 @@ impl WebhookChannel {
                 }
             }
         }
-        let sent = self
-            .client
-            .post(url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await;
-        let mut answer = match sent {
-            Ok(answer) => answer,
-            Err(err) => return failed_request(&err),
-        };
-        let status = answer.status();
-        let after = retry_after(answer.headers());
-        let text = read_some(&mut answer).await;
-        judge(
-            status,
-            after,
-            &text,
-            rendered.challenge.as_deref(),
-            answer.headers(),
-        )
+        match self.http.post(&to.address, headers, body).await {
+            Ok(answer) => judge(
+                answer.status,
+                answer.after,
+                &answer.text,
+                rendered.challenge.as_deref(),
+                &answer.headers,
+            ),
+            Err(failed) => failed,
+        }
     }
 }
 
@@ -149,11 +113,11 @@ impl Channel for WebhookChannel {
     }
 
     fn timeout(&self) -> Duration {
-        self.timeout
+        self.http.timeout()
     }
 
     fn parallelism(&self) -> usize {
-        self.parallelism
+        self.http.parallelism()
     }
 
     fn send<'a>(&'a self, to: &'a Destination, rendered: &'a Rendered) -> SendFuture<'a> {
@@ -304,149 +268,6 @@ fn answered(text: &str, challenge: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The first [`MAX_ANSWER_BYTES`] of an answer, as text (an endpoint that streams forever
-/// is cut off by the client's timeout).
-async fn read_some(answer: &mut reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < MAX_ANSWER_BYTES {
-        match answer.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    bytes.truncate(MAX_ANSWER_BYTES);
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is read as "no hint").
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds.min(86_400)))
-}
-
-/// A request that got no answer: refused targets are permanent, the rest retried.
-fn failed_request(err: &reqwest::Error) -> SendResult {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(refused) = e.downcast_ref::<PrivateTarget>() {
-            return SendResult::Permanent(refused.0.clone());
-        }
-        source = e.source();
-    }
-    let what = if err.is_timeout() {
-        "no answer in time (channels.webhook.timeout_secs)".to_string()
-    } else if err.is_connect() {
-        "cannot connect".to_string()
-    } else {
-        "the request failed".to_string()
-    };
-    // The innermost cause says most (connection refused, a name not found).
-    let mut cause = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        cause = e.to_string();
-        source = e.source();
-    }
-    SendResult::Retry {
-        after: None,
-        reason: format!("{what}: {cause}"),
-    }
-}
-
-/// A name or address the channel will not post to.
-#[derive(Debug)]
-struct PrivateTarget(String);
-
-impl std::fmt::Display for PrivateTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl StdError for PrivateTarget {}
-
-fn private_target(host: &str, ip: IpAddr) -> String {
-    format!(
-        "refused: {host} is {ip}, a private, loopback or link-local address; webhooks go to \
-         public addresses only unless the admin sets channels.webhook.allow_private_targets"
-    )
-}
-
-/// Resolves names like the system does and keeps public addresses only.
-struct PublicOnly;
-
-impl Resolve for PublicOnly {
-    fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|a| is_public(a.ip()))
-                .collect();
-            match (public.is_empty(), found.first()) {
-                (false, _) => Ok(Box::new(public.into_iter()) as Addrs),
-                (true, Some(first)) => {
-                    Err(Box::new(PrivateTarget(private_target(&host, first.ip())))
-                        as Box<dyn StdError + Send + Sync>)
-                }
-                (true, None) => Err(format!("{host} has no address").into()),
-            }
-        })
-    }
-}
-
-/// The URL's host, if it is a literal address.
-fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
-    match url.host()? {
-        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-        url::Host::Domain(_) => None,
-    }
-}
-
-/// Whether `ip` is an address on the public internet: not loopback, private (RFC 1918,
-/// unique local), link-local, shared (100.64/10), unspecified, broadcast, multicast or
-/// documentation; an IPv4 address mapped into IPv6 is judged as itself.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (b == 18 || b == 19))
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,31 +338,5 @@ mod tests {
             judge(StatusCode::UNAUTHORIZED, None, "bad signature", None, &h),
             SendResult::Permanent(r) if r.contains("401") && r.contains("bad signature")
         ));
-    }
-
-    #[test]
-    fn only_public_addresses_are_public() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fc00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::",
-            "224.0.0.1",
-        ] {
-            let ip: IpAddr = private.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-            assert!(!is_public(ip), "{private}");
-        }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
-            let ip: IpAddr = public.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-            assert!(is_public(ip), "{public}");
-        }
     }
 }

@@ -30,6 +30,9 @@ pub enum ChannelKind {
     /// An HTTP endpoint that takes JSON POSTs signed the Standard Webhooks way (a mirror's
     /// sync trigger, a chat bridge, a script).
     Webhook,
+    /// A topic on an ntfy server (`https://ntfy.sh/mytopic`): push notifications to the
+    /// phones and desktops subscribed to it.
+    Ntfy,
 }
 
 /// Why an address was refused.
@@ -46,7 +49,7 @@ pub enum AddressError {
         why: String,
     },
     /// No such channel kind.
-    #[error("unknown channel {0:?}; expected one of: email, webhook")]
+    #[error("unknown channel {0:?}; expected one of: email, webhook, ntfy")]
     UnknownKind(String),
 }
 
@@ -83,13 +86,14 @@ impl Address {
 
 impl ChannelKind {
     /// Every kind, in the order they are listed.
-    pub const ALL: [ChannelKind; 2] = [ChannelKind::Email, ChannelKind::Webhook];
+    pub const ALL: [ChannelKind; 3] = [ChannelKind::Email, ChannelKind::Webhook, ChannelKind::Ntfy];
 
     /// The name stored, shown and used as the config section (`[channels.<name>]`).
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Email => "email",
             ChannelKind::Webhook => "webhook",
+            ChannelKind::Ntfy => "ntfy",
         }
     }
 
@@ -106,6 +110,12 @@ impl ChannelKind {
     /// a default port dropped, an empty path made `/`. Whether its host may be a private or
     /// loopback address is the webhook channel's to decide when it sends, since names can
     /// resolve to anything.
+    ///
+    /// Ntfy: a topic URL, `https://` or `http://`, a host, and exactly one path segment, the
+    /// topic: 1 to 64 of `A-Z a-z 0-9 _ -` (what ntfy accepts as a topic name). No user name
+    /// or password (an access token goes in the destination's settings), no `?query` and no
+    /// `#fragment`. Stored and keyed normalised like a webhook's URL; whether its host may be
+    /// private is likewise the ntfy channel's to decide.
     pub fn parse_address(self, address: &str) -> Result<Address, AddressError> {
         let address = address.trim();
         match self {
@@ -174,17 +184,77 @@ impl ChannelKind {
                     normalised,
                 })
             }
+            ChannelKind::Ntfy => {
+                let invalid = |why: &str| AddressError::Invalid {
+                    address: address.to_string(),
+                    expected: "an ntfy topic URL like https://ntfy.sh/mytopic",
+                    why: why.to_string(),
+                };
+                if address.len() > 2000 {
+                    return Err(invalid("longer than 2000 characters"));
+                }
+                let url = url::Url::parse(address).map_err(|e| invalid(&e.to_string()))?;
+                if !matches!(url.scheme(), "https" | "http") {
+                    return Err(invalid(
+                        "only https:// and http:// servers are published to",
+                    ));
+                }
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(invalid("no host"));
+                }
+                if !url.username().is_empty() || url.password().is_some() {
+                    return Err(invalid(
+                        "a user name or password in the address would be shown wherever \
+                         the address is; give an access token instead",
+                    ));
+                }
+                if url.query().is_some() {
+                    return Err(invalid("a ?query is not part of a topic; leave it out"));
+                }
+                if url.fragment().is_some() {
+                    return Err(invalid("a #fragment is never sent; leave it out"));
+                }
+                let segments: Vec<&str> = url.path().trim_start_matches('/').split('/').collect();
+                let topic = match segments.as_slice() {
+                    [topic] if !topic.is_empty() => *topic,
+                    [""] => return Err(invalid("no topic: the path names it, as in /mytopic")),
+                    _ => {
+                        return Err(invalid(
+                            "the path must be the topic alone, one segment, as in /mytopic",
+                        ))
+                    }
+                };
+                if topic.len() > 64 {
+                    return Err(invalid("a topic is at most 64 characters"));
+                }
+                if let Some(c) = topic
+                    .chars()
+                    .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+                {
+                    return Err(invalid(&format!(
+                        "{c:?} is not allowed in a topic (letters, digits, _ and - are)"
+                    )));
+                }
+                let normalised = url.to_string();
+                Ok(Address {
+                    kind: self,
+                    key: normalised.clone(),
+                    normalised,
+                })
+            }
         }
     }
 
     /// The settings a new destination of this kind starts with, `random` being 24 fresh
-    /// random bytes (a webhook's signing secret is made of them; email needs none).
+    /// random bytes (a webhook's signing secret is made of them; email and ntfy need none:
+    /// an ntfy topic starts without an access token).
     pub fn new_settings(self, random: &[u8; 24]) -> ChannelSettings {
         match self {
             ChannelKind::Email => ChannelSettings::EmailV1 {},
             ChannelKind::Webhook => ChannelSettings::WebhookV1 {
                 secret: SigningSecret(format!("whsec_{}", BASE64.encode(random))),
             },
+            ChannelKind::Ntfy => ChannelSettings::NtfyV1 { token: None },
         }
     }
 }
@@ -221,6 +291,13 @@ pub enum ChannelSettings {
         /// `whsec_` and the base64 of the HMAC key, as Standard Webhooks spells it.
         secret: SigningSecret,
     },
+    /// Ntfy, version 1: the access token publishing to a protected topic needs, if any.
+    #[serde(rename = "ntfy/1")]
+    NtfyV1 {
+        /// Sent as `Authorization: Bearer <token>`; none for an open topic.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<AccessToken>,
+    },
 }
 
 impl ChannelSettings {
@@ -229,6 +306,7 @@ impl ChannelSettings {
         match self {
             ChannelSettings::EmailV1 {} => ChannelKind::Email,
             ChannelSettings::WebhookV1 { .. } => ChannelKind::Webhook,
+            ChannelSettings::NtfyV1 { .. } => ChannelKind::Ntfy,
         }
     }
 }
@@ -256,6 +334,33 @@ impl SigningSecret {
 impl fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SigningSecret(\"whsec_…\")")
+    }
+}
+
+/// A secret a channel authenticates with on the far end (an ntfy access token, `tk_…`): set
+/// by its owner, and never in logs (`Debug` hides it).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// A token as its owner gave it, trimmed; `None` when empty, or when it holds anything
+    /// but visible ASCII (it goes into an HTTP header as it is).
+    pub fn new(token: &str) -> Option<AccessToken> {
+        let token = token.trim();
+        (!token.is_empty() && token.len() <= 512 && token.bytes().all(|b| b.is_ascii_graphic()))
+            .then(|| AccessToken(token.to_string()))
+    }
+
+    /// The token, for the request that carries it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(\"…\")")
     }
 }
 
@@ -343,5 +448,84 @@ mod tests {
         assert!(ChannelKind::Webhook
             .parse_address(&format!("https://example.org/{}", "a".repeat(2000)))
             .is_err());
+    }
+
+    #[test]
+    fn ntfy_addresses_are_topic_urls_normalised() {
+        let a = ChannelKind::Ntfy.parse_address(" HTTPS://NTFY.sh:443/My_Topic-1 ");
+        assert_eq!(
+            a.as_ref().map(Address::as_str),
+            Ok("https://ntfy.sh/My_Topic-1")
+        );
+        assert_eq!(
+            a.as_ref().map(Address::key),
+            Ok("https://ntfy.sh/My_Topic-1")
+        );
+        assert_eq!(
+            ChannelKind::Ntfy
+                .parse_address("http://127.0.0.1:8080/alerts")
+                .map(Address::into_string),
+            Ok("http://127.0.0.1:8080/alerts".to_string())
+        );
+        assert!(ChannelKind::Ntfy
+            .parse_address(&format!("https://ntfy.sh/{}", "a".repeat(64)))
+            .is_ok());
+        for bad in [
+            "ntfy.sh/mytopic",
+            "ftp://ntfy.sh/mytopic",
+            "https://ntfy.sh",
+            "https://ntfy.sh/",
+            "https://ntfy.sh/a/b",
+            "https://ntfy.sh/mytopic/",
+            "https://ntfy.sh/my.topic",
+            "https://ntfy.sh/my%20topic",
+            "https://ntfy.sh/mytopic?x=1",
+            "https://ntfy.sh/mytopic#frag",
+            "https://user:pw@ntfy.sh/mytopic",
+            "https:///mytopic",
+            "javascript:alert(1)",
+        ] {
+            let refused = ChannelKind::Ntfy.parse_address(bad);
+            assert!(refused.is_err(), "{bad}: {refused:?}");
+        }
+        assert!(ChannelKind::Ntfy
+            .parse_address(&format!("https://ntfy.sh/{}", "a".repeat(65)))
+            .is_err());
+    }
+
+    #[test]
+    fn ntfy_settings_round_trip_and_hide_the_token() {
+        assert_eq!("ntfy".parse::<ChannelKind>(), Ok(ChannelKind::Ntfy));
+        let settings = ChannelKind::Ntfy.new_settings(&[7; 24]);
+        assert_eq!(settings, ChannelSettings::NtfyV1 { token: None });
+        assert_eq!(settings.kind(), ChannelKind::Ntfy);
+        let json = serde_json::to_string(&settings).unwrap_or_default();
+        assert_eq!(json, r#"{"kind":"ntfy/1"}"#);
+        assert_eq!(
+            serde_json::from_str::<ChannelSettings>(&json).ok(),
+            Some(settings)
+        );
+        let settings = ChannelSettings::NtfyV1 {
+            token: AccessToken::new(" tk_AgQdq7mVBoFD37zQVN29RhuMzNIz2 "),
+        };
+        let json = serde_json::to_string(&settings).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"{"kind":"ntfy/1","token":"tk_AgQdq7mVBoFD37zQVN29RhuMzNIz2"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ChannelSettings>(&json).ok(),
+            Some(settings.clone())
+        );
+        assert!(
+            !format!("{settings:?}").contains("tk_"),
+            "Debug shows no token"
+        );
+        assert!(
+            serde_json::from_str::<ChannelSettings>(r#"{"kind":"ntfy/1","secret":"x"}"#).is_err()
+        );
+        for bad in ["", "   ", "tk_ with space", "tk_é"] {
+            assert_eq!(AccessToken::new(bad), None, "{bad:?}");
+        }
     }
 }

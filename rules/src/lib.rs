@@ -31,7 +31,9 @@ pub mod message;
 pub mod metadata;
 pub mod time;
 
-pub use channel::{Address, AddressError, ChannelKind, ChannelSettings, SigningSecret};
+pub use channel::{
+    AccessToken, Address, AddressError, ChannelKind, ChannelSettings, SigningSecret,
+};
 pub use condition::{Condition, ConditionError, Variables};
 pub use fedmsg::{DecodeError, Envelope};
 pub use index::{Anchor, Anchoring, Index, IndexedFilter, NaiveIndex};

@@ -50,7 +50,7 @@ pub use preferences::destinations::{
 pub use preferences::filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use preferences::quarantine::{Quarantine, QuarantinedFilter};
 pub use signals::{Wake, Wakes};
-pub use tidings_rules::{Address, AddressError};
+pub use tidings_rules::{AccessToken, Address, AddressError};
 
 /// Milliseconds since the Unix epoch, as every time column stores them.
 pub fn now_ms() -> i64 {

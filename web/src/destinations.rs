@@ -1,5 +1,5 @@
-//! Destinations: the user's email addresses and webhooks, and the confirmation page their
-//! links point at.
+//! Destinations: the user's email addresses, webhooks and ntfy topics, and the confirmation
+//! page their links point at.
 //! The link confirms on POST only: mail scanners prefetch every link in a message, and a GET
 //! that changed state would confirm addresses nobody looked at. The link's token is checked
 //! for shape before anything is rendered ([`LinkToken`]) and the form posts back to the
@@ -11,7 +11,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use tidings_store::{
-    ChannelKind, ChannelSettings, ConfirmationMail, Destination, NewDestination, OutboxStatus,
+    AccessToken, ChannelKind, ChannelSettings, ConfirmationMail, Destination, NewDestination,
+    OutboxStatus,
 };
 
 use crate::auth::see_other;
@@ -53,6 +54,7 @@ impl DestinationRow {
                 "challenge",
                 "challenge posted, not answered yet; answer it, or follow the link it carries,",
             ),
+            ChannelKind::Ntfy => ("confirmation", "confirmation link published to the topic"),
         };
         let (waiting, failed) = match mail {
             _ if d.is_confirmed() => (String::new(), false),
@@ -105,12 +107,16 @@ struct DestinationsView {
     address: String,
     /// The webhook URL typed, when that form was the one sent.
     webhook: String,
+    /// The ntfy topic URL typed, when that form was the one sent.
+    ntfy: String,
     error: Option<String>,
     notice: Option<String>,
     /// A new webhook's signing secret: shown this once.
     secret: Option<String>,
     /// Whether webhooks can be added here.
     webhooks: bool,
+    /// Whether ntfy topics can be added here.
+    ntfy_topics: bool,
     per_address: i64,
     per_user: i64,
 }
@@ -122,6 +128,8 @@ struct Shown {
     address: String,
     /// The webhook URL typed.
     webhook: String,
+    /// The ntfy topic URL typed (never its access token).
+    ntfy: String,
     error: Option<String>,
     notice: Option<String>,
     secret: Option<String>,
@@ -143,10 +151,12 @@ async fn render(
             .collect(),
         address: shown.address,
         webhook: shown.webhook,
+        ntfy: shown.ntfy,
         error: shown.error,
         notice: shown.notice,
         secret: shown.secret,
         webhooks: state.config.channels.contains(&ChannelKind::Webhook),
+        ntfy_topics: state.config.channels.contains(&ChannelKind::Ntfy),
         per_address: tidings_store::PER_ADDRESS,
         per_user: tidings_store::PER_USER,
     })
@@ -175,19 +185,17 @@ async fn add(
                 }
             }),
     };
-    let typed = |error: String, kind: Option<ChannelKind>| Shown {
-        address: if kind == Some(ChannelKind::Webhook) {
-            String::new()
-        } else {
-            address.to_string()
-        },
-        webhook: if kind == Some(ChannelKind::Webhook) {
-            address.to_string()
-        } else {
-            String::new()
-        },
-        error: Some(error),
-        ..Shown::default()
+    let typed = |error: String, kind: Option<ChannelKind>| {
+        let mut shown = Shown {
+            error: Some(error),
+            ..Shown::default()
+        };
+        match kind {
+            Some(ChannelKind::Webhook) => shown.webhook = address.to_string(),
+            Some(ChannelKind::Ntfy) => shown.ntfy = address.to_string(),
+            Some(ChannelKind::Email) | None => shown.address = address.to_string(),
+        }
+        shown
     };
     let channel = match channel {
         Ok(channel) => channel,
@@ -198,13 +206,46 @@ async fn add(
             )
         }
     };
+    // An ntfy topic's access token, if one was given: it goes into the settings, and is
+    // never shown again.
+    let token = form.text("token").trim();
+    let settings = if channel != ChannelKind::Ntfy || token.is_empty() {
+        None
+    } else {
+        match AccessToken::new(token) {
+            Some(token) => Some(ChannelSettings::NtfyV1 { token: Some(token) }),
+            None => {
+                return view::page(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    &render(
+                        &state,
+                        &me,
+                        typed(
+                            "the access token is printable ASCII without spaces (tk_…)".into(),
+                            Some(channel),
+                        ),
+                    )
+                    .await?,
+                )
+            }
+        }
+    };
     let new = NewDestination {
         user_id: me.id(),
         channel,
         address,
         confirmed: false,
     };
-    match for_form(state.store.add_destination(new).await)? {
+    let added = match settings {
+        Some(settings) => {
+            state
+                .store
+                .add_destination_with_settings(new, settings)
+                .await
+        }
+        None => state.store.add_destination(new).await,
+    };
+    match for_form(added)? {
         Ok(added) => {
             // Tell the sender a confirmation is queued.
             state.wake.notify_one();
@@ -217,6 +258,15 @@ async fn add(
                         added.address
                     )),
                     secret: Some(secret.expose().to_string()),
+                    ..Shown::default()
+                },
+                ChannelSettings::NtfyV1 { .. } => Shown {
+                    notice: Some(format!(
+                        "We are publishing a confirmation link to {}. Open it on a device \
+                         subscribed to the topic and confirm; nothing else is published there \
+                         before.",
+                        added.address
+                    )),
                     ..Shown::default()
                 },
                 ChannelSettings::EmailV1 {} => Shown {
@@ -249,6 +299,7 @@ async fn resend(
             let what = match destination.channel {
                 ChannelKind::Email => "confirmation link",
                 ChannelKind::Webhook => "challenge",
+                ChannelKind::Ntfy => "confirmation link",
             };
             let notice = format!(
                 "We sent a new {what} to {}; earlier ones no longer work.",

@@ -11,7 +11,8 @@ on_both!(
     confirm_page_refuses_malformed_tokens,
     confirmations_are_rate_limited,
     resend_and_dead_confirmations,
-    addresses_are_validated
+    addresses_are_validated,
+    webhooks_show_their_secret_once
 );
 
 async fn signed_in(app: &App, name: &str) -> Browser {
@@ -175,4 +176,81 @@ async fn addresses_are_validated(app: &App) {
     assert_eq!(added.status, StatusCode::OK);
     assert!(added.body.contains("Ralph@example.org"), "{}", added.body);
     assert_eq!(app.store.outbox_counts().await.unwrap().0, 1);
+}
+
+// Issue 10: a webhook is added from the same page; its signing secret is shown once and
+// never again; its address is checked and shown escaped; an unknown channel is refused.
+async fn webhooks_show_their_secret_once(app: &App) {
+    let alice = signed_in(app, "alice").await;
+    let webhook = |url: &'static str| {
+        let alice = &alice;
+        async move {
+            alice
+                .submit(
+                    "/destinations",
+                    "/destinations",
+                    &[("channel", "webhook"), ("address", url)],
+                )
+                .await
+        }
+    };
+    for bad in [
+        "ftp://mirror.example.org/",
+        "https://user:pw@mirror.example.org/",
+    ] {
+        let refused = webhook(bad).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            refused.body.contains("is not a web address"),
+            "{}",
+            refused.body
+        );
+    }
+    let added = webhook("https://Mirror.Example.org/hook?x=<b>").await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert!(
+        added
+            .body
+            .contains("https://mirror.example.org/hook?x=%3Cb%3E"),
+        "{}",
+        added.body
+    );
+    let secret = added
+        .body
+        .split("<code id=\"webhook-secret\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        secret.starts_with("whsec_") && secret.len() > 30,
+        "{}",
+        added.body
+    );
+    let user = app.store.user_by_name("alice").await.unwrap().unwrap();
+    let destinations = app.store.destinations(user.id).await.unwrap();
+    let stored = destinations
+        .iter()
+        .find(|d| d.channel == tidings_store::ChannelKind::Webhook)
+        .expect("the webhook is stored");
+    match &stored.settings {
+        tidings_store::ChannelSettings::WebhookV1 { secret: s } => assert_eq!(s.expose(), secret),
+        other => panic!("webhook settings expected, not {other:?}"),
+    }
+    // Its challenge is queued, and the secret is not on the page again.
+    assert_eq!(app.store.outbox_counts().await.unwrap().0, 1);
+    let later = alice.get("/destinations").await.body;
+    assert!(later.contains("mirror.example.org"), "{later}");
+    assert!(!later.contains(&secret), "the secret was shown again");
+    assert!(later.contains("Resend challenge"), "{later}");
+    // No such channel: refused by name.
+    let unknown = alice
+        .submit(
+            "/destinations",
+            "/destinations",
+            &[("channel", "fax"), ("address", "123")],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(unknown.body.contains("unknown channel"), "{}", unknown.body);
 }

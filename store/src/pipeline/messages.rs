@@ -97,7 +97,7 @@ fn kept_raw(raw: &[u8]) -> String {
 pub(crate) const CHUNK_ROWS: usize = 100;
 
 /// `$first, $first+1, …` for `count` parameters.
-fn placeholders(first: usize, count: usize) -> String {
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use sqlx::FromRow;
 
 use crate::db::with_pool;
-use crate::pipeline::messages::{value_rows, MessageRow, CHUNK_ROWS, MESSAGE_COLUMNS};
+use crate::pipeline::messages::{
+    placeholders, value_rows, MessageRow, CHUNK_ROWS, MESSAGE_COLUMNS,
+};
 use crate::preferences::destinations::DestinationRow;
 use crate::{now_ms, secret, Destination, Result, ServerKey, Store, StoreError, StoredMessage};
 
@@ -716,6 +718,41 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         }))
+    }
+
+    /// Queues dead notifications again, due now with their attempts counted afresh: those
+    /// with these ids, or every one when `ids` is empty. Returns how many. Dead
+    /// confirmations are not retried here (their link token is gone with them): their
+    /// owner has a new one sent from the destinations page.
+    pub async fn retry_dead(&self, ids: &[i64]) -> Result<u64> {
+        let now = now_ms();
+        let base = "UPDATE outbox SET status = 'pending', next_attempt_at = $1, attempts = 0, \
+                    lease_until = NULL, claim_token = NULL \
+                    WHERE status = 'dead' AND kind = 'notification'";
+        let mut retried = 0;
+        if ids.is_empty() {
+            let sql = self.sql(base);
+            with_pool!(self, |pool| {
+                retried += sqlx::query(&sql)
+                    .bind(now)
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+            });
+            return Ok(retried);
+        }
+        for chunk in ids.chunks(CHUNK_ROWS) {
+            let sql = format!("{base} AND id IN ({})", placeholders(2, chunk.len()));
+            let sql = self.sql(&sql);
+            with_pool!(self, |pool| {
+                let mut query = sqlx::query(&sql).bind(now);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                retried += query.execute(pool).await?.rows_affected();
+            });
+        }
+        Ok(retried)
     }
 
     async fn notification_views(

@@ -102,12 +102,34 @@ impl Store {
     /// (in any case) is a `Conflict`; adding one confirmed that another account has
     /// confirmed is a `Conflict` on `destinations_confirmed_address`.
     pub async fn add_destination(&self, new: NewDestination<'_>) -> Result<Destination> {
+        let mut random = [0u8; 24];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut random);
+        let settings = new.channel.new_settings(&random);
+        self.add_destination_with_settings(new, settings).await
+    }
+
+    /// [`Store::add_destination`] with the settings its owner chose instead of a new
+    /// destination's defaults (an ntfy topic's access token). Settings of another kind than
+    /// the destination's are `Invalid`.
+    pub async fn add_destination_with_settings(
+        &self,
+        new: NewDestination<'_>,
+        settings: ChannelSettings,
+    ) -> Result<Destination> {
+        if settings.kind() != new.channel {
+            return Err(StoreError::Invalid {
+                field: "settings",
+                reason: format!(
+                    "{} settings for a {} destination",
+                    settings.kind(),
+                    new.channel
+                ),
+            });
+        }
         let address = new.channel.parse_address(new.address)?;
         let key = address.key().to_string();
         let address = address.into_string();
-        let mut random = [0u8; 24];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut random);
-        let settings = serde_json::to_string(&new.channel.new_settings(&random))
+        let settings = serde_json::to_string(&settings)
             .map_err(|e| StoreError::corrupt("destination settings", e))?;
         let token = secret::new_token();
         let now = now_ms();
