@@ -59,6 +59,17 @@ fn one_message_becomes_one_email(database_url: Option<&str>) {
         header("Message-ID")
     );
     assert!(header("X-Tidings-Filters").contains("my filter"));
+    // Headers to sort by, and the update's thread: every mail about FEDORA-2024-1 refers to
+    // one root.
+    assert_eq!(header("X-Tidings-App"), "bodhi");
+    assert_eq!(header("X-Tidings-Package"), "tidings");
+    assert_eq!(header("X-Tidings-Agent"), "alice");
+    let thread = header("References");
+    assert!(
+        thread.starts_with('<') && thread.ends_with(".thread@hub.example.org>"),
+        "{thread}"
+    );
+    assert_eq!(header("In-Reply-To"), thread);
     assert_eq!(
         header("X-Tidings-Topic"),
         "org.fedoraproject.prod.bodhi.update.comment"

@@ -328,6 +328,12 @@ pub fn compose(
         .to(to)
         .message_id(Some(format!("<{}@{}>", rendered.id, domain)))
         .subject(rendered.subject.clone());
+    // Every mail about one object refers to the same thread root, so mail readers show
+    // an update's or a build's mails as one conversation.
+    if let Some(thread) = &rendered.thread {
+        let root = format!("<{thread}.thread@{domain}>");
+        builder = builder.in_reply_to(root.clone()).references(root);
+    }
     for (name, value) in &rendered.headers {
         let mut value = value.clone();
         if name.eq_ignore_ascii_case("List-Unsubscribe") {

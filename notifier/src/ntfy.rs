@@ -296,6 +296,7 @@ mod tests {
             headers: Vec::new(),
             event: None,
             challenge: None,
+            thread: None,
         }
     }
 

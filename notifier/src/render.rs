@@ -70,6 +70,10 @@ pub struct Rendered {
     /// For a confirmation: its one-time token, for channels whose far end can prove it
     /// received the message by answering with it (a webhook's challenge).
     pub challenge: Option<String>,
+    /// What the notification is about, as a key shared by every notification about the
+    /// same object (an update, a pull request, a build): mail threads on it
+    /// (`In-Reply-To`/`References`). 32 hex digits; `None` when the message names no object.
+    pub thread: Option<String>,
 }
 
 impl Rendered {
@@ -180,6 +184,7 @@ impl Renderer {
                     headers: vec![("Auto-Submitted", "auto-generated".into())],
                     event: None,
                     challenge: Some(token.to_string()),
+                    thread: None,
                 })
             }
             OutboxKind::Notification => {
@@ -230,18 +235,36 @@ impl Renderer {
                         unsubscribe_url: &unsubscribe_url,
                     },
                 )?;
+                let mut headers = vec![
+                    ("Auto-Submitted", "auto-generated".into()),
+                    ("List-Unsubscribe", format!("<{unsubscribe_url}>")),
+                    ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),
+                    ("X-Tidings-Filters", filters.clone()),
+                    ("X-Tidings-Topic", one_line(topic)),
+                ];
+                // Headers to sort by, from the message's metadata: what sent it, about which
+                // packages, who acted.
+                if let Some(app) = &metadata.app {
+                    headers.push(("X-Tidings-App", one_line(app)));
+                }
+                if !metadata.packages.is_empty() {
+                    let packages: Vec<&str> = metadata
+                        .packages
+                        .iter()
+                        .take(20)
+                        .map(String::as_str)
+                        .collect();
+                    headers.push(("X-Tidings-Package", one_line(&packages.join(", "))));
+                }
+                if let Some(agent) = &metadata.agent {
+                    headers.push(("X-Tidings-Agent", one_line(agent)));
+                }
                 Ok(Rendered {
                     id: claimed.uid.clone(),
                     subject: subject_line(&metadata.summary),
                     text,
                     html,
-                    headers: vec![
-                        ("Auto-Submitted", "auto-generated".into()),
-                        ("List-Unsubscribe", format!("<{unsubscribe_url}>")),
-                        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),
-                        ("X-Tidings-Filters", filters.clone()),
-                        ("X-Tidings-Topic", topic.to_string()),
-                    ],
+                    headers,
                     links: RenderedLinks {
                         message: url.map(str::to_string),
                         notifications: Some(self.links.notifications()),
@@ -259,10 +282,37 @@ impl Renderer {
                             .collect(),
                     )),
                     challenge: None,
+                    thread: thread_key(metadata.app.as_deref(), url, &metadata.objects),
                 })
             }
         }
     }
+}
+
+/// The thread a notification belongs to: the object its message is about, named by the
+/// message's web link (an update's, a pull request's, a build's page) or else its first
+/// object, hashed with the app so that keys of one shape never collide across apps.
+fn thread_key(app: Option<&str>, url: Option<&str>, objects: &[String]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    // A link's fragment points into the page (a comment): the object is the page.
+    let object = url
+        .map(|u| u.split('#').next().unwrap_or(u))
+        .or_else(|| objects.first().map(String::as_str))?;
+    let digest = Sha256::new()
+        .chain_update(app.unwrap_or_default())
+        .chain_update([0])
+        .chain_update(object)
+        .finalize();
+    Some(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
+}
+
+/// A value from a message as one header line: control characters (a newline in a topic)
+/// become spaces.
+fn one_line(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// One line, at most 200 characters: summaries can be long or hold newlines.
@@ -277,6 +327,22 @@ fn subject_line(summary: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notifications_about_one_object_share_a_thread() {
+        let update = Some("https://bodhi.fedoraproject.org/updates/FEDORA-2024-1");
+        let comment = Some("https://bodhi.fedoraproject.org/updates/FEDORA-2024-1#comment-7");
+        let other = Some("https://bodhi.fedoraproject.org/updates/FEDORA-2024-2");
+        let a = thread_key(Some("bodhi"), update, &[]);
+        assert_eq!(a.as_deref().map(str::len), Some(32));
+        assert_eq!(a, thread_key(Some("bodhi"), comment, &[]));
+        assert_ne!(a, thread_key(Some("bodhi"), other, &[]));
+        assert_ne!(a, thread_key(Some("pagure"), update, &[]));
+        let objects = ["repos/f40".to_string()];
+        assert!(thread_key(Some("bodhi"), None, &objects).is_some());
+        assert_eq!(thread_key(Some("bodhi"), None, &[]), None);
+        assert_eq!(one_line("a\r\nb"), "a  b");
+    }
 
     #[test]
     fn subjects_are_one_bounded_line() {
