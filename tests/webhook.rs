@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::support::{envelope, wait_for, Hub, WebhookReceiver};
+use crate::support::{envelope, wait_for, Hub, Received, WebhookReceiver};
 
 const FILTER: &str = r#"topic ~ "org.fedoraproject.*.bodhi.**" and usernames has $me"#;
 
@@ -205,4 +205,128 @@ fn gone_disables_redirects_are_not_followed_and_private_targets_are_refused() {
         receiver.received()
     );
     assert!(hub.log().contains("destination disabled"), "{}", hub.log());
+}
+
+/// The mirrors' case (issue 10): sync messages for several trees; each mirror's webhook
+/// receives exactly the events of its tree, signed, in the order they happened, and a
+/// mirror whose endpoint was down receives them all, still in order, when it comes back.
+#[test]
+fn mirrors_receive_their_trees_syncs_in_order_even_after_an_outage() {
+    const SYNC: &str = "org.fedoraproject.prod.bodhi.updates.fedora.sync";
+    let mut hub = private_hub();
+    // Retries soon, so that the outage below is waited out in seconds.
+    hub.env
+        .insert("TIDINGS_SENDER__BACKOFF_BASE_MS".into(), "200".into());
+    hub.env
+        .insert("TIDINGS_SENDER__BACKOFF_MAX_MS".into(), "1000".into());
+    let stable = WebhookReceiver::start(&hub.dir.path().join("stable"));
+    let testing = WebhookReceiver::start(&hub.dir.path().join("testing"));
+    for (user, receiver, repo) in [
+        ("mirror-stable", &stable, "updates"),
+        ("mirror-testing", &testing, "updates-testing"),
+    ] {
+        hub.run(&["user", "add", user]);
+        let secret = add_webhook(&hub, user, &receiver.url("/sync"), true);
+        receiver.set_secret(&secret);
+        let condition = format!(
+            r#"topic ~ "org.fedoraproject.*.bodhi.updates.fedora.sync" and body.repo == "{repo}""#
+        );
+        hub.run(&[
+            "filter",
+            "add",
+            "--user",
+            user,
+            "--name",
+            "my tree",
+            "--condition",
+            &condition,
+        ]);
+    }
+    // The testing mirror's endpoint is down: 503 with Retry-After.
+    testing.set_mode("down");
+    hub.start();
+    let syncs: Vec<(String, &str, &str)> = [
+        ("updates", "40"),
+        ("updates-testing", "40"),
+        ("updates", "41"),
+        ("updates-testing", "41"),
+        ("updates", "42"),
+        ("updates-testing", "42"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (repo, release))| (format!("2026-sync-{i}"), *repo, *release))
+    .collect();
+    let mut lines: Vec<String> = syncs
+        .iter()
+        .map(|(id, repo, release)| {
+            envelope(
+                id,
+                SYNC,
+                serde_json::json!({"repo": repo, "release": release, "bytes": "1 GiB"}),
+            )
+        })
+        .collect();
+    // A sync of another tree, which neither mirror carries.
+    lines.insert(
+        3,
+        envelope(
+            "2026-rawhide",
+            "org.fedoraproject.prod.compose.rawhide.rsync.complete",
+            serde_json::json!({"branch": "rawhide", "arch": "x86_64"}),
+        ),
+    );
+    hub.publish("syncs", &lines);
+    let ids_for = |repo: &str| -> Vec<String> {
+        syncs
+            .iter()
+            .filter(|(_, r, _)| *r == repo)
+            .map(|(id, ..)| id.clone())
+            .collect()
+    };
+    let message_ids = |got: &[Received]| -> Vec<String> {
+        got.iter()
+            .map(|r| {
+                r.body["data"]["message"]["id"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string()
+            })
+            .collect()
+    };
+
+    // The stable mirror: exactly its three syncs, signed, in order.
+    let got = stable.wait_received(3, Duration::from_secs(30));
+    assert_eq!(message_ids(&got), ids_for("updates"), "{got:?}");
+    assert!(got.iter().all(|r| r.verified == "yes"), "{got:?}");
+
+    // The testing mirror, while down: only its first sync is tried, again and again.
+    let tried = testing.wait_received(2, Duration::from_secs(30));
+    let first = &ids_for("updates-testing")[0];
+    assert!(
+        message_ids(&tried).iter().all(|id| id == first),
+        "a later sync was tried before the first went through: {:?}",
+        message_ids(&tried)
+    );
+    // Back up: all three arrive, in order, each once it is accepted.
+    testing.set_mode("ok");
+    let accepted_from = tried.len();
+    let got = wait_for(
+        "the testing mirror's three syncs",
+        Duration::from_secs(60),
+        || {
+            let got = testing.received();
+            let mut ids = message_ids(&got);
+            ids.dedup();
+            (ids.len() >= 3).then_some((got, ids))
+        },
+    );
+    let (all, ids) = got;
+    assert_eq!(ids, ids_for("updates-testing"), "out of order: {ids:?}");
+    assert!(all[accepted_from..].iter().all(|r| r.verified == "yes"));
+    assert_eq!(
+        stable.received().len(),
+        3,
+        "nothing more for the stable mirror"
+    );
 }

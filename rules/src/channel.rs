@@ -245,6 +245,14 @@ impl ChannelKind {
         }
     }
 
+    /// Whether notifications to a destination of this kind are delivered one at a time,
+    /// in the order they were queued, a failing one holding the later ones back: webhooks,
+    /// whose receivers (a mirror's sync trigger) act on each event in turn. Other kinds
+    /// are sent as fast as they go.
+    pub fn delivers_in_order(self) -> bool {
+        matches!(self, ChannelKind::Webhook)
+    }
+
     /// The settings a new destination of this kind starts with, `random` being 24 fresh
     /// random bytes (a webhook's signing secret is made of them; email and ntfy need none:
     /// an ntfy topic starts without an access token).

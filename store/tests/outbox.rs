@@ -729,3 +729,88 @@ fn payloads_are_versioned_and_round_trip() {
     // The pre-issue-9 shape is only read through migration 0009, never as is.
     assert!(OutboxPayload::from_json(r#"{"token":"secret"}"#).is_err());
 }
+
+/// Issue 10, the mirrors' case: a webhook's notifications go one at a time, in the order
+/// they were queued; a failing one holds the later ones back until it goes through, and a
+/// dead one lets them go. An email destination's rows are claimed all at once beside them.
+#[tokio::test]
+async fn a_webhooks_rows_are_claimed_one_at_a_time_in_order() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let mirror = user(&t, "mirror").await;
+        let hook = ok!(
+            n,
+            s.add_destination(tidings_store::NewDestination {
+                user_id: mirror.id,
+                channel: tidings_store::ChannelKind::Webhook,
+                address: "https://mirror.example.org/hook",
+                confirmed: true,
+            })
+            .await
+        );
+        for i in 0..3 {
+            let m = archived(&t, &format!("sync-{i}")).await;
+            ok!(
+                n,
+                s.complete_message(m, &[notification(hook.id, &[(1, "f")])])
+                    .await
+            );
+        }
+        let mail = queue(&t, "alice", 3).await;
+        let first = ok!(n, s.claim(100, 60_000).await);
+        let to = |d: i64, claimed: &[Claimed]| -> Vec<i64> {
+            claimed
+                .iter()
+                .filter(|c| c.destination.id == d)
+                .map(|c| c.id)
+                .collect()
+        };
+        assert_eq!(to(mail, &first).len(), 3, "[{n}] mail goes all at once");
+        let head = to(hook.id, &first);
+        assert_eq!(head.len(), 1, "[{n}] one webhook row in flight: {first:?}");
+        let head = first
+            .iter()
+            .find(|c| c.id == head[0])
+            .cloned()
+            .unwrap_or_else(|| panic!("[{n}] the head row"));
+        // While it is in flight, and after it failed (due later), nothing else of it goes.
+        assert!(ok!(n, s.claim(100, 60_000).await).is_empty(), "[{n}]");
+        let retry = Outcome::Retry {
+            error: "503".into(),
+            at: now_ms() - 1,
+        };
+        let cycle = ok!(n, s.record_and_claim(&[(&head, &retry)], 100, 60_000).await);
+        let again: Vec<Claimed> = ok!(n, cycle.claimed)
+            .into_iter()
+            .flat_map(|b| b.rows)
+            .collect();
+        assert_eq!(ids(&again), [head.id], "[{n}] the failed head again, alone");
+        // Sent: the next one in line, in the same round trip.
+        let cycle = ok!(
+            n,
+            s.record_and_claim(&[(&again[0], &Outcome::Sent)], 100, 60_000)
+                .await
+        );
+        let second: Vec<Claimed> = ok!(n, cycle.claimed)
+            .into_iter()
+            .flat_map(|b| b.rows)
+            .collect();
+        assert_eq!(second.len(), 1, "[{n}] {second:?}");
+        assert!(second[0].id > head.id, "[{n}] in order");
+        // Dead: it lets the last one go.
+        let dead = Outcome::Dead {
+            error: "400".into(),
+        };
+        let cycle = ok!(
+            n,
+            s.record_and_claim(&[(&second[0], &dead)], 100, 60_000)
+                .await
+        );
+        let third: Vec<Claimed> = ok!(n, cycle.claimed)
+            .into_iter()
+            .flat_map(|b| b.rows)
+            .collect();
+        assert_eq!(third.len(), 1, "[{n}] {third:?}");
+        assert!(third[0].id > second[0].id, "[{n}] in order");
+    }
+}

@@ -25,7 +25,7 @@ pub use ntfy::FakeNtfy;
 pub use postgres::{PgDatabase, PgServer};
 pub use processes::{marked, owner_mark, peak_memory, status_kib, OWNER_ENV};
 pub use smtp::Smtp;
-pub use webhook::WebhookReceiver;
+pub use webhook::{Received, WebhookReceiver};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 

@@ -305,44 +305,51 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
-            let mut confirmed = std::collections::HashSet::new();
+            // Confirmed destinations, and whether each one's channel delivers in order.
+            let mut confirmed = std::collections::HashMap::new();
             for chunk in destinations.chunks(CHUNK_ROWS) {
                 let sql = format!(
-                    "SELECT id FROM destinations WHERE confirmed_at IS NOT NULL AND id IN ({})",
+                    "SELECT id, channel FROM destinations WHERE confirmed_at IS NOT NULL AND id IN ({})",
                     placeholders(1, chunk.len())
                 );
                 let sql = self.sql(&sql);
-                let mut query = sqlx::query_scalar::<_, i64>(&sql);
+                let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
                 for id in chunk {
                     query = query.bind(id);
                 }
-                confirmed.extend(query.fetch_all(&mut *tx).await?);
+                for (id, channel) in query.fetch_all(&mut *tx).await? {
+                    let ordered = channel
+                        .parse::<tidings_rules::ChannelKind>()
+                        .is_ok_and(|kind| kind.delivers_in_order());
+                    confirmed.insert(id, i64::from(ordered));
+                }
             }
             let queued: Vec<_> = rows
                 .iter()
-                .filter(|row| confirmed.contains(&row.1))
+                .filter_map(|row| confirmed.get(&row.1).map(|ordered| (row, *ordered)))
                 .collect();
             for chunk in queued.chunks(CHUNK_ROWS) {
                 // The time per row too: each parameter once, in order (see `Store::sql`).
                 let values = value_rows(
                     chunk.len(),
                     1,
-                    "('notification', ?, ?, ?, ?, 'pending', ?, ?)",
+                    "('notification', ?, ?, ?, ?, 'pending', ?, ?, ?)",
                 );
                 let sql = format!(
-                    "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, status, next_attempt_at, created_at) \
+                    "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, status, next_attempt_at, created_at, ordered) \
                      VALUES {values} ON CONFLICT (message_id, destination_id) DO NOTHING"
                 );
                 let sql = self.sql(&sql);
                 let mut query = sqlx::query(&sql);
-                for (message_id, destination_id, filters, uid) in chunk.iter().copied() {
+                for &((message_id, destination_id, filters, uid), ordered) in chunk {
                     query = query
                         .bind(message_id)
                         .bind(destination_id)
                         .bind(filters)
                         .bind(uid)
                         .bind(now)
-                        .bind(now);
+                        .bind(now)
+                        .bind(ordered);
                 }
                 query.execute(&mut *tx).await?;
             }
