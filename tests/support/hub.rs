@@ -47,6 +47,10 @@ impl Hub {
             "Tidings <tidings@hub.example.org>".into(),
         );
         env.insert("TIDINGS_MATCHER__POLL_MS".into(), "200".into());
+        // Tests shorten `sender.lease_secs` down to 2 s, and every channel's timeout must be
+        // shorter than the lease; the HTTP channels' receivers here answer at once.
+        env.insert("TIDINGS_CHANNELS__WEBHOOK__TIMEOUT_SECS".into(), "1".into());
+        env.insert("TIDINGS_CHANNELS__NTFY__TIMEOUT_SECS".into(), "1".into());
         env.insert("TIDINGS_SENDER__POLL_MS".into(), "100".into());
         env.insert("TIDINGS_LOG__LEVEL".into(), "info".into());
         if let Some(smtp) = smtp {
@@ -162,7 +166,12 @@ impl Hub {
         // A serve that exited cannot come up: say why instead of timing out.
         if let Some(child) = &self.serve {
             let id = child.id();
-            if !Path::new(&format!("/proc/{id}")).exists() {
+            // An exited child not yet waited for is a zombie: its /proc entry stays.
+            let stat = std::fs::read_to_string(format!("/proc/{id}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            if !Path::new(&format!("/proc/{id}")).exists() || zombie {
                 panic!("tidings serve exited: {}", self.log());
             }
         }
