@@ -21,7 +21,8 @@ use tidings_notifier::matcher::Matcher;
 use tidings_notifier::{roles, Metrics};
 use tidings_rules::{Condition, Envelope};
 use tidings_store::{
-    Delivery, FilterInput, ImportMode, OwnershipData, PackageOwners, Store, StoredMessage,
+    ChannelKind, Delivery, FilterInput, ImportMode, OwnershipData, PackageOwners, Store,
+    StoredMessage,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +80,20 @@ pub struct E2eArgs {
     /// burst is queued (and check that each one is). No steady phase.
     #[arg(long)]
     no_send: bool,
+    /// Where every user's notifications go: `email` (the config's: the mailbox folder by
+    /// default) or `webhook` (a receiver in the bench's process that answers 200 to each
+    /// signed POST; webhooks deliver in order, one in flight per destination).
+    #[arg(long, value_enum, default_value_t = BenchChannel::Email)]
+    channel: BenchChannel,
+}
+
+/// The channel the bench's users are reached on.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchChannel {
+    /// Email, as configured.
+    Email,
+    /// A webhook per user, to a receiver in the bench's process.
+    Webhook,
 }
 
 /// Runs the benchmark and returns its figures as one JSON object.
@@ -101,6 +116,11 @@ pub fn run(config_file: Option<&Path>, args: E2eArgs) -> anyhow::Result<Value> {
     }
     config.sender.poll_ms = args.sender_poll_ms;
     config.metrics.listen = None;
+    if args.channel == BenchChannel::Webhook {
+        // The receiver is on loopback.
+        config.channels.webhook.enabled = true;
+        config.channels.webhook.allow_private_targets = true;
+    }
     config.prepare()?;
     let figures = crate::runtime()?.block_on(bench(&config, &args, &endpoint));
     if args.keep {
@@ -131,7 +151,15 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
         .into_iter()
         .collect();
     let setup = Instant::now();
-    users(&store, args, &packages).await?;
+    let receiver = match args.channel {
+        BenchChannel::Webhook => Some(Receiver::start().await?),
+        BenchChannel::Email => None,
+    };
+    let reach = |name: &str| match &receiver {
+        Some(r) => (ChannelKind::Webhook, format!("{}/hook/{name}", r.base)),
+        None => (ChannelKind::Email, format!("{name}@bench.example.org")),
+    };
+    users(&store, args, &packages, &reach).await?;
     let setup_s = setup.elapsed().as_secs_f64();
 
     let metrics = Arc::new(Metrics::default());
@@ -202,7 +230,7 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
             return Err(err);
         }
     };
-    let mailbox = mail_count(config);
+    let mailbox = receiver.is_none().then(|| mail_count(config)).flatten();
 
     let mut steady_expected = 0;
     let steady = if burst.complete() && !args.no_send && args.steady_secs > 0 && args.rate > 0 {
@@ -291,7 +319,12 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
     };
     Ok(json!({
         "backend": backend,
-        "channel": if config.email.smtp_url.is_some() { "smtp" } else { "mailbox folder" },
+        "channel": match (&receiver, config.email().smtp_url.is_some()) {
+            (Some(_), _) => "webhook",
+            (None, true) => "smtp",
+            (None, false) => "mailbox folder",
+        },
+        "webhook_posts": receiver.as_ref().map(Receiver::posts),
         "sender_concurrency": config
             .sender
             .concurrency
@@ -433,7 +466,12 @@ async fn watch(
 }
 
 /// The package owners and the catch-all users, with confirmed destinations and filters.
-async fn users(store: &Store, args: &E2eArgs, packages: &[String]) -> anyhow::Result<()> {
+async fn users(
+    store: &Store,
+    args: &E2eArgs,
+    packages: &[String],
+    reach: &dyn Fn(&str) -> (ChannelKind, String),
+) -> anyhow::Result<()> {
     let classic: Vec<Condition> = CLASSIC
         .iter()
         .map(|c| Condition::parse(c).map_err(|e| anyhow::anyhow!("{c}: {e}")))
@@ -448,7 +486,7 @@ async fn users(store: &Store, args: &E2eArgs, packages: &[String]) -> anyhow::Re
             .zip(&classic)
             .map(|(text, c)| (text.to_string(), c.clone()))
             .collect();
-        user(store, &name, &conditions).await?;
+        user(store, &name, &conditions, reach).await?;
         // One to three packages each, from the corpus's packages and as many synthetic
         // ones as there are owners (packages the corpus never mentions), so that a package
         // has about two owners, as in a distribution, not dozens.
@@ -467,6 +505,7 @@ async fn users(store: &Store, args: &E2eArgs, packages: &[String]) -> anyhow::Re
             store,
             &format!("watcher{i}"),
             &[("everything".into(), everything.clone())],
+            reach,
         )
         .await?;
     }
@@ -478,10 +517,15 @@ async fn users(store: &Store, args: &E2eArgs, packages: &[String]) -> anyhow::Re
     Ok(())
 }
 
-async fn user(store: &Store, name: &str, filters: &[(String, Condition)]) -> anyhow::Result<()> {
+async fn user(
+    store: &Store,
+    name: &str,
+    filters: &[(String, Condition)],
+    reach: &dyn Fn(&str) -> (ChannelKind, String),
+) -> anyhow::Result<()> {
+    let (channel, address) = reach(name);
     let (user_id, destination) =
-        crate::bench_send::confirmed_user(store, name, &format!("{name}@bench.example.org"))
-            .await?;
+        crate::bench_send::confirmed_user_on(store, name, channel, &address).await?;
     for (n, (_, condition)) in filters.iter().enumerate() {
         store
             .create_filter(
@@ -589,5 +633,44 @@ impl Publisher {
         self.socket
             .send_multipart([topic, body.as_bytes()], 0)
             .context("publishing")
+    }
+}
+
+/// The webhook receiver of `--channel webhook`: an HTTP server in the bench's process that
+/// answers 200 to every POST and counts them.
+struct Receiver {
+    base: String,
+    posts: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Receiver {
+    async fn start() -> anyhow::Result<Receiver> {
+        use axum::routing::post;
+        let posts = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = posts.clone();
+        let app = axum::Router::new().route(
+            "/hook/{name}",
+            post(move || {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    "{}"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the webhook receiver")?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                eprintln!("tidings: the bench's webhook receiver stopped: {err}");
+            }
+        });
+        Ok(Receiver { base, posts })
+    }
+
+    fn posts(&self) -> u64 {
+        self.posts.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

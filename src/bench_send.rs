@@ -142,11 +142,22 @@ pub(crate) async fn confirmed_user(
     name: &str,
     address: &str,
 ) -> anyhow::Result<(i64, i64)> {
+    confirmed_user_on(store, name, ChannelKind::Email, address).await
+}
+
+/// A new user with one confirmed destination of `channel` at `address`; (user id,
+/// destination id).
+pub(crate) async fn confirmed_user_on(
+    store: &Store,
+    name: &str,
+    channel: ChannelKind,
+    address: &str,
+) -> anyhow::Result<(i64, i64)> {
     let user = store.create_user(name, None, false).await?;
     let destination = store
         .add_destination(NewDestination {
             user_id: user.id,
-            channel: ChannelKind::Email,
+            channel,
             address,
             confirmed: true,
         })

@@ -731,8 +731,9 @@ fn payloads_are_versioned_and_round_trip() {
 }
 
 /// Issue 10, the mirrors' case: a webhook's notifications go one at a time, in the order
-/// they were queued; a failing one holds the later ones back until it goes through, and a
-/// dead one lets them go. An email destination's rows are claimed all at once beside them.
+/// they were queued (the rest wait `held`); a failing one holds the later ones back until
+/// it goes through, and a dead one lets them go. An email destination's rows are claimed
+/// all at once beside them.
 #[tokio::test]
 async fn a_webhooks_rows_are_claimed_one_at_a_time_in_order() {
     for t in backends().await {

@@ -330,11 +330,7 @@ impl Store {
                 .collect();
             for chunk in queued.chunks(CHUNK_ROWS) {
                 // The time per row too: each parameter once, in order (see `Store::sql`).
-                let values = value_rows(
-                    chunk.len(),
-                    1,
-                    "('notification', ?, ?, ?, ?, 'pending', ?, ?, ?)",
-                );
+                let values = value_rows(chunk.len(), 1, "('notification', ?, ?, ?, ?, ?, ?, ?, ?)");
                 let sql = format!(
                     "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, status, next_attempt_at, created_at, ordered) \
                      VALUES {values} ON CONFLICT (message_id, destination_id) DO NOTHING"
@@ -342,16 +338,29 @@ impl Store {
                 let sql = self.sql(&sql);
                 let mut query = sqlx::query(&sql);
                 for &((message_id, destination_id, filters, uid), ordered) in chunk {
+                    // In order: held behind the destination's oldest (made pending below).
+                    let status = if ordered == 1 { "held" } else { "pending" };
                     query = query
                         .bind(message_id)
                         .bind(destination_id)
                         .bind(filters)
                         .bind(uid)
+                        .bind(status)
                         .bind(now)
                         .bind(now)
                         .bind(ordered);
                 }
                 query.execute(&mut *tx).await?;
+            }
+            let mut in_order: Vec<i64> = queued
+                .iter()
+                .filter(|(_, ordered)| *ordered == 1)
+                .map(|(row, _)| row.1)
+                .collect();
+            if !in_order.is_empty() {
+                in_order.sort_unstable();
+                in_order.dedup();
+                crate::pipeline::outbox::promote_heads!(self, tx, in_order);
             }
             tx.commit().await?;
         });

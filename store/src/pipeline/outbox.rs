@@ -82,6 +82,9 @@ pub enum OutboxStatus {
     Sent,
     /// Failed for good.
     Dead,
+    /// Waiting behind an earlier notification to the same destination, whose channel
+    /// delivers in order; made pending once that one is sent or dead.
+    Held,
 }
 
 impl OutboxStatus {
@@ -91,6 +94,7 @@ impl OutboxStatus {
             "sending" => Ok(OutboxStatus::Sending),
             "sent" => Ok(OutboxStatus::Sent),
             "dead" => Ok(OutboxStatus::Dead),
+            "held" => Ok(OutboxStatus::Held),
             other => Err(StoreError::corrupt("outbox status", other)),
         }
     }
@@ -102,6 +106,7 @@ impl OutboxStatus {
             OutboxStatus::Sending => "sending",
             OutboxStatus::Sent => "sent",
             OutboxStatus::Dead => "dead",
+            OutboxStatus::Held => "held",
         }
     }
 }
@@ -355,6 +360,30 @@ struct ClaimRow {
     claim_token: String,
 }
 
+/// Makes the oldest `held` row of each of these destinations (ids, a slice) pending, where
+/// none of theirs is pending or being sent, inside transaction `$tx`: the next notification
+/// in line for a destination that takes them in order.
+macro_rules! promote_heads {
+    ($store:expr, $tx:ident, $destinations:expr) => {
+        for chunk in $destinations.chunks(CHUNK_ROWS) {
+            let sql = format!(
+                "UPDATE outbox SET status = 'pending' WHERE status = 'held' AND id IN ( \
+                   SELECT MIN(id) FROM outbox WHERE ordered = 1 \
+                   AND status IN ('pending', 'sending', 'held') \
+                   AND destination_id IN ({}) GROUP BY destination_id)",
+                placeholders(1, chunk.len())
+            );
+            let sql = $store.sql(&sql);
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    };
+}
+pub(crate) use promote_heads;
+
 impl Store {
     /// Claims up to `limit` due rows for `lease_ms` (see [`Store::claim_batches`]), oldest
     /// first.
@@ -387,11 +416,25 @@ impl Store {
         limit: i64,
         lease_ms: i64,
     ) -> Result<Cycle> {
+        // Destinations that take their notifications in order and whose oldest row is done:
+        // the next one in line is made pending in the same transaction.
+        let mut next_in_line: Vec<i64> = outcomes
+            .iter()
+            .filter(|(c, o)| {
+                c.destination.channel.delivers_in_order()
+                    && matches!(o, Outcome::Sent | Outcome::Dead { .. })
+            })
+            .map(|(c, _)| c.destination.id)
+            .collect();
+        next_in_line.sort_unstable();
+        next_in_line.dedup();
         let outcomes: Vec<(i64, i64, &str, &Outcome)> = outcomes
             .iter()
             .map(|(c, o)| (c.id, c.attempt, c.claim_token.as_str(), *o))
             .collect();
-        let (recorded, rows) = self.cycle(&outcomes, limit, lease_ms).await?;
+        let (recorded, rows) = self
+            .cycle(&outcomes, &next_in_line, limit, lease_ms)
+            .await?;
         Ok(Cycle {
             recorded,
             claimed: self.hydrate_claims(rows).await,
@@ -403,6 +446,7 @@ impl Store {
     async fn cycle(
         &self,
         outcomes: &[(i64, i64, &str, &Outcome)],
+        next_in_line: &[i64],
         limit: i64,
         lease_ms: i64,
     ) -> Result<(Vec<Recorded>, Vec<ClaimRow>)> {
@@ -412,18 +456,14 @@ impl Store {
         // `outbox_due`): rows whose sender's lease ran out first, then due pending rows.
         // One statement with `OR` had to collect and sort every due row before its LIMIT,
         // which made each claim cost as much as the whole queue (400,000 rows in a burst).
-        // A row of a destination that takes its notifications in order is claimed only
-        // while no earlier row of that destination is pending or being sent
-        // (`outbox_ordered_open` answers that); other rows are not looked at twice.
+        // Rows of a destination that takes its notifications in order wait `held` behind
+        // the oldest (see `promote_heads`), so a claim never sees them.
         let claim = |status: &str, due: &str| -> String {
             let sql = format!(
                 "UPDATE outbox SET status = 'sending', lease_until = $1, attempts = attempts + 1, claim_token = $4 \
                  WHERE id IN ( \
-                   SELECT o.id FROM outbox o WHERE o.status = '{status}' AND o.{due} <= $2 \
-                   AND (o.ordered = 0 OR NOT EXISTS ( \
-                     SELECT 1 FROM outbox e WHERE e.destination_id = o.destination_id AND e.id < o.id \
-                     AND e.ordered = 1 AND e.status IN ('pending', 'sending'))) \
-                   ORDER BY o.{due}, o.id LIMIT $3 {}) \
+                   SELECT id FROM outbox WHERE status = '{status}' AND {due} <= $2 \
+                   ORDER BY {due}, id LIMIT $3 {}) \
                  RETURNING id, kind, uid, attempts, filters, payload, message_id, destination_id, claim_token",
                 self.skip_locked()
             );
@@ -478,6 +518,7 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
+            promote_heads!(self, tx, next_in_line);
             let mut rows = Vec::new();
             if limit > 0 {
                 rows = sqlx::query_as::<_, ClaimRow>(&expired)
@@ -698,8 +739,27 @@ impl Store {
     }
 
     /// Records outcomes in one transaction with two statements per [`CHUNK_ROWS`] rows.
+    /// Rows recorded here (unreadable ones, found dead) carry no destination, so whether
+    /// one was the oldest of a destination that takes its notifications in order is read
+    /// from the rows: the next in line must not wait behind it for ever.
     async fn record_rows(&self, rows: &[(i64, i64, &str, &Outcome)]) -> Result<Vec<Recorded>> {
-        Ok(self.cycle(rows, 0, 0).await?.0)
+        let mut next_in_line = Vec::new();
+        for chunk in rows.chunks(CHUNK_ROWS) {
+            let sql = format!(
+                "SELECT DISTINCT destination_id FROM outbox WHERE ordered = 1 AND id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let sql = self.sql(&sql);
+            let found = with_pool!(self, |pool| {
+                let mut query = sqlx::query_scalar::<_, i64>(&sql);
+                for (id, ..) in chunk {
+                    query = query.bind(id);
+                }
+                query.fetch_all(pool).await?
+            });
+            next_in_line.extend(found);
+        }
+        Ok(self.cycle(rows, &next_in_line, 0, 0).await?.0)
     }
 
     /// A user's most recent notifications, newest first.
@@ -856,7 +916,7 @@ impl Store {
     /// stays cheap on a large outbox (a count of the whole table walks pages, not rows).
     pub async fn outbox_counts(&self) -> Result<(i64, i64, i64, i64)> {
         let sql = "SELECT \
-            (SELECT COUNT(*) FROM outbox WHERE status = 'pending'), \
+            (SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'held')), \
             (SELECT COUNT(*) FROM outbox WHERE status = 'sending'), \
             (SELECT COUNT(*) FROM outbox), \
             (SELECT COUNT(*) FROM outbox WHERE status = 'dead')";
