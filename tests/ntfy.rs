@@ -25,30 +25,13 @@ fn publish(hub: &Hub, id: &str, title: &str) {
     hub.publish(id, &[line]);
 }
 
-/// A hub that may publish to this machine's own addresses (the fake is on loopback), with
-/// the user alice.
+/// A hub whose HTTP channels may reach this machine's own addresses (the receivers are
+/// on loopback), with the user alice.
 fn private_hub() -> Hub {
     let mut hub = Hub::new(None, None);
-    hub.env.insert(
-        "TIDINGS_CHANNELS__NTFY__ALLOW_PRIVATE_TARGETS".into(),
-        "true".into(),
-    );
+    hub.allow_private_targets();
     hub.run(&["user", "add", "alice"]);
     hub
-}
-
-/// Alice's filter, delivering to every destination she has.
-fn add_filter(hub: &Hub) {
-    hub.run(&[
-        "filter",
-        "add",
-        "--user",
-        "alice",
-        "--name",
-        "my filter",
-        "--condition",
-        FILTER,
-    ]);
 }
 
 fn add_topic(hub: &Hub, url: &str, token: Option<&str>, confirmed: bool) -> String {
@@ -160,7 +143,7 @@ fn an_ntfy_topic_is_confirmed_by_its_published_link_then_gets_notifications() {
         "the token is not printed: {added}"
     );
     assert_eq!(topic_state(&hub, &url), "unconfirmed");
-    add_filter(&hub);
+    hub.add_filter("alice", FILTER);
     hub.start();
 
     // The confirmation: published to the topic with the token, the link in the text and in
@@ -254,7 +237,7 @@ fn a_missing_or_wrong_token_is_dead_with_ntfys_answer_and_loopback_is_refused() 
     ntfy.set_token("locked2", "tk_right");
     add_topic(&hub, &ntfy.url("locked"), None, true);
     add_topic(&hub, &ntfy.url("locked2"), Some("tk_wrong"), true);
-    add_filter(&hub);
+    hub.add_filter("alice", FILTER);
     hub.start();
     publish(&hub, "2024-ntfy-locked", "tidings-1.0-3.fc40");
     wait_for(

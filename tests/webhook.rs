@@ -21,30 +21,13 @@ fn publish(hub: &Hub, id: &str) {
     hub.publish(id, &[line]);
 }
 
-/// A hub that may post to this machine's own addresses (the receiver is on loopback), with
-/// the user alice.
+/// A hub whose HTTP channels may reach this machine's own addresses (the receivers are
+/// on loopback), with the user alice.
 fn private_hub() -> Hub {
     let mut hub = Hub::new(None, None);
-    hub.env.insert(
-        "TIDINGS_CHANNELS__WEBHOOK__ALLOW_PRIVATE_TARGETS".into(),
-        "true".into(),
-    );
+    hub.allow_private_targets();
     hub.run(&["user", "add", "alice"]);
     hub
-}
-
-/// Alice's filter, delivering to every destination she has.
-fn add_filter(hub: &Hub) {
-    hub.run(&[
-        "filter",
-        "add",
-        "--user",
-        "alice",
-        "--name",
-        "my filter",
-        "--condition",
-        FILTER,
-    ]);
 }
 
 /// Adds a webhook for `user` and returns the signing secret the command printed once.
@@ -76,7 +59,7 @@ fn a_webhook_answers_its_challenge_then_receives_signed_notifications() {
     let secret = add_webhook(&hub, "alice", &receiver.url("/hooks/tidings"), false);
     assert!(secret.starts_with("whsec_"), "{secret}");
     receiver.set_secret(&secret);
-    add_filter(&hub);
+    hub.add_filter("alice", FILTER);
     assert_eq!(destination_state(&hub, "alice"), "unconfirmed");
     hub.start();
 
@@ -158,7 +141,7 @@ fn gone_disables_redirects_are_not_followed_and_private_targets_are_refused() {
     let mut hub = private_hub();
     let secret = add_webhook(&hub, "alice", &receiver.url("/hook"), true);
     receiver.set_secret(&secret);
-    add_filter(&hub);
+    hub.add_filter("alice", FILTER);
     receiver.set_mode("redirect");
     hub.start();
     publish(&hub, "2024-redirected");

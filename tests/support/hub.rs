@@ -141,6 +141,31 @@ impl Hub {
         ]);
     }
 
+    /// Lets the HTTP channels (webhook, ntfy) reach this machine's own addresses, where the
+    /// tests' receivers listen.
+    pub fn allow_private_targets(&mut self) {
+        for channel in ["WEBHOOK", "NTFY"] {
+            self.env.insert(
+                format!("TIDINGS_CHANNELS__{channel}__ALLOW_PRIVATE_TARGETS"),
+                "true".into(),
+            );
+        }
+    }
+
+    /// A filter of `user`'s named "my filter", delivering to every destination they have.
+    pub fn add_filter(&self, user: &str, condition: &str) {
+        self.run(&[
+            "filter",
+            "add",
+            "--user",
+            user,
+            "--name",
+            "my filter",
+            "--condition",
+            condition,
+        ]);
+    }
+
     /// Starts `tidings serve` and waits until its web server answers.
     pub fn start(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("serve.log")).expect("log file");

@@ -104,15 +104,8 @@ struct DestinationsView {
     nav: Nav,
     csrf: String,
     destinations: Vec<DestinationRow>,
-    address: String,
-    /// The webhook URL typed, when that form was the one sent.
-    webhook: String,
-    /// The ntfy topic URL typed, when that form was the one sent.
-    ntfy: String,
-    error: Option<String>,
-    notice: Option<String>,
-    /// A new webhook's signing secret: shown this once.
-    secret: Option<String>,
+    /// What the form sent back shows: typed values, an error, a notice, a new secret.
+    shown: Shown,
     /// Whether webhooks can be added here.
     webhooks: bool,
     /// Whether ntfy topics can be added here.
@@ -132,6 +125,7 @@ struct Shown {
     ntfy: String,
     error: Option<String>,
     notice: Option<String>,
+    /// A new webhook's signing secret: shown this once.
     secret: Option<String>,
 }
 
@@ -149,12 +143,7 @@ async fn render(
             .iter()
             .map(|d| DestinationRow::new(d, &mails))
             .collect(),
-        address: shown.address,
-        webhook: shown.webhook,
-        ntfy: shown.ntfy,
-        error: shown.error,
-        notice: shown.notice,
-        secret: shown.secret,
+        shown,
         webhooks: state.config.channels.contains(&ChannelKind::Webhook),
         ntfy_topics: state.config.channels.contains(&ChannelKind::Ntfy),
         per_address: tidings_store::PER_ADDRESS,
