@@ -36,10 +36,11 @@ pub enum UserCommand {
 
 #[derive(Subcommand)]
 pub enum DestinationCommand {
-    /// Add an email address, a webhook or an ntfy topic; a confirmation (a link by mail, a
-    /// challenge posted to the webhook, a link published to the topic) is sent unless
-    /// --confirmed. A webhook's signing secret is printed once.
-    #[command(group(clap::ArgGroup::new("address").required(true).args(["email", "webhook", "ntfy"])))]
+    /// Add an email address, a webhook, an ntfy topic, a Matrix user or an IRC nick or
+    /// channel; a confirmation (a link by mail, a challenge posted to the webhook, a link
+    /// published to the topic, a code sent to the chat) is sent unless --confirmed. A
+    /// webhook's signing secret is printed once.
+    #[command(group(clap::ArgGroup::new("address").required(true).args(["email", "webhook", "ntfy", "matrix", "irc"])))]
     Add {
         #[arg(long)]
         user: String,
@@ -52,6 +53,12 @@ pub enum DestinationCommand {
         /// An ntfy topic's URL (https://ntfy.sh/mytopic).
         #[arg(long)]
         ntfy: Option<String>,
+        /// A Matrix user ID (@nick:fedora.im).
+        #[arg(long)]
+        matrix: Option<String>,
+        /// An IRC nick or channel and its network (nick@libera, #channel@libera).
+        #[arg(long)]
+        irc: Option<String>,
         /// With --ntfy: the access token publishing to the topic needs (sent as a bearer
         /// token).
         #[arg(long)]
@@ -59,6 +66,16 @@ pub enum DestinationCommand {
         /// Mark it confirmed at once (the admin vouches for the address).
         #[arg(long)]
         confirmed: bool,
+    },
+    /// Confirm a user's Matrix or IRC destination by the code sent to it (as its owner
+    /// would type it on the destinations page).
+    Confirm {
+        #[arg(long)]
+        user: String,
+        /// The destination's id (`destination list`).
+        id: i64,
+        /// The code it was sent.
+        code: String,
     },
     /// List a user's destinations.
     List {
@@ -224,15 +241,55 @@ pub async fn destination(config: &Config, command: DestinationCommand) -> anyhow
             email,
             webhook,
             ntfy,
+            matrix,
+            irc,
             token,
             confirmed,
         } => {
-            let (channel, address) = match (email, webhook, ntfy) {
-                (Some(email), None, None) => (ChannelKind::Email, email),
-                (None, Some(url), None) => (ChannelKind::Webhook, url),
-                (None, None, Some(url)) => (ChannelKind::Ntfy, url),
-                _ => anyhow::bail!("give one of --email, --webhook and --ntfy"),
+            let given = [
+                (ChannelKind::Email, email),
+                (ChannelKind::Webhook, webhook),
+                (ChannelKind::Ntfy, ntfy),
+                (ChannelKind::Matrix, matrix),
+                (ChannelKind::Irc, irc),
+            ];
+            let mut given = given
+                .into_iter()
+                .filter_map(|(kind, address)| Some((kind, address?)));
+            let (Some((channel, address)), None) = (given.next(), given.next()) else {
+                anyhow::bail!("give one of --email, --webhook, --ntfy, --matrix and --irc");
             };
+            if channel == ChannelKind::Matrix && !config.channels.matrix.enabled {
+                anyhow::bail!(
+                    "--matrix: Matrix is turned off (config key channels.matrix.enabled)"
+                );
+            }
+            if channel == ChannelKind::Irc {
+                if !config.channels.irc.enabled {
+                    anyhow::bail!("--irc: IRC is turned off (config key channels.irc.enabled)");
+                }
+                let network = address.rsplit_once('@').map(|(_, n)| n).unwrap_or_default();
+                if !config
+                    .channels
+                    .irc
+                    .networks
+                    .keys()
+                    .any(|n| n.eq_ignore_ascii_case(network.trim()))
+                {
+                    anyhow::bail!(
+                        "--irc: {network:?} is not a configured network (config key \
+                         channels.irc.networks has: {})",
+                        config
+                            .channels
+                            .irc
+                            .networks
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
             if channel == ChannelKind::Webhook && !config.channels.webhook.enabled {
                 anyhow::bail!(
                     "--webhook: webhooks are turned off (config key channels.webhook.enabled)"
@@ -268,6 +325,10 @@ pub async fn destination(config: &Config, command: DestinationCommand) -> anyhow
                 (false, ChannelKind::Email) => "confirmation link mailed",
                 (false, ChannelKind::Webhook) => "challenge posted once a sender runs",
                 (false, ChannelKind::Ntfy) => "confirmation link published once a sender runs",
+                (false, ChannelKind::Matrix | ChannelKind::Irc) => {
+                    "confirmation code sent once a sender runs; confirm with \
+                     `tidings destination confirm` or on the destinations page"
+                }
             };
             println!(
                 "added destination {} {} (id {}, {state})",
@@ -276,6 +337,14 @@ pub async fn destination(config: &Config, command: DestinationCommand) -> anyhow
             if let ChannelSettings::WebhookV1 { secret } = &d.settings {
                 println!("signing secret (shown only now): {}", secret.expose());
             }
+        }
+        DestinationCommand::Confirm { user, id, code } => {
+            let user = user_named(&store, &user).await?;
+            let d = store.confirm_destination_code(user.id, id, &code).await?;
+            println!(
+                "confirmed destination {} {} (id {})",
+                d.channel, d.address, d.id
+            );
         }
         DestinationCommand::List { user } => {
             let user = user_named(&store, &user).await?;

@@ -43,6 +43,10 @@ pub struct Channels {
     pub webhook: tidings_notifier::WebhookConfig,
     /// Ntfy: push notifications published to ntfy topics (on unless `enabled = false`).
     pub ntfy: tidings_notifier::NtfyConfig,
+    /// Matrix: messages in a direct room with each user (off until an account is set).
+    pub matrix: tidings_notifier::MatrixConfig,
+    /// IRC: messages to nicks and channels on the configured networks (off until one is).
+    pub irc: tidings_notifier::IrcConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,6 +248,14 @@ impl Config {
                 "channels.ntfy.max_connections",
                 self.channels.ntfy.max_connections as u64,
             ),
+            (
+                "channels.matrix.timeout_secs",
+                self.channels.matrix.timeout_secs,
+            ),
+            (
+                "channels.matrix.max_connections",
+                self.channels.matrix.max_connections as u64,
+            ),
         ] {
             if value == 0 {
                 anyhow::bail!("config key {key}: must be at least 1");
@@ -251,6 +263,55 @@ impl Config {
         }
         if self.matcher.batch < 1 {
             anyhow::bail!("config key matcher.batch: must be at least 1");
+        }
+        let matrix = &self.channels.matrix;
+        if matrix.enabled {
+            if !(matrix.homeserver.starts_with("https://")
+                || matrix.homeserver.starts_with("http://"))
+            {
+                anyhow::bail!(
+                    "config key channels.matrix.homeserver: must be the homeserver's https:// \
+                     URL when channels.matrix.enabled is set (got {:?})",
+                    matrix.homeserver
+                );
+            }
+            if matrix.access_token.trim().is_empty() {
+                anyhow::bail!(
+                    "config key channels.matrix.access_token: must be the hub account's access \
+                     token when channels.matrix.enabled is set (or set \
+                     TIDINGS_CHANNELS__MATRIX__ACCESS_TOKEN)"
+                );
+            }
+        }
+        let irc = &self.channels.irc;
+        if irc.enabled && irc.networks.is_empty() {
+            anyhow::bail!(
+                "config key channels.irc.networks: name at least one network \
+                 ([channels.irc.networks.<name>] with a server) when channels.irc.enabled is set"
+            );
+        }
+        for (name, network) in &irc.networks {
+            if tidings_store::ChannelKind::Irc
+                .parse_address(&format!("nick@{name}"))
+                .is_err()
+            {
+                anyhow::bail!(
+                    "config key channels.irc.networks.{name}: a network's name is lower-case \
+                     letters, digits and - (destinations name it: nick@{name})"
+                );
+            }
+            if !network.server.contains(':') {
+                anyhow::bail!(
+                    "config key channels.irc.networks.{name}.server: must be host:port (got {:?})",
+                    network.server
+                );
+            }
+            if network.timeout_secs == 0 || network.flood_burst == 0 {
+                anyhow::bail!(
+                    "config key channels.irc.networks.{name}: timeout_secs and flood_burst must \
+                     be at least 1"
+                );
+            }
         }
         if self.metrics.listen.is_some() && self.metrics.listen == Some(self.web.listen) {
             anyhow::bail!(

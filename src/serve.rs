@@ -203,7 +203,9 @@ pub fn sender_settings(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Resul
     let email = email_config(config);
     let channels = Channels::from_config(&email, &config.base_url())?
         .with_webhook(&config.channels.webhook)?
-        .with_ntfy(&config.channels.ntfy)?;
+        .with_ntfy(&config.channels.ntfy)?
+        .with_matrix(&config.channels.matrix)?
+        .with_irc(&config.channels.irc)?;
     // Before anything runs: a lease a send could outlast is refused by name.
     sender::check_lease(&config.sender, &channels.registry)?;
     Ok(SenderSettings {
@@ -247,8 +249,11 @@ async fn web_role(
                 tidings_store::ChannelKind::Email => true,
                 tidings_store::ChannelKind::Webhook => config.channels.webhook.enabled,
                 tidings_store::ChannelKind::Ntfy => config.channels.ntfy.enabled,
+                tidings_store::ChannelKind::Matrix => config.channels.matrix.enabled,
+                tidings_store::ChannelKind::Irc => config.channels.irc.enabled,
             })
             .collect(),
+        irc_networks: config.channels.irc.networks.keys().cloned().collect(),
     };
     web_config.check().map_err(anyhow::Error::msg)?;
     // The handlers poke this; the store passes it on to the matcher, wherever it runs.

@@ -187,3 +187,122 @@ impl Default for NtfyConfig {
         }
     }
 }
+
+/// How the hub writes to Matrix users (the `[channels.matrix]` section of the config file):
+/// through one account of its own on a homeserver, by the client-server API. Off until an
+/// account is configured.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatrixConfig {
+    /// Whether Matrix destinations can be added and are written to.
+    pub enabled: bool,
+    /// The homeserver's client-server API base URL (`https://matrix.example.org`).
+    pub homeserver: String,
+    /// The hub account's access token (from logging in as it; see the README). Best set
+    /// from the environment: `TIDINGS_CHANNELS__MATRIX__ACCESS_TOKEN`.
+    pub access_token: String,
+    /// The most one request may take (connecting, sending, the answer), in seconds. A send
+    /// can make a few (find or open the direct room, then send).
+    pub timeout_secs: u64,
+    /// Connections kept open to the homeserver, and the sends the channel does at once.
+    pub max_connections: usize,
+    /// How long a new direct room waits for its invitee to join before the confirmation
+    /// in it is given up, in seconds (a new code then invites them again).
+    pub invite_wait_secs: u64,
+}
+
+impl Default for MatrixConfig {
+    fn default() -> Self {
+        MatrixConfig {
+            enabled: false,
+            homeserver: String::new(),
+            access_token: String::new(),
+            timeout_secs: 10,
+            max_connections: 8,
+            invite_wait_secs: 24 * 3600,
+        }
+    }
+}
+
+impl std::fmt::Debug for MatrixConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatrixConfig")
+            .field("enabled", &self.enabled)
+            .field("homeserver", &self.homeserver)
+            .field("access_token", &"…")
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_connections", &self.max_connections)
+            .field("invite_wait_secs", &self.invite_wait_secs)
+            .finish()
+    }
+}
+
+/// How the hub writes to IRC (the `[channels.irc]` section of the config file): one
+/// persistent connection per network named under `networks`. Off until a network is
+/// configured.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IrcConfig {
+    /// Whether IRC destinations can be added and are written to.
+    pub enabled: bool,
+    /// The networks, by the name destinations use (`nick@libera`): `[channels.irc.networks.libera]`.
+    pub networks: std::collections::BTreeMap<String, IrcNetworkConfig>,
+}
+
+/// One IRC network (`[channels.irc.networks.<name>]`).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IrcNetworkConfig {
+    /// `host:port` of the server.
+    pub server: String,
+    /// TLS (the default; port 6697 on most networks).
+    pub tls: bool,
+    /// A PEM file of certificates to trust besides the system's (a private network's CA).
+    pub tls_ca_file: Option<PathBuf>,
+    /// The hub's nick.
+    pub nick: String,
+    /// SASL PLAIN account name, if the network wants the hub signed in (IRCv3 `CAP`/`AUTHENTICATE`).
+    pub sasl_username: Option<String>,
+    /// SASL PLAIN password. Best set from the environment:
+    /// `TIDINGS_CHANNELS__IRC__NETWORKS__<NAME>__SASL_PASSWORD`.
+    pub sasl_password: Option<String>,
+    /// Lines sent at once before throttling starts (the server's flood allowance).
+    pub flood_burst: u32,
+    /// Once throttled, one line per this many milliseconds.
+    pub flood_interval_ms: u64,
+    /// The most one send may take, in seconds: waiting for the connection, the throttle
+    /// and the server's answer.
+    pub timeout_secs: u64,
+}
+
+impl Default for IrcNetworkConfig {
+    fn default() -> Self {
+        IrcNetworkConfig {
+            server: String::new(),
+            tls: true,
+            tls_ca_file: None,
+            nick: "tidings".into(),
+            sasl_username: None,
+            sasl_password: None,
+            flood_burst: 4,
+            flood_interval_ms: 2_000,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl std::fmt::Debug for IrcNetworkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IrcNetworkConfig")
+            .field("server", &self.server)
+            .field("tls", &self.tls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("nick", &self.nick)
+            .field("sasl_username", &self.sasl_username)
+            .field("sasl_password", &self.sasl_password.as_ref().map(|_| "…"))
+            .field("flood_burst", &self.flood_burst)
+            .field("flood_interval_ms", &self.flood_interval_ms)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
+}

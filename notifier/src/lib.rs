@@ -11,7 +11,9 @@ pub mod email;
 mod error;
 pub mod folder;
 mod http;
+pub mod irc;
 pub mod matcher;
+pub mod matrix;
 pub mod metrics;
 pub mod ntfy;
 pub mod outage;
@@ -25,7 +27,10 @@ pub mod webhook;
 
 use std::sync::Arc;
 
-pub use config::{EmailConfig, NotifierConfig, NtfyConfig, SenderConfig, WebhookConfig};
+pub use config::{
+    EmailConfig, IrcConfig, IrcNetworkConfig, MatrixConfig, NotifierConfig, NtfyConfig,
+    SenderConfig, WebhookConfig,
+};
 pub use error::NotifierError;
 pub use matcher::MatcherSettings;
 pub use metrics::Metrics;

@@ -297,6 +297,7 @@ mod tests {
             event: None,
             challenge: None,
             thread: None,
+            chat: Default::default(),
         }
     }
 

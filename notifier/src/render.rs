@@ -30,6 +30,8 @@ pub struct RenderedLinks {
     pub one_click: Option<String>,
     /// A destination's confirmation link.
     pub confirm: Option<String>,
+    /// The destinations page, where a code sent to a chat destination is typed in.
+    pub destinations: Option<String>,
 }
 
 impl RenderedLinks {
@@ -42,6 +44,7 @@ impl RenderedLinks {
             &self.unsubscribe,
             &self.one_click,
             &self.confirm,
+            &self.destinations,
         ]
         .into_iter()
         .filter_map(|l| l.as_deref())
@@ -74,6 +77,18 @@ pub struct Rendered {
     /// same object (an update, a pull request, a build): mail threads on it
     /// (`In-Reply-To`/`References`). 32 hex digits; `None` when the message names no object.
     pub thread: Option<String>,
+    /// The short form chat channels send (Matrix, IRC): one line of plain text and its HTML.
+    pub chat: Chat,
+}
+
+/// A notification as a chat message: the subject and its link on one line, or a
+/// confirmation code with where to type it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chat {
+    /// One line of plain text (no newlines).
+    pub text: String,
+    /// The same as HTML (Matrix's `formatted_body`), every value escaped.
+    pub html: String,
 }
 
 impl Rendered {
@@ -122,6 +137,45 @@ struct ConfirmationHtml<'a> {
     link: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "chat/notification.txt")]
+struct ChatNotificationText<'a> {
+    subject: &'a str,
+    url: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "chat/notification.html")]
+struct ChatNotificationHtml<'a> {
+    subject: &'a str,
+    url: Option<&'a str>,
+    filters: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "chat/confirmation.txt")]
+struct ChatConfirmationText<'a> {
+    address: &'a str,
+    code: &'a str,
+    destinations: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "chat/confirmation.html")]
+struct ChatConfirmationHtml<'a> {
+    address: &'a str,
+    code: &'a str,
+    destinations: &'a str,
+}
+
+/// A rendered chat message: trimmed, and its text on one line.
+fn chat(text: String, html: String) -> Chat {
+    Chat {
+        text: one_line(text.trim()),
+        html: html.trim().to_string(),
+    }
+}
+
 fn render<T: Template>(name: &'static str, template: &T) -> Result<String, RenderError> {
     template
         .render()
@@ -151,6 +205,45 @@ impl Renderer {
     pub fn render(&self, claimed: &Claimed) -> Result<Rendered, RenderError> {
         let base = self.links.base();
         match claimed.kind {
+            OutboxKind::Confirmation if claimed.destination.channel.confirms_by_code() => {
+                let code = claimed
+                    .confirmation_token()
+                    .ok_or_else(|| RenderError("confirmation without a code".into()))?;
+                let destinations = self.links.destinations();
+                let address = claimed.destination.address.as_str();
+                let text = render(
+                    "chat/confirmation.txt",
+                    &ChatConfirmationText {
+                        address,
+                        code,
+                        destinations: &destinations,
+                    },
+                )?;
+                let html = render(
+                    "chat/confirmation.html",
+                    &ChatConfirmationHtml {
+                        address,
+                        code,
+                        destinations: &destinations,
+                    },
+                )?;
+                let chat = chat(text, html);
+                Ok(Rendered {
+                    id: claimed.uid.clone(),
+                    subject: "Your Tidings confirmation code".into(),
+                    text: chat.text.clone(),
+                    html: chat.html.clone(),
+                    links: RenderedLinks {
+                        destinations: Some(destinations),
+                        ..RenderedLinks::default()
+                    },
+                    headers: vec![("Auto-Submitted", "auto-generated".into())],
+                    event: None,
+                    challenge: Some(code.to_string()),
+                    thread: None,
+                    chat,
+                })
+            }
             OutboxKind::Confirmation => {
                 let token = claimed
                     .confirmation_token()
@@ -185,6 +278,7 @@ impl Renderer {
                     event: None,
                     challenge: Some(token.to_string()),
                     thread: None,
+                    chat: Chat::default(),
                 })
             }
             OutboxKind::Notification => {
@@ -259,9 +353,27 @@ impl Renderer {
                 if let Some(agent) = &metadata.agent {
                     headers.push(("X-Tidings-Agent", one_line(agent)));
                 }
+                let subject = subject_line(&metadata.summary);
+                let chat = chat(
+                    render(
+                        "chat/notification.txt",
+                        &ChatNotificationText {
+                            subject: &subject,
+                            url,
+                        },
+                    )?,
+                    render(
+                        "chat/notification.html",
+                        &ChatNotificationHtml {
+                            subject: &subject,
+                            url,
+                            filters: &filters,
+                        },
+                    )?,
+                );
                 Ok(Rendered {
                     id: claimed.uid.clone(),
-                    subject: subject_line(&metadata.summary),
+                    subject,
                     text,
                     html,
                     headers,
@@ -272,6 +384,7 @@ impl Renderer {
                         one_click: Some(self.links.one_click(token)),
                         unsubscribe: Some(unsubscribe_url),
                         confirm: None,
+                        destinations: None,
                     },
                     event: Some((
                         stored.clone(),
@@ -283,6 +396,7 @@ impl Renderer {
                     )),
                     challenge: None,
                     thread: thread_key(metadata.app.as_deref(), url, &metadata.objects),
+                    chat,
                 })
             }
         }

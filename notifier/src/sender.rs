@@ -26,11 +26,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Registry, SendResult};
 use crate::email::EmailChannel;
+use crate::irc::IrcChannel;
+use crate::matrix::MatrixChannel;
 use crate::ntfy::NtfyChannel;
 use crate::outage::{self, Backoff};
 use crate::render::Renderer;
 use crate::webhook::WebhookChannel;
-use crate::{EmailConfig, Metrics, NotifierError, NtfyConfig, SenderConfig, WebhookConfig};
+use crate::{
+    EmailConfig, IrcConfig, MatrixConfig, Metrics, NotifierError, NtfyConfig, SenderConfig,
+    WebhookConfig,
+};
 
 /// What the sender sends with: the channels by kind, and the renderer.
 #[derive(Clone)]
@@ -63,6 +68,24 @@ impl Channels {
     pub fn with_ntfy(mut self, ntfy: &NtfyConfig) -> Result<Channels, NotifierError> {
         if ntfy.enabled {
             let channel = NtfyChannel::from_config(ntfy, &self.user_agent())?;
+            self.registry = self.registry.register(Arc::new(channel));
+        }
+        Ok(self)
+    }
+
+    /// With the Matrix channel too, if `matrix` enables it.
+    pub fn with_matrix(mut self, matrix: &MatrixConfig) -> Result<Channels, NotifierError> {
+        if matrix.enabled {
+            let channel = MatrixChannel::from_config(matrix, &self.user_agent())?;
+            self.registry = self.registry.register(Arc::new(channel));
+        }
+        Ok(self)
+    }
+
+    /// With the IRC channel too, if `irc` enables it.
+    pub fn with_irc(mut self, irc: &IrcConfig) -> Result<Channels, NotifierError> {
+        if irc.enabled {
+            let channel = IrcChannel::from_config(irc)?;
             self.registry = self.registry.register(Arc::new(channel));
         }
         Ok(self)

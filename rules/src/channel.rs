@@ -33,6 +33,12 @@ pub enum ChannelKind {
     /// A topic on an ntfy server (`https://ntfy.sh/mytopic`): push notifications to the
     /// phones and desktops subscribed to it.
     Ntfy,
+    /// A Matrix user (`@nick:fedora.im`), written to in a direct room the hub's own Matrix
+    /// account opens with them.
+    Matrix,
+    /// A nick or a channel on an IRC network the hub is configured for (`nick@libera`,
+    /// `#fedora-admin@libera`).
+    Irc,
 }
 
 /// Why an address was refused.
@@ -49,7 +55,7 @@ pub enum AddressError {
         why: String,
     },
     /// No such channel kind.
-    #[error("unknown channel {0:?}; expected one of: email, webhook, ntfy")]
+    #[error("unknown channel {0:?}; expected one of: email, webhook, ntfy, matrix, irc")]
     UnknownKind(String),
 }
 
@@ -86,7 +92,13 @@ impl Address {
 
 impl ChannelKind {
     /// Every kind, in the order they are listed.
-    pub const ALL: [ChannelKind; 3] = [ChannelKind::Email, ChannelKind::Webhook, ChannelKind::Ntfy];
+    pub const ALL: [ChannelKind; 5] = [
+        ChannelKind::Email,
+        ChannelKind::Webhook,
+        ChannelKind::Ntfy,
+        ChannelKind::Matrix,
+        ChannelKind::Irc,
+    ];
 
     /// The name stored, shown and used as the config section (`[channels.<name>]`).
     pub fn as_str(self) -> &'static str {
@@ -94,7 +106,17 @@ impl ChannelKind {
             ChannelKind::Email => "email",
             ChannelKind::Webhook => "webhook",
             ChannelKind::Ntfy => "ntfy",
+            ChannelKind::Matrix => "matrix",
+            ChannelKind::Irc => "irc",
         }
+    }
+
+    /// Whether a destination of this kind is confirmed by a code typed into the web UI (or
+    /// given to `tidings destination confirm`) by its signed-in owner, rather than by a link:
+    /// chat messages are read by people who are signed in somewhere else, and a code proves
+    /// the account holder reads that nick or room.
+    pub fn confirms_by_code(self) -> bool {
+        matches!(self, ChannelKind::Matrix | ChannelKind::Irc)
     }
 
     /// Checks an address for this kind and returns the form that is stored. Email:
@@ -116,6 +138,18 @@ impl ChannelKind {
     /// or password (an access token goes in the destination's settings), no `?query` and no
     /// `#fragment`. Stored and keyed normalised like a webhook's URL; whether its host may be
     /// private is likewise the ntfy channel's to decide.
+    ///
+    /// Matrix: a user ID, `@localpart:server`, at most 255 bytes. The localpart is printable
+    /// ASCII without `:` (the spec's historical grammar, which is wider than today's
+    /// lower-case one); the server is a host name or IP literal with an optional port, stored
+    /// lower-cased. Keyed as stored: user IDs are case-sensitive.
+    ///
+    /// IRC: `target@network`, the target a nick (RFC 2812: a letter or one of ``[]\`_^{|}``,
+    /// then those, digits and `-`, at most 30) or a channel (`#` or `&`, then at most 49 of
+    /// anything but spaces, commas, colons and control characters), the network the name
+    /// of one in `[channels.irc.networks]` (lower-case letters, digits and `-`). Stored as
+    /// typed with the network lower-cased; keyed with the target folded the way IRC servers
+    /// compare names (RFC 1459 case mapping: `[]\~` are the upper case of `{}|^`).
     pub fn parse_address(self, address: &str) -> Result<Address, AddressError> {
         let address = address.trim();
         match self {
@@ -242,6 +276,8 @@ impl ChannelKind {
                     normalised,
                 })
             }
+            ChannelKind::Matrix => parse_matrix_user(address),
+            ChannelKind::Irc => parse_irc_target(address),
         }
     }
 
@@ -263,8 +299,122 @@ impl ChannelKind {
                 secret: SigningSecret(format!("whsec_{}", BASE64.encode(random))),
             },
             ChannelKind::Ntfy => ChannelSettings::NtfyV1 { token: None },
+            ChannelKind::Matrix => ChannelSettings::MatrixV1 {},
+            ChannelKind::Irc => ChannelSettings::IrcV1 {},
         }
     }
+}
+
+/// A Matrix user ID (see [`ChannelKind::parse_address`]).
+fn parse_matrix_user(address: &str) -> Result<Address, AddressError> {
+    let invalid = |why: &str| AddressError::Invalid {
+        address: address.to_string(),
+        expected: "a Matrix user ID like @nick:fedora.im",
+        why: why.to_string(),
+    };
+    if address.len() > 255 {
+        return Err(invalid("longer than 255 bytes"));
+    }
+    let Some(rest) = address.strip_prefix('@') else {
+        return Err(invalid("it starts with @"));
+    };
+    let Some((local, server)) = rest.split_once(':') else {
+        return Err(invalid("no :server after the name"));
+    };
+    if local.is_empty() {
+        return Err(invalid("no name between @ and :"));
+    }
+    if let Some(c) = local.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(invalid(&format!("{c:?} is not allowed in the name")));
+    }
+    let (host, port) = match server.rsplit_once(':') {
+        // An IPv6 literal holds colons itself: `[::1]:8448`, `[::1]`.
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (server, None),
+    };
+    if let Some(port) = port {
+        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("the server's port is not a number"));
+        }
+    }
+    if host.is_empty() || url::Host::parse(host).is_err() || host.contains('%') {
+        return Err(invalid("the server is not a host name"));
+    }
+    let normalised = format!("@{local}:{}", server.to_lowercase());
+    Ok(Address {
+        kind: ChannelKind::Matrix,
+        key: normalised.clone(),
+        normalised,
+    })
+}
+
+/// An IRC nick or channel on a named network (see [`ChannelKind::parse_address`]).
+fn parse_irc_target(address: &str) -> Result<Address, AddressError> {
+    let invalid = |why: &str| AddressError::Invalid {
+        address: address.to_string(),
+        expected: "an IRC nick or channel and its network, like nick@libera or #channel@libera",
+        why: why.to_string(),
+    };
+    let Some((target, network)) = address.rsplit_once('@') else {
+        return Err(invalid("no @network after the nick or channel"));
+    };
+    let network = network.to_ascii_lowercase();
+    if network.is_empty()
+        || network.len() > 32
+        || !network
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(invalid(
+            "the network is a configured network's name: letters, digits and -",
+        ));
+    }
+    let special = |c: char| "[]\\`_^{|}".contains(c);
+    if target.starts_with(['#', '&']) {
+        if target.len() < 2 || target.len() > 50 {
+            return Err(invalid("a channel name is 2 to 50 characters"));
+        }
+        if let Some(c) = target
+            .chars()
+            .find(|c| c.is_control() || c.is_whitespace() || *c == ',' || *c == ':')
+        {
+            return Err(invalid(&format!("{c:?} is not allowed in a channel name")));
+        }
+    } else {
+        let mut chars = target.chars();
+        match chars.next() {
+            None => return Err(invalid("no nick or channel before the @")),
+            Some(c) if !(c.is_ascii_alphabetic() || special(c)) => return Err(invalid(
+                "a nick starts with a letter or one of [ ] \\ ` _ ^ { | }; a channel with # or &",
+            )),
+            Some(_) => {}
+        }
+        if target.len() > 30 {
+            return Err(invalid("a nick is at most 30 characters"));
+        }
+        if let Some(c) = chars.find(|c| !(c.is_ascii_alphanumeric() || special(*c) || *c == '-')) {
+            return Err(invalid(&format!("{c:?} is not allowed in a nick")));
+        }
+    }
+    Ok(Address {
+        kind: ChannelKind::Irc,
+        key: format!("{}@{network}", irc_fold(target)),
+        normalised: format!("{target}@{network}"),
+    })
+}
+
+/// `name` folded the way IRC servers compare nicks and channels (RFC 1459 case mapping):
+/// ASCII lower case, and `[]\~` as `{}|^`.
+pub fn irc_fold(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '[' => '{',
+            ']' => '}',
+            '\\' => '|',
+            '~' => '^',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
 }
 
 impl fmt::Display for ChannelKind {
@@ -299,6 +449,13 @@ pub enum ChannelSettings {
         /// `whsec_` and the base64 of the HMAC key, as Standard Webhooks spells it.
         secret: SigningSecret,
     },
+    /// Matrix, version 1: nothing to set (the direct room is found on the homeserver, in
+    /// the hub account's `m.direct` list).
+    #[serde(rename = "matrix/1")]
+    MatrixV1 {},
+    /// IRC, version 1: nothing to set (the network is in the address).
+    #[serde(rename = "irc/1")]
+    IrcV1 {},
     /// Ntfy, version 1: the access token publishing to a protected topic needs, if any.
     #[serde(rename = "ntfy/1")]
     NtfyV1 {
@@ -315,6 +472,8 @@ impl ChannelSettings {
             ChannelSettings::EmailV1 {} => ChannelKind::Email,
             ChannelSettings::WebhookV1 { .. } => ChannelKind::Webhook,
             ChannelSettings::NtfyV1 { .. } => ChannelKind::Ntfy,
+            ChannelSettings::MatrixV1 {} => ChannelKind::Matrix,
+            ChannelSettings::IrcV1 {} => ChannelKind::Irc,
         }
     }
 }
@@ -499,6 +658,71 @@ mod tests {
         assert!(ChannelKind::Ntfy
             .parse_address(&format!("https://ntfy.sh/{}", "a".repeat(65)))
             .is_err());
+    }
+
+    #[test]
+    fn matrix_user_ids_are_checked_and_their_server_lower_cased() {
+        let a = ChannelKind::Matrix.parse_address(" @Bob_1:Fedora.IM ");
+        assert_eq!(a.as_ref().map(Address::as_str), Ok("@Bob_1:fedora.im"));
+        assert_eq!(a.as_ref().map(Address::key), Ok("@Bob_1:fedora.im"));
+        for good in ["@a:localhost:8008", "@x=y/z+1:[::1]:8448", "@n:127.0.0.1"] {
+            let parsed = ChannelKind::Matrix.parse_address(good);
+            assert!(parsed.is_ok(), "{good}: {parsed:?}");
+        }
+        for bad in [
+            "bob:fedora.im",
+            "@bob",
+            "@:fedora.im",
+            "@bob:",
+            "@bo b:fedora.im",
+            "@bob:fedora.im:port",
+            "@bob:fedora im",
+            "!room:fedora.im",
+            "#room:fedora.im",
+        ] {
+            let refused = ChannelKind::Matrix.parse_address(bad);
+            assert!(refused.is_err(), "{bad}: {refused:?}");
+        }
+        let long = format!("@{}:fedora.im", "a".repeat(250));
+        assert!(ChannelKind::Matrix.parse_address(&long).is_err());
+        assert_eq!(
+            ChannelKind::Matrix.new_settings(&[0; 24]).kind(),
+            ChannelKind::Matrix
+        );
+    }
+
+    #[test]
+    fn irc_targets_name_a_nick_or_channel_and_a_network() {
+        let nick = ChannelKind::Irc.parse_address(" Nirik[m]@Libera ");
+        assert_eq!(nick.as_ref().map(Address::as_str), Ok("Nirik[m]@libera"));
+        assert_eq!(nick.as_ref().map(Address::key), Ok("nirik{m}@libera"));
+        let channel = ChannelKind::Irc.parse_address("#Fedora-Admin@oftc");
+        assert_eq!(channel.as_ref().map(Address::key), Ok("#fedora-admin@oftc"));
+        assert!(ChannelKind::Irc.parse_address("&local@net-2").is_ok());
+        for bad in [
+            "nirik",
+            "nirik@",
+            "@libera",
+            "1nick@libera",
+            "ni ck@libera",
+            "nick@lib era",
+            "nick@lib.era",
+            "#@libera",
+            "#a,b@libera",
+            "#a:b@libera",
+            "#a\u{7}@libera",
+        ] {
+            let refused = ChannelKind::Irc.parse_address(bad);
+            assert!(refused.is_err(), "{bad}: {refused:?}");
+        }
+        assert!(ChannelKind::Irc
+            .parse_address(&format!("{}@libera", "n".repeat(31)))
+            .is_err());
+        assert_eq!(irc_fold("A[]\\~"), "a{}|^");
+        assert!(ChannelKind::Irc.confirms_by_code());
+        assert!(!ChannelKind::Webhook.confirms_by_code());
+        let json = serde_json::to_string(&ChannelKind::Irc.new_settings(&[0; 24]));
+        assert_eq!(json.ok().as_deref(), Some(r#"{"kind":"irc/1"}"#));
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub mod metadata;
 pub mod time;
 
 pub use channel::{
-    AccessToken, Address, AddressError, ChannelKind, ChannelSettings, SigningSecret,
+    irc_fold, AccessToken, Address, AddressError, ChannelKind, ChannelSettings, SigningSecret,
 };
 pub use condition::{Condition, ConditionError, Variables};
 pub use fedmsg::{DecodeError, Envelope};

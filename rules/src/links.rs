@@ -5,6 +5,8 @@
 
 /// The page that confirms a destination (GET shows it, POST confirms).
 pub const CONFIRM: &str = "/confirm/{token}";
+/// The user's destinations, where a code sent to a chat destination is typed in.
+pub const DESTINATIONS: &str = "/destinations";
 /// The user's filters.
 pub const FILTERS: &str = "/filters";
 /// One filter's edit page.
@@ -47,6 +49,11 @@ impl Links {
     /// The RFC 8058 one-click URL (posted to by mail clients): the unsubscribe URL.
     pub fn one_click(&self, token: &str) -> String {
         self.unsubscribe(token)
+    }
+
+    /// The destinations page.
+    pub fn destinations(&self) -> String {
+        format!("{}{DESTINATIONS}", self.base)
     }
 
     /// The filters page.

@@ -57,6 +57,21 @@ pub enum Backend {
     Postgres,
 }
 
+/// Begins a transaction that will write. On SQLite it takes the write lock at once (BEGIN
+/// IMMEDIATE), waiting out the busy timeout for it: a deferred transaction that reads first
+/// and writes later fails at once with "database is locked" if another writer committed
+/// in between, and no busy timeout helps it (CI saw this once, resending a confirmation).
+pub(crate) async fn begin_write<DB: Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::Transaction<'static, DB>> {
+    let statement = if DB::NAME == <sqlx::Sqlite as Database>::NAME {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN"
+    };
+    Ok(pool.begin_with(statement).await?)
+}
+
 /// How long one attempt to reach a PostgreSQL server may take.
 const CONNECT_ATTEMPT: Duration = Duration::from_secs(5);
 

@@ -45,7 +45,8 @@ pub use pipeline::outbox::{
 };
 pub use preferences::confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
 pub use preferences::destinations::{
-    ChannelKind, ChannelSettings, Destination, NewDestination, CONFIRMED_ADDRESS, CONFIRM_TTL_MS,
+    ChannelKind, ChannelSettings, Destination, NewDestination, CODE_TRIES, CONFIRMED_ADDRESS,
+    CONFIRM_TTL_MS,
 };
 pub use preferences::filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use preferences::quarantine::{Quarantine, QuarantinedFilter};

@@ -25,6 +25,53 @@ pub fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// What confirms a new destination of `kind`: a code to type in for the kinds confirmed
+/// that way, else a link token.
+pub fn new_confirmation(kind: tidings_rules::ChannelKind) -> String {
+    if kind.confirms_by_code() {
+        new_code()
+    } else {
+        new_token()
+    }
+}
+
+/// The letters a confirmation code is made of: Crockford's base 32, without I, L, O and U,
+/// so that what is read off a chat message is typed back without doubt.
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A fresh confirmation code to be typed in: ten characters of [`CODE_ALPHABET`] (50 bits)
+/// in two groups, `7KQ2M-XW4TD`. Five wrong tries end it (the store counts them), so
+/// guessing has five chances in 2^50.
+pub fn new_code() -> String {
+    let mut rng = rand::thread_rng();
+    let mut code = String::with_capacity(11);
+    for i in 0..10 {
+        if i == 5 {
+            code.push('-');
+        }
+        code.push(char::from(CODE_ALPHABET[(rng.next_u32() % 32) as usize]));
+    }
+    code
+}
+
+/// A typed code in the form it was issued: upper case, spaces and dashes dropped, and the
+/// letters Crockford's base 32 reads as digits (O as 0, I and L as 1) made digits, with the
+/// dash put back after the fifth character. `None` if anything else is left.
+pub fn normalise_code(typed: &str) -> Option<String> {
+    let mut plain = String::with_capacity(10);
+    for c in typed.chars() {
+        let c = match c.to_ascii_uppercase() {
+            ' ' | '-' => continue,
+            'O' => '0',
+            'I' | 'L' => '1',
+            c if c.is_ascii() && CODE_ALPHABET.contains(&(c as u8)) => c,
+            _ => return None,
+        };
+        plain.push(c);
+    }
+    (plain.len() == 10).then(|| format!("{}-{}", &plain[..5], &plain[5..]))
+}
+
 /// The digest a token is stored and looked up under.
 pub fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -127,6 +174,31 @@ pub fn tokens_equal(a: &str, b: &str) -> bool {
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_typed_back_forgivingly() {
+        let code = new_code();
+        assert_eq!(code.len(), 11, "{code}");
+        assert_eq!(normalise_code(&code).as_deref(), Some(code.as_str()));
+        assert_eq!(
+            normalise_code(" 7kq2m xw4td ").as_deref(),
+            Some("7KQ2M-XW4TD")
+        );
+        assert_eq!(
+            normalise_code("oil2m-xw4td").as_deref(),
+            Some("0112M-XW4TD")
+        );
+        for bad in [
+            "",
+            "7KQ2M-XW4T",
+            "7KQ2M-XW4TDD",
+            "7KQ2M-XW4TU",
+            "7KQ2M-XW4TÉ",
+        ] {
+            assert_eq!(normalise_code(bad), None, "{bad:?}");
+        }
+        assert_ne!(new_code(), new_code());
+    }
 
     #[test]
     fn password_round_trip() {

@@ -29,12 +29,30 @@ pub use webhook::{Received, WebhookReceiver};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 
-/// A free TCP port on loopback (bound, then released).
+/// A free TCP port on loopback, for a server a test starts. Ports are taken below the
+/// kernel's ephemeral range (32768 and up), where outgoing connections never land: a port
+/// bound and released from that range could be given to any client's socket (a PostgreSQL
+/// connection, say) before the server binds it, and CI once saw exactly that ("Address
+/// already in use"). Each process walks its own stretch, starting from its pid, and a port
+/// is handed out only once per process and only if it binds now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000; // 10000..32000
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 211) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {}", LOW + SPAN)
 }
 
 /// Polls `check` until it returns Some or `limit` passes.

@@ -1,5 +1,7 @@
-//! Destinations: the user's email addresses, webhooks and ntfy topics, and the confirmation
-//! page their links point at.
+//! Destinations: the user's email addresses, webhooks, ntfy topics, Matrix users and IRC
+//! nicks and channels; the confirmation page their links point at, and the form a chat
+//! destination's code is typed into (signed in: the code proves the account holder reads
+//! that chat).
 //! The link confirms on POST only: mail scanners prefetch every link in a message, and a GET
 //! that changed state would confirm addresses nobody looked at. The link's token is checked
 //! for shape before anything is rendered ([`LinkToken`]) and the form posts back to the
@@ -28,6 +30,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::DESTINATIONS, get(list).post(add))
         .route(routes::DESTINATION_DELETE, post(delete))
         .route(routes::DESTINATION_RESEND, post(resend))
+        .route(routes::DESTINATION_CONFIRM, post(confirm_code))
         .route(routes::CONFIRM, get(confirm_page).post(confirm))
 }
 
@@ -43,6 +46,10 @@ struct DestinationRow {
     added: String,
     delete: String,
     resend: String,
+    /// For an unconfirmed chat destination: where its code is posted.
+    code: Option<String>,
+    /// What its resend button sends.
+    resend_what: &'static str,
 }
 
 impl DestinationRow {
@@ -50,6 +57,11 @@ impl DestinationRow {
         let mail = mails.iter().find(|m| m.destination_id == d.id);
         let (what, sent) = match d.channel {
             ChannelKind::Email => ("confirmation mail", "confirmation link sent"),
+            ChannelKind::Matrix => (
+                "confirmation code",
+                "code sent in a direct room (accept the invitation to read it)",
+            ),
+            ChannelKind::Irc => ("confirmation code", "code sent"),
             ChannelKind::Webhook => (
                 "challenge",
                 "challenge posted, not answered yet; answer it, or follow the link it carries,",
@@ -72,10 +84,14 @@ impl DestinationRow {
                 ),
                 true,
             ),
-            Some(m) if m.status == OutboxStatus::Sent => (
-                format!("{sent} {}; follow it to confirm", view::when(m.queued_at)),
-                false,
-            ),
+            Some(m) if m.status == OutboxStatus::Sent => {
+                let then = if d.channel.confirms_by_code() {
+                    "type it here to confirm"
+                } else {
+                    "follow it to confirm"
+                };
+                (format!("{sent} {}; {then}", view::when(m.queued_at)), false)
+            }
             Some(m) if m.last_error.is_some() => (
                 format!(
                     "sending the {what}; last attempt failed: {}",
@@ -94,6 +110,13 @@ impl DestinationRow {
             added: view::when(d.created_at),
             delete: routes::destination_delete(d.id),
             resend: routes::destination_resend(d.id),
+            code: (d.channel.confirms_by_code() && !d.is_confirmed())
+                .then(|| routes::destination_confirm(d.id)),
+            resend_what: match d.channel {
+                ChannelKind::Webhook => "challenge",
+                kind if kind.confirms_by_code() => "code",
+                _ => "confirmation",
+            },
         }
     }
 }
@@ -110,6 +133,10 @@ struct DestinationsView {
     webhooks: bool,
     /// Whether ntfy topics can be added here.
     ntfy_topics: bool,
+    /// Whether Matrix users can be added here.
+    matrix: bool,
+    /// The IRC networks nicks and channels can be added on (none: IRC is off).
+    irc_networks: Vec<String>,
     per_address: i64,
     per_user: i64,
 }
@@ -123,6 +150,11 @@ struct Shown {
     webhook: String,
     /// The ntfy topic URL typed (never its access token).
     ntfy: String,
+    /// The Matrix user ID typed.
+    matrix: String,
+    /// The IRC nick or channel typed, and its network.
+    irc: String,
+    irc_network: String,
     error: Option<String>,
     notice: Option<String>,
     /// A new webhook's signing secret: shown this once.
@@ -146,6 +178,12 @@ async fn render(
         shown,
         webhooks: state.config.channels.contains(&ChannelKind::Webhook),
         ntfy_topics: state.config.channels.contains(&ChannelKind::Ntfy),
+        matrix: state.config.channels.contains(&ChannelKind::Matrix),
+        irc_networks: if state.config.channels.contains(&ChannelKind::Irc) {
+            state.config.irc_networks.clone()
+        } else {
+            Vec::new()
+        },
         per_address: tidings_store::PER_ADDRESS,
         per_user: tidings_store::PER_USER,
     })
@@ -160,7 +198,15 @@ async fn add(
     me: CurrentUser,
     form: Form,
 ) -> Result<Response, Error> {
-    let address = form.text("address").trim();
+    // An IRC destination is its nick or channel and the network picked from the list.
+    let irc_address;
+    let address = match form.text("network").trim() {
+        "" => form.text("address").trim(),
+        network => {
+            irc_address = format!("{}@{network}", form.text("address").trim());
+            irc_address.as_str()
+        }
+    };
     let channel = match form.text("channel") {
         "" => Ok(ChannelKind::Email),
         name => name
@@ -182,6 +228,11 @@ async fn add(
         match kind {
             Some(ChannelKind::Webhook) => shown.webhook = address.to_string(),
             Some(ChannelKind::Ntfy) => shown.ntfy = address.to_string(),
+            Some(ChannelKind::Matrix) => shown.matrix = address.to_string(),
+            Some(ChannelKind::Irc) => {
+                shown.irc = form.text("address").trim().to_string();
+                shown.irc_network = form.text("network").trim().to_string();
+            }
             Some(ChannelKind::Email) | None => shown.address = address.to_string(),
         }
         shown
@@ -195,6 +246,31 @@ async fn add(
             )
         }
     };
+    if channel == ChannelKind::Irc {
+        let network = address.rsplit_once('@').map(|(_, n)| n).unwrap_or_default();
+        if !state
+            .config
+            .irc_networks
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(network))
+        {
+            let known = state.config.irc_networks.join(", ");
+            return view::page(
+                axum::http::StatusCode::BAD_REQUEST,
+                &render(
+                    &state,
+                    &me,
+                    typed(
+                        format!(
+                            "network: {network:?} is not an IRC network of this site (it has: {known})"
+                        ),
+                        Some(channel),
+                    ),
+                )
+                .await?,
+            );
+        }
+    }
     // An ntfy topic's access token, if one was given: it goes into the settings, and is
     // never shown again.
     let token = form.text("token").trim();
@@ -258,6 +334,23 @@ async fn add(
                     )),
                     ..Shown::default()
                 },
+                ChannelSettings::MatrixV1 {} => Shown {
+                    notice: Some(format!(
+                        "We are inviting {} to a direct room and sending a confirmation code \
+                         there. Accept the invitation, then type the code below; nothing else \
+                         is sent there before.",
+                        added.address
+                    )),
+                    ..Shown::default()
+                },
+                ChannelSettings::IrcV1 {} => Shown {
+                    notice: Some(format!(
+                        "We are sending a confirmation code to {}. Type it below; nothing else \
+                         is sent there before.",
+                        added.address
+                    )),
+                    ..Shown::default()
+                },
                 ChannelSettings::EmailV1 {} => Shown {
                     notice: Some(format!(
                         "We sent a confirmation link to {}. Nothing else is sent there until you follow it.",
@@ -286,9 +379,9 @@ async fn resend(
         Ok(destination) => {
             state.wake.notify_one();
             let what = match destination.channel {
-                ChannelKind::Email => "confirmation link",
+                ChannelKind::Email | ChannelKind::Ntfy => "confirmation link",
                 ChannelKind::Webhook => "challenge",
-                ChannelKind::Ntfy => "confirmation link",
+                ChannelKind::Matrix | ChannelKind::Irc => "confirmation code",
             };
             let notice = format!(
                 "We sent a new {what} to {}; earlier ones no longer work.",
@@ -296,6 +389,42 @@ async fn resend(
             );
             let shown = Shown {
                 notice: Some(notice),
+                ..Shown::default()
+            };
+            view::ok(&render(&state, &me, shown).await?)
+        }
+        Err((status, message)) => {
+            let shown = Shown {
+                error: Some(message),
+                ..Shown::default()
+            };
+            view::page(status, &render(&state, &me, shown).await?)
+        }
+    }
+}
+
+/// A chat destination's code, typed by its signed-in owner.
+async fn confirm_code(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<i64>,
+    form: Form,
+) -> Result<Response, Error> {
+    let confirmed = state
+        .store
+        .confirm_destination_code(me.id(), id, form.text("code"))
+        .await;
+    match for_form(confirmed)? {
+        Ok(destination) => {
+            tracing::info!(
+                destination = destination.id,
+                "destination confirmed by code"
+            );
+            let shown = Shown {
+                notice: Some(format!(
+                    "{} is confirmed: notifications can go there now.",
+                    destination.address
+                )),
                 ..Shown::default()
             };
             view::ok(&render(&state, &me, shown).await?)

@@ -76,6 +76,9 @@ pub struct WebConfig {
     pub client_address_header: Option<String>,
     /// The kinds of destination users can add: the channels the senders have.
     pub channels: Vec<tidings_store::ChannelKind>,
+    /// The IRC networks configured (`[channels.irc.networks.<name>]`): an IRC destination
+    /// must name one of them.
+    pub irc_networks: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -88,6 +91,7 @@ impl Default for WebConfig {
             mailbox_dir: None,
             client_address_header: None,
             channels: tidings_store::ChannelKind::ALL.to_vec(),
+            irc_networks: Vec::new(),
         }
     }
 }

@@ -16,7 +16,9 @@ use crate::{
 
 // The pages mail links point at come from the route table the renderer builds mail links
 // with, so a mail cannot link to a page the router does not have.
-pub use tidings_rules::links::{CONFIRM, FILTER, FILTERS, NOTIFICATIONS, UNSUBSCRIBE};
+pub use tidings_rules::links::{
+    CONFIRM, DESTINATIONS, FILTER, FILTERS, NOTIFICATIONS, UNSUBSCRIBE,
+};
 
 /// The dashboard.
 pub const HOME: &str = "/";
@@ -26,12 +28,12 @@ pub const SIGNUP: &str = "/signup";
 pub const SIGNIN: &str = "/signin";
 /// Sign-out (POST).
 pub const SIGNOUT: &str = "/signout";
-/// The user's destinations; POST adds one.
-pub const DESTINATIONS: &str = "/destinations";
 /// Deleting a destination (POST).
 pub const DESTINATION_DELETE: &str = "/destinations/{id}/delete";
 /// Sending an unconfirmed destination a fresh confirmation link (POST).
 pub const DESTINATION_RESEND: &str = "/destinations/{id}/resend";
+/// Confirms one of the user's chat destinations by the code sent to it (POST).
+pub const DESTINATION_CONFIRM: &str = "/destinations/{id}/confirm";
 /// A new filter.
 pub const FILTER_NEW: &str = "/filters/new";
 /// Deleting a filter (POST).
@@ -69,6 +71,11 @@ pub fn filter_delete(id: i64) -> String {
 /// Link to a destination's resend action.
 pub fn destination_resend(id: i64) -> String {
     DESTINATION_RESEND.replace("{id}", &id.to_string())
+}
+
+/// Where a chat destination's code is posted.
+pub fn destination_confirm(id: i64) -> String {
+    DESTINATION_CONFIRM.replace("{id}", &id.to_string())
 }
 
 /// Link to a confirmation page.

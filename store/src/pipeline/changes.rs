@@ -62,11 +62,11 @@ pub(crate) struct Edit<'s, DB: Database> {
 }
 
 impl<'s, DB: Database> Edit<'s, DB> {
-    /// Begins the transaction.
+    /// Begins the transaction, as a writer from the start (`begin_write`).
     pub(crate) async fn begin(store: &'s Store, pool: &Pool<DB>) -> Result<Edit<'s, DB>> {
         Ok(Edit {
             store,
-            tx: pool.begin().await?,
+            tx: crate::db::begin_write(pool).await?,
         })
     }
 }

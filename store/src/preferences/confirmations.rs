@@ -161,14 +161,14 @@ impl Store {
     /// still waiting to be sent is dropped (it carries that link). `NotFound` when the
     /// destination is someone else's; `Invalid` when it is already confirmed.
     pub async fn resend_confirmation(&self, user_id: i64, id: i64) -> Result<Destination> {
-        let token = secret::new_token();
         let now = now_ms();
         let find = self.sql(
             "SELECT id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason FROM destinations \
              WHERE id = $1 AND user_id = $2",
         );
         let relink = self.sql(
-            "UPDATE destinations SET confirm_token_hash = $1, confirm_token_at = $2 WHERE id = $3",
+            "UPDATE destinations SET confirm_token_hash = $1, confirm_token_at = $2, \
+             confirm_failures = 0 WHERE id = $3",
         );
         let drop_waiting = self.sql(
             "DELETE FROM outbox WHERE destination_id = $1 AND kind = 'confirmation' \
@@ -176,7 +176,7 @@ impl Store {
         );
         let queue = ConfirmationSql::new(self);
         let row = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::begin_write(pool).await?;
             let row = sqlx::query_as::<_, DestinationRow>(&find)
                 .bind(id)
                 .bind(user_id)
@@ -193,6 +193,7 @@ impl Store {
                 .parse()
                 .map_err(|e| StoreError::corrupt("destination channel", e))?;
             let key = row.address_key();
+            let token = secret::new_confirmation(channel);
             sqlx::query(&relink)
                 .bind(secret::token_digest(&token))
                 .bind(now)

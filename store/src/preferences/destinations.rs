@@ -77,6 +77,9 @@ impl TryFrom<DestinationRow> for Destination {
 const COLUMNS: &str =
     "id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason";
 
+/// Wrong codes a destination confirmed by code may be sent before its code stops working.
+pub const CODE_TRIES: i64 = 5;
+
 /// How long a confirmation link works after it was sent: a week. After that the owner has a
 /// new one sent from the destinations page (within the same limits as the first).
 pub const CONFIRM_TTL_MS: i64 = 7 * 24 * 3_600_000;
@@ -131,7 +134,7 @@ impl Store {
         let address = address.into_string();
         let settings = serde_json::to_string(&settings)
             .map_err(|e| StoreError::corrupt("destination settings", e))?;
-        let token = secret::new_token();
+        let token = secret::new_confirmation(new.channel);
         let now = now_ms();
         let (confirmed_at, token_hash) = if new.confirmed {
             (Some(now), None)
@@ -213,6 +216,15 @@ impl Store {
                 .bind(&digest)
                 .fetch_one(&mut *tx)
                 .await?;
+            // A code is typed in by the signed-in owner (`confirm_destination_code`), never
+            // taken as a link: that would skip both the owner check and the count of tries.
+            if found
+                .channel
+                .parse::<ChannelKind>()
+                .is_ok_and(ChannelKind::confirms_by_code)
+            {
+                return Err(StoreError::NotFound);
+            }
             let issued_at: Option<i64> = sqlx::query_scalar(&issued)
                 .bind(found.id)
                 .fetch_one(&mut *tx)
@@ -221,6 +233,130 @@ impl Store {
                 return Err(StoreError::Expired {
                     what: "This confirmation link",
                 });
+            }
+            let key = found.address_key();
+            refuse_if_taken!(tx, taken, found.channel.as_str(), &key, found.user_id);
+            let row = sqlx::query_as::<_, DestinationRow>(&confirm)
+                .bind(now)
+                .bind(found.id)
+                .bind(&digest)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| confirmed_elsewhere(e.into()))?;
+            tx.commit([row.user_id]).await?;
+            row
+        });
+        row.try_into()
+    }
+
+    /// Confirms one of a user's destinations by the code sent to it (Matrix, IRC): `typed`
+    /// as the owner typed it, forgiving case, spaces, dashes and Crockford's look-alikes.
+    /// A wrong code is `Invalid` on field `code` and counted; after [`CODE_TRIES`] wrong
+    /// ones the code stops working and the owner has a new one sent. A code works for
+    /// [`CONFIRM_TTL_MS`] (`Expired` after). Someone else's destination is `NotFound`.
+    pub async fn confirm_destination_code(
+        &self,
+        user_id: i64,
+        id: i64,
+        typed: &str,
+    ) -> Result<Destination> {
+        self.confirm_destination_code_within(user_id, id, typed, CONFIRM_TTL_MS)
+            .await
+    }
+
+    /// [`Store::confirm_destination_code`] with codes working for `ttl_ms` (for tests).
+    #[doc(hidden)]
+    pub async fn confirm_destination_code_within(
+        &self,
+        user_id: i64,
+        id: i64,
+        typed: &str,
+        ttl_ms: i64,
+    ) -> Result<Destination> {
+        let find = format!("SELECT {COLUMNS} FROM destinations WHERE id = $1 AND user_id = $2");
+        let find = self.sql(&find);
+        let state = self.sql(
+            "SELECT confirm_token_hash, confirm_token_at, confirm_failures FROM destinations \
+             WHERE id = $1",
+        );
+        let wrong = self.sql(
+            "UPDATE destinations SET confirm_failures = confirm_failures + 1, \
+             confirm_token_hash = CASE WHEN confirm_failures + 1 >= $1 THEN NULL \
+             ELSE confirm_token_hash END WHERE id = $2",
+        );
+        let taken = self.sql(TAKEN);
+        let confirm = format!(
+            "UPDATE destinations SET confirmed_at = $1, confirm_token_hash = NULL, \
+             disabled_reason = NULL, confirm_failures = 0 \
+             WHERE id = $2 AND confirm_token_hash = $3 RETURNING {COLUMNS}"
+        );
+        let confirm = self.sql(&confirm);
+        let refused = |reason: String| StoreError::Invalid {
+            field: "code",
+            reason,
+        };
+        let code = secret::normalise_code(typed);
+        let now = now_ms();
+        let row = with_pool!(self, |pool| {
+            let mut tx = Edit::begin(self, pool).await?;
+            let found = sqlx::query_as::<_, DestinationRow>(&find)
+                .bind(id)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let (hash, issued_at, failures): (Option<String>, Option<i64>, i64) =
+                sqlx::query_as(&state)
+                    .bind(found.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let address = &found.address;
+            if found.confirmed_at.is_some() {
+                return Err(refused(format!("{address} is already confirmed")));
+            }
+            let by_code = found
+                .channel
+                .parse::<ChannelKind>()
+                .is_ok_and(ChannelKind::confirms_by_code);
+            if !by_code {
+                return Err(refused(format!(
+                    "{address} is confirmed by the link sent to it, not by a code"
+                )));
+            }
+            let Some(hash) = hash else {
+                let why = if failures >= CODE_TRIES {
+                    format!("{CODE_TRIES} wrong codes were typed for {address}")
+                } else {
+                    format!("no code is waiting for {address}")
+                };
+                return Err(refused(format!("{why}; have a new code sent")));
+            };
+            if issued_at.is_some_and(|at| now - at > ttl_ms) {
+                return Err(StoreError::Expired {
+                    what: "This confirmation code",
+                });
+            }
+            let Some(code) = code else {
+                return Err(refused(
+                    "a code is ten letters and digits, like 7KQ2M-XW4TD".into(),
+                ));
+            };
+            let digest = secret::token_digest(&code);
+            if digest != hash {
+                sqlx::query(&wrong)
+                    .bind(CODE_TRIES)
+                    .bind(found.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit([]).await?;
+                let left = CODE_TRIES - failures - 1;
+                return Err(refused(if left > 0 {
+                    format!("that is not the code sent to {address}; {left} tries left")
+                } else {
+                    format!(
+                        "that is not the code sent to {address}, and it was the last try; \
+                         have a new code sent"
+                    )
+                }));
             }
             let key = found.address_key();
             refuse_if_taken!(tx, taken, found.channel.as_str(), &key, found.user_id);
