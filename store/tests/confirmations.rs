@@ -222,3 +222,62 @@ async fn mail_sent_for_a_user() {
         assert!(ok!(n, s.sent_for_user(alice.id, &[]).await).is_empty());
     }
 }
+
+// Issue 10: a chat destination's code works for a week like a link, and two accounts
+// cannot both confirm one Matrix user.
+#[tokio::test]
+async fn a_code_expires_and_one_chat_address_has_one_owner() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let bob = user(&t, "bob").await;
+        let mut ids = Vec::new();
+        for owner in [alice.id, bob.id] {
+            let d = ok!(
+                n,
+                s.add_destination(NewDestination {
+                    user_id: owner,
+                    channel: ChannelKind::Matrix,
+                    address: "@carol:example.org",
+                    confirmed: false,
+                })
+                .await
+            );
+            ids.push(d.id);
+        }
+        let claimed = ok!(n, s.claim(10, 60_000).await);
+        let code = |id: i64| {
+            claimed
+                .iter()
+                .find(|c| c.destination.id == id)
+                .and_then(|c| c.confirmation_token())
+                .map(str::to_string)
+                .unwrap_or_default()
+        };
+        let (alices, bobs) = (code(ids[0]), code(ids[1]));
+        assert_eq!(alices.len(), 11, "[{n}] {alices}");
+        let expired = fails!(
+            n,
+            s.confirm_destination_code_within(alice.id, ids[0], &alices, -1)
+                .await
+        );
+        assert!(
+            matches!(expired, StoreError::Expired { .. }),
+            "[{n}] {expired:?}"
+        );
+        ok!(
+            n,
+            s.confirm_destination_code(alice.id, ids[0], &alices).await
+        );
+        let taken = fails!(n, s.confirm_destination_code(bob.id, ids[1], &bobs).await);
+        assert!(
+            matches!(taken, StoreError::Conflict { .. }),
+            "[{n}] {taken:?}"
+        );
+        // Bob's code is not alice's to use, nor a link.
+        let theirs = fails!(n, s.confirm_destination_code(alice.id, ids[1], &bobs).await);
+        assert!(matches!(theirs, StoreError::NotFound), "[{n}] {theirs:?}");
+        let link = fails!(n, s.confirm_destination(&bobs).await);
+        assert!(matches!(link, StoreError::NotFound), "[{n}] {link:?}");
+    }
+}

@@ -187,7 +187,7 @@ impl Hub {
         );
     }
 
-    fn assert_running(&self) {
+    pub fn assert_running(&self) {
         // A serve that exited cannot come up: say why instead of timing out.
         if let Some(child) = &self.serve {
             let id = child.id();

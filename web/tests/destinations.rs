@@ -2,7 +2,7 @@
 //! dead confirmations, and link tokens that must have their one shape.
 
 use reqwest::StatusCode;
-use tidings_store::{OutboxKind, Outcome, PER_ADDRESS};
+use tidings_store::{ChannelKind, OutboxKind, Outcome, CODE_TRIES, PER_ADDRESS};
 
 use crate::on_both;
 use crate::support::{App, Browser};
@@ -12,7 +12,8 @@ on_both!(
     confirmations_are_rate_limited,
     resend_and_dead_confirmations,
     addresses_are_validated,
-    webhooks_show_their_secret_once
+    webhooks_show_their_secret_once,
+    chat_destinations_are_confirmed_by_their_code
 );
 
 async fn signed_in(app: &App, name: &str) -> Browser {
@@ -253,4 +254,153 @@ async fn webhooks_show_their_secret_once(app: &App) {
         .await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert!(unknown.body.contains("unknown channel"), "{}", unknown.body);
+}
+
+/// The code queued for destination `id` (claimed from the outbox, as the sender would).
+async fn code_for(app: &App, id: i64) -> String {
+    let claimed = app.store.claim(10, 60_000).await.unwrap();
+    let row = claimed
+        .iter()
+        .find(|c| c.destination.id == id && c.kind == OutboxKind::Confirmation)
+        .expect("a confirmation queued for the destination");
+    for c in &claimed {
+        app.store.record(c, &Outcome::Sent).await.unwrap();
+    }
+    row.confirmation_token().expect("a code").to_string()
+}
+
+// Issue 10: Matrix users and IRC nicks and channels are added from the same page and
+// confirmed by the code sent to them, typed in by their signed-in owner: only theirs, a
+// wrong code counted, five ending it, a resend starting afresh.
+async fn chat_destinations_are_confirmed_by_their_code(app: &App) {
+    let alice = signed_in(app, "alice").await;
+    let added = alice
+        .submit(
+            "/destinations",
+            "/destinations",
+            &[("channel", "matrix"), ("address", " @Bob:Example.ORG ")],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert!(
+        added.body.contains("Accept the invitation"),
+        "{}",
+        added.body
+    );
+    let user = app.store.user_by_name("alice").await.unwrap().unwrap();
+    let matrix = app
+        .store
+        .destinations(user.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.channel == ChannelKind::Matrix)
+        .expect("the Matrix destination is stored");
+    assert_eq!(matrix.address, "@Bob:example.org");
+    let code = code_for(app, matrix.id).await;
+    assert_eq!(code.len(), 11, "{code}");
+    let page = alice.get("/destinations").await.body;
+    let action = format!("/destinations/{}/confirm", matrix.id);
+    assert!(page.contains(&action), "{page}");
+    assert!(page.contains("Resend code"), "{page}");
+
+    // Someone else's destination: not found, whatever the code.
+    let mallory = signed_in(app, "mallory").await;
+    let theirs = mallory
+        .submit("/destinations", &action, &[("code", &code)])
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.body);
+    // A wrong code is counted; the right one, typed loosely, confirms.
+    let wrong = alice
+        .submit("/destinations", &action, &[("code", "00000-00000")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    assert!(wrong.body.contains("4 tries left"), "{}", wrong.body);
+    let typed = code.to_lowercase().replace('-', " ");
+    let right = alice
+        .submit("/destinations", &action, &[("code", &typed)])
+        .await;
+    assert_eq!(right.status, StatusCode::OK, "{}", right.body);
+    assert!(right.body.contains("is confirmed"), "{}", right.body);
+    let again = alice
+        .submit("/destinations", &action, &[("code", &code)])
+        .await;
+    assert!(again.body.contains("already confirmed"), "{}", again.body);
+
+    // IRC: the network is picked from the site's; an unknown one is refused by name.
+    let elsewhere = alice
+        .submit(
+            "/destinations",
+            "/destinations",
+            &[
+                ("channel", "irc"),
+                ("address", "nirik"),
+                ("network", "elsewhere"),
+            ],
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::BAD_REQUEST);
+    assert!(
+        elsewhere.body.contains("not an IRC network of this site"),
+        "{}",
+        elsewhere.body
+    );
+    let irc = alice
+        .submit(
+            "/destinations",
+            "/destinations",
+            &[
+                ("channel", "irc"),
+                ("address", "#Fedora-Admin"),
+                ("network", "testnet"),
+            ],
+        )
+        .await;
+    assert_eq!(irc.status, StatusCode::OK, "{}", irc.body);
+    let irc = app
+        .store
+        .destinations(user.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.channel == ChannelKind::Irc)
+        .expect("the IRC destination is stored");
+    assert_eq!(irc.address, "#Fedora-Admin@testnet");
+    let code = code_for(app, irc.id).await;
+    let action = format!("/destinations/{}/confirm", irc.id);
+    // Five wrong codes end it: the right one no longer works until a new one is sent.
+    for _ in 0..CODE_TRIES {
+        let wrong = alice
+            .submit("/destinations", &action, &[("code", "00000-00000")])
+            .await;
+        assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    }
+    let late = alice
+        .submit("/destinations", &action, &[("code", &code)])
+        .await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST);
+    assert!(late.body.contains("have a new code sent"), "{}", late.body);
+    let resent = alice
+        .submit(
+            "/destinations",
+            &format!("/destinations/{}/resend", irc.id),
+            &[],
+        )
+        .await;
+    assert_eq!(resent.status, StatusCode::OK, "{}", resent.body);
+    let fresh = code_for(app, irc.id).await;
+    assert_ne!(fresh, code);
+    let right = alice
+        .submit("/destinations", &action, &[("code", &fresh)])
+        .await;
+    assert_eq!(right.status, StatusCode::OK, "{}", right.body);
+    // A code is never a link: the link route does not take it.
+    assert_eq!(
+        app.store
+            .confirm_destination(&fresh)
+            .await
+            .map(|d| d.id)
+            .ok(),
+        None
+    );
 }

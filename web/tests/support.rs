@@ -92,6 +92,7 @@ impl App {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut config = tidings_web::WebConfig {
             base_url: base.clone(),
+            irc_networks: vec!["testnet".into()],
             ..tidings_web::WebConfig::default()
         };
         adjust(&mut config);
