@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod channel;
+pub mod delivery;
 pub mod condition;
 pub mod fedmsg;
 pub mod index;

@@ -37,6 +37,7 @@ pub use ownership::{
     CSV_HEADER,
 };
 pub use pipeline::changes::Change;
+pub use pipeline::digests::{DigestContents, DigestReason, DIGEST_ITEMS};
 pub use pipeline::messages::{Arrival, Rejected, StoredMessage};
 pub use pipeline::outbox::{
     Backlog, ClaimBatch, Claimed, Cycle, DeadNotification, DeliveryRecord, Notification,
@@ -51,6 +52,7 @@ pub use preferences::destinations::{
 pub use preferences::filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use preferences::quarantine::{Quarantine, QuarantinedFilter};
 pub use signals::{Wake, Wakes};
+pub use tidings_rules::delivery::{DeliveryPolicy, Schedule, TimeOfDay};
 pub use tidings_rules::{AccessToken, Address, AddressError};
 
 /// Milliseconds since the Unix epoch, as every time column stores them.

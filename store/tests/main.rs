@@ -5,6 +5,7 @@ mod harness;
 
 mod confirmations;
 mod destinations;
+mod digests;
 mod filters;
 mod keys;
 mod messages;

@@ -127,6 +127,50 @@ impl Store {
     }
 
     /// A user by id.
+    /// A user's time zone and quiet hours (UTC and none until they set them).
+    pub async fn schedule(&self, user_id: i64) -> Result<tidings_rules::delivery::Schedule> {
+        let sql = self.sql("SELECT time_zone, quiet_start, quiet_end FROM users WHERE id = $1");
+        let (zone, from, to): (String, Option<i64>, Option<i64>) =
+            with_pool!(self, |pool| sqlx::query_as(&sql)
+                .bind(user_id)
+                .fetch_one(pool)
+                .await?);
+        let minutes = |m: Option<i64>| {
+            let m = u16::try_from(m?).ok()?;
+            tidings_rules::delivery::TimeOfDay::parse(&format!("{}:{:02}", m / 60, m % 60)).ok()
+        };
+        let quiet = minutes(from).zip(minutes(to));
+        tidings_rules::delivery::Schedule::new(&zone, quiet)
+            .map_err(|e| StoreError::corrupt("user schedule", e))
+    }
+
+    /// Sets a user's time zone and quiet hours (checked when `schedule` was made).
+    pub async fn set_schedule(
+        &self,
+        user_id: i64,
+        schedule: &tidings_rules::delivery::Schedule,
+    ) -> Result<()> {
+        let sql = self.sql(
+            "UPDATE users SET time_zone = $1, quiet_start = $2, quiet_end = $3 WHERE id = $4",
+        );
+        let (from, to) = match schedule.quiet() {
+            Some((from, to)) => (Some(i64::from(from.minutes())), Some(i64::from(to.minutes()))),
+            None => (None, None),
+        };
+        let done = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(schedule.time_zone())
+            .bind(from)
+            .bind(to)
+            .bind(user_id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     pub async fn user(&self, id: i64) -> Result<User> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let sql = self.sql(&sql);

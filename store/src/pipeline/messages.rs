@@ -2,12 +2,26 @@
 //! message id, and marked processed in the same transaction that queues its notifications.
 //! Also the record of rejected input and the change log the notifier follows.
 
+use std::collections::HashMap;
+
 use sqlx::FromRow;
+use tidings_rules::delivery::DeliveryPolicy;
 use tidings_rules::{Message, Metadata};
 
 use crate::db::with_pool;
+use crate::pipeline::digests::{self, Plan, Rules, Window};
 use crate::pipeline::outbox::{new_uid, Notification};
 use crate::{now_ms, Result, Store, StoreError};
+
+/// A destination's delivery columns and its owner's schedule columns.
+type RulesRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// An archived message.
 #[derive(Debug, Clone, PartialEq)]
@@ -305,28 +319,70 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
-            // Confirmed destinations, and whether each one's channel delivers in order.
-            let mut confirmed = std::collections::HashMap::new();
+            // Confirmed destinations with their delivery rules: whether the channel
+            // delivers in order, the destination's policy, its owner's schedule.
+            let mut confirmed: HashMap<i64, Rules> = HashMap::new();
             for chunk in destinations.chunks(CHUNK_ROWS) {
                 let sql = format!(
-                    "SELECT id, channel FROM destinations WHERE confirmed_at IS NOT NULL AND id IN ({})",
+                    "SELECT d.id, d.channel, d.delivery, u.time_zone, u.quiet_start, u.quiet_end \
+                     FROM destinations d JOIN users u ON u.id = d.user_id \
+                     WHERE d.confirmed_at IS NOT NULL AND d.id IN ({})",
                     placeholders(1, chunk.len())
                 );
                 let sql = self.sql(&sql);
-                let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
+                let mut query = sqlx::query_as::<_, RulesRow>(&sql);
                 for id in chunk {
                     query = query.bind(id);
                 }
-                for (id, channel) in query.fetch_all(&mut *tx).await? {
+                for (id, channel, delivery, zone, from, to) in query.fetch_all(&mut *tx).await? {
                     let ordered = channel
                         .parse::<tidings_rules::ChannelKind>()
                         .is_ok_and(|kind| kind.delivers_in_order());
-                    confirmed.insert(id, i64::from(ordered));
+                    let rules = Rules::from_row(id, ordered, delivery.as_deref(), &zone, (from, to));
+                    confirmed.insert(id, rules);
                 }
             }
+            // Flood windows of the destinations that have a flood limit.
+            let limited: Vec<i64> = confirmed
+                .iter()
+                .filter(|(_, r)| {
+                    !r.ordered
+                        && matches!(r.policy, DeliveryPolicy::Immediate { flood_max, .. } if flood_max > 0)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            let mut windows: HashMap<i64, Option<Window>> = HashMap::new();
+            for chunk in limited.chunks(CHUNK_ROWS) {
+                let sql = format!(
+                    "SELECT destination_id, window_start, sent FROM delivery_windows \
+                     WHERE destination_id IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let sql = self.sql(&sql);
+                let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                for (id, start, sent) in query.fetch_all(&mut *tx).await? {
+                    windows.insert(id, Some(Window { start, sent }));
+                }
+            }
+            let mut plans: Vec<(i64, Plan)> = Vec::new();
             let queued: Vec<_> = rows
                 .iter()
-                .filter_map(|row| confirmed.get(&row.1).map(|ordered| (row, *ordered)))
+                .filter_map(|row| {
+                    let rules = confirmed.get(&row.1)?;
+                    let window = windows.entry(row.1).or_default();
+                    let plan = digests::plan(rules, window, now);
+                    plans.push((row.1, plan));
+                    let status = match plan {
+                        Plan::Collect(..) => "collected",
+                        // In order: held behind the destination's oldest (made pending below).
+                        Plan::Now if rules.ordered => "held",
+                        Plan::Now => "pending",
+                    };
+                    Some((row, i64::from(rules.ordered), status))
+                })
                 .collect();
             for chunk in queued.chunks(CHUNK_ROWS) {
                 // The time per row too: each parameter once, in order (see `Store::sql`).
@@ -337,9 +393,7 @@ impl Store {
                 );
                 let sql = self.sql(&sql);
                 let mut query = sqlx::query(&sql);
-                for &((message_id, destination_id, filters, uid), ordered) in chunk {
-                    // In order: held behind the destination's oldest (made pending below).
-                    let status = if ordered == 1 { "held" } else { "pending" };
+                for &((message_id, destination_id, filters, uid), ordered, status) in chunk {
                     query = query
                         .bind(message_id)
                         .bind(destination_id)
@@ -352,10 +406,32 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
+            let touched: Vec<(i64, Window)> = windows
+                .into_iter()
+                .filter_map(|(id, w)| Some((id, w?)))
+                .collect();
+            for chunk in touched.chunks(CHUNK_ROWS) {
+                let values = value_rows(chunk.len(), 1, "(?, ?, ?)");
+                let sql = format!(
+                    "INSERT INTO delivery_windows (destination_id, window_start, sent) VALUES {values} \
+                     ON CONFLICT (destination_id) DO UPDATE SET window_start = excluded.window_start, \
+                     sent = excluded.sent"
+                );
+                let sql = self.sql(&sql);
+                let mut query = sqlx::query(&sql);
+                for (id, w) in chunk {
+                    query = query.bind(id).bind(w.start).bind(w.sent);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            let wanted = digests::wanted(&plans);
+            if !wanted.is_empty() {
+                crate::pipeline::digests::schedule_digests!(self, tx, wanted, confirmed, now);
+            }
             let mut in_order: Vec<i64> = queued
                 .iter()
-                .filter(|(_, ordered)| *ordered == 1)
-                .map(|(row, _)| row.1)
+                .filter(|(_, ordered, _)| *ordered == 1)
+                .map(|(row, ..)| row.1)
                 .collect();
             if !in_order.is_empty() {
                 in_order.sort_unstable();

@@ -2,5 +2,6 @@
 //! matcher follows) and the outbox of what is still to send.
 
 pub(crate) mod changes;
+pub(crate) mod digests;
 pub(crate) mod messages;
 pub(crate) mod outbox;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sqlx::FromRow;
 
 use crate::db::with_pool;
+use crate::pipeline::digests::{DigestContents, DigestReason, DIGEST_ITEMS};
 use crate::pipeline::messages::{
     placeholders, value_rows, MessageRow, CHUNK_ROWS, MESSAGE_COLUMNS,
 };
@@ -68,6 +69,9 @@ pub enum OutboxKind {
     Notification,
     /// The confirmation link for a new destination.
     Confirmation,
+    /// The notifications collected for a destination (its digest, its owner's quiet hours,
+    /// a flood), sent as one.
+    Digest,
 }
 
 /// Where an outbox row is in its life, as stored in its `status` column.
@@ -85,6 +89,8 @@ pub enum OutboxStatus {
     /// Waiting behind an earlier notification to the same destination, whose channel
     /// delivers in order; made pending once that one is sent or dead.
     Held,
+    /// Kept for the destination's next digest (see `digests`).
+    Collected,
 }
 
 impl OutboxStatus {
@@ -95,6 +101,7 @@ impl OutboxStatus {
             "sent" => Ok(OutboxStatus::Sent),
             "dead" => Ok(OutboxStatus::Dead),
             "held" => Ok(OutboxStatus::Held),
+            "collected" => Ok(OutboxStatus::Collected),
             other => Err(StoreError::corrupt("outbox status", other)),
         }
     }
@@ -107,6 +114,7 @@ impl OutboxStatus {
             OutboxStatus::Sent => "sent",
             OutboxStatus::Dead => "dead",
             OutboxStatus::Held => "held",
+            OutboxStatus::Collected => "collected",
         }
     }
 }
@@ -122,6 +130,16 @@ pub enum OutboxPayload {
     ConfirmationV1 {
         /// The secret of the confirmation link (wiped once the row is finished).
         token: String,
+    },
+    /// A digest, version 1: why its notifications were collected, and once claimed the
+    /// last collected row it holds (they are marked with it when it is recorded).
+    #[serde(rename = "digest/1")]
+    DigestV1 {
+        /// Why.
+        reason: crate::pipeline::digests::DigestReason,
+        /// The newest collected row it holds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        up_to: Option<i64>,
     },
 }
 
@@ -163,6 +181,8 @@ pub struct Claimed {
     pub payload: Option<OutboxPayload>,
     /// For notifications: the secret of its unsubscribe link (see [`unsubscribe_token`]).
     pub unsubscribe_token: Option<String>,
+    /// For a digest: the notifications it holds.
+    pub digest: Option<crate::pipeline::digests::DigestContents>,
 }
 
 impl Claimed {
@@ -170,7 +190,7 @@ impl Claimed {
     pub fn confirmation_token(&self) -> Option<&str> {
         match &self.payload {
             Some(OutboxPayload::ConfirmationV1 { token }) => Some(token),
-            None => None,
+            Some(OutboxPayload::DigestV1 { .. }) | None => None,
         }
     }
 }
@@ -250,11 +270,12 @@ fn hydrate(
     let kind = match row.kind.as_str() {
         "notification" => OutboxKind::Notification,
         "confirmation" => OutboxKind::Confirmation,
+        "digest" => OutboxKind::Digest,
         other => return Err(StoreError::corrupt("outbox kind", other)),
     };
     let unsubscribe_token = match kind {
         OutboxKind::Notification => key.map(|key| unsubscribe_token(key, &row.uid)),
-        OutboxKind::Confirmation => None,
+        OutboxKind::Confirmation | OutboxKind::Digest => None,
     };
     Ok(Claimed {
         unsubscribe_token,
@@ -273,6 +294,7 @@ fn hydrate(
             .as_deref()
             .map(OutboxPayload::from_json)
             .transpose()?,
+        digest: None,
     })
 }
 
@@ -360,6 +382,16 @@ struct ClaimRow {
     claim_token: String,
 }
 
+/// A digest being recorded: its row, destination, the newest collected row it holds, why
+/// it was collected, and the error if it is dead.
+struct Digested {
+    row: i64,
+    destination: i64,
+    up_to: i64,
+    reason: DigestReason,
+    dead: Option<String>,
+}
+
 /// Makes the oldest `held` row of each of these destinations (ids, a slice) pending, where
 /// none of theirs is pending or being sent, inside transaction `$tx`: the next notification
 /// in line for a destination that takes them in order.
@@ -428,12 +460,35 @@ impl Store {
             .collect();
         next_in_line.sort_unstable();
         next_in_line.dedup();
+        // Digests recorded sent or dead: what they hold is marked with them.
+        let digests: Vec<Digested> = outcomes
+            .iter()
+            .filter_map(|(c, o)| match (&c.payload, o) {
+                (
+                    Some(OutboxPayload::DigestV1 {
+                        reason,
+                        up_to: Some(up_to),
+                    }),
+                    Outcome::Sent | Outcome::Dead { .. },
+                ) => Some(Digested {
+                    row: c.id,
+                    destination: c.destination.id,
+                    up_to: *up_to,
+                    reason: *reason,
+                    dead: match o {
+                        Outcome::Dead { error } => Some(error.clone()),
+                        _ => None,
+                    },
+                }),
+                _ => None,
+            })
+            .collect();
         let outcomes: Vec<(i64, i64, &str, &Outcome)> = outcomes
             .iter()
             .map(|(c, o)| (c.id, c.attempt, c.claim_token.as_str(), *o))
             .collect();
         let (recorded, rows) = self
-            .cycle(&outcomes, &next_in_line, limit, lease_ms)
+            .cycle(&outcomes, &next_in_line, &digests, limit, lease_ms)
             .await?;
         Ok(Cycle {
             recorded,
@@ -447,6 +502,7 @@ impl Store {
         &self,
         outcomes: &[(i64, i64, &str, &Outcome)],
         next_in_line: &[i64],
+        digests: &[Digested],
         limit: i64,
         lease_ms: i64,
     ) -> Result<(Vec<Recorded>, Vec<ClaimRow>)> {
@@ -471,6 +527,26 @@ impl Store {
         };
         let expired = claim("sending", "lease_until");
         let due = claim("pending", "next_attempt_at");
+        let mark_digested = self.sql(
+            "UPDATE outbox SET status = $1, sent_at = CASE WHEN $1 = 'sent' THEN $2 ELSE NULL END, \
+             last_error = $3 WHERE destination_id = $4 AND status = 'collected' AND id <= $5",
+        );
+        let collected_after = self.sql(
+            "SELECT COUNT(*) FROM outbox WHERE destination_id = $1 AND status = 'collected' \
+             AND id > $2",
+        );
+        let follow_up = self.sql(
+            "INSERT INTO outbox (kind, message_id, destination_id, filters, payload, uid, status, next_attempt_at, created_at, ordered) \
+             VALUES ('digest', NULL, $1, '[]', $2, $3, 'pending', $4, $5, 0) ON CONFLICT DO NOTHING",
+        );
+        let newest_collected = self.sql(
+            "SELECT MAX(id) FROM outbox WHERE destination_id = $1 AND status = 'collected'",
+        );
+        let nothing_to_send = self.sql(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, lease_until = NULL, claim_token = NULL \
+             WHERE id = $2",
+        );
+        let hold_up_to = self.sql("UPDATE outbox SET payload = $1 WHERE id = $2");
         let limit = limit.max(0);
         let relaxed = self.relaxed_commit();
         let mut changed = std::collections::HashSet::new();
@@ -519,6 +595,41 @@ impl Store {
                 query.execute(&mut *tx).await?;
             }
             promote_heads!(self, tx, next_in_line);
+            for digest in digests.iter().filter(|d| changed.contains(&d.row)) {
+                let (status, error) = match &digest.dead {
+                    None => ("sent", None),
+                    Some(error) => ("dead", Some(format!("in a digest that could not be sent: {error}"))),
+                };
+                sqlx::query(&mark_digested)
+                    .bind(status)
+                    .bind(now)
+                    .bind(error)
+                    .bind(digest.destination)
+                    .bind(digest.up_to)
+                    .execute(&mut *tx)
+                    .await?;
+                // What was collected while it was sent goes in a digest of its own.
+                let left: i64 = sqlx::query_scalar(&collected_after)
+                    .bind(digest.destination)
+                    .bind(digest.up_to)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if left > 0 {
+                    let payload = OutboxPayload::DigestV1 {
+                        reason: digest.reason,
+                        up_to: None,
+                    }
+                    .to_json()?;
+                    sqlx::query(&follow_up)
+                        .bind(digest.destination)
+                        .bind(payload)
+                        .bind(new_uid())
+                        .bind(now + crate::pipeline::digests::FOLLOW_UP_MS)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
             let mut rows = Vec::new();
             if limit > 0 {
                 rows = sqlx::query_as::<_, ClaimRow>(&expired)
@@ -541,6 +652,44 @@ impl Store {
                     );
                 }
             }
+            // A digest holds what was collected up to its claim; one with nothing left to
+            // hold (all retried or deleted meanwhile) is done.
+            let mut held = Vec::with_capacity(rows.len());
+            for mut row in rows {
+                if row.kind != "digest" {
+                    held.push(row);
+                    continue;
+                }
+                let up_to: Option<i64> = sqlx::query_scalar(&newest_collected)
+                    .bind(row.destination_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let Some(up_to) = up_to else {
+                    sqlx::query(&nothing_to_send)
+                        .bind(now)
+                        .bind(row.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    continue;
+                };
+                let reason = match row.payload.as_deref().map(OutboxPayload::from_json) {
+                    Some(Ok(OutboxPayload::DigestV1 { reason, .. })) => reason,
+                    _ => DigestReason::Digest,
+                };
+                let payload = OutboxPayload::DigestV1 {
+                    reason,
+                    up_to: Some(up_to),
+                }
+                .to_json()?;
+                sqlx::query(&hold_up_to)
+                    .bind(&payload)
+                    .bind(row.id)
+                    .execute(&mut *tx)
+                    .await?;
+                row.payload = Some(payload);
+                held.push(row);
+            }
+            let rows = held;
             tx.commit().await?;
             rows
         });
@@ -621,6 +770,22 @@ impl Store {
                 Some(Err(reason)) => Err(StoreError::corrupt("destination", reason)),
                 None => Err(StoreError::NotFound),
             };
+            let hydrated = match hydrated {
+                Ok(mut claimed) => match claimed.payload {
+                    Some(OutboxPayload::DigestV1 {
+                        reason,
+                        up_to: Some(up_to),
+                    }) => {
+                        let contents = self
+                            .digest_contents(claimed.destination.id, reason, up_to)
+                            .await?;
+                        claimed.digest = Some(contents);
+                        Ok(claimed)
+                    }
+                    _ => Ok(claimed),
+                },
+                Err(err) => Err(err),
+            };
             match hydrated {
                 Ok(claimed) => match batches.last_mut() {
                     Some(batch) if batch.destination.id == claimed.destination.id => {
@@ -645,6 +810,56 @@ impl Store {
         Ok(batches)
     }
 
+    /// What a digest of `destination` holds: the collected rows up to `up_to`, counted, and
+    /// the newest [`DIGEST_ITEMS`] of them with their messages (oldest first). A message
+    /// that cannot be read is left out of the list, and still counted.
+    async fn digest_contents(
+        &self,
+        destination: i64,
+        reason: DigestReason,
+        up_to: i64,
+    ) -> Result<DigestContents> {
+        let count = self.sql(
+            "SELECT COUNT(*) FROM outbox WHERE destination_id = $1 AND status = 'collected' \
+             AND id <= $2",
+        );
+        let newest = self.sql(
+            "SELECT message_id, filters FROM outbox WHERE destination_id = $1 \
+             AND status = 'collected' AND id <= $2 ORDER BY id DESC LIMIT $3",
+        );
+        let (total, mut rows) = with_pool!(self, |pool| {
+            let total: i64 = sqlx::query_scalar(&count)
+                .bind(destination)
+                .bind(up_to)
+                .fetch_one(pool)
+                .await?;
+            let rows: Vec<(Option<i64>, String)> = sqlx::query_as(&newest)
+                .bind(destination)
+                .bind(up_to)
+                .bind(DIGEST_ITEMS)
+                .fetch_all(pool)
+                .await?;
+            (total, rows)
+        });
+        rows.reverse();
+        let messages = self
+            .messages_by_id(rows.iter().filter_map(|(id, _)| *id))
+            .await?;
+        let items = rows
+            .into_iter()
+            .filter_map(|(id, filters)| {
+                let message = messages.get(&id?)?.as_ref().ok()?.clone();
+                let filters = serde_json::from_str(&filters).unwrap_or_default();
+                Some((message, filters))
+            })
+            .collect();
+        Ok(DigestContents {
+            reason,
+            total,
+            items,
+        })
+    }
+
     /// The destinations with these ids and their owners' usernames, in one query.
     async fn destinations_and_owners(
         &self,
@@ -659,7 +874,7 @@ impl Store {
         let list: Vec<String> = ids.iter().map(i64::to_string).collect();
         // Ids are integers read from the outbox: nothing here comes from outside.
         let sql = format!(
-            "SELECT d.id, d.user_id, d.channel, d.address, d.settings, d.confirmed_at, d.created_at, d.disabled_reason, u.username \
+            "SELECT d.id, d.user_id, d.channel, d.address, d.settings, d.confirmed_at, d.created_at, d.disabled_reason, d.delivery, u.username \
              FROM destinations d JOIN users u ON u.id = d.user_id WHERE d.id IN ({})",
             list.join(",")
         );
@@ -759,7 +974,7 @@ impl Store {
             });
             next_in_line.extend(found);
         }
-        Ok(self.cycle(rows, &next_in_line, 0, 0).await?.0)
+        Ok(self.cycle(rows, &next_in_line, &[], 0, 0).await?.0)
     }
 
     /// A user's most recent notifications, newest first.
@@ -916,7 +1131,7 @@ impl Store {
     /// stays cheap on a large outbox (a count of the whole table walks pages, not rows).
     pub async fn outbox_counts(&self) -> Result<(i64, i64, i64, i64)> {
         let sql = "SELECT \
-            (SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'held')), \
+            (SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'held', 'collected')), \
             (SELECT COUNT(*) FROM outbox WHERE status = 'sending'), \
             (SELECT COUNT(*) FROM outbox), \
             (SELECT COUNT(*) FROM outbox WHERE status = 'dead')";

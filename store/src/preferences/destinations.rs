@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use sqlx::FromRow;
+pub use tidings_rules::delivery::DeliveryPolicy;
 pub use tidings_rules::{ChannelKind, ChannelSettings};
 
 use crate::db::with_pool;
@@ -33,6 +34,9 @@ pub struct Destination {
     /// Why it was disabled, if its far end gave up on it (a webhook's 410 Gone): it is
     /// unconfirmed then, and confirming it again enables it.
     pub disabled_reason: Option<String>,
+    /// When its notifications go out: at once with a flood limit, or in digests. A
+    /// webhook's always go at once, one by one (machines act on each).
+    pub delivery: DeliveryPolicy,
 }
 
 impl Destination {
@@ -52,6 +56,7 @@ pub(crate) struct DestinationRow {
     pub(crate) confirmed_at: Option<i64>,
     pub(crate) created_at: i64,
     pub(crate) disabled_reason: Option<String>,
+    pub(crate) delivery: Option<String>,
 }
 
 impl TryFrom<DestinationRow> for Destination {
@@ -70,12 +75,13 @@ impl TryFrom<DestinationRow> for Destination {
             confirmed_at: row.confirmed_at,
             created_at: row.created_at,
             disabled_reason: row.disabled_reason,
+            delivery: DeliveryPolicy::from_stored(row.delivery.as_deref())
+                .map_err(|e| StoreError::corrupt("destination delivery", e))?,
         })
     }
 }
 
-const COLUMNS: &str =
-    "id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason";
+const COLUMNS: &str = "id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason, delivery";
 
 /// Wrong codes a destination confirmed by code may be sent before its code stops working.
 pub const CODE_TRIES: i64 = 5;
@@ -393,6 +399,45 @@ impl Store {
             tx.commit([row.user_id]).await?;
             row
         });
+        row.try_into()
+    }
+
+    /// Sets how one of a user's destinations gets its notifications. A webhook's always go
+    /// at once, one by one, in order (`Invalid` otherwise): the machines behind webhooks act
+    /// on each event. Someone else's destination is `NotFound`.
+    pub async fn set_delivery(
+        &self,
+        user_id: i64,
+        id: i64,
+        policy: &DeliveryPolicy,
+    ) -> Result<Destination> {
+        policy.check().map_err(|e| StoreError::Invalid {
+            field: e.field,
+            reason: e.reason,
+        })?;
+        let destination = self.destination(user_id, id).await?;
+        if destination.channel.delivers_in_order() && *policy != DeliveryPolicy::default() {
+            return Err(StoreError::Invalid {
+                field: "delivery",
+                reason: format!(
+                    "a {}'s notifications always go at once, one by one and in order: the \
+                     machine behind it acts on each",
+                    destination.channel
+                ),
+            });
+        }
+        let json = serde_json::to_string(policy)
+            .map_err(|e| StoreError::corrupt("delivery settings", e))?;
+        let sql = format!(
+            "UPDATE destinations SET delivery = $1 WHERE id = $2 AND user_id = $3 RETURNING {COLUMNS}"
+        );
+        let sql = self.sql(&sql);
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, DestinationRow>(&sql)
+            .bind(&json)
+            .bind(id)
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?);
         row.try_into()
     }
 

@@ -1,0 +1,173 @@
+//! Issue 10's delivery rules as the store applies them: a flood beyond a destination's limit
+//! is collected for one summary, never dropped; a digest destination's notifications are
+//! collected and sent as one digest once it is due; quiet hours collect everything until
+//! they end; what arrives while a digest is being sent gets a digest of its own; a dead
+//! digest takes what it held down with it, visibly.
+
+use tidings_store::{
+    DeliveryPolicy, DigestReason, OutboxKind, Outcome, Schedule, StoreError, TimeOfDay,
+};
+
+use crate::harness::{archived, backends, destination, fails, notification, ok, user, TestStore};
+
+/// Archives and completes `n` messages, each notifying `destination`.
+async fn burst(t: &TestStore, prefix: &str, n: usize, destination: i64) {
+    for i in 0..n {
+        let m = archived(t, &format!("{prefix}-{i}")).await;
+        let done = t
+            .store
+            .complete_message(m, &[notification(destination, &[(1, "mine")])])
+            .await;
+        assert!(done.is_ok(), "[{}] {done:?}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn a_flood_past_the_limit_waits_for_one_summary() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let mail = destination(&t, alice.id, "alice@example.org", true).await;
+        let policy = DeliveryPolicy::Immediate {
+            flood_max: 3,
+            flood_window_minutes: 10,
+        };
+        ok!(n, s.set_delivery(alice.id, mail.id, &policy).await);
+        burst(&t, "flood", 5, mail.id).await;
+        // Three go now; two are collected, and the summary waits for the window's end.
+        let claimed = ok!(n, s.claim(100, 60_000).await);
+        assert_eq!(claimed.len(), 3, "[{n}]");
+        assert!(claimed.iter().all(|c| c.kind == OutboxKind::Notification));
+        // Pending: the 2 collected and their digest, not yet due.
+        assert_eq!(ok!(n, s.outbox_counts().await), (3, 3, 0, 0), "[{n}]");
+        assert!(ok!(n, s.claim(100, 60_000).await).is_empty(), "[{n}]");
+    }
+}
+
+#[tokio::test]
+async fn a_digest_holds_what_was_collected_and_is_sent_as_one() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let mail = destination(&t, alice.id, "alice@example.org", true).await;
+        let policy = DeliveryPolicy::Digest {
+            every_minutes: Some(60),
+            daily_at: None,
+            max_items: Some(3),
+        };
+        ok!(n, s.set_delivery(alice.id, mail.id, &policy).await);
+        burst(&t, "d", 2, mail.id).await;
+        assert!(
+            ok!(n, s.claim(100, 60_000).await).is_empty(),
+            "[{n}] two of three: the digest waits"
+        );
+        burst(&t, "e", 2, mail.id).await;
+        let claimed = ok!(n, s.claim(100, 60_000).await);
+        assert_eq!(claimed.len(), 1, "[{n}] {claimed:?}");
+        let digest = &claimed[0];
+        assert_eq!(digest.kind, OutboxKind::Digest);
+        let contents = digest.digest.as_ref().expect("contents");
+        assert_eq!(contents.reason, DigestReason::Digest);
+        assert_eq!((contents.total, contents.items.len()), (4, 4), "[{n}]");
+        assert_eq!(contents.items[0].0.message.id, "d-0", "[{n}] oldest first");
+        assert_eq!(contents.items[0].1, vec![(1, "mine".to_string())]);
+
+        // One more arrives while the digest is being sent: not in it, in the next.
+        burst(&t, "f", 1, mail.id).await;
+        ok!(n, s.record(digest, &Outcome::Sent).await);
+        let (pending, sending, done, dead) = ok!(n, s.outbox_counts().await);
+        assert_eq!(
+            (pending, sending, done, dead),
+            (2, 0, 5, 0),
+            "[{n}] 4 sent with the digest, and the digest; 1 collected and its follow-up"
+        );
+        let sent = ok!(n, s.notifications(alice.id, 50).await);
+        let in_digest = sent.iter().filter(|v| v.status == "sent").count();
+        assert_eq!(in_digest, 4, "[{n}] {sent:?}");
+    }
+}
+
+#[tokio::test]
+async fn quiet_hours_collect_and_a_dead_digest_shows_what_it_held() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let mail = destination(&t, alice.id, "alice@example.org", true).await;
+        // Quiet from an hour ago to an hour from now, in UTC.
+        let minute = (tidings_store::now_ms() / 60_000 % 1440) as u16;
+        let at = |m: u16| {
+            let m = m % 1440;
+            TimeOfDay::parse(&format!("{}:{:02}", m / 60, m % 60)).expect("a time")
+        };
+        let quiet = Schedule::new("UTC", Some((at(minute + 1380), at(minute + 60))))
+            .expect("a schedule");
+        ok!(n, s.set_schedule(alice.id, &quiet).await);
+        assert_eq!(ok!(n, s.schedule(alice.id).await), quiet);
+        burst(&t, "q", 3, mail.id).await;
+        assert!(
+            ok!(n, s.claim(100, 60_000).await).is_empty(),
+            "[{n}] nothing until the quiet hours end"
+        );
+        assert_eq!(ok!(n, s.outbox_counts().await).0, 4, "[{n}] 3 and their digest");
+
+        // A digest destination whose digest dies: what it held is dead too, with why.
+        let bob = user(&t, "bob").await;
+        let bobs = destination(&t, bob.id, "bob@example.org", true).await;
+        let policy = DeliveryPolicy::Digest {
+            every_minutes: None,
+            daily_at: None,
+            max_items: Some(1),
+        };
+        ok!(n, s.set_delivery(bob.id, bobs.id, &policy).await);
+        burst(&t, "b", 1, bobs.id).await;
+        let claimed = ok!(n, s.claim(100, 60_000).await);
+        assert_eq!(claimed.len(), 1, "[{n}]");
+        let error = "550 no such mailbox".to_string();
+        ok!(n, s.record(&claimed[0], &Outcome::Dead { error }).await);
+        let dead = ok!(n, s.dead_notifications(10).await);
+        assert_eq!(dead.len(), 2, "[{n}] {dead:?}");
+        assert!(dead.iter().any(|d| d
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("in a digest that could not be sent: 550"))));
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_always_goes_at_once() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let hook = ok!(
+            n,
+            s.add_destination(tidings_store::NewDestination {
+                user_id: alice.id,
+                channel: tidings_store::ChannelKind::Webhook,
+                address: "https://mirror.example.org/hook",
+                confirmed: true,
+            })
+            .await
+        );
+        let digest = DeliveryPolicy::Digest {
+            every_minutes: Some(60),
+            daily_at: None,
+            max_items: None,
+        };
+        let refused = fails!(n, s.set_delivery(alice.id, hook.id, &digest).await);
+        assert!(
+            matches!(&refused, StoreError::Invalid { field: "delivery", reason } if reason.contains("in order")),
+            "[{n}] {refused:?}"
+        );
+        let bad = DeliveryPolicy::Digest {
+            every_minutes: None,
+            daily_at: None,
+            max_items: None,
+        };
+        let mail = destination(&t, alice.id, "alice@example.org", true).await;
+        let refused = fails!(n, s.set_delivery(alice.id, mail.id, &bad).await);
+        assert!(matches!(refused, StoreError::Invalid { field: "digest", .. }), "[{n}]");
+        let bob = user(&t, "bob").await;
+        let theirs = fails!(n, s.set_delivery(bob.id, mail.id, &DeliveryPolicy::default()).await);
+        assert!(matches!(theirs, StoreError::NotFound), "[{n}]");
+    }
+}
