@@ -7,8 +7,8 @@ use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use tidings_rules::Condition;
 use tidings_store::{
-    AccessToken, ChannelKind, ChannelSettings, Delivery, FilterInput, NewDestination, Store,
-    TokenScope, User,
+    AccessToken, ChannelKind, ChannelSettings, Delivery, DeliveryPolicy, FilterInput,
+    NewDestination, Schedule, Store, TimeOfDay, TokenScope, User,
 };
 
 use crate::config::Config;
@@ -32,6 +32,20 @@ pub enum UserCommand {
     Disable { username: String },
     /// Enable a disabled account.
     Enable { username: String },
+    /// Show or set a user's time zone and quiet hours (notifications in quiet hours wait
+    /// for a digest sent when they end).
+    Schedule {
+        username: String,
+        /// An IANA time zone name: Europe/Paris, America/New_York, UTC.
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// Quiet hours, local time: 22:00-07:00.
+        #[arg(long, conflicts_with = "no_quiet")]
+        quiet: Option<String>,
+        /// No quiet hours.
+        #[arg(long)]
+        no_quiet: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -76,6 +90,35 @@ pub enum DestinationCommand {
         id: i64,
         /// The code it was sent.
         code: String,
+    },
+    /// Show or set how a destination's notifications go out: at once (with a flood limit:
+    /// the rest of a flood in one summary) or in digests.
+    Delivery {
+        #[arg(long)]
+        user: String,
+        /// The destination's id (`destination list`).
+        id: i64,
+        /// At once, at most --flood-max per --flood-window minutes.
+        #[arg(long, conflicts_with = "digest")]
+        immediate: bool,
+        /// Notifications at once per window (0: no limit; default 20).
+        #[arg(long, requires = "immediate")]
+        flood_max: Option<u32>,
+        /// The flood window in minutes (default 10).
+        #[arg(long, requires = "immediate")]
+        flood_window: Option<u32>,
+        /// In digests: give --every, --daily and/or --after.
+        #[arg(long)]
+        digest: bool,
+        /// A digest this many minutes after the first notification it holds.
+        #[arg(long, requires = "digest")]
+        every: Option<u32>,
+        /// A digest daily at this local time (HH:MM).
+        #[arg(long, requires = "digest")]
+        daily: Option<String>,
+        /// A digest as soon as this many notifications wait.
+        #[arg(long, requires = "digest")]
+        after: Option<u32>,
     },
     /// List a user's destinations.
     List {
@@ -225,6 +268,41 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             store.set_user_disabled(&username, true).await?;
             println!("disabled {username}");
         }
+        UserCommand::Schedule {
+            username,
+            time_zone,
+            quiet,
+            no_quiet,
+        } => {
+            let user = user_named(&store, &username).await?;
+            let current = store.schedule(user.id).await?;
+            if time_zone.is_some() || quiet.is_some() || no_quiet {
+                let zone = time_zone.unwrap_or_else(|| current.time_zone().to_string());
+                let quiet = match (quiet, no_quiet) {
+                    (_, true) => None,
+                    (Some(span), _) => {
+                        let (from, to) = span.split_once('-').context(
+                            "--quiet: give the quiet hours as a span of local times, 22:00-07:00",
+                        )?;
+                        let parse = |t: &str| {
+                            TimeOfDay::parse(t).map_err(|e| anyhow::anyhow!("--quiet: {e}"))
+                        };
+                        Some((parse(from)?, parse(to)?))
+                    }
+                    (None, false) => current.quiet(),
+                };
+                let schedule = Schedule::new(&zone, quiet).map_err(|e| {
+                    anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.reason)
+                })?;
+                store.set_schedule(user.id, &schedule).await?;
+            }
+            let schedule = store.schedule(user.id).await?;
+            let quiet = schedule
+                .quiet()
+                .map(|(from, to)| format!("quiet {from}-{to}"))
+                .unwrap_or_else(|| "no quiet hours".into());
+            println!("{username}\t{}\t{quiet}", schedule.time_zone());
+        }
         UserCommand::Enable { username } => {
             store.set_user_disabled(&username, false).await?;
             println!("enabled {username}");
@@ -346,6 +424,43 @@ pub async fn destination(config: &Config, command: DestinationCommand) -> anyhow
                 d.channel, d.address, d.id
             );
         }
+        DestinationCommand::Delivery {
+            user,
+            id,
+            immediate,
+            flood_max,
+            flood_window,
+            digest,
+            every,
+            daily,
+            after,
+        } => {
+            let user = user_named(&store, &user).await?;
+            let policy = if digest {
+                let daily_at = daily
+                    .map(|at| TimeOfDay::parse(&at))
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--daily: {e}"))?;
+                Some(DeliveryPolicy::Digest {
+                    every_minutes: every,
+                    daily_at,
+                    max_items: after,
+                })
+            } else if immediate {
+                Some(DeliveryPolicy::Immediate {
+                    flood_max: flood_max.unwrap_or(DeliveryPolicy::DEFAULT_FLOOD_MAX),
+                    flood_window_minutes: flood_window
+                        .unwrap_or(DeliveryPolicy::DEFAULT_FLOOD_WINDOW_MINUTES),
+                })
+            } else {
+                None
+            };
+            let d = match policy {
+                Some(policy) => store.set_delivery(user.id, id, &policy).await?,
+                None => store.destination(user.id, id).await?,
+            };
+            println!("{}\t{}\t{}", d.id, d.address, d.delivery.describe());
+        }
         DestinationCommand::List { user } => {
             let user = user_named(&store, &user).await?;
             for d in store.destinations(user.id).await? {
@@ -354,7 +469,13 @@ pub async fn destination(config: &Config, command: DestinationCommand) -> anyhow
                     (Some(reason), false) => format!("disabled: {reason}"),
                     (None, false) => "unconfirmed".to_string(),
                 };
-                println!("{}\t{}\t{}\t{state}", d.id, d.channel, d.address);
+                println!(
+                    "{}\t{}\t{}\t{state}\t{}",
+                    d.id,
+                    d.channel,
+                    d.address,
+                    d.delivery.describe()
+                );
             }
         }
         DestinationCommand::Remove { user, id } => {

@@ -10,6 +10,7 @@ mod bus_limits;
 mod cli;
 mod crash;
 mod database_outage;
+mod digests;
 mod email;
 mod full_disk;
 mod hashing;

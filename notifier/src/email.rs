@@ -394,6 +394,7 @@ mod tests {
                 confirmed_at: Some(1),
                 created_at: 1,
                 disabled_reason: None,
+                delivery: Default::default(),
             },
             username: "alice".into(),
             message: Some(std::sync::Arc::new(StoredMessage {
@@ -409,6 +410,7 @@ mod tests {
                 .collect(),
             payload: None,
             unsubscribe_token: Some("t".repeat(43)),
+            digest: None,
         };
         let config = EmailConfig {
             list_id: format!("{}.example.org", "l".repeat(2000)),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use tidings_rules::links::Links;
-use tidings_store::{Claimed, OutboxKind, StoredMessage};
+use tidings_store::{Claimed, DigestContents, DigestReason, OutboxKind, StoredMessage};
 
 /// Why a row could not be rendered. A row that cannot be rendered never can: it is dead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,6 +176,145 @@ fn chat(text: String, html: String) -> Chat {
     }
 }
 
+/// One application's part of a digest.
+struct DigestGroup {
+    app: String,
+    count: String,
+    lines: Vec<DigestLine>,
+    more: String,
+}
+
+/// One object in a digest (an update, a build): its latest summary and link, and how many
+/// notifications were about it.
+struct DigestLine {
+    summary: String,
+    url: Option<String>,
+    count: usize,
+}
+
+#[derive(Template)]
+#[template(path = "email/digest.txt")]
+struct DigestText<'a> {
+    headline: &'a str,
+    groups: &'a [DigestGroup],
+    unlisted: String,
+    notifications_url: &'a str,
+    destinations_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/digest.html")]
+struct DigestHtml<'a> {
+    headline: &'a str,
+    groups: &'a [DigestGroup],
+    unlisted: String,
+    notifications_url: &'a str,
+    destinations_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "chat/digest.txt")]
+struct ChatDigestText<'a> {
+    headline: &'a str,
+    groups: &'a [DigestGroup],
+    notifications_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "chat/digest.html")]
+struct ChatDigestHtml<'a> {
+    headline: &'a str,
+    groups: &'a [DigestGroup],
+    notifications_url: &'a str,
+}
+
+/// Objects listed per application in a digest; the rest are counted.
+const DIGEST_LINES: usize = 10;
+
+/// `n` with thousands separated: 4,213.
+fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One object while a digest is grouped: its key, where it was last seen, and its line.
+struct Object {
+    key: String,
+    latest: usize,
+    line: DigestLine,
+}
+
+/// A digest's notifications grouped by application (most first), and in each by object
+/// (the latest first), each object once with how many were about it.
+fn digest_groups(contents: &DigestContents) -> Vec<DigestGroup> {
+    let mut apps: Vec<(String, usize, Vec<Object>)> = Vec::new();
+    for (index, (stored, _)) in contents.items.iter().enumerate() {
+        let metadata = &stored.metadata;
+        let app = metadata.app.clone().unwrap_or_else(|| "other".into());
+        let url = metadata
+            .url
+            .as_deref()
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+        let key = url
+            .map(|u| u.split('#').next().unwrap_or(u).to_string())
+            .or_else(|| metadata.objects.first().cloned())
+            .unwrap_or_else(|| stored.message.id.clone());
+        let position = match apps.iter().position(|(a, ..)| *a == app) {
+            Some(p) => p,
+            None => {
+                apps.push((app, 0, Vec::new()));
+                apps.len() - 1
+            }
+        };
+        let (_, n, objects) = &mut apps[position];
+        *n += 1;
+        let line = DigestLine {
+            summary: subject_line(&metadata.summary),
+            url: url.map(str::to_string),
+            count: 1,
+        };
+        match objects.iter_mut().find(|o| o.key == key) {
+            Some(object) => {
+                object.latest = index;
+                object.line = DigestLine {
+                    count: object.line.count + 1,
+                    ..line
+                };
+            }
+            None => objects.push(Object {
+                key,
+                latest: index,
+                line,
+            }),
+        }
+    }
+    apps.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    apps.into_iter()
+        .map(|(app, n, mut objects)| {
+            objects.sort_by_key(|o| std::cmp::Reverse(o.latest));
+            objects.truncate(DIGEST_LINES);
+            let listed: usize = objects.iter().map(|o| o.line.count).sum();
+            DigestGroup {
+                app,
+                count: count(n),
+                more: if n > listed {
+                    count(n - listed)
+                } else {
+                    String::new()
+                },
+                lines: objects.into_iter().map(|o| o.line).collect(),
+            }
+        })
+        .collect()
+}
+
 fn render<T: Template>(name: &'static str, template: &T) -> Result<String, RenderError> {
     template
         .render()
@@ -205,6 +344,7 @@ impl Renderer {
     pub fn render(&self, claimed: &Claimed) -> Result<Rendered, RenderError> {
         let base = self.links.base();
         match claimed.kind {
+            OutboxKind::Digest => self.render_digest(claimed),
             OutboxKind::Confirmation if claimed.destination.channel.confirms_by_code() => {
                 let code = claimed
                     .confirmation_token()
@@ -403,6 +543,100 @@ impl Renderer {
     }
 }
 
+impl Renderer {
+    /// A digest: what was collected, grouped, with a headline that says why.
+    fn render_digest(&self, claimed: &Claimed) -> Result<Rendered, RenderError> {
+        let contents = claimed
+            .digest
+            .as_ref()
+            .ok_or_else(|| RenderError("digest without contents".into()))?;
+        let groups = digest_groups(contents);
+        let total = usize::try_from(contents.total).unwrap_or(0);
+        let n = count(total);
+        let s = if total == 1 { "" } else { "s" };
+        let headline = match contents.reason {
+            DigestReason::Flood => {
+                let top = groups
+                    .first()
+                    .map(|g| format!(" from {}", g.app))
+                    .unwrap_or_default();
+                if groups.len() > 1 {
+                    format!("And {n} more notification{s} (most{top})")
+                } else {
+                    format!("And {n} more notification{s}{top}")
+                }
+            }
+            DigestReason::Quiet => format!("{n} notification{s} from your quiet hours"),
+            DigestReason::Digest => format!("Your digest: {n} notification{s}"),
+        };
+        let notifications_url = self.links.notifications();
+        let destinations_url = self.links.destinations();
+        let unlisted = total.saturating_sub(contents.items.len());
+        let unlisted = if unlisted > 0 {
+            count(unlisted)
+        } else {
+            String::new()
+        };
+        let text = render(
+            "digest.txt",
+            &DigestText {
+                headline: &headline,
+                groups: &groups,
+                unlisted: unlisted.clone(),
+                notifications_url: &notifications_url,
+                destinations_url: &destinations_url,
+            },
+        )?;
+        let html = render(
+            "digest.html",
+            &DigestHtml {
+                headline: &headline,
+                groups: &groups,
+                unlisted,
+                notifications_url: &notifications_url,
+                destinations_url: &destinations_url,
+            },
+        )?;
+        let chat = chat(
+            render(
+                "chat/digest.txt",
+                &ChatDigestText {
+                    headline: &headline,
+                    groups: &groups,
+                    notifications_url: &notifications_url,
+                },
+            )?,
+            render(
+                "chat/digest.html",
+                &ChatDigestHtml {
+                    headline: &headline,
+                    groups: &groups,
+                    notifications_url: &notifications_url,
+                },
+            )?,
+        );
+        Ok(Rendered {
+            id: claimed.uid.clone(),
+            subject: format!("Tidings: {headline}"),
+            text,
+            html,
+            links: RenderedLinks {
+                notifications: Some(notifications_url),
+                destinations: Some(destinations_url),
+                ..RenderedLinks::default()
+            },
+            headers: vec![
+                ("Auto-Submitted", "auto-generated".into()),
+                ("X-Tidings-Digest", format!("{total}")),
+            ],
+            event: None,
+            challenge: None,
+            thread: None,
+            chat,
+        })
+    }
+}
+
 /// The thread a notification belongs to: the object its message is about, named by the
 /// message's web link (an update's, a pull request's, a build's page) or else its first
 /// object, hashed with the app so that keys of one shape never collide across apps.
@@ -456,6 +690,134 @@ mod tests {
         assert!(thread_key(Some("bodhi"), None, &objects).is_some());
         assert_eq!(thread_key(Some("bodhi"), None, &[]), None);
         assert_eq!(one_line("a\r\nb"), "a  b");
+    }
+
+    /// A digest claim holding one item per (app, url, summary), standing for `total`.
+    fn digest(reason: DigestReason, items: &[(&str, &str, &str)], total: i64) -> Claimed {
+        use tidings_store::{ChannelKind, Destination, DigestContents};
+        let items = items
+            .iter()
+            .enumerate()
+            .map(|(i, (app, url, summary))| {
+                let message = tidings_rules::Message::new(
+                    format!("m{i}"),
+                    "org.example.topic",
+                    serde_json::json!({}),
+                );
+                let metadata = tidings_rules::Metadata {
+                    app: Some((*app).into()),
+                    url: Some((*url).into()),
+                    summary: (*summary).into(),
+                    ..tidings_rules::Metadata::default()
+                };
+                let stored = StoredMessage {
+                    id: i as i64,
+                    message,
+                    metadata,
+                    source: "test".into(),
+                    received_at: 1,
+                };
+                (Arc::new(stored), vec![(1, "mine".to_string())])
+            })
+            .collect();
+        Claimed {
+            id: 1,
+            kind: OutboxKind::Digest,
+            uid: "u".repeat(32),
+            attempt: 1,
+            claim_token: "c".into(),
+            destination: Destination {
+                id: 1,
+                user_id: 1,
+                channel: ChannelKind::Email,
+                address: "alice@example.org".into(),
+                settings: ChannelKind::Email.new_settings(&[0; 24]),
+                confirmed_at: Some(1),
+                created_at: 1,
+                disabled_reason: None,
+                delivery: Default::default(),
+            },
+            username: "alice".into(),
+            message: None,
+            filters: Vec::new(),
+            payload: None,
+            unsubscribe_token: None,
+            digest: Some(DigestContents {
+                reason,
+                total,
+                items,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_flood_summary_groups_by_app_and_object_and_counts_the_rest() {
+        let mut items = vec![
+            (
+                "koji",
+                "https://koji.example.org/b/1",
+                "build 1 <ok> & done"
+            );
+            3
+        ];
+        items.push(("koji", "https://koji.example.org/b/2", "build 2 failed"));
+        items.push((
+            "bodhi",
+            "https://bodhi.example.org/u/1#c2",
+            "comment on update 1",
+        ));
+        let renderer = Renderer::new("https://tidings.example.org");
+        let rendered = renderer
+            .render(&digest(DigestReason::Flood, &items, 4213))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            rendered.subject,
+            "Tidings: And 4,213 more notifications (most from koji)"
+        );
+        assert!(rendered.text.contains("koji: 4\n"), "{}", rendered.text);
+        assert!(
+            rendered.text.contains("build 1 <ok> & done (3)"),
+            "{}",
+            rendered.text
+        );
+        assert!(
+            rendered.text.contains("And 4,208 more, not listed here."),
+            "{}",
+            rendered.text
+        );
+        assert!(
+            rendered.html.contains("build 1 &#60;ok&#62; &#38; done"),
+            "{}",
+            rendered.html
+        );
+        assert!(
+            !rendered.html.contains("<ok>"),
+            "escaped: {}",
+            rendered.html
+        );
+        assert!(
+            rendered.text.find("koji").unwrap_or(usize::MAX)
+                < rendered.text.find("bodhi").unwrap_or(0)
+        );
+        assert!(
+            rendered.chat.text.starts_with("And 4,213 more notifications (most from koji): koji 4, bodhi 1 https://tidings.example.org/notifications"),
+            "{}",
+            rendered.chat.text
+        );
+        assert_eq!(
+            rendered.links.destinations.as_deref(),
+            Some("https://tidings.example.org/destinations")
+        );
+        let quiet = renderer
+            .render(&digest(DigestReason::Quiet, &items[..1], 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            quiet.subject,
+            "Tidings: 1 notification from your quiet hours"
+        );
+        assert!(!quiet.text.contains("not listed"), "{}", quiet.text);
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(count(999), "999");
     }
 
     #[test]

@@ -171,7 +171,8 @@ pub fn spoken(duration: Duration) -> String {
 
 /// Renders and sends one claimed row, within its channel's timeout.
 async fn deliver(claimed: &Claimed, channels: &Channels) -> SendResult {
-    if claimed.kind == OutboxKind::Notification && !claimed.destination.is_confirmed() {
+    // Only a confirmation goes to an unconfirmed (or since disabled) destination.
+    if claimed.kind != OutboxKind::Confirmation && !claimed.destination.is_confirmed() {
         return SendResult::Permanent("destination is not confirmed".into());
     }
     let kind = claimed.destination.channel;

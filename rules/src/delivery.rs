@@ -208,10 +208,7 @@ impl DeliveryPolicy {
     /// One line for pages and the CLI: "at once (at most 20 in 10 min)".
     pub fn describe(&self) -> String {
         match self {
-            DeliveryPolicy::Immediate {
-                flood_max: 0,
-                ..
-            } => "at once, no flood limit".to_string(),
+            DeliveryPolicy::Immediate { flood_max: 0, .. } => "at once, no flood limit".to_string(),
             DeliveryPolicy::Immediate {
                 flood_max,
                 flood_window_minutes,
@@ -273,7 +270,10 @@ impl Schedule {
             )
         })?;
         if quiet.is_some_and(|(from, to)| from == to) {
-            return Err(refused("quiet_hours", "the start and the end are the same time"));
+            return Err(refused(
+                "quiet_hours",
+                "the start and the end are the same time",
+            ));
         }
         Ok(Schedule { tz, quiet })
     }
@@ -323,8 +323,13 @@ impl Schedule {
     pub fn quiet_until(&self, now: i64) -> Option<i64> {
         let (from, to) = self.quiet?;
         let local = self.local(now);
-        let minute = u16::try_from(local.time().signed_duration_since(NaiveTime::MIN).num_minutes())
-            .unwrap_or(0);
+        let minute = u16::try_from(
+            local
+                .time()
+                .signed_duration_since(NaiveTime::MIN)
+                .num_minutes(),
+        )
+        .unwrap_or(0);
         let inside = if from < to {
             (from.0..to.0).contains(&minute)
         } else {
@@ -349,7 +354,10 @@ mod tests {
     #[test]
     fn times_of_day_parse_strictly() {
         assert_eq!(TimeOfDay::parse("08:30"), Ok(TimeOfDay(510)));
-        assert_eq!(TimeOfDay::parse("8:05").map(|t| t.to_string()), Ok("08:05".into()));
+        assert_eq!(
+            TimeOfDay::parse("8:05").map(|t| t.to_string()),
+            Ok("08:05".into())
+        );
         for bad in ["24:00", "12:60", "noon", "12", "-1:00", "012:000"] {
             assert!(TimeOfDay::parse(bad).is_err(), "{bad}");
         }
@@ -357,7 +365,10 @@ mod tests {
 
     #[test]
     fn policies_read_back_and_refuse_nonsense() {
-        assert_eq!(DeliveryPolicy::from_stored(None), Ok(DeliveryPolicy::default()));
+        assert_eq!(
+            DeliveryPolicy::from_stored(None),
+            Ok(DeliveryPolicy::default())
+        );
         let digest = DeliveryPolicy::Digest {
             every_minutes: Some(60),
             daily_at: Some(at("08:00")),
@@ -384,8 +395,9 @@ mod tests {
             serde_json::from_str(r#"{"mode":"immediate"}"#).unwrap_or(never);
         assert_eq!(immediate, DeliveryPolicy::default());
         assert!(DeliveryPolicy::from_stored(Some(r#"{"mode":"weekly"}"#)).is_err());
-        assert!(DeliveryPolicy::from_stored(Some(r#"{"mode":"digest","daily_at":"25:00"}"#))
-            .is_err());
+        assert!(
+            DeliveryPolicy::from_stored(Some(r#"{"mode":"digest","daily_at":"25:00"}"#)).is_err()
+        );
     }
 
     #[test]
@@ -397,7 +409,10 @@ mod tests {
             max_items: None,
         };
         // 11:00 in Paris: 11:30 comes before an hour has passed.
-        assert_eq!(hourly_or_daily.digest_due(NOW, &paris), Some(NOW + 30 * MIN));
+        assert_eq!(
+            hourly_or_daily.digest_due(NOW, &paris),
+            Some(NOW + 30 * MIN)
+        );
         let count_only = DeliveryPolicy::Digest {
             every_minutes: None,
             daily_at: None,
@@ -411,8 +426,8 @@ mod tests {
     fn quiet_hours_span_midnight_and_end_in_local_time() {
         // 22:00–07:00 in New York (UTC−5 in December): 10:00Z is 05:00 there, quiet until
         // 07:00 local, 12:00Z.
-        let ny = Schedule::new("America/New_York", Some((at("22:00"), at("07:00"))))
-            .unwrap_or_default();
+        let ny =
+            Schedule::new("America/New_York", Some((at("22:00"), at("07:00")))).unwrap_or_default();
         assert_eq!(ny.quiet_until(NOW), Some(NOW + 120 * MIN));
         // 13:00Z is 08:00 there: not quiet.
         assert_eq!(ny.quiet_until(NOW + 180 * MIN), None);

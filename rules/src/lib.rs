@@ -23,8 +23,8 @@
 #![deny(missing_docs)]
 
 pub mod channel;
-pub mod delivery;
 pub mod condition;
+pub mod delivery;
 pub mod fedmsg;
 pub mod index;
 pub mod links;

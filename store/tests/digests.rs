@@ -99,8 +99,8 @@ async fn quiet_hours_collect_and_a_dead_digest_shows_what_it_held() {
             let m = m % 1440;
             TimeOfDay::parse(&format!("{}:{:02}", m / 60, m % 60)).expect("a time")
         };
-        let quiet = Schedule::new("UTC", Some((at(minute + 1380), at(minute + 60))))
-            .expect("a schedule");
+        let quiet =
+            Schedule::new("UTC", Some((at(minute + 1380), at(minute + 60)))).expect("a schedule");
         ok!(n, s.set_schedule(alice.id, &quiet).await);
         assert_eq!(ok!(n, s.schedule(alice.id).await), quiet);
         burst(&t, "q", 3, mail.id).await;
@@ -108,7 +108,11 @@ async fn quiet_hours_collect_and_a_dead_digest_shows_what_it_held() {
             ok!(n, s.claim(100, 60_000).await).is_empty(),
             "[{n}] nothing until the quiet hours end"
         );
-        assert_eq!(ok!(n, s.outbox_counts().await).0, 4, "[{n}] 3 and their digest");
+        assert_eq!(
+            ok!(n, s.outbox_counts().await).0,
+            4,
+            "[{n}] 3 and their digest"
+        );
 
         // A digest destination whose digest dies: what it held is dead too, with why.
         let bob = user(&t, "bob").await;
@@ -165,9 +169,22 @@ async fn a_webhook_always_goes_at_once() {
         };
         let mail = destination(&t, alice.id, "alice@example.org", true).await;
         let refused = fails!(n, s.set_delivery(alice.id, mail.id, &bad).await);
-        assert!(matches!(refused, StoreError::Invalid { field: "digest", .. }), "[{n}]");
+        assert!(
+            matches!(
+                refused,
+                StoreError::Invalid {
+                    field: "digest",
+                    ..
+                }
+            ),
+            "[{n}]"
+        );
         let bob = user(&t, "bob").await;
-        let theirs = fails!(n, s.set_delivery(bob.id, mail.id, &DeliveryPolicy::default()).await);
+        let theirs = fails!(
+            n,
+            s.set_delivery(bob.id, mail.id, &DeliveryPolicy::default())
+                .await
+        );
         assert!(matches!(theirs, StoreError::NotFound), "[{n}]");
     }
 }

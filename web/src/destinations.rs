@@ -13,8 +13,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use tidings_store::{
-    AccessToken, ChannelKind, ChannelSettings, ConfirmationMail, Destination, NewDestination,
-    OutboxStatus,
+    AccessToken, ChannelKind, ChannelSettings, ConfirmationMail, DeliveryPolicy, Destination,
+    NewDestination, OutboxStatus, Schedule, TimeOfDay,
 };
 
 use crate::auth::see_other;
@@ -31,6 +31,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::DESTINATION_DELETE, post(delete))
         .route(routes::DESTINATION_RESEND, post(resend))
         .route(routes::DESTINATION_CONFIRM, post(confirm_code))
+        .route(routes::DESTINATION_DELIVERY, post(set_delivery))
+        .route(routes::SCHEDULE, post(set_schedule))
         .route(routes::CONFIRM, get(confirm_page).post(confirm))
 }
 
@@ -50,6 +52,17 @@ struct DestinationRow {
     code: Option<String>,
     /// What its resend button sends.
     resend_what: &'static str,
+    /// How its notifications go out, in words.
+    delivery: String,
+    /// Where its delivery settings are posted; none for a webhook (always at once).
+    delivery_action: Option<String>,
+    /// The delivery form's current values.
+    digest: bool,
+    flood_max: String,
+    flood_window: String,
+    every: String,
+    daily: String,
+    after: String,
 }
 
 impl DestinationRow {
@@ -112,6 +125,40 @@ impl DestinationRow {
             resend: routes::destination_resend(d.id),
             code: (d.channel.confirms_by_code() && !d.is_confirmed())
                 .then(|| routes::destination_confirm(d.id)),
+            delivery: d.delivery.describe(),
+            delivery_action: (!d.channel.delivers_in_order())
+                .then(|| routes::destination_delivery(d.id)),
+            digest: matches!(d.delivery, DeliveryPolicy::Digest { .. }),
+            flood_max: match d.delivery {
+                DeliveryPolicy::Immediate { flood_max, .. } => flood_max.to_string(),
+                _ => DeliveryPolicy::DEFAULT_FLOOD_MAX.to_string(),
+            },
+            flood_window: match d.delivery {
+                DeliveryPolicy::Immediate {
+                    flood_window_minutes,
+                    ..
+                } => flood_window_minutes.to_string(),
+                _ => DeliveryPolicy::DEFAULT_FLOOD_WINDOW_MINUTES.to_string(),
+            },
+            every: match d.delivery {
+                DeliveryPolicy::Digest {
+                    every_minutes: Some(m),
+                    ..
+                } => m.to_string(),
+                _ => String::new(),
+            },
+            daily: match d.delivery {
+                DeliveryPolicy::Digest {
+                    daily_at: Some(at), ..
+                } => at.to_string(),
+                _ => String::new(),
+            },
+            after: match d.delivery {
+                DeliveryPolicy::Digest {
+                    max_items: Some(n), ..
+                } => n.to_string(),
+                _ => String::new(),
+            },
             resend_what: match d.channel {
                 ChannelKind::Webhook => "challenge",
                 kind if kind.confirms_by_code() => "code",
@@ -139,6 +186,10 @@ struct DestinationsView {
     irc_networks: Vec<String>,
     per_address: i64,
     per_user: i64,
+    /// The user's time zone and quiet hours, as the form shows them.
+    time_zone: String,
+    quiet_from: String,
+    quiet_to: String,
 }
 
 /// What the destinations page shows besides the list.
@@ -168,6 +219,11 @@ async fn render(
 ) -> Result<DestinationsView, Error> {
     let destinations = state.store.destinations(me.id()).await?;
     let mails = state.store.confirmation_mails(me.id()).await?;
+    let schedule = state.store.schedule(me.id()).await?;
+    let (quiet_from, quiet_to) = match schedule.quiet() {
+        Some((from, to)) => (from.to_string(), to.to_string()),
+        None => (String::new(), String::new()),
+    };
     Ok(DestinationsView {
         nav: Nav::user(state, me),
         csrf: me.visitor.csrf().to_string(),
@@ -186,6 +242,9 @@ async fn render(
         },
         per_address: tidings_store::PER_ADDRESS,
         per_user: tidings_store::PER_USER,
+        time_zone: schedule.time_zone().to_string(),
+        quiet_from,
+        quiet_to,
     })
 }
 
@@ -437,6 +496,138 @@ async fn confirm_code(
             view::page(status, &render(&state, &me, shown).await?)
         }
     }
+}
+
+/// The page again after a settings form: with `notice`, or with the refusal and its status.
+async fn settled<T>(
+    state: &AppState,
+    me: &CurrentUser,
+    result: Result<T, (axum::http::StatusCode, String)>,
+    notice: impl FnOnce(T) -> String,
+) -> Result<Response, Error> {
+    match result {
+        Ok(value) => {
+            let shown = Shown {
+                notice: Some(notice(value)),
+                ..Shown::default()
+            };
+            view::ok(&render(state, me, shown).await?)
+        }
+        Err((status, message)) => {
+            let shown = Shown {
+                error: Some(message),
+                ..Shown::default()
+            };
+            view::page(status, &render(state, me, shown).await?)
+        }
+    }
+}
+
+/// A number typed in a form: none when empty; a refusal naming the field otherwise.
+fn number(
+    form: &Form,
+    field: &'static str,
+) -> Result<Option<u32>, (axum::http::StatusCode, String)> {
+    let text = form.text(field).trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("{field}: {text:?} is not a whole number"),
+        )
+    })
+}
+
+/// The delivery policy a destination's form describes.
+fn policy(form: &Form) -> Result<DeliveryPolicy, (axum::http::StatusCode, String)> {
+    let bad = |message: String| (axum::http::StatusCode::BAD_REQUEST, message);
+    match form.text("mode") {
+        "digest" => {
+            let daily = form.text("daily").trim();
+            let daily_at = if daily.is_empty() {
+                None
+            } else {
+                Some(TimeOfDay::parse(daily).map_err(|e| bad(format!("daily: {e}")))?)
+            };
+            Ok(DeliveryPolicy::Digest {
+                every_minutes: number(form, "every")?,
+                daily_at,
+                max_items: number(form, "after")?,
+            })
+        }
+        "immediate" => Ok(DeliveryPolicy::Immediate {
+            flood_max: number(form, "flood_max")?.unwrap_or(DeliveryPolicy::DEFAULT_FLOOD_MAX),
+            flood_window_minutes: number(form, "flood_window")?
+                .unwrap_or(DeliveryPolicy::DEFAULT_FLOOD_WINDOW_MINUTES),
+        }),
+        other => Err(bad(format!(
+            "mode: {other:?} is neither immediate nor digest"
+        ))),
+    }
+}
+
+/// How one destination gets its notifications.
+async fn set_delivery(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<i64>,
+    form: Form,
+) -> Result<Response, Error> {
+    let result = match policy(&form) {
+        Ok(policy) => for_form(state.store.set_delivery(me.id(), id, &policy).await)?,
+        Err(refused) => Err(refused),
+    };
+    settled(&state, &me, result, |d| {
+        format!("{}: {}.", d.address, d.delivery.describe())
+    })
+    .await
+}
+
+/// The user's time zone and quiet hours.
+async fn set_schedule(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    form: Form,
+) -> Result<Response, Error> {
+    let bad = |message: String| (axum::http::StatusCode::BAD_REQUEST, message);
+    let time = |field: &'static str| {
+        let text = form.text(field).trim();
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            TimeOfDay::parse(text)
+                .map(Some)
+                .map_err(|e| bad(format!("{field}: {e}")))
+        }
+    };
+    let schedule = time("quiet_from").and_then(|from| {
+        let quiet = match (from, time("quiet_to")?) {
+            (Some(from), Some(to)) => Some((from, to)),
+            (None, None) => None,
+            _ => {
+                return Err(bad(
+                    "quiet hours: give both a start and an end, or neither".into()
+                ))
+            }
+        };
+        Schedule::new(form.text("time_zone"), quiet).map_err(|e| bad(e.to_string()))
+    });
+    let result = match schedule {
+        Ok(schedule) => {
+            for_form(state.store.set_schedule(me.id(), &schedule).await)?.map(|()| schedule)
+        }
+        Err(refused) => Err(refused),
+    };
+    settled(&state, &me, result, |schedule| match schedule.quiet() {
+        Some((from, to)) => format!(
+            "Quiet hours {from} to {to}, {}: what arrives then waits for one digest when they end.",
+            schedule.time_zone()
+        ),
+        None => format!("No quiet hours; times are in {}.", schedule.time_zone()),
+    })
+    .await
 }
 
 async fn delete(

@@ -32,6 +32,10 @@ pub const SIGNOUT: &str = "/signout";
 pub const DESTINATION_DELETE: &str = "/destinations/{id}/delete";
 /// Sending an unconfirmed destination a fresh confirmation link (POST).
 pub const DESTINATION_RESEND: &str = "/destinations/{id}/resend";
+/// How one of the user's destinations gets its notifications: at once or digests (POST).
+pub const DESTINATION_DELIVERY: &str = "/destinations/{id}/delivery";
+/// The user's time zone and quiet hours (POST).
+pub const SCHEDULE: &str = "/destinations/schedule";
 /// Confirms one of the user's chat destinations by the code sent to it (POST).
 pub const DESTINATION_CONFIRM: &str = "/destinations/{id}/confirm";
 /// A new filter.
@@ -71,6 +75,11 @@ pub fn filter_delete(id: i64) -> String {
 /// Link to a destination's resend action.
 pub fn destination_resend(id: i64) -> String {
     DESTINATION_RESEND.replace("{id}", &id.to_string())
+}
+
+/// Where a destination's delivery settings are posted.
+pub fn destination_delivery(id: i64) -> String {
+    DESTINATION_DELIVERY.replace("{id}", &id.to_string())
 }
 
 /// Where a chat destination's code is posted.

@@ -13,7 +13,8 @@ on_both!(
     resend_and_dead_confirmations,
     addresses_are_validated,
     webhooks_show_their_secret_once,
-    chat_destinations_are_confirmed_by_their_code
+    chat_destinations_are_confirmed_by_their_code,
+    delivery_and_quiet_hours_are_set_on_the_page
 );
 
 async fn signed_in(app: &App, name: &str) -> Browser {
@@ -402,5 +403,111 @@ async fn chat_destinations_are_confirmed_by_their_code(app: &App) {
             .map(|d| d.id)
             .ok(),
         None
+    );
+}
+
+// Issue 10: how a destination's notifications go out, and quiet hours, are settings on the
+// destinations page: checked, shown back, only the owner's.
+async fn delivery_and_quiet_hours_are_set_on_the_page(app: &App) {
+    let alice = signed_in(app, "alice").await;
+    let added = add(&alice, "alice@example.org").await;
+    assert_eq!(added.status, StatusCode::OK);
+    let user = app.store.user_by_name("alice").await.unwrap().unwrap();
+    let mail = app.store.destinations(user.id).await.unwrap()[0].clone();
+    let page = alice.get("/destinations").await.body;
+    assert!(page.contains("at once, at most 20 in 10 min"), "{page}");
+    let action = format!("/destinations/{}/delivery", mail.id);
+    let digest = alice
+        .submit(
+            "/destinations",
+            &action,
+            &[
+                ("mode", "digest"),
+                ("every", "120"),
+                ("daily", "08:30"),
+                ("after", ""),
+            ],
+        )
+        .await;
+    assert_eq!(digest.status, StatusCode::OK, "{}", digest.body);
+    assert!(
+        digest.body.contains("digest: every 2 h, or daily at 08:30"),
+        "{}",
+        digest.body
+    );
+    let stored = app.store.destination(user.id, mail.id).await.unwrap();
+    assert!(matches!(
+        stored.delivery,
+        tidings_store::DeliveryPolicy::Digest {
+            every_minutes: Some(120),
+            ..
+        }
+    ));
+    for (fields, said) in [
+        (vec![("mode", "digest")], "say when a digest goes out"),
+        (
+            vec![("mode", "digest"), ("every", "soon")],
+            "not a whole number",
+        ),
+        (
+            vec![("mode", "digest"), ("daily", "25:00")],
+            "not a time of day",
+        ),
+        (vec![("mode", "weekly")], "neither immediate nor digest"),
+    ] {
+        let refused = alice.submit("/destinations", &action, &fields).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{fields:?}");
+        assert!(refused.body.contains(said), "{fields:?}: {}", refused.body);
+    }
+    // Someone else's destination: not found.
+    let mallory = signed_in(app, "mallory").await;
+    let theirs = mallory
+        .submit("/destinations", &action, &[("mode", "immediate")])
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+
+    let quiet = alice
+        .submit(
+            "/destinations",
+            "/destinations/schedule",
+            &[
+                ("time_zone", "Europe/Paris"),
+                ("quiet_from", "22:00"),
+                ("quiet_to", "07:00"),
+            ],
+        )
+        .await;
+    assert_eq!(quiet.status, StatusCode::OK, "{}", quiet.body);
+    assert!(
+        quiet
+            .body
+            .contains("Quiet hours 22:00 to 07:00, Europe/Paris"),
+        "{}",
+        quiet.body
+    );
+    assert!(
+        quiet.body.contains("value=\"Europe/Paris\""),
+        "{}",
+        quiet.body
+    );
+    let schedule = app.store.schedule(user.id).await.unwrap();
+    assert_eq!(schedule.time_zone(), "Europe/Paris");
+    for (fields, said) in [
+        (vec![("time_zone", "Mars/Olympus")], "not a time zone name"),
+        (
+            vec![("time_zone", "UTC"), ("quiet_from", "22:00")],
+            "give both a start and an end",
+        ),
+    ] {
+        let refused = alice
+            .submit("/destinations", "/destinations/schedule", &fields)
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{fields:?}");
+        assert!(refused.body.contains(said), "{fields:?}: {}", refused.body);
+    }
+    assert_eq!(
+        app.store.schedule(user.id).await.unwrap(),
+        schedule,
+        "unchanged"
     );
 }

@@ -150,11 +150,13 @@ impl Store {
         user_id: i64,
         schedule: &tidings_rules::delivery::Schedule,
     ) -> Result<()> {
-        let sql = self.sql(
-            "UPDATE users SET time_zone = $1, quiet_start = $2, quiet_end = $3 WHERE id = $4",
-        );
+        let sql = self
+            .sql("UPDATE users SET time_zone = $1, quiet_start = $2, quiet_end = $3 WHERE id = $4");
         let (from, to) = match schedule.quiet() {
-            Some((from, to)) => (Some(i64::from(from.minutes())), Some(i64::from(to.minutes()))),
+            Some((from, to)) => (
+                Some(i64::from(from.minutes())),
+                Some(i64::from(to.minutes())),
+            ),
             None => (None, None),
         };
         let done = with_pool!(self, |pool| sqlx::query(&sql)

@@ -35,6 +35,9 @@ pub enum DigestReason {
     Flood,
 }
 
+/// One notification in a digest: its message and the filters (id, name) that matched.
+pub type DigestItem = (Arc<StoredMessage>, Vec<(i64, String)>);
+
 /// What a claimed digest carries: the notifications collected up to its claim.
 #[derive(Debug, Clone)]
 pub struct DigestContents {
@@ -43,7 +46,7 @@ pub struct DigestContents {
     /// How many it stands for.
     pub total: i64,
     /// The newest [`DIGEST_ITEMS`] of them, oldest first, with the filters that matched.
-    pub items: Vec<(Arc<StoredMessage>, Vec<(i64, String)>)>,
+    pub items: Vec<DigestItem>,
 }
 
 /// A destination's rules and its owner's schedule, as the planner reads them.
@@ -127,7 +130,10 @@ pub(crate) fn plan(rules: &Rules, window: &mut Option<Window>, now: i64) -> Plan
             let length = i64::from(flood_window_minutes) * 60_000;
             let current = match window {
                 Some(w) if now < w.start + length => w,
-                _ => window.insert(Window { start: now, sent: 0 }),
+                _ => window.insert(Window {
+                    start: now,
+                    sent: 0,
+                }),
             };
             if current.sent < i64::from(flood_max) {
                 current.sent += 1;
@@ -305,7 +311,13 @@ mod tests {
         );
         // A new window starts once the last one ended.
         assert_eq!(plan(&r, &mut window, now + 600_000), Plan::Now);
-        assert_eq!(window, Some(Window { start: now + 600_000, sent: 1 }));
+        assert_eq!(
+            window,
+            Some(Window {
+                start: now + 600_000,
+                sent: 1
+            })
+        );
         let unlimited = rules(DeliveryPolicy::Immediate {
             flood_max: 0,
             flood_window_minutes: 10,
@@ -325,11 +337,8 @@ mod tests {
         let quiet = Rules {
             ordered: false,
             policy: DeliveryPolicy::default(),
-            schedule: Schedule::new(
-                "UTC",
-                Some((time("00:00"), time("06:00"))),
-            )
-            .unwrap_or_default(),
+            schedule: Schedule::new("UTC", Some((time("00:00"), time("06:00"))))
+                .unwrap_or_default(),
         };
         // 1970-01-01T01:00Z is quiet until 06:00Z.
         assert_eq!(

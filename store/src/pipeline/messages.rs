@@ -338,7 +338,8 @@ impl Store {
                     let ordered = channel
                         .parse::<tidings_rules::ChannelKind>()
                         .is_ok_and(|kind| kind.delivers_in_order());
-                    let rules = Rules::from_row(id, ordered, delivery.as_deref(), &zone, (from, to));
+                    let rules =
+                        Rules::from_row(id, ordered, delivery.as_deref(), &zone, (from, to));
                     confirmed.insert(id, rules);
                 }
             }

@@ -539,9 +539,8 @@ impl Store {
             "INSERT INTO outbox (kind, message_id, destination_id, filters, payload, uid, status, next_attempt_at, created_at, ordered) \
              VALUES ('digest', NULL, $1, '[]', $2, $3, 'pending', $4, $5, 0) ON CONFLICT DO NOTHING",
         );
-        let newest_collected = self.sql(
-            "SELECT MAX(id) FROM outbox WHERE destination_id = $1 AND status = 'collected'",
-        );
+        let newest_collected = self
+            .sql("SELECT MAX(id) FROM outbox WHERE destination_id = $1 AND status = 'collected'");
         let nothing_to_send = self.sql(
             "UPDATE outbox SET status = 'sent', sent_at = $1, lease_until = NULL, claim_token = NULL \
              WHERE id = $2",
@@ -598,7 +597,10 @@ impl Store {
             for digest in digests.iter().filter(|d| changed.contains(&d.row)) {
                 let (status, error) = match &digest.dead {
                     None => ("sent", None),
-                    Some(error) => ("dead", Some(format!("in a digest that could not be sent: {error}"))),
+                    Some(error) => (
+                        "dead",
+                        Some(format!("in a digest that could not be sent: {error}")),
+                    ),
                 };
                 sqlx::query(&mark_digested)
                     .bind(status)

@@ -81,7 +81,8 @@ impl TryFrom<DestinationRow> for Destination {
     }
 }
 
-const COLUMNS: &str = "id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason, delivery";
+const COLUMNS: &str =
+    "id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason, delivery";
 
 /// Wrong codes a destination confirmed by code may be sent before its code stops working.
 pub const CODE_TRIES: i64 = 5;
