@@ -13,6 +13,7 @@ mod database_outage;
 mod email;
 mod full_disk;
 mod hashing;
+mod irc;
 mod ntfy;
 mod outbox;
 mod ownership;
