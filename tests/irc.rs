@@ -175,6 +175,10 @@ fn a_nick_and_a_channel_confirm_by_code_over_tls_then_receive_notifications() {
     let (status, took) = hub.terminate(Duration::from_secs(20));
     assert!(status.is_some_and(|s| s.success()), "{}", hub.log());
     assert!(took < Duration::from_secs(15), "{took:?}");
+    // And says goodbye: bob, in the same channel, sees the hub quit.
+    bob.wait_line("the hub to quit", |l| {
+        l.starts_with(":tidings!") && l.contains(" QUIT ") && l.contains("Tidings is stopping")
+    });
 }
 
 #[test]
@@ -191,7 +195,9 @@ fn a_missing_nick_ends_dead_and_a_server_that_comes_back_is_reconnected_to() {
     ] {
         hub.env.insert(key.into(), value.into());
     }
-    let mut bob = IrcClient::connect(server.port, "bob", &[]);
+    // bob makes #closed invite-only: the hub cannot join it.
+    let mut bob = IrcClient::connect(server.port, "bob", &["#closed"]);
+    bob.command("MODE #closed +i", "MODE #closed +i");
     hub.run(&[
         "destination",
         "add",
@@ -209,25 +215,53 @@ fn a_missing_nick_ends_dead_and_a_server_that_comes_back_is_reconnected_to() {
         "--irc",
         "nobody@testnet",
     ]);
+    hub.run(&[
+        "destination",
+        "add",
+        "--user",
+        "alice",
+        "--irc",
+        "#closed@testnet",
+    ]);
     hub.add_filter("alice", FILTER);
     hub.start();
 
     // Nobody is there to receive the code: retried, then dead with what the server said.
+    // An invite-only channel refuses the hub: dead at once, with the server's words.
     let dead = wait_for(
-        "the confirmation to nobody to be dead",
+        "the confirmations to nobody and #closed to be dead",
         Duration::from_secs(60),
         || {
             let dead = hub.run(&["outbox", "dead"]);
-            dead.contains("nobody@testnet").then_some(dead)
+            (dead.contains("nobody@testnet") && dead.contains("#closed@testnet")).then_some(dead)
         },
     );
-    assert!(dead.contains("401 nobody :No such nick"), "{dead}");
-    assert!(dead.contains("3 attempts"), "{dead}");
+    let row = |address: &str| {
+        dead.lines()
+            .find(|l| l.contains(address))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let nobody = row("nobody@testnet");
+    assert!(nobody.contains("401 nobody :No such nick"), "{dead}");
+    assert!(nobody.contains("3 attempts"), "{dead}");
+    let closed = row("#closed@testnet");
+    assert!(
+        closed.contains("473 #closed :Cannot join channel (+i)"),
+        "{dead}"
+    );
+    assert!(closed.contains("1 attempts"), "{dead}");
 
     let limit = Duration::from_secs(60);
     publish(&hub, "FEDORA-2024-3", "tidings-1.0-3.fc40");
     bob.wait_privmsg("the notification before the restart", limit, |m| {
         from_hub_to("bob")(m) && m.text.contains("FEDORA-2024-3")
+    });
+
+    // Recorded as sent (the server answered the PING after it) before the server goes:
+    // a send cut off before its PONG would be retried, and could arrive twice.
+    wait_for("the notification to be recorded sent", limit, || {
+        (hub.stats()["outbox"]["sent"] == 1).then_some(())
     });
 
     // The server goes away and comes back on the same port; the hub connects again by
@@ -243,7 +277,13 @@ fn a_missing_nick_ends_dead_and_a_server_that_comes_back_is_reconnected_to() {
         from_hub_to("bob")(m) && m.text.contains("FEDORA-2024-4")
     });
     let stats = hub.stats();
-    assert_eq!(stats["outbox"]["dead"], 1, "{stats}");
+    assert_eq!(
+        stats["outbox"]["dead"],
+        2,
+        "{stats}\n{}\n{}",
+        hub.run(&["outbox", "dead"]),
+        hub.log()
+    );
     assert!(
         hub.log().contains("IRC connection failed"),
         "the lost connection is logged: {}",

@@ -291,7 +291,8 @@ impl IrcClient {
         client
     }
 
-    fn wait_line(&self, what: &str, check: impl Fn(&str) -> bool) {
+    /// Waits (up to 30 s) until the server sent a line that satisfies `check`.
+    pub fn wait_line(&self, what: &str, check: impl Fn(&str) -> bool) {
         wait_for(what, Duration::from_secs(30), || {
             self.lines
                 .lock()
@@ -325,6 +326,15 @@ impl IrcClient {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Writes a raw line (CRLF added) and waits until the server answers with a line that
+    /// contains `answer`.
+    pub fn command(&mut self, line: &str, answer: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("writing to ngircd");
+        self.wait_line(&format!("the answer to {line}"), |l| l.contains(answer));
     }
 
     pub fn quit(&mut self) {
