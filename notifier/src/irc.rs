@@ -84,6 +84,8 @@ pub const IDLE_PING: Duration = Duration::from_secs(90);
 pub const QUIT_WITHIN: Duration = Duration::from_secs(2);
 /// How many nicks are tried (`tidings`, `tidings_`, …) when the nick is in use.
 pub const NICK_TRIES: usize = 5;
+/// The longest one line may take to write (the server's window was full that long).
+const WRITE_WITHIN: Duration = Duration::from_secs(30);
 /// The longest line read from a server; a longer one breaks the connection.
 const MAX_READ: usize = 16 * 1024;
 /// Sends waiting for one network's task.
@@ -570,19 +572,26 @@ impl Conn {
         }
     }
 
-    /// Writes one line (CRLF added).
+    /// Writes one line (CRLF added), within [`WRITE_WITHIN`]: a server that stops reading
+    /// is a broken connection.
     async fn write(&mut self, line: &str) -> Result<(), String> {
         let mut bytes = Vec::with_capacity(line.len() + 2);
         bytes.extend_from_slice(line.as_bytes());
         bytes.extend_from_slice(b"\r\n");
-        self.writer
-            .write_all(&bytes)
-            .await
-            .map_err(|e| format!("writing to the server: {e}"))?;
-        self.writer
-            .flush()
-            .await
-            .map_err(|e| format!("writing to the server: {e}"))
+        let writer = &mut self.writer;
+        let written = tokio::time::timeout(WRITE_WITHIN, async move {
+            writer.write_all(&bytes).await?;
+            writer.flush().await
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("writing to the server: {e}")),
+            Err(_) => Err(format!(
+                "writing to the server: it took nothing in {} s",
+                WRITE_WITHIN.as_secs()
+            )),
+        }
     }
 
     /// The next message from the server (empty lines skipped). Cancel-safe: a line read
@@ -910,7 +919,9 @@ impl Task {
                 self.joined.remove(&irc_fold(message.param(0)));
             }
             "KICK" if irc_fold(message.param(1)) == irc_fold(&conn.nick) => {
+                // Not joined again by itself: only when something is sent there next.
                 self.joined.remove(&irc_fold(message.param(0)));
+                self.channels.remove(&irc_fold(message.param(0)));
             }
             _ => {
                 let Some(code) = message.numeric().filter(|c| (400..600).contains(c)) else {
@@ -919,6 +930,11 @@ impl Task {
                 let about = message.param(1);
                 if matches!(code, 403 | 405 | 437 | 471 | 473 | 474 | 475 | 477) {
                     self.joined.remove(&irc_fold(about));
+                }
+                // Refused for good: not joined again after a reconnect (a later send to it
+                // tries once more).
+                if matches!(code, 403 | 473 | 474 | 475 | 477) {
+                    self.channels.remove(&irc_fold(about));
                 }
                 if refused.is_none()
                     && self.stale.is_empty()
