@@ -14,6 +14,7 @@ mod digests;
 mod email;
 mod full_disk;
 mod hashing;
+mod irc;
 mod matrix;
 mod ntfy;
 mod outbox;
