@@ -99,6 +99,12 @@ pub enum BenchChannel {
 /// Runs the benchmark and returns its figures as one JSON object.
 pub fn run(config_file: Option<&Path>, args: E2eArgs) -> anyhow::Result<Value> {
     let mut config = Config::load(config_file)?;
+    // The whole burst at once: flood limits would turn it into summaries, which is
+    // measured apart (their figures are in docs/performance.md).
+    tidings_store::set_default_delivery(tidings_store::DeliveryPolicy::Immediate {
+        flood_max: 0,
+        flood_window_minutes: 1,
+    });
     let data = std::env::temp_dir().join(format!("tidings-bench-e2e-{}", std::process::id()));
     if data.exists() {
         std::fs::remove_dir_all(&data).with_context(|| format!("clearing {}", data.display()))?;

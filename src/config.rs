@@ -29,7 +29,41 @@ pub struct Config {
     /// The older name of `[channels.email]`, still read: a key set in `[channels.email]`
     /// wins over the same key here.
     pub email: tidings_notifier::EmailConfig,
+    /// How destinations whose owners chose nothing get their notifications: the flood
+    /// limit every destination starts with.
+    pub delivery: DeliveryDefaults,
     pub log: Log,
+}
+
+/// The delivery every destination starts with (`[delivery]`): at once, at most
+/// `flood_max` notifications per `flood_window_minutes`, the rest of a flood in one summary.
+/// Owners change it per destination.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryDefaults {
+    /// Notifications at once per window (0: no limit).
+    pub flood_max: u32,
+    /// The window, in minutes.
+    pub flood_window_minutes: u32,
+}
+
+impl Default for DeliveryDefaults {
+    fn default() -> Self {
+        DeliveryDefaults {
+            flood_max: tidings_store::DeliveryPolicy::DEFAULT_FLOOD_MAX,
+            flood_window_minutes: tidings_store::DeliveryPolicy::DEFAULT_FLOOD_WINDOW_MINUTES,
+        }
+    }
+}
+
+impl DeliveryDefaults {
+    /// As a policy.
+    pub fn policy(&self) -> tidings_store::DeliveryPolicy {
+        tidings_store::DeliveryPolicy::Immediate {
+            flood_max: self.flood_max,
+            flood_window_minutes: self.flood_window_minutes,
+        }
+    }
 }
 
 /// The channels' sections, one per channel kind.
@@ -130,6 +164,7 @@ impl Default for Config {
             sender: tidings_notifier::SenderConfig::default(),
             channels: Channels::default(),
             email: tidings_notifier::EmailConfig::default(),
+            delivery: DeliveryDefaults::default(),
             log: Log::default(),
         }
     }
@@ -263,6 +298,9 @@ impl Config {
         }
         if self.matcher.batch < 1 {
             anyhow::bail!("config key matcher.batch: must be at least 1");
+        }
+        if let Err(e) = self.delivery.policy().check() {
+            anyhow::bail!("config key delivery.{}: {}", e.field, e.reason);
         }
         let matrix = &self.channels.matrix;
         if matrix.enabled {

@@ -207,6 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let config = Config::load(cli.config.as_deref())?;
     serve::init_logging(&config)?;
+    tidings_store::set_default_delivery(config.delivery.policy());
     match cli.command {
         Command::Config(ConfigCommand::Show) => {
             let mut shown = config.clone();

@@ -46,8 +46,8 @@ pub use pipeline::outbox::{
 };
 pub use preferences::confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
 pub use preferences::destinations::{
-    ChannelKind, ChannelSettings, Destination, NewDestination, CODE_TRIES, CONFIRMED_ADDRESS,
-    CONFIRM_TTL_MS,
+    default_delivery, set_default_delivery, ChannelKind, ChannelSettings, Destination,
+    NewDestination, CODE_TRIES, CONFIRMED_ADDRESS, CONFIRM_TTL_MS,
 };
 pub use preferences::filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use preferences::quarantine::{Quarantine, QuarantinedFilter};

@@ -52,6 +52,8 @@ impl Hub {
         env.insert("TIDINGS_CHANNELS__WEBHOOK__TIMEOUT_SECS".into(), "1".into());
         env.insert("TIDINGS_CHANNELS__NTFY__TIMEOUT_SECS".into(), "1".into());
         env.insert("TIDINGS_SENDER__POLL_MS".into(), "100".into());
+        // Bursts arrive whole: the flood limit is tested where it is set (tests/digests.rs).
+        env.insert("TIDINGS_DELIVERY__FLOOD_MAX".into(), "0".into());
         env.insert("TIDINGS_LOG__LEVEL".into(), "info".into());
         if let Some(smtp) = smtp {
             env.insert("TIDINGS_EMAIL__SMTP_URL".into(), smtp.url());

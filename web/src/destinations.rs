@@ -125,7 +125,11 @@ impl DestinationRow {
             resend: routes::destination_resend(d.id),
             code: (d.channel.confirms_by_code() && !d.is_confirmed())
                 .then(|| routes::destination_confirm(d.id)),
-            delivery: d.delivery.describe(),
+            delivery: if d.channel.delivers_in_order() {
+                "at once, one by one, in order".to_string()
+            } else {
+                d.delivery.describe()
+            },
             delivery_action: (!d.channel.delivers_in_order())
                 .then(|| routes::destination_delivery(d.id)),
             digest: matches!(d.delivery, DeliveryPolicy::Digest { .. }),

@@ -67,10 +67,13 @@ impl Rules {
         time_zone: &str,
         quiet: (Option<i64>, Option<i64>),
     ) -> Rules {
-        let policy = DeliveryPolicy::from_stored(delivery).unwrap_or_else(|e| {
-            tracing::warn!(destination = id, %e, "unreadable delivery settings; using the defaults");
-            DeliveryPolicy::default()
-        });
+        let policy = match delivery {
+            None | Some("") => crate::preferences::destinations::default_delivery(),
+            Some(json) => DeliveryPolicy::from_stored(Some(json)).unwrap_or_else(|e| {
+                tracing::warn!(destination = id, %e, "unreadable delivery settings; using the defaults");
+                crate::preferences::destinations::default_delivery()
+            }),
+        };
         let quiet = match quiet {
             (Some(from), Some(to)) => minutes(from).zip(minutes(to)),
             _ => None,

@@ -75,14 +75,37 @@ impl TryFrom<DestinationRow> for Destination {
             confirmed_at: row.confirmed_at,
             created_at: row.created_at,
             disabled_reason: row.disabled_reason,
-            delivery: DeliveryPolicy::from_stored(row.delivery.as_deref())
-                .map_err(|e| StoreError::corrupt("destination delivery", e))?,
+            delivery: match row.delivery.as_deref() {
+                None | Some("") => default_delivery(),
+                Some(json) => DeliveryPolicy::from_stored(Some(json))
+                    .map_err(|e| StoreError::corrupt("destination delivery", e))?,
+            },
         })
     }
 }
 
 const COLUMNS: &str =
     "id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason, delivery";
+
+/// The delivery of destinations whose owners chose none: the site's (`[delivery]` in the
+/// config), set once at start; the built-in default until then.
+static DEFAULT_DELIVERY: std::sync::RwLock<Option<DeliveryPolicy>> = std::sync::RwLock::new(None);
+
+/// Sets the delivery of destinations whose owners chose none (the admin's `[delivery]`).
+pub fn set_default_delivery(policy: DeliveryPolicy) {
+    if let Ok(mut default) = DEFAULT_DELIVERY.write() {
+        *default = Some(policy);
+    }
+}
+
+/// The delivery of destinations whose owners chose none.
+pub fn default_delivery() -> DeliveryPolicy {
+    DEFAULT_DELIVERY
+        .read()
+        .ok()
+        .and_then(|d| d.clone())
+        .unwrap_or_default()
+}
 
 /// Wrong codes a destination confirmed by code may be sent before its code stops working.
 pub const CODE_TRIES: i64 = 5;
@@ -417,7 +440,7 @@ impl Store {
             reason: e.reason,
         })?;
         let destination = self.destination(user_id, id).await?;
-        if destination.channel.delivers_in_order() && *policy != DeliveryPolicy::default() {
+        if destination.channel.delivers_in_order() && matches!(policy, DeliveryPolicy::Digest { .. }) {
             return Err(StoreError::Invalid {
                 field: "delivery",
                 reason: format!(
