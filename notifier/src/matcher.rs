@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use tidings_rules::{Index, IndexedFilter};
 use tidings_store::{
-    Filter, FilterList, MatcherLock, Notification, Store, StoreError, StoredMessage, Wake, Wakes,
+    Filter, FilterList, MatcherLock, Mute, Notification, Store, StoreError, StoredMessage, Wake,
+    Wakes,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +29,8 @@ pub struct Matcher {
     index: Index,
     filters: HashMap<i64, Filter>,
     by_owner: HashMap<i64, Vec<i64>>,
+    /// Each user's running mutes: their matches on what a mute names are skipped.
+    mutes: HashMap<i64, Vec<Mute>>,
     last_change: i64,
     metrics: Arc<Metrics>,
 }
@@ -41,9 +44,13 @@ impl Matcher {
             index: Index::default(),
             filters: HashMap::new(),
             by_owner: HashMap::new(),
+            mutes: HashMap::new(),
             last_change: store.last_change().await?,
             metrics,
         };
+        for mute in store.active_mutes(None).await? {
+            matcher.mutes.entry(mute.user_id).or_default().push(mute);
+        }
         // Variables first, so each filter is filed once, under its owner's values.
         for (id, variables) in store.all_variables().await? {
             matcher.index.set_variables(id, variables);
@@ -123,6 +130,12 @@ impl Matcher {
             }
             let loaded = store.active_filters(Some(user_id)).await?;
             self.add_all(store, loaded).await;
+            let mutes = store.active_mutes(Some(user_id)).await?;
+            if mutes.is_empty() {
+                self.mutes.remove(&user_id);
+            } else {
+                self.mutes.insert(user_id, mutes);
+            }
         }
         tracing::debug!(
             users = count,
@@ -133,11 +146,18 @@ impl Matcher {
         Ok(())
     }
 
-    /// The notifications a message causes: one per destination, naming every filter.
+    /// The notifications a message causes: one per destination, naming every filter; none
+    /// for a user who muted what the message is about.
     pub fn notifications(&self, message: &StoredMessage) -> Vec<Notification> {
         let mut by_destination: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
+        let now = tidings_store::now_ms();
+        let muted = |owner: i64| {
+            self.mutes
+                .get(&owner)
+                .is_some_and(|mutes| mutes.iter().any(|m| m.silences(&message.metadata, now)))
+        };
         for id in self.index.matches(&message.message, &message.metadata) {
-            if let Some(filter) = self.filters.get(&id) {
+            if let Some(filter) = self.filters.get(&id).filter(|f| !muted(f.user_id)) {
                 for destination in &filter.destination_ids {
                     by_destination
                         .entry(*destination)

@@ -535,7 +535,7 @@ impl Renderer {
                             .collect(),
                     )),
                     challenge: None,
-                    thread: thread_key(metadata.app.as_deref(), url, &metadata.objects),
+                    thread: thread_key(metadata),
                     chat,
                 })
             }
@@ -637,20 +637,11 @@ impl Renderer {
     }
 }
 
-/// The thread a notification belongs to: the object its message is about, named by the
-/// message's web link (an update's, a pull request's, a build's page) or else its first
-/// object, hashed with the app so that keys of one shape never collide across apps.
-fn thread_key(app: Option<&str>, url: Option<&str>, objects: &[String]) -> Option<String> {
+/// The thread a notification belongs to ([`Metadata::thread`](tidings_rules::Metadata::thread)),
+/// hashed: 32 hex digits that name it in a Message-ID.
+fn thread_key(metadata: &tidings_rules::Metadata) -> Option<String> {
     use sha2::{Digest, Sha256};
-    // A link's fragment points into the page (a comment): the object is the page.
-    let object = url
-        .map(|u| u.split('#').next().unwrap_or(u))
-        .or_else(|| objects.first().map(String::as_str))?;
-    let digest = Sha256::new()
-        .chain_update(app.unwrap_or_default())
-        .chain_update([0])
-        .chain_update(object)
-        .finalize();
+    let digest = Sha256::digest(metadata.thread()?.as_bytes());
     Some(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
@@ -678,146 +669,24 @@ mod tests {
 
     #[test]
     fn notifications_about_one_object_share_a_thread() {
+        let meta = |app: &str, url: Option<&str>, objects: &[&str]| tidings_rules::Metadata {
+            app: Some(app.into()),
+            url: url.map(str::to_string),
+            objects: objects.iter().map(|o| o.to_string()).collect(),
+            ..tidings_rules::Metadata::default()
+        };
         let update = Some("https://bodhi.fedoraproject.org/updates/FEDORA-2024-1");
         let comment = Some("https://bodhi.fedoraproject.org/updates/FEDORA-2024-1#comment-7");
         let other = Some("https://bodhi.fedoraproject.org/updates/FEDORA-2024-2");
-        let a = thread_key(Some("bodhi"), update, &[]);
+        let a = thread_key(&meta("bodhi", update, &[]));
         assert_eq!(a.as_deref().map(str::len), Some(32));
-        assert_eq!(a, thread_key(Some("bodhi"), comment, &[]));
-        assert_ne!(a, thread_key(Some("bodhi"), other, &[]));
-        assert_ne!(a, thread_key(Some("pagure"), update, &[]));
-        let objects = ["repos/f40".to_string()];
-        assert!(thread_key(Some("bodhi"), None, &objects).is_some());
-        assert_eq!(thread_key(Some("bodhi"), None, &[]), None);
+        assert_eq!(a, thread_key(&meta("bodhi", comment, &[])));
+        assert_ne!(a, thread_key(&meta("bodhi", other, &[])));
+        assert_ne!(a, thread_key(&meta("pagure", update, &[])));
+        assert!(thread_key(&meta("bodhi", None, &["repos/f40"])).is_some());
+        assert_eq!(thread_key(&meta("bodhi", None, &[])), None);
+        assert_eq!(thread_key(&meta("bodhi", Some("javascript:x"), &[])), None);
         assert_eq!(one_line("a\r\nb"), "a  b");
-    }
-
-    /// A digest claim holding one item per (app, url, summary), standing for `total`.
-    fn digest(reason: DigestReason, items: &[(&str, &str, &str)], total: i64) -> Claimed {
-        use tidings_store::{ChannelKind, Destination, DigestContents};
-        let items = items
-            .iter()
-            .enumerate()
-            .map(|(i, (app, url, summary))| {
-                let message = tidings_rules::Message::new(
-                    format!("m{i}"),
-                    "org.example.topic",
-                    serde_json::json!({}),
-                );
-                let metadata = tidings_rules::Metadata {
-                    app: Some((*app).into()),
-                    url: Some((*url).into()),
-                    summary: (*summary).into(),
-                    ..tidings_rules::Metadata::default()
-                };
-                let stored = StoredMessage {
-                    id: i as i64,
-                    message,
-                    metadata,
-                    source: "test".into(),
-                    received_at: 1,
-                };
-                (Arc::new(stored), vec![(1, "mine".to_string())])
-            })
-            .collect();
-        Claimed {
-            id: 1,
-            kind: OutboxKind::Digest,
-            uid: "u".repeat(32),
-            attempt: 1,
-            claim_token: "c".into(),
-            destination: Destination {
-                id: 1,
-                user_id: 1,
-                channel: ChannelKind::Email,
-                address: "alice@example.org".into(),
-                settings: ChannelKind::Email.new_settings(&[0; 24]),
-                confirmed_at: Some(1),
-                created_at: 1,
-                disabled_reason: None,
-                delivery: Default::default(),
-            },
-            username: "alice".into(),
-            message: None,
-            filters: Vec::new(),
-            payload: None,
-            unsubscribe_token: None,
-            digest: Some(DigestContents {
-                reason,
-                total,
-                items,
-            }),
-        }
-    }
-
-    #[test]
-    fn a_flood_summary_groups_by_app_and_object_and_counts_the_rest() {
-        let mut items = vec![
-            (
-                "koji",
-                "https://koji.example.org/b/1",
-                "build 1 <ok> & done"
-            );
-            3
-        ];
-        items.push(("koji", "https://koji.example.org/b/2", "build 2 failed"));
-        items.push((
-            "bodhi",
-            "https://bodhi.example.org/u/1#c2",
-            "comment on update 1",
-        ));
-        let renderer = Renderer::new("https://tidings.example.org");
-        let rendered = renderer
-            .render(&digest(DigestReason::Flood, &items, 4213))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            rendered.subject,
-            "Tidings: And 4,213 more notifications (most from koji)"
-        );
-        assert!(rendered.text.contains("koji: 4\n"), "{}", rendered.text);
-        assert!(
-            rendered.text.contains("build 1 <ok> & done (3)"),
-            "{}",
-            rendered.text
-        );
-        assert!(
-            rendered.text.contains("And 4,208 more, not listed here."),
-            "{}",
-            rendered.text
-        );
-        assert!(
-            rendered.html.contains("build 1 &#60;ok&#62; &#38; done"),
-            "{}",
-            rendered.html
-        );
-        assert!(
-            !rendered.html.contains("<ok>"),
-            "escaped: {}",
-            rendered.html
-        );
-        assert!(
-            rendered.text.find("koji").unwrap_or(usize::MAX)
-                < rendered.text.find("bodhi").unwrap_or(0)
-        );
-        assert!(
-            rendered.chat.text.starts_with("And 4,213 more notifications (most from koji): koji 4, bodhi 1 https://tidings.example.org/notifications"),
-            "{}",
-            rendered.chat.text
-        );
-        assert_eq!(
-            rendered.links.destinations.as_deref(),
-            Some("https://tidings.example.org/destinations")
-        );
-        let quiet = renderer
-            .render(&digest(DigestReason::Quiet, &items[..1], 1))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            quiet.subject,
-            "Tidings: 1 notification from your quiet hours"
-        );
-        assert!(!quiet.text.contains("not listed"), "{}", quiet.text);
-        assert_eq!(count(1234567), "1,234,567");
-        assert_eq!(count(999), "999");
     }
 
     #[test]

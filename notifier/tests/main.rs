@@ -3,6 +3,7 @@
 mod support;
 
 mod bus;
+mod mutes;
 mod ownership;
 mod quarantine;
 mod rebuild;

@@ -50,6 +50,7 @@ pub use preferences::destinations::{
     NewDestination, CODE_TRIES, CONFIRMED_ADDRESS, CONFIRM_TTL_MS,
 };
 pub use preferences::filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
+pub use preferences::mutes::{mute_options, Mute, MuteKind, MuteOption, MUTE_MS};
 pub use preferences::quarantine::{Quarantine, QuarantinedFilter};
 pub use signals::{Wake, Wakes};
 pub use tidings_rules::delivery::{DeliveryPolicy, Schedule, TimeOfDay};

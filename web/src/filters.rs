@@ -35,12 +35,19 @@ struct FiltersView {
     csrf: String,
     filters: Vec<(FilterRow, String)>,
     unreadable: Vec<UnreadableRow>,
+    /// Running mutes: what, until when, and where to end it.
+    mutes: Vec<(String, String, String)>,
 }
 
 async fn list(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
     let destinations = state.store.destinations(me.id()).await?;
     let filters = state.store.filters(me.id()).await?;
+    let mutes = state.store.active_mutes(Some(me.id())).await?;
     view::ok(&FiltersView {
+        mutes: mutes
+            .into_iter()
+            .map(|m| (m.label, view::when(m.until), routes::mute_delete(m.id)))
+            .collect(),
         nav: Nav::user(&state, &me),
         csrf: me.visitor.csrf().to_string(),
         unreadable: filters.unreadable.iter().map(Into::into).collect(),

@@ -32,6 +32,14 @@ pub const SIGNOUT: &str = "/signout";
 pub const DESTINATION_DELETE: &str = "/destinations/{id}/delete";
 /// Sending an unconfirmed destination a fresh confirmation link (POST).
 pub const DESTINATION_RESEND: &str = "/destinations/{id}/resend";
+/// Mutes what a notification is about for 30 days, from its unsubscribe page (POST).
+pub const UNSUBSCRIBE_MUTE: &str = "/unsubscribe/{token}/mute";
+/// Ends a mute made from an unsubscribe page (POST).
+pub const UNSUBSCRIBE_UNMUTE: &str = "/unsubscribe/{token}/unmute";
+/// Switches back on the filters an unsubscribe link switched off (POST).
+pub const UNSUBSCRIBE_UNDO: &str = "/unsubscribe/{token}/undo";
+/// Ends one of the signed-in user's mutes (POST).
+pub const MUTE_DELETE: &str = "/mutes/{id}/delete";
 /// How one of the user's destinations gets its notifications: at once or digests (POST).
 pub const DESTINATION_DELIVERY: &str = "/destinations/{id}/delivery";
 /// The user's time zone and quiet hours (POST).
@@ -95,6 +103,16 @@ pub fn confirm(token: &LinkToken) -> String {
 /// Link to an unsubscribe page.
 pub fn unsubscribe(token: &LinkToken) -> String {
     UNSUBSCRIBE.replace("{token}", token.as_str())
+}
+
+/// One of an unsubscribe page's own actions (`UNSUBSCRIBE_MUTE`, …) for `token`.
+pub fn unsubscribe_action(pattern: &str, token: &LinkToken) -> String {
+    pattern.replace("{token}", token.as_str())
+}
+
+/// Where one of the user's mutes is ended.
+pub fn mute_delete(id: i64) -> String {
+    MUTE_DELETE.replace("{id}", &id.to_string())
 }
 
 /// The secret in a mailed link: 43 URL-safe base64 characters, the shape of

@@ -11,7 +11,8 @@ use crate::support::App;
 on_both!(
     confirmation_link,
     notifications_and_one_click_unsubscribe,
-    every_link_a_mail_carries_is_a_page
+    every_link_a_mail_carries_is_a_page,
+    mute_and_undo_from_the_unsubscribe_page
 );
 
 async fn confirmation_link(app: &App) {
@@ -290,4 +291,186 @@ async fn every_link_a_mail_carries_is_a_page(app: &App) {
 async fn age_outbox(app: &App, at: i64) {
     app.sql(&format!("UPDATE outbox SET created_at = {at}"))
         .await;
+}
+
+// Issue 10: the unsubscribe page offers muting what the notification is about (its thread,
+// its packages) for 30 days, and undo for both that and switching the filters off; a
+// signed-in user sees and ends their mutes on the filters page; nobody ends another's.
+async fn mute_and_undo_from_the_unsubscribe_page(app: &App) {
+    use tidings_rules::{Condition, Message, Metadata};
+    use tidings_store::{Delivery, FilterInput, MuteKind, Notification};
+    let alice = app.browser();
+    alice.signup("alice", "velvet crane harbour 42").await;
+    let user = app.store.user_by_name("alice").await.unwrap().unwrap();
+    let dest = app
+        .store
+        .add_destination(NewDestination {
+            user_id: user.id,
+            channel: ChannelKind::Email,
+            address: "alice@example.org",
+            confirmed: true,
+        })
+        .await
+        .unwrap();
+    let filter = app
+        .store
+        .create_filter(
+            user.id,
+            &FilterInput {
+                name: "my builds".into(),
+                condition: Condition::parse("usernames has $me").unwrap(),
+                destination_ids: vec![dest.id],
+                delivery: Delivery::Instant,
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+    let message = Message::new(
+        "m-mute",
+        "org.fedoraproject.prod.buildsys.build.state.change",
+        serde_json::json!({}),
+    );
+    let metadata = Metadata {
+        app: Some("koji".into()),
+        url: Some("https://koji.example.org/buildinfo?buildID=1".into()),
+        packages: ["kernel".to_string()].into(),
+        usernames: ["alice".to_string()].into(),
+        summary: "kernel-6.1 built".into(),
+        ..Metadata::default()
+    };
+    let id = app
+        .store
+        .insert_message(&message, &metadata, "test")
+        .await
+        .unwrap()
+        .unwrap();
+    let notification = Notification {
+        destination_id: dest.id,
+        filters: vec![(filter.id, filter.name.clone())],
+    };
+    app.store
+        .complete_message(id, &[notification])
+        .await
+        .unwrap();
+    let token = app
+        .store
+        .claim(10, 60_000)
+        .await
+        .unwrap()
+        .remove(0)
+        .unsubscribe_token
+        .unwrap();
+    let path = format!("/unsubscribe/{token}");
+    let page = alice.get(&path).await.body;
+    assert!(
+        page.contains("Mute this thread: https://koji.example.org/buildinfo?buildID=1 (koji)"),
+        "{page}"
+    );
+    assert!(page.contains("Mute the package kernel"), "{page}");
+
+    let muted = alice
+        .submit(&path, &format!("{path}/mute"), &[("option", "1")])
+        .await;
+    assert_eq!(muted.status, StatusCode::OK, "{}", muted.body);
+    assert!(
+        muted.body.contains("Muted the package kernel until"),
+        "{}",
+        muted.body
+    );
+    let mutes = app.store.active_mutes(Some(user.id)).await.unwrap();
+    assert_eq!(mutes.len(), 1);
+    assert_eq!(
+        (mutes[0].kind, mutes[0].value.as_str()),
+        (MuteKind::Package, "kernel")
+    );
+    assert!(mutes[0].silences(&metadata, tidings_store::now_ms()));
+    let days = (mutes[0].until - tidings_store::now_ms()) / 86_400_000;
+    assert_eq!(days, 29, "30 days, less the moments since");
+    let bad = alice
+        .submit(&path, &format!("{path}/mute"), &[("option", "7")])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // The filters page lists it.
+    let filters = alice.get("/filters").await.body;
+    assert!(filters.contains("the package kernel, until"), "{filters}");
+    assert!(
+        filters.contains(&format!("/mutes/{}/delete", mutes[0].id)),
+        "{filters}"
+    );
+
+    // Undo from the page; another's mute cannot be ended through this link.
+    let mallory = app.store.create_user("mallory", None, false).await.unwrap();
+    let theirs = app
+        .store
+        .mute(
+            mallory.id,
+            &tidings_store::mute_options(&metadata)[0],
+            tidings_store::now_ms() + 1000,
+        )
+        .await
+        .unwrap();
+    let refused = alice
+        .submit(
+            &path,
+            &format!("{path}/unmute"),
+            &[("mute", &theirs.id.to_string())],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let undone = alice
+        .submit(
+            &path,
+            &format!("{path}/unmute"),
+            &[("mute", &mutes[0].id.to_string())],
+        )
+        .await;
+    assert_eq!(undone.status, StatusCode::OK);
+    assert!(undone.body.contains("Unmuted"), "{}", undone.body);
+    assert!(app
+        .store
+        .active_mutes(Some(user.id))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Mute the thread, and end it from the filters page.
+    alice
+        .submit(&path, &format!("{path}/mute"), &[("option", "0")])
+        .await;
+    let thread = app
+        .store
+        .active_mutes(Some(user.id))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(thread.kind, MuteKind::Thread);
+    let ended = alice
+        .submit("/filters", &format!("/mutes/{}/delete", thread.id), &[])
+        .await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER);
+    assert!(app
+        .store
+        .active_mutes(Some(user.id))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Switched off by one click, back on from the link's page.
+    let bare = reqwest::Client::new();
+    let reply = bare
+        .post(format!("{}{path}", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert!(!app.store.filter(user.id, filter.id).await.unwrap().enabled);
+    let page = alice.get(&path).await.body;
+    assert!(page.contains("They are off now"), "{page}");
+    let back = alice.submit(&path, &format!("{path}/undo"), &[]).await;
+    assert_eq!(back.status, StatusCode::OK);
+    assert!(back.body.contains("on again"), "{}", back.body);
+    assert!(app.store.filter(user.id, filter.id).await.unwrap().enabled);
 }

@@ -120,6 +120,33 @@ impl Metadata {
         fallback::apply_headers(message, &mut meta);
         meta
     }
+
+    /// The web link, if it is one (`https://` or `http://`: a `javascript:` or `data:` URL
+    /// from a message never becomes a link).
+    pub fn web_url(&self) -> Option<&str> {
+        self.url
+            .as_deref()
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+    }
+
+    /// What the message is about: its web link without a `#fragment` (an update's, a pull
+    /// request's, a build's page; a fragment points at a comment in it), or else its first
+    /// object.
+    pub fn object(&self) -> Option<&str> {
+        self.web_url()
+            .map(|u| u.split('#').next().unwrap_or(u))
+            .or_else(|| self.objects.first().map(String::as_str))
+    }
+
+    /// The key every message about one object shares, whichever app sent it from which
+    /// topic: the app and the [`Metadata::object`]. Mail threads on it; people mute it.
+    pub fn thread(&self) -> Option<String> {
+        Some(format!(
+            "{}|{}",
+            self.app.as_deref().unwrap_or_default(),
+            self.object()?
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -1202,19 +1202,21 @@ pub struct UnsubscribeTarget {
     pub address: String,
     /// The filters, as (id, name).
     pub filters: Vec<(i64, String)>,
+    /// What its message can be muted by (its thread, its packages).
+    pub mute_options: Vec<crate::MuteOption>,
 }
 
 impl Store {
     /// The filters behind the notification whose unsubscribe link carries `token`.
     /// `NotFound` for an unknown token, `Expired` once [`UNSUBSCRIBE_TTL_MS`] has passed.
     pub async fn unsubscribe_target(&self, token: &str) -> Result<UnsubscribeTarget> {
-        let select = "SELECT d.user_id, d.address, o.filters, o.created_at, o.uid FROM outbox o \
+        let select = "SELECT d.user_id, d.address, o.filters, o.created_at, o.uid, o.message_id FROM outbox o \
              JOIN destinations d ON d.id = o.destination_id WHERE o.kind = 'notification' AND ";
-        let found: (i64, String, String, i64, String) = match token.split_once('.') {
+        let found: (i64, String, String, i64, String, Option<i64>) = match token.split_once('.') {
             Some((uid, signature)) => {
                 let sql = format!("{select} o.uid = $1");
                 let sql = self.sql(&sql);
-                let row: (i64, String, String, i64, String) =
+                let row: (i64, String, String, i64, String, Option<i64>) =
                     with_pool!(self, |pool| sqlx::query_as(&sql)
                         .bind(uid)
                         .fetch_one(pool)
@@ -1236,7 +1238,7 @@ impl Store {
                     .await?)
             }
         };
-        let (user_id, address, filters, created_at, _) = found;
+        let (user_id, address, filters, created_at, _, message_id) = found;
         if now_ms() - created_at > UNSUBSCRIBE_TTL_MS {
             return Err(StoreError::Expired {
                 what: "This unsubscribe link",
@@ -1244,10 +1246,17 @@ impl Store {
         }
         let filters =
             serde_json::from_str(&filters).map_err(|e| StoreError::corrupt("outbox filters", e))?;
+        let messages = self.messages_by_id(message_id.into_iter()).await?;
+        let mute_options = message_id
+            .and_then(|id| messages.get(&id))
+            .and_then(|m| m.as_ref().ok())
+            .map(|m| crate::mute_options(&m.metadata))
+            .unwrap_or_default();
         Ok(UnsubscribeTarget {
             user_id,
             address,
             filters,
+            mute_options,
         })
     }
 

@@ -440,7 +440,9 @@ impl Store {
             reason: e.reason,
         })?;
         let destination = self.destination(user_id, id).await?;
-        if destination.channel.delivers_in_order() && matches!(policy, DeliveryPolicy::Digest { .. }) {
+        if destination.channel.delivers_in_order()
+            && matches!(policy, DeliveryPolicy::Digest { .. })
+        {
             return Err(StoreError::Invalid {
                 field: "delivery",
                 reason: format!(

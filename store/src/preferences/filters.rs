@@ -378,9 +378,23 @@ impl Store {
     /// Turns off some of a user's filters (those that are not theirs are left alone), as
     /// an unsubscribe link does.
     pub async fn disable_filters(&self, user_id: i64, filter_ids: &[i64]) -> Result<()> {
-        let disable = self.sql(
-            "UPDATE filters SET enabled = FALSE, updated_at = $1 WHERE id = $2 AND user_id = $3",
-        );
+        self.set_filters_enabled(user_id, filter_ids, false).await
+    }
+
+    /// Switches a user's filters back on (undoing an unsubscribe); ids that are not theirs
+    /// change nothing.
+    pub async fn enable_filters(&self, user_id: i64, filter_ids: &[i64]) -> Result<()> {
+        self.set_filters_enabled(user_id, filter_ids, true).await
+    }
+
+    async fn set_filters_enabled(
+        &self,
+        user_id: i64,
+        filter_ids: &[i64],
+        enabled: bool,
+    ) -> Result<()> {
+        let disable = self
+            .sql("UPDATE filters SET enabled = $4, updated_at = $1 WHERE id = $2 AND user_id = $3");
         let now = now_ms();
         with_pool!(self, |pool| {
             let mut tx = Edit::begin(self, pool).await?;
@@ -389,6 +403,7 @@ impl Store {
                     .bind(now)
                     .bind(id)
                     .bind(user_id)
+                    .bind(enabled)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -5,4 +5,5 @@
 pub(crate) mod confirmations;
 pub(crate) mod destinations;
 pub(crate) mod filters;
+pub(crate) mod mutes;
 pub(crate) mod quarantine;

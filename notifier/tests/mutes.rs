@@ -1,0 +1,97 @@
+//! Issue 10: a mute silences its owner's matches on what it names, from the moment the
+//! matcher reads the change (through the change log), and only theirs, and only that.
+
+use std::sync::Arc;
+
+use tidings_notifier::matcher::Matcher;
+use tidings_notifier::Metrics;
+use tidings_rules::{Message, Metadata};
+use tidings_store::{mute_options, StoredMessage, MUTE_MS};
+
+use crate::support::{store as fresh_store, subscriber};
+
+fn message(id: &str, package: &str, url: &str) -> StoredMessage {
+    StoredMessage {
+        id: 1,
+        message: Message::new(
+            id,
+            "org.fedoraproject.prod.bodhi.update.comment",
+            serde_json::json!({}),
+        ),
+        metadata: Metadata {
+            topic: "org.fedoraproject.prod.bodhi.update.comment".into(),
+            app: Some("bodhi".into()),
+            packages: [package.to_string()].into(),
+            url: Some(url.into()),
+            ..Metadata::default()
+        },
+        source: "test".into(),
+        received_at: 1,
+    }
+}
+
+#[tokio::test]
+async fn a_mute_silences_its_owners_matches_on_what_it_names() {
+    let (_dir, store) = fresh_store().await;
+    let condition = r#"topic ~ "org.fedoraproject.**""#;
+    let (alice, alices) = subscriber(&store, "alice", condition).await;
+    let (_bob, bobs) = subscriber(&store, "bob", condition).await;
+    let mut matcher = Matcher::load(&store, Arc::new(Metrics::default()))
+        .await
+        .expect("matcher");
+    let kernel = message(
+        "m1",
+        "kernel",
+        "https://bodhi.example.org/updates/A#comment-1",
+    );
+    let same_update = message(
+        "m2",
+        "glibc",
+        "https://bodhi.example.org/updates/A#comment-2",
+    );
+    let other = message("m3", "glibc", "https://bodhi.example.org/updates/B");
+    let to = |m: &StoredMessage, matcher: &Matcher| -> Vec<i64> {
+        matcher
+            .notifications(m)
+            .iter()
+            .map(|n| n.destination_id)
+            .collect()
+    };
+    assert_eq!(to(&kernel, &matcher), [alices, bobs]);
+
+    // Alice mutes the package kernel: her matches on it stop, bob's do not.
+    let options = mute_options(&kernel.metadata);
+    let package = options
+        .iter()
+        .find(|o| o.value == "kernel")
+        .expect("a package option");
+    let until = tidings_store::now_ms() + MUTE_MS;
+    let mute = store.mute(alice, package, until).await.expect("mute");
+    matcher.refresh(&store).await.expect("refresh");
+    assert_eq!(to(&kernel, &matcher), [bobs]);
+    assert_eq!(
+        to(&same_update, &matcher),
+        [alices, bobs],
+        "glibc is not muted"
+    );
+
+    // The thread: every comment on update A, whatever its package; update B still reaches her.
+    let thread = options
+        .iter()
+        .find(|o| o.value.contains("updates/A"))
+        .expect("a thread option");
+    store.mute(alice, thread, until).await.expect("mute");
+    matcher.refresh(&store).await.expect("refresh");
+    assert_eq!(to(&same_update, &matcher), [bobs]);
+    assert_eq!(to(&other, &matcher), [alices, bobs]);
+
+    // Unmuted, and a mute that has ended, silence nothing.
+    store.unmute(alice, mute.id).await.expect("unmute");
+    store
+        .mute(alice, thread, tidings_store::now_ms() - 1)
+        .await
+        .expect("ended");
+    matcher.refresh(&store).await.expect("refresh");
+    assert_eq!(to(&kernel, &matcher), [alices, bobs]);
+    assert_eq!(to(&same_update, &matcher), [alices, bobs]);
+}
