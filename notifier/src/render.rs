@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use askama::Template;
 use tidings_rules::links::Links;
-use tidings_store::{Claimed, DigestContents, DigestReason, OutboxKind, StoredMessage};
+use tidings_store::{
+    Claimed, DigestContents, DigestReason, OutboxKind, OutboxPayload, StoredMessage,
+};
 
 /// Why a row could not be rendered. A row that cannot be rendered never can: it is dead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,6 +176,24 @@ fn chat(text: String, html: String) -> Chat {
         text: one_line(text.trim()),
         html: html.trim().to_string(),
     }
+}
+
+#[derive(Template)]
+#[template(path = "email/notice.txt")]
+struct NoticeText<'a> {
+    channel: &'a str,
+    address: &'a str,
+    reason: &'a str,
+    destinations_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/notice.html")]
+struct NoticeHtml<'a> {
+    channel: &'a str,
+    address: &'a str,
+    reason: &'a str,
+    destinations_url: &'a str,
 }
 
 /// One application's part of a digest.
@@ -345,6 +365,7 @@ impl Renderer {
         let base = self.links.base();
         match claimed.kind {
             OutboxKind::Digest => self.render_digest(claimed),
+            OutboxKind::Notice => self.render_notice(claimed),
             OutboxKind::Confirmation if claimed.destination.channel.confirms_by_code() => {
                 let code = claimed
                     .confirmation_token()
@@ -544,6 +565,54 @@ impl Renderer {
 }
 
 impl Renderer {
+    /// A word from the hub to a destination's owner: another of their destinations was
+    /// paused, why, and where to mend it.
+    fn render_notice(&self, claimed: &Claimed) -> Result<Rendered, RenderError> {
+        let Some(OutboxPayload::PausedV1 {
+            channel,
+            address,
+            reason,
+        }) = &claimed.payload
+        else {
+            return Err(RenderError("notice without what it is about".into()));
+        };
+        let destinations_url = self.links.destinations();
+        let text = render(
+            "notice.txt",
+            &NoticeText {
+                channel,
+                address,
+                reason,
+                destinations_url: &destinations_url,
+            },
+        )?;
+        let html = render(
+            "notice.html",
+            &NoticeHtml {
+                channel,
+                address,
+                reason,
+                destinations_url: &destinations_url,
+            },
+        )?;
+        let chat = chat(text.clone(), escape_html(&one_line(&text)));
+        Ok(Rendered {
+            id: claimed.uid.clone(),
+            subject: subject_line(&format!("Tidings paused notifications to {address}")),
+            text,
+            html,
+            links: RenderedLinks {
+                destinations: Some(destinations_url),
+                ..RenderedLinks::default()
+            },
+            headers: vec![("Auto-Submitted", "auto-generated".into())],
+            event: None,
+            challenge: None,
+            thread: None,
+            chat,
+        })
+    }
+
     /// A digest: what was collected, grouped, with a headline that says why.
     fn render_digest(&self, claimed: &Claimed) -> Result<Rendered, RenderError> {
         let contents = claimed
@@ -643,6 +712,22 @@ fn thread_key(metadata: &tidings_rules::Metadata) -> Option<String> {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(metadata.thread()?.as_bytes());
     Some(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
+}
+
+/// `text` safe inside HTML.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A value from a message as one header line: control characters (a newline in a topic)

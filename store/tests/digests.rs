@@ -188,3 +188,56 @@ async fn a_webhook_always_goes_at_once() {
         assert!(matches!(theirs, StoreError::NotFound), "[{n}]");
     }
 }
+
+// Issue 10: a destination failing for good is paused, and its owner told elsewhere: three
+// dead notifications in a row (a sent one between starts the count again).
+#[tokio::test]
+async fn three_dead_in_a_row_pause_a_destination_and_tell_its_owner() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let broken = destination(&t, alice.id, "old@example.org", true).await;
+        let other = destination(&t, alice.id, "alice@example.org", true).await;
+        let dead = || Outcome::Dead {
+            error: "550 5.1.1 no such mailbox".into(),
+        };
+        let round = std::cell::Cell::new(0);
+        let fail = |outcomes: Vec<Outcome>| {
+            let t = &t;
+            round.set(round.get() + 1);
+            let prefix = format!("p{}", round.get());
+            async move {
+                burst(t, &prefix, outcomes.len(), broken.id).await;
+                let claimed = t.store.claim(100, 60_000).await.expect("claim");
+                let pairs: Vec<_> = claimed.iter().zip(outcomes.iter()).collect();
+                t.store.record_many(&pairs).await.expect("record");
+            }
+        };
+        // Two dead, one sent, two dead: never three in a row.
+        fail(vec![dead(), dead()]).await;
+        fail(vec![Outcome::Sent]).await;
+        fail(vec![dead(), dead()]).await;
+        assert!(
+            ok!(n, s.destination(alice.id, broken.id).await).is_confirmed(),
+            "[{n}]"
+        );
+        fail(vec![dead()]).await;
+        let paused = ok!(n, s.destination(alice.id, broken.id).await);
+        assert!(!paused.is_confirmed(), "[{n}]");
+        let reason = paused.disabled_reason.unwrap_or_default();
+        assert!(
+            reason.contains("paused after 3 notifications") && reason.contains("550 5.1.1"),
+            "[{n}] {reason}"
+        );
+        // The owner hears of it on their other destination.
+        let claimed = ok!(n, s.claim(100, 60_000).await);
+        assert_eq!(claimed.len(), 1, "[{n}] {claimed:?}");
+        assert_eq!(claimed[0].kind, OutboxKind::Notice);
+        assert_eq!(claimed[0].destination.id, other.id);
+        assert!(
+            matches!(&claimed[0].payload, Some(tidings_store::OutboxPayload::PausedV1 { address, .. }) if address == "old@example.org"),
+            "[{n}] {:?}",
+            claimed[0].payload
+        );
+    }
+}

@@ -72,6 +72,9 @@ pub enum OutboxKind {
     /// The notifications collected for a destination (its digest, its owner's quiet hours,
     /// a flood), sent as one.
     Digest,
+    /// A word to a destination's owner from the hub itself: another of their destinations
+    /// was paused.
+    Notice,
 }
 
 /// Where an outbox row is in its life, as stored in its `status` column.
@@ -141,6 +144,16 @@ pub enum OutboxPayload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         up_to: Option<i64>,
     },
+    /// A notice, version 1: another destination of the owner's was paused, and why.
+    #[serde(rename = "notice/1")]
+    PausedV1 {
+        /// The paused destination's channel and address.
+        channel: String,
+        /// Its address.
+        address: String,
+        /// Why it was paused.
+        reason: String,
+    },
 }
 
 impl OutboxPayload {
@@ -190,7 +203,7 @@ impl Claimed {
     pub fn confirmation_token(&self) -> Option<&str> {
         match &self.payload {
             Some(OutboxPayload::ConfirmationV1 { token }) => Some(token),
-            Some(OutboxPayload::DigestV1 { .. }) | None => None,
+            Some(OutboxPayload::DigestV1 { .. } | OutboxPayload::PausedV1 { .. }) | None => None,
         }
     }
 }
@@ -271,11 +284,12 @@ fn hydrate(
         "notification" => OutboxKind::Notification,
         "confirmation" => OutboxKind::Confirmation,
         "digest" => OutboxKind::Digest,
+        "notice" => OutboxKind::Notice,
         other => return Err(StoreError::corrupt("outbox kind", other)),
     };
     let unsubscribe_token = match kind {
         OutboxKind::Notification => key.map(|key| unsubscribe_token(key, &row.uid)),
-        OutboxKind::Confirmation | OutboxKind::Digest => None,
+        OutboxKind::Confirmation | OutboxKind::Digest | OutboxKind::Notice => None,
     };
     Ok(Claimed {
         unsubscribe_token,
@@ -382,6 +396,66 @@ struct ClaimRow {
     claim_token: String,
 }
 
+/// Dead notifications in a row, none sent between, that pause a destination.
+pub const PAUSE_AFTER: i64 = 3;
+
+/// A notification or digest whose outcome is recorded: sent (`dead` none) or dead.
+struct Ended {
+    row: i64,
+    destination: i64,
+    dead: Option<String>,
+}
+
+/// Inside transaction `$tx`: disables destination `$id` if it is confirmed (unconfirmed,
+/// with `$reason` shown to its owner), and queues a notice saying so to another of the
+/// owner's confirmed destinations (mail first; never a webhook, which is a machine).
+macro_rules! pause_destination {
+    ($store:expr, $tx:ident, $id:expr, $reason:expr, $now:expr) => {{
+        let pause = $store.sql(
+            "UPDATE destinations SET confirmed_at = NULL, disabled_reason = $1 \
+             WHERE id = $2 AND confirmed_at IS NOT NULL RETURNING user_id, channel, address",
+        );
+        let paused: Option<(i64, String, String)> = sqlx::query_as(&pause)
+            .bind($reason)
+            .bind($id)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        if let Some((user_id, channel, address)) = paused {
+            tracing::warn!(destination = $id, %address, reason = %$reason, "destination paused");
+            let other = $store.sql(
+                "SELECT id FROM destinations WHERE user_id = $1 AND id <> $2 \
+                 AND confirmed_at IS NOT NULL AND channel <> 'webhook' \
+                 ORDER BY CASE WHEN channel = 'email' THEN 0 ELSE 1 END, id LIMIT 1",
+            );
+            let to: Option<i64> = sqlx::query_scalar(&other)
+                .bind(user_id)
+                .bind($id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            if let Some(to) = to {
+                let payload = $crate::pipeline::outbox::OutboxPayload::PausedV1 {
+                    channel,
+                    address,
+                    reason: String::from($reason),
+                }
+                .to_json()?;
+                let notice = $store.sql(
+                    "INSERT INTO outbox (kind, message_id, destination_id, filters, payload, uid, status, next_attempt_at, created_at, ordered) \
+                     VALUES ('notice', NULL, $1, '[]', $2, $3, 'pending', $4, $4, 0)",
+                );
+                sqlx::query(&notice)
+                    .bind(to)
+                    .bind(payload)
+                    .bind($crate::pipeline::outbox::new_uid())
+                    .bind($now)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    }};
+}
+pub(crate) use pause_destination;
+
 /// A digest being recorded: its row, destination, the newest collected row it holds, why
 /// it was collected, and the error if it is dead.
 struct Digested {
@@ -483,12 +557,31 @@ impl Store {
                 _ => None,
             })
             .collect();
+        // Notifications and digests that ended: a destination's run of dead ones is counted,
+        // and any sent ends it (see `pause_failing`).
+        let ended: Vec<Ended> = outcomes
+            .iter()
+            .filter(|(c, _)| matches!(c.kind, OutboxKind::Notification | OutboxKind::Digest))
+            .filter_map(|(c, o)| match o {
+                Outcome::Sent => Some(Ended {
+                    row: c.id,
+                    destination: c.destination.id,
+                    dead: None,
+                }),
+                Outcome::Dead { error } => Some(Ended {
+                    row: c.id,
+                    destination: c.destination.id,
+                    dead: Some(error.clone()),
+                }),
+                _ => None,
+            })
+            .collect();
         let outcomes: Vec<(i64, i64, &str, &Outcome)> = outcomes
             .iter()
             .map(|(c, o)| (c.id, c.attempt, c.claim_token.as_str(), *o))
             .collect();
         let (recorded, rows) = self
-            .cycle(&outcomes, &next_in_line, &digests, limit, lease_ms)
+            .cycle(&outcomes, &next_in_line, &digests, &ended, limit, lease_ms)
             .await?;
         Ok(Cycle {
             recorded,
@@ -503,6 +596,7 @@ impl Store {
         outcomes: &[(i64, i64, &str, &Outcome)],
         next_in_line: &[i64],
         digests: &[Digested],
+        ended: &[Ended],
         limit: i64,
         lease_ms: i64,
     ) -> Result<(Vec<Recorded>, Vec<ClaimRow>)> {
@@ -546,6 +640,9 @@ impl Store {
              WHERE id = $2",
         );
         let hold_up_to = self.sql("UPDATE outbox SET payload = $1 WHERE id = $2");
+        let count_failure = self.sql(
+            "UPDATE destinations SET failures = failures + 1 WHERE id = $1 RETURNING failures",
+        );
         let limit = limit.max(0);
         let relaxed = self.relaxed_commit();
         let mut changed = std::collections::HashSet::new();
@@ -630,6 +727,41 @@ impl Store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
+                }
+            }
+            // A sent one ends its destination's run of failures; dead ones lengthen it, and
+            // a run of PAUSE_AFTER pauses the destination and tells its owner.
+            let mut sent_to: Vec<i64> = ended
+                .iter()
+                .filter(|e| e.dead.is_none() && changed.contains(&e.row))
+                .map(|e| e.destination)
+                .collect();
+            sent_to.sort_unstable();
+            sent_to.dedup();
+            for chunk in sent_to.chunks(CHUNK_ROWS) {
+                let sql = format!(
+                    "UPDATE destinations SET failures = 0 WHERE failures > 0 AND id IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let sql = self.sql(&sql);
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            for failed in ended.iter().filter(|e| changed.contains(&e.row)) {
+                let Some(error) = &failed.dead else { continue };
+                let failures: i64 = sqlx::query_scalar(&count_failure)
+                    .bind(failed.destination)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if failures == PAUSE_AFTER {
+                    let reason = format!(
+                        "paused after {PAUSE_AFTER} notifications in a row could not be \
+                         delivered; the last: {error}"
+                    );
+                    pause_destination!(self, tx, failed.destination, &reason, now);
                 }
             }
             let mut rows = Vec::new();
@@ -976,7 +1108,7 @@ impl Store {
             });
             next_in_line.extend(found);
         }
-        Ok(self.cycle(rows, &next_in_line, &[], 0, 0).await?.0)
+        Ok(self.cycle(rows, &next_in_line, &[], &[], 0, 0).await?.0)
     }
 
     /// A user's most recent notifications, newest first.

@@ -234,8 +234,8 @@ impl Store {
         let issued = self.sql("SELECT confirm_token_at FROM destinations WHERE id = $1");
         let taken = self.sql(TAKEN);
         let confirm = format!(
-            "UPDATE destinations SET confirmed_at = $1, confirm_token_hash = NULL, disabled_reason = NULL \
-             WHERE id = $2 AND confirm_token_hash = $3 RETURNING {COLUMNS}"
+            "UPDATE destinations SET confirmed_at = $1, confirm_token_hash = NULL, disabled_reason = NULL, \
+             failures = 0 WHERE id = $2 AND confirm_token_hash = $3 RETURNING {COLUMNS}"
         );
         let confirm = self.sql(&confirm);
         let digest = secret::token_digest(token);
@@ -317,7 +317,7 @@ impl Store {
         let taken = self.sql(TAKEN);
         let confirm = format!(
             "UPDATE destinations SET confirmed_at = $1, confirm_token_hash = NULL, \
-             disabled_reason = NULL, confirm_failures = 0 \
+             disabled_reason = NULL, confirm_failures = 0, failures = 0 \
              WHERE id = $2 AND confirm_token_hash = $3 RETURNING {COLUMNS}"
         );
         let confirm = self.sql(&confirm);
@@ -404,19 +404,19 @@ impl Store {
     }
 
     /// Disables a destination whose far end gave up on it (a webhook that answered 410
-    /// Gone): it is unconfirmed, so nothing new is queued for it, and `reason` says why on
-    /// its owner's destinations page. Rows already queued for it fail as unconfirmed (dead,
-    /// visible, retryable). Its owner enables it again by having it confirmed anew.
+    /// Gone, a Matrix user who left the room): it is unconfirmed, so nothing new is queued
+    /// for it, `reason` says why on its owner's destinations page, and a notice tells the
+    /// owner on another of their confirmed destinations. Rows already queued for it fail as
+    /// unconfirmed (dead, visible, retryable). Its owner enables it again by having it
+    /// confirmed anew.
     pub async fn disable_destination(&self, id: i64, reason: &str) -> Result<Destination> {
-        let sql = format!(
-            "UPDATE destinations SET confirmed_at = NULL, disabled_reason = $1 \
-             WHERE id = $2 RETURNING {COLUMNS}"
-        );
-        let sql = self.sql(&sql);
+        let find = format!("SELECT {COLUMNS} FROM destinations WHERE id = $1");
+        let find = self.sql(&find);
+        let now = now_ms();
         let row = with_pool!(self, |pool| {
             let mut tx = Edit::begin(self, pool).await?;
-            let row = sqlx::query_as::<_, DestinationRow>(&sql)
-                .bind(reason)
+            crate::pipeline::outbox::pause_destination!(self, tx, id, reason, now);
+            let row = sqlx::query_as::<_, DestinationRow>(&find)
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
