@@ -103,6 +103,12 @@ fn one_message_becomes_one_email(database_url: Option<&str>) {
         html.contains("<html>") && html.contains("Stop these notifications"),
         "{html}"
     );
+    // The comment itself, not only that there was one (issue 10).
+    assert!(text.contains("works for me"), "{text}");
+    assert!(
+        html.contains("<blockquote") && html.contains("works for me"),
+        "{html}"
+    );
 
     let stats = hub.stats();
     assert_eq!(stats["messages"], 2, "{stats}");

@@ -107,6 +107,7 @@ impl Rendered {
 #[template(path = "email/notification.txt")]
 struct NotificationText<'a> {
     summary: &'a str,
+    details: Option<&'a str>,
     topic: &'a str,
     url: Option<&'a str>,
     filters: &'a str,
@@ -118,6 +119,7 @@ struct NotificationText<'a> {
 #[template(path = "email/notification.html")]
 struct NotificationHtml<'a> {
     summary: &'a str,
+    details: Option<&'a str>,
     topic: &'a str,
     url: Option<&'a str>,
     filters: &'a str,
@@ -472,6 +474,7 @@ impl Renderer {
                     "notification.txt",
                     &NotificationText {
                         summary: &metadata.summary,
+                        details: metadata.details.as_deref(),
                         topic,
                         url,
                         filters: &filters,
@@ -483,6 +486,7 @@ impl Renderer {
                     "notification.html",
                     &NotificationHtml {
                         summary: &metadata.summary,
+                        details: metadata.details.as_deref(),
                         topic,
                         url,
                         filters: &filters,

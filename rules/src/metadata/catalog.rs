@@ -73,6 +73,7 @@ struct Entry {
     objects: Option<Vec<Expr>>,
     summary: Vec<Template>,
     url: Vec<Template>,
+    details: Vec<Template>,
 }
 
 /// A topic pattern over the topic without its `prefix.env` (`bodhi.update.*`): `*` is one
@@ -92,7 +93,7 @@ enum Seg {
 }
 
 const KEYS: &str =
-    "topic, app, severity, agent, usernames, packages, groups, objects, summary, url";
+    "topic, app, severity, agent, usernames, packages, groups, objects, summary, url, details";
 
 impl Catalog {
     /// Compiles catalog files given as `(file name, TOML text)`, in order: for the same
@@ -286,6 +287,7 @@ impl Entry {
             objects: exprs(many(&mut fields, "objects")?)?,
             summary: templates(many(&mut fields, "summary")?)?,
             url: templates(many(&mut fields, "url")?)?,
+            details: templates(many(&mut fields, "details")?)?,
         };
         texts("topic", topic, true)?
             .into_iter()
@@ -374,6 +376,11 @@ impl Entry {
         let url = chain
             .iter()
             .find_map(|e| template::render_first(&e.url, scope));
+        let details = chain
+            .iter()
+            .find_map(|e| template::render_first(&e.details, scope))
+            .map(|text| bounded(text.trim(), super::MAX_DETAILS))
+            .filter(|text| !text.is_empty());
         Metadata {
             topic: message.topic.clone(),
             app,
@@ -385,8 +392,21 @@ impl Entry {
             summary,
             url,
             objects,
+            details,
         }
     }
+}
+
+/// At most `max` bytes of `text`, cut on a character boundary, with `…` when cut.
+fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
 }
 
 /// The strings of a value (with their offsets); `list` says whether an array is allowed.

@@ -60,7 +60,7 @@ packages = 7
             "extra.toml:9:21: entry skipped: in `x | frobnicate`: unknown filter `frobnicate` at character 5",
             "extra.toml:11:1: entry skipped: missing key `topic`",
             "extra.toml:15:9: entry skipped: topic pattern `myapp.bad.*x`: `*` and `**` must be whole segments",
-            "extra.toml:20:10: entry skipped: unknown key `colour` (expected one of topic, app, severity, agent, usernames, packages, groups, objects, summary, url)",
+            "extra.toml:20:10: entry skipped: unknown key `colour` (expected one of topic, app, severity, agent, usernames, packages, groups, objects, summary, url, details)",
             "extra.toml:25:12: entry skipped: `packages` must be a string or an array of strings, found a number",
         ]
     );
@@ -191,4 +191,40 @@ summary = "{missing}"
     assert_eq!(meta.summary, "admin broad");
     assert_eq!(meta.url, None);
     assert!(meta.usernames.is_empty(), "{:?}", meta.usernames);
+}
+
+/// Issue 10: "a Bodhi comment mail did not contain the comment". The catalog's `details`
+/// carry the event's own words: the comment, the build's state and its task (logs) link.
+#[test]
+fn details_carry_the_events_own_words() {
+    let catalog = Catalog::shipped();
+    let comment = catalog.derive(&msg(
+        "org.fedoraproject.prod.bodhi.update.comment",
+        json!({"comment": {"user": {"name": "alice"}, "karma": 1,
+            "text": "Works for me.\nTested on F40.", "update": {"alias": "FEDORA-2024-1"}}}),
+    ));
+    assert_eq!(
+        comment.details.as_deref(),
+        Some("Works for me.\nTested on F40.")
+    );
+    let build = catalog.derive(&msg(
+        "org.fedoraproject.prod.buildsys.build.state.change",
+        json!({"build_id": 1, "instance": "primary", "name": "eclipse-ptp", "new": 3, "old": 0,
+            "owner": "bob", "release": "1.fc40", "task_id": 4642, "version": "6.0.3"}),
+    ));
+    assert_eq!(
+        build.details.as_deref(),
+        Some("State: failed (was building). Task and logs: http://koji.fedoraproject.org/koji/taskinfo?taskID=4642")
+    );
+    let long = catalog.derive(&msg(
+        "org.fedoraproject.prod.bodhi.update.comment",
+        json!({"comment": {"text": "é".repeat(3000), "update": {"alias": "A"}}}),
+    ));
+    let details = long.details.unwrap_or_default();
+    assert!(details.len() <= super::MAX_DETAILS + '…'.len_utf8() && details.ends_with('…'));
+    let plain = catalog.derive(&msg(
+        "org.fedoraproject.prod.fas.user.create",
+        json!({"user": "x"}),
+    ));
+    assert_eq!(plain.details, None);
 }

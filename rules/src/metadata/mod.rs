@@ -109,7 +109,14 @@ pub struct Metadata {
     pub url: Option<String>,
     /// Objects (paths) the message is about.
     pub objects: Vec<String>,
+    /// The event's own words, for a notification's body: a comment's text, a build's state
+    /// and log link (the catalog's `details`; at most [`MAX_DETAILS`] bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
 }
+
+/// The most of a message's `details` kept.
+pub const MAX_DETAILS: usize = 4000;
 
 impl Metadata {
     /// Generic metadata for any message, without a catalog: the app from the topic, people
