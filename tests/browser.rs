@@ -229,7 +229,7 @@ fn first_use_in_a_real_browser() {
         browser
             .type_into("input[name=address]", "gina@example.org")
             .await;
-        browser.click("form.stack button[type=submit]").await;
+        browser.click("#add-email button[type=submit]").await;
         browser.wait_for_text("gina@example.org</").await;
 
         // The confirmation link arrives by mail; the browser opens it and confirms.

@@ -97,6 +97,11 @@ fn in_ci() -> bool {
 
 /// Every backend to test, each with a fresh, migrated database.
 pub async fn backends() -> Vec<TestStore> {
+    // Bursts arrive whole: the flood limit is tested where a policy sets it (digests.rs).
+    tidings_store::set_default_delivery(tidings_store::DeliveryPolicy::Immediate {
+        flood_max: 0,
+        flood_window_minutes: 1,
+    });
     let mut backends = vec![sqlite().await];
     match std::env::var(POSTGRES_ENV) {
         Ok(server) if !server.trim().is_empty() => backends.push(postgres(server.trim()).await),

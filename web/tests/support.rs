@@ -85,6 +85,11 @@ impl App {
                 (with_database(&admin, &name), Some((admin, name)))
             }
         };
+        // Bursts arrive whole: the flood limit is tested where a policy sets it.
+        tidings_store::set_default_delivery(tidings_store::DeliveryPolicy::Immediate {
+            flood_max: 0,
+            flood_window_minutes: 1,
+        });
         let store = Store::open(&url).await.expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

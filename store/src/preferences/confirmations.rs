@@ -163,7 +163,7 @@ impl Store {
     pub async fn resend_confirmation(&self, user_id: i64, id: i64) -> Result<Destination> {
         let now = now_ms();
         let find = self.sql(
-            "SELECT id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason FROM destinations \
+            "SELECT id, user_id, channel, address, settings, confirmed_at, created_at, disabled_reason, delivery FROM destinations \
              WHERE id = $1 AND user_id = $2",
         );
         let relink = self.sql(
