@@ -48,6 +48,7 @@ pub use preferences::destinations::{
     ChannelKind, ChannelSettings, Destination, NewDestination, CODE_TRIES, CONFIRMED_ADDRESS,
     CONFIRM_TTL_MS,
 };
+pub use preferences::feeds::{ArchivePage, FeedHead};
 pub use preferences::filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use preferences::quarantine::{Quarantine, QuarantinedFilter};
 pub use signals::{Wake, Wakes};
