@@ -5,6 +5,7 @@ use std::io::BufRead;
 
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
+use tidings_rules::links::Links;
 use tidings_rules::Condition;
 use tidings_store::{
     AccessToken, ChannelKind, ChannelSettings, Delivery, DeliveryPolicy, FilterInput,
@@ -163,6 +164,15 @@ pub enum FilterCommand {
         #[arg(long)]
         user: String,
         id: i64,
+    },
+    /// Print the secret URL of one of a user's filters' Atom feed.
+    Feed {
+        #[arg(long)]
+        user: String,
+        id: i64,
+        /// Replace the URL first: the old one stops working.
+        #[arg(long)]
+        new: bool,
     },
 }
 
@@ -582,6 +592,21 @@ pub async fn filter(config: &Config, command: FilterCommand) -> anyhow::Result<(
             let user = user_named(&store, &user).await?;
             store.delete_filter(user.id, id).await?;
             println!("removed filter {id}");
+        }
+        FilterCommand::Feed { user, id, new } => {
+            let user = user_named(&store, &user).await?;
+            let token = if new {
+                store.new_feed_token(user.id, id).await
+            } else {
+                store.feed_token(user.id, id).await
+            }
+            .map_err(|err| match err {
+                tidings_store::StoreError::NotFound => {
+                    anyhow::anyhow!("{} has no filter {id}", user.username)
+                }
+                other => other.into(),
+            })?;
+            println!("{}", Links::new(&config.base_url()).feed(&token));
         }
     }
     Ok(())

@@ -108,14 +108,16 @@ impl Rng {
     }
 }
 
-struct Corpus {
-    messages: Vec<(Message, Metadata)>,
+/// The corpus replayed: each message with its metadata (`tidings bench feed` archives it).
+pub(crate) struct Corpus {
+    pub(crate) messages: Vec<(Message, Metadata)>,
     packages: Vec<String>,
-    usernames: Vec<String>,
+    pub(crate) usernames: Vec<String>,
     topics: Vec<String>,
 }
 
-fn load(path: &Path) -> anyhow::Result<Corpus> {
+/// Reads the corpus at `path` (see the module comment).
+pub(crate) fn load(path: &Path) -> anyhow::Result<Corpus> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut corpus = Corpus {

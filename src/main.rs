@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench_e2e;
+mod bench_feed;
 mod bench_match;
 mod bench_send;
 mod config;
@@ -137,6 +138,22 @@ enum BenchCommand {
     /// The whole pipeline on a burst and at a steady rate: ZeroMQ ingest, the matcher and
     /// the sender, on the config in effect (embedded defaults: SQLite, the mailbox folder).
     E2e(bench_e2e::E2eArgs),
+    /// How long one filter's Atom feed takes to build, over a store of archived corpus
+    /// messages.
+    Feed {
+        /// Messages to archive (the corpus replayed with fresh ids).
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Builds timed per filter.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// The corpus (JSON lines with a `message` envelope each).
+        #[arg(long, default_value = DEFAULT_CORPUS)]
+        corpus: PathBuf,
+        /// The database to fill (default: a fresh SQLite file).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Decode + metadata throughput over the corpus, one thread.
     Metadata {
         /// The corpus (JSON lines with a `message` envelope each).
@@ -197,6 +214,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 database_url,
             };
             println!("{}", runtime()?.block_on(bench_send::run(options))?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Bench(BenchCommand::Feed {
+            messages,
+            rounds,
+            corpus,
+            database_url,
+        }) => {
+            let options = bench_feed::Options {
+                messages,
+                rounds,
+                corpus,
+                database_url,
+            };
+            println!("{}", runtime()?.block_on(bench_feed::run(options))?);
             return Ok(ExitCode::SUCCESS);
         }
         Command::Bench(BenchCommand::Metadata { corpus }) => {

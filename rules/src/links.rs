@@ -7,6 +7,8 @@
 pub const CONFIRM: &str = "/confirm/{token}";
 /// The user's destinations, where a code sent to a chat destination is typed in.
 pub const DESTINATIONS: &str = "/destinations";
+/// A filter's Atom feed; the token ends in `.atom` (see [`Links::feed`]).
+pub const FEED: &str = "/feeds/{token}";
 /// The user's filters.
 pub const FILTERS: &str = "/filters";
 /// One filter's edit page.
@@ -66,6 +68,12 @@ impl Links {
         format!("{}{}", self.base, FILTER.replace("{id}", &id.to_string()))
     }
 
+    /// A filter's Atom feed, whose secret is `token` (`Store::feed_token`).
+    pub fn feed(&self, token: &str) -> String {
+        let path = FEED.replace("{token}", token);
+        format!("{}{path}.atom", self.base)
+    }
+
     /// The page listing the user's notifications.
     pub fn notifications(&self) -> String {
         format!("{}{NOTIFICATIONS}", self.base)
@@ -88,5 +96,9 @@ mod tests {
         assert_eq!(links.filters(), "https://t.example.org/filters");
         assert_eq!(links.filter(7), "https://t.example.org/filters/7");
         assert_eq!(links.notifications(), "https://t.example.org/notifications");
+        assert_eq!(
+            links.feed("7.abc"),
+            "https://t.example.org/feeds/7.abc.atom"
+        );
     }
 }

@@ -21,6 +21,12 @@ impl std::fmt::Debug for ServerKey {
 }
 
 impl ServerKey {
+    /// A key of known bytes, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(bytes: [u8; 32]) -> ServerKey {
+        ServerKey(bytes)
+    }
+
     /// HMAC-SHA256 of `data` under this key, URL-safe base64 (43 characters).
     pub fn sign(&self, data: &[u8]) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.mac(data))

@@ -88,6 +88,14 @@ struct FilterEditView {
     /// The condition has no anchor (topic, person, package, agent, app), so every message
     /// must evaluate it: worth a warning, though it works.
     scan_warning: bool,
+    /// The filter's feed, on a stored filter's page (its owner's only).
+    feed: Option<FeedLink>,
+}
+
+/// A filter's feed URL and where to replace it.
+struct FeedLink {
+    url: String,
+    renew: String,
 }
 
 /// What the form holds, whether from a stored filter or from a rejected POST.
@@ -161,6 +169,7 @@ fn edit_view(
         condition: fields.condition,
         enabled: fields.enabled,
         error,
+        feed: None,
     }
 }
 
@@ -203,14 +212,13 @@ async fn edit_page(
         Err(err) => return Err(err.into()),
     };
     let destinations = state.store.destinations(me.id()).await?;
-    view::ok(&edit_view(
-        &state,
-        &me,
-        Some(id),
-        fields,
-        &destinations,
-        error,
-    ))
+    let token = state.store.feed_token(me.id(), id).await?;
+    let mut view = edit_view(&state, &me, Some(id), fields, &destinations, error);
+    view.feed = Some(FeedLink {
+        url: tidings_rules::links::Links::new(&state.config.base_url).feed(&token),
+        renew: routes::filter_feed(id),
+    });
+    view::ok(&view)
 }
 
 async fn create(

@@ -25,6 +25,7 @@ mod api;
 mod auth;
 mod destinations;
 mod error;
+mod feeds;
 mod filters;
 mod home;
 mod mailbox;
@@ -47,6 +48,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 pub use error::Error;
+pub use feeds::{build_feed, Feed, FEED_ENTRIES, FEED_SCAN, FEED_WINDOW_MS};
 pub use metrics::serve_metrics;
 pub use routes::router;
 /// A time (ms since the epoch) as `2024-05-01 12:34 UTC`, as the pages show it.

@@ -11,13 +11,14 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    api, auth, destinations, filters, home, mailbox, ownership, session, unsubscribe, AppState,
+    api, auth, destinations, feeds, filters, home, mailbox, ownership, session, unsubscribe,
+    AppState,
 };
 
 // The pages mail links point at come from the route table the renderer builds mail links
 // with, so a mail cannot link to a page the router does not have.
 pub use tidings_rules::links::{
-    CONFIRM, DESTINATIONS, FILTER, FILTERS, NOTIFICATIONS, UNSUBSCRIBE,
+    CONFIRM, DESTINATIONS, FEED, FILTER, FILTERS, NOTIFICATIONS, UNSUBSCRIBE,
 };
 
 /// The dashboard.
@@ -50,6 +51,8 @@ pub const DESTINATION_CONFIRM: &str = "/destinations/{id}/confirm";
 pub const FILTER_NEW: &str = "/filters/new";
 /// Deleting a filter (POST).
 pub const FILTER_DELETE: &str = "/filters/{id}/delete";
+/// Replacing a filter's feed URL, which ends the old one (POST).
+pub const FILTER_FEED: &str = "/filters/{id}/feed";
 /// The local mailbox folder.
 pub const MAILBOX: &str = "/mailbox";
 /// One mail in the local mailbox folder.
@@ -78,6 +81,11 @@ pub fn filter(id: i64) -> String {
 /// Link to a filter's delete action.
 pub fn filter_delete(id: i64) -> String {
     FILTER_DELETE.replace("{id}", &id.to_string())
+}
+
+/// Where a filter's feed URL is replaced.
+pub fn filter_feed(id: i64) -> String {
+    FILTER_FEED.replace("{id}", &id.to_string())
 }
 
 /// Link to a destination's resend action.
@@ -173,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(destinations::router())
         .merge(filters::router())
+        .merge(feeds::page_router())
         .merge(unsubscribe::router())
         .merge(mailbox::router())
         .layer(axum::middleware::from_fn_with_state(
@@ -188,6 +197,9 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .merge(api::router())
         .merge(ownership::router())
+        // Feeds are read without a session: the token in the URL is the proof, and the
+        // response says how long it may be cached.
+        .merge(feeds::router())
         .route(STYLE, get(style))
         .fallback(not_found)
         .layer(SetResponseHeaderLayer::overriding(
@@ -236,6 +248,7 @@ mod tests {
     fn links_fill_the_patterns() {
         assert_eq!(filter(7), "/filters/7");
         assert_eq!(filter_delete(7), "/filters/7/delete");
+        assert_eq!(filter_feed(7), "/filters/7/feed");
         assert_eq!(destination_delete(3), "/destinations/3/delete");
         assert_eq!(destination_resend(3), "/destinations/3/resend");
         let token = LinkToken::parse(&"a-_".repeat(15)[..43]).unwrap_or_else(|| panic!("token"));

@@ -8,6 +8,7 @@ mod support;
 mod accounts;
 mod api;
 mod destinations;
+mod feeds;
 mod filters;
 mod mail_links;
 mod mailbox;
