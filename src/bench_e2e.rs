@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::serve;
 
 /// FMN's classic defaults, each package owner's filters.
-const CLASSIC: [&str; 3] = [
+pub(crate) const CLASSIC: [&str; 3] = [
     "packages has $my_packages",
     "usernames has $me",
     r#"topic ~ "org.fedoraproject.*.buildsys.build.state.change" and packages has $my_packages and body.new == 3"#,
@@ -44,47 +44,74 @@ const EVERYTHING: &str = r#"topic ~ "**""#;
 pub struct E2eArgs {
     /// Messages in the burst.
     #[arg(long, default_value_t = 100_000)]
-    messages: usize,
+    pub(crate) messages: usize,
     /// The database (`postgres://…`, an empty database the bench may fill); default: SQLite
     /// in a fresh data folder.
     #[arg(long)]
-    database: Option<String>,
+    pub(crate) database: Option<String>,
     /// Package owners, each with FMN's classic defaults.
     #[arg(long, default_value_t = 1_000)]
-    owners: usize,
+    pub(crate) owners: usize,
     /// Users with a catch-all filter.
     #[arg(long, default_value_t = 5)]
-    catch_all: usize,
+    pub(crate) catch_all: usize,
     /// Messages per second in the steady phase.
     #[arg(long, default_value_t = 500)]
-    rate: u64,
+    pub(crate) rate: u64,
     /// How long the steady phase publishes, in seconds (0: no steady phase).
     #[arg(long, default_value_t = 10)]
-    steady_secs: u64,
+    pub(crate) steady_secs: u64,
     /// `sender.concurrency` for the run (default: the config's, else the channel's own).
     #[arg(long)]
-    sender_concurrency: Option<usize>,
+    pub(crate) sender_concurrency: Option<usize>,
     /// `sender.poll_ms` for the run.
     #[arg(long, default_value_t = 5)]
-    sender_poll_ms: u64,
+    pub(crate) sender_poll_ms: u64,
     /// The longest either phase may take to deliver everything, in seconds.
     #[arg(long, default_value_t = 600)]
-    timeout_secs: u64,
+    pub(crate) timeout_secs: u64,
     /// The corpus replayed (JSON lines with a `message` envelope each).
     #[arg(long, default_value = crate::DEFAULT_CORPUS)]
-    corpus: PathBuf,
+    pub(crate) corpus: PathBuf,
     /// Keep the data folder afterwards (it is printed).
     #[arg(long)]
-    keep: bool,
+    pub(crate) keep: bool,
     /// Run no sender: measure ingest and matching alone, until every notification of the
     /// burst is queued (and check that each one is). No steady phase.
     #[arg(long)]
-    no_send: bool,
+    pub(crate) no_send: bool,
     /// Where every user's notifications go: `email` (the config's: the mailbox folder by
     /// default) or `webhook` (a receiver in the bench's process that answers 200 to each
     /// signed POST; webhooks deliver in order, one in flight per destination).
     #[arg(long, value_enum, default_value_t = BenchChannel::Email)]
-    channel: BenchChannel,
+    pub(crate) channel: BenchChannel,
+    /// The flood scenario (`tidings bench e2e --flood-max 20`): every owner's destination
+    /// keeps this flood limit, and the burst is a mass rebuild of `--flood-packages`
+    /// packages, each owned by `--owners / --flood-packages` people, so that each gets far
+    /// more than the limit; checks that no destination got more than its limit at once per
+    /// window and that everything else went out in summaries (see `bench_flood`). 0: the
+    /// usual burst, with no flood limit.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) flood_max: u32,
+    /// The flood window of the flood scenario, in minutes: the summaries go out when it
+    /// ends.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) flood_window_minutes: u32,
+    /// `--channel irc`: the hub's `flood_burst` on the bench's network (default: the
+    /// config's).
+    #[arg(long)]
+    pub(crate) irc_flood_burst: Option<u32>,
+    /// `--channel irc`: the hub's `flood_interval_ms` on the bench's network (default: the
+    /// config's).
+    #[arg(long)]
+    pub(crate) irc_flood_interval_ms: Option<u64>,
+    /// `--channel matrix`: the virtualenv Synapse is installed in (default:
+    /// `target/test-tools/synapse` of this source tree).
+    #[arg(long)]
+    pub(crate) synapse_venv: Option<PathBuf>,
+    /// Packages rebuilt in the flood scenario.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) flood_packages: usize,
 }
 
 /// The channel the bench's users are reached on.
@@ -94,6 +121,16 @@ pub enum BenchChannel {
     Email,
     /// A webhook per user, to a receiver in the bench's process.
     Webhook,
+    /// An ntfy topic per user, on a receiver in the bench's process that answers each
+    /// publish as ntfy does.
+    Ntfy,
+    /// A nick per user on an ngircd the bench starts (`/usr/sbin/ngircd`), each read by a
+    /// client of the bench's own (see `bench_chat`).
+    Irc,
+    /// A Matrix user per user on a Synapse the bench starts from the virtualenv
+    /// `--synapse-venv` (see `bench_chat`); each joins the direct room the hub invites
+    /// them to.
+    Matrix,
 }
 
 /// Runs the benchmark and returns its figures as one JSON object.
@@ -127,8 +164,18 @@ pub fn run(config_file: Option<&Path>, args: E2eArgs) -> anyhow::Result<Value> {
         config.channels.webhook.enabled = true;
         config.channels.webhook.allow_private_targets = true;
     }
+    if args.channel == BenchChannel::Ntfy {
+        config.channels.ntfy.enabled = true;
+        config.channels.ntfy.allow_private_targets = true;
+    }
+    // The chat servers the bench starts (stopped when dropped, after the run).
+    let chat = crate::bench_chat::ChatServer::start(&mut config, &args, &data)?;
     config.prepare()?;
-    let figures = crate::runtime()?.block_on(bench(&config, &args, &endpoint));
+    let figures = match args.flood_max {
+        0 => crate::runtime()?.block_on(bench(&config, &args, &endpoint, chat.as_ref())),
+        _ => crate::runtime()?.block_on(crate::bench_flood::flood(&config, &args, &endpoint)),
+    };
+    drop(chat);
     if args.keep {
         eprintln!("tidings: data kept in {}", data.display());
     } else {
@@ -137,7 +184,12 @@ pub fn run(config_file: Option<&Path>, args: E2eArgs) -> anyhow::Result<Value> {
     figures
 }
 
-async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Result<Value> {
+async fn bench(
+    config: &Config,
+    args: &E2eArgs,
+    endpoint: &str,
+    chat: Option<&crate::bench_chat::ChatServer>,
+) -> anyhow::Result<Value> {
     let store = serve::open_store(config).await?;
     if store.message_counts().await? != (0, 0) {
         bail!("the bench needs an empty database; this one has messages");
@@ -158,12 +210,22 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
         .collect();
     let setup = Instant::now();
     let receiver = match args.channel {
-        BenchChannel::Webhook => Some(Receiver::start().await?),
-        BenchChannel::Email => None,
+        BenchChannel::Webhook | BenchChannel::Ntfy => Some(Receiver::start().await?),
+        _ => None,
     };
-    let reach = |name: &str| match &receiver {
-        Some(r) => (ChannelKind::Webhook, format!("{}/hook/{name}", r.base)),
-        None => (ChannelKind::Email, format!("{name}@bench.example.org")),
+    let names: Vec<String> = (0..args.owners)
+        .map(|i| format!("owner{i}"))
+        .chain((0..args.catch_all).map(|i| format!("watcher{i}")))
+        .collect();
+    let readers = match chat {
+        Some(chat) => Some(chat.readers(&names).await?),
+        None => None,
+    };
+    let reach = |name: &str| match (&receiver, args.channel, chat) {
+        (Some(r), BenchChannel::Ntfy, _) => (ChannelKind::Ntfy, format!("{}/{name}", r.base)),
+        (Some(r), _, _) => (ChannelKind::Webhook, format!("{}/hook/{name}", r.base)),
+        (None, _, Some(chat)) => (chat.kind(), chat.address(name)),
+        (None, _, None) => (ChannelKind::Email, format!("{name}@bench.example.org")),
     };
     users(&store, args, &packages, &reach).await?;
     let setup_s = setup.elapsed().as_secs_f64();
@@ -236,7 +298,9 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
             return Err(err);
         }
     };
-    let mailbox = receiver.is_none().then(|| mail_count(config)).flatten();
+    let mailbox = (args.channel == BenchChannel::Email)
+        .then(|| mail_count(config))
+        .flatten();
 
     let mut steady_expected = 0;
     let steady = if burst.complete() && !args.no_send && args.steady_secs > 0 && args.rate > 0 {
@@ -325,12 +389,23 @@ async fn bench(config: &Config, args: &E2eArgs, endpoint: &str) -> anyhow::Resul
     };
     Ok(json!({
         "backend": backend,
-        "channel": match (&receiver, config.email().smtp_url.is_some()) {
-            (Some(_), _) => "webhook",
-            (None, true) => "smtp",
-            (None, false) => "mailbox folder",
+        "channel": match (args.channel, config.email().smtp_url.is_some()) {
+            (BenchChannel::Webhook, _) => "webhook",
+            (BenchChannel::Ntfy, _) => "ntfy",
+            (BenchChannel::Irc, _) => "irc",
+            (BenchChannel::Matrix, _) => "matrix",
+            (BenchChannel::Email, true) => "smtp",
+            (BenchChannel::Email, false) => "mailbox folder",
         },
-        "webhook_posts": receiver.as_ref().map(Receiver::posts),
+        "webhook_posts": receiver
+            .as_ref()
+            .filter(|_| args.channel == BenchChannel::Webhook)
+            .map(Receiver::posts),
+        "ntfy_posts": receiver
+            .as_ref()
+            .filter(|_| args.channel == BenchChannel::Ntfy)
+            .map(Receiver::posts),
+        "chat_messages_received": readers.as_ref().map(|r| r.received()),
         "sender_concurrency": config
             .sender
             .concurrency
@@ -550,7 +625,7 @@ async fn user(
 }
 
 /// The corpus envelopes that decode.
-fn load(path: &Path) -> anyhow::Result<Vec<Value>> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<Vec<Value>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let envelopes: Vec<Value> = text
@@ -594,7 +669,7 @@ pub(crate) fn file_creation_rate(mailbox: &std::path::Path, files: usize) -> any
 }
 
 /// How many mails the mailbox folder holds (none when mail goes by SMTP).
-fn mail_count(config: &Config) -> Option<usize> {
+pub(crate) fn mail_count(config: &Config) -> Option<usize> {
     if config.email.smtp_url.is_some() {
         return None;
     }
@@ -603,13 +678,13 @@ fn mail_count(config: &Config) -> Option<usize> {
 }
 
 /// A ZeroMQ publisher bound where the hub subscribes; XPUB, so it knows when the hub has.
-struct Publisher {
+pub(crate) struct Publisher {
     _ctx: zmq::Context,
     socket: zmq::Socket,
 }
 
 impl Publisher {
-    fn bind(endpoint: &str, wait: Duration) -> anyhow::Result<Publisher> {
+    pub(crate) fn bind(endpoint: &str, wait: Duration) -> anyhow::Result<Publisher> {
         let ctx = zmq::Context::new();
         let socket = ctx.socket(zmq::XPUB).context("creating an XPUB socket")?;
         socket
@@ -633,7 +708,7 @@ impl Publisher {
         }
     }
 
-    fn send(&self, envelope: &Value) -> anyhow::Result<()> {
+    pub(crate) fn send(&self, envelope: &Value) -> anyhow::Result<()> {
         let topic = envelope["topic"].as_str().unwrap_or_default().as_bytes();
         let body = envelope.to_string();
         self.socket
@@ -654,16 +729,29 @@ impl Receiver {
         use axum::routing::post;
         let posts = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counted = posts.clone();
-        let app = axum::Router::new().route(
-            "/hook/{name}",
-            post(move || {
-                let counted = counted.clone();
-                async move {
-                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    "{}"
-                }
-            }),
-        );
+        let topics = posts.clone();
+        let app = axum::Router::new()
+            .route(
+                "/hook/{name}",
+                post(move || {
+                    let counted = counted.clone();
+                    async move {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        "{}"
+                    }
+                }),
+            )
+            // An ntfy topic: ntfy answers a publish with the message as JSON.
+            .route(
+                "/{topic}",
+                post(move || {
+                    let counted = topics.clone();
+                    async move {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        r#"{"id":"bench","event":"message"}"#
+                    }
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the webhook receiver")?;

@@ -2,8 +2,10 @@
 //! and administers accounts. This file parses the command line and hands over.
 
 mod admin;
+mod bench_chat;
 mod bench_e2e;
 mod bench_feed;
+mod bench_flood;
 mod bench_match;
 mod bench_send;
 mod config;

@@ -12,6 +12,7 @@ mod crash;
 mod database_outage;
 mod digests;
 mod email;
+mod flood_burst;
 mod full_disk;
 mod hashing;
 mod irc;

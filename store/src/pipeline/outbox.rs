@@ -1275,6 +1275,43 @@ impl Store {
                 .await?);
         Ok((pending, sending, all - pending - sending - dead, dead))
     }
+
+    /// Outbox rows counted by (kind, status, claimed), with the earliest and latest
+    /// `sent_at` of each group, for benchmarks and tests (this reads every row). `claimed`
+    /// tells a row a sender attempted (`attempts > 0`: a notification sent at once, or a
+    /// digest) from one never claimed (a notification sent with its digest, or still
+    /// collected), and the times when flood control ends.
+    pub async fn outbox_tally(
+        &self,
+    ) -> Result<Vec<(String, String, bool, i64, Option<i64>, Option<i64>)>> {
+        let sql = "SELECT kind, status, CAST(CASE WHEN attempts > 0 THEN 1 ELSE 0 END AS BIGINT) AS claimed, \
+            COUNT(*), MIN(sent_at), MAX(sent_at) FROM outbox GROUP BY kind, status, claimed";
+        let rows = with_pool!(self, |pool| sqlx::query_as::<
+            _,
+            (String, String, i64, i64, Option<i64>, Option<i64>),
+        >(sql)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(kind, status, claimed, n, first, last)| {
+                (kind, status, claimed != 0, n, first, last)
+            })
+            .collect())
+    }
+
+    /// Every notification sent at once (claimed and sent, not with a digest): its
+    /// destination and when it was queued (the time its flood window counted it), by
+    /// destination then time, for benchmarks and tests that check flood limits.
+    pub async fn sent_at_once(&self) -> Result<Vec<(i64, i64)>> {
+        let sql = "SELECT destination_id, created_at FROM outbox WHERE kind = 'notification' \
+            AND status = 'sent' AND attempts > 0 ORDER BY destination_id, created_at";
+        Ok(with_pool!(self, |pool| sqlx::query_as::<_, (i64, i64)>(
+            sql
+        )
+        .fetch_all(pool)
+        .await?))
+    }
 }
 
 /// The server key unsubscribe secrets are derived with.
