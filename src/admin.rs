@@ -4,7 +4,7 @@
 use std::io::BufRead;
 
 use anyhow::{bail, Context as _};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use tidings_rules::links::Links;
 use tidings_rules::Condition;
 use tidings_store::{
@@ -111,15 +111,8 @@ pub enum DestinationCommand {
         /// In digests: give --every, --daily and/or --after.
         #[arg(long)]
         digest: bool,
-        /// A digest this many minutes after the first notification it holds.
-        #[arg(long, requires = "digest")]
-        every: Option<u32>,
-        /// A digest daily at this local time (HH:MM).
-        #[arg(long, requires = "digest")]
-        daily: Option<String>,
-        /// A digest as soon as this many notifications wait.
-        #[arg(long, requires = "digest")]
-        after: Option<u32>,
+        #[command(flatten)]
+        when: DigestWhen,
     },
     /// List a user's destinations.
     List {
@@ -165,6 +158,23 @@ pub enum FilterCommand {
         user: String,
         id: i64,
     },
+    /// Show or set when a filter's notifications go out: as each destination says
+    /// (--instant), or in a digest of the filter's own (--digest with --every, --daily
+    /// and/or --after).
+    Delivery {
+        #[arg(long)]
+        user: String,
+        /// The filter's id (`filter list`).
+        id: i64,
+        /// As each destination says: at once with its flood limit, or its digest.
+        #[arg(long, conflicts_with = "digest")]
+        instant: bool,
+        /// In a digest of this filter's own: give --every, --daily and/or --after.
+        #[arg(long)]
+        digest: bool,
+        #[command(flatten)]
+        when: DigestWhen,
+    },
     /// Print the secret URL of one of a user's filters' Atom feed.
     Feed {
         #[arg(long)]
@@ -174,6 +184,36 @@ pub enum FilterCommand {
         #[arg(long)]
         new: bool,
     },
+}
+
+/// When a digest goes out (`--digest` with any of these), for a destination or a filter.
+#[derive(Args)]
+pub struct DigestWhen {
+    /// A digest this many minutes after the first notification it holds.
+    #[arg(long, requires = "digest")]
+    every: Option<u32>,
+    /// A digest daily at this local time (HH:MM).
+    #[arg(long, requires = "digest")]
+    daily: Option<String>,
+    /// A digest as soon as this many notifications wait.
+    #[arg(long, requires = "digest")]
+    after: Option<u32>,
+}
+
+impl DigestWhen {
+    /// The digest these describe.
+    fn policy(self) -> anyhow::Result<DeliveryPolicy> {
+        let daily_at = self
+            .daily
+            .map(|at| TimeOfDay::parse(&at))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--daily: {e}"))?;
+        Ok(DeliveryPolicy::Digest {
+            every_minutes: self.every,
+            daily_at,
+            max_items: self.after,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -441,21 +481,11 @@ pub async fn destination(config: &Config, command: DestinationCommand) -> anyhow
             flood_max,
             flood_window,
             digest,
-            every,
-            daily,
-            after,
+            when,
         } => {
             let user = user_named(&store, &user).await?;
             let policy = if digest {
-                let daily_at = daily
-                    .map(|at| TimeOfDay::parse(&at))
-                    .transpose()
-                    .map_err(|e| anyhow::anyhow!("--daily: {e}"))?;
-                Some(DeliveryPolicy::Digest {
-                    every_minutes: every,
-                    daily_at,
-                    max_items: after,
-                })
+                Some(when.policy()?)
             } else if immediate {
                 Some(DeliveryPolicy::Immediate {
                     flood_max: flood_max.unwrap_or(DeliveryPolicy::DEFAULT_FLOOD_MAX),
@@ -592,6 +622,33 @@ pub async fn filter(config: &Config, command: FilterCommand) -> anyhow::Result<(
             let user = user_named(&store, &user).await?;
             store.delete_filter(user.id, id).await?;
             println!("removed filter {id}");
+        }
+        FilterCommand::Delivery {
+            user,
+            id,
+            instant,
+            digest,
+            when,
+        } => {
+            let user = user_named(&store, &user).await?;
+            let delivery = if digest {
+                Some(Delivery::digest(when.policy()?)?)
+            } else if instant {
+                Some(Delivery::Instant)
+            } else {
+                None
+            };
+            let f = match delivery {
+                Some(delivery) => store.set_filter_delivery(user.id, id, delivery).await,
+                None => store.filter(user.id, id).await,
+            }
+            .map_err(|err| match err {
+                tidings_store::StoreError::NotFound => {
+                    anyhow::anyhow!("{} has no filter {id}", user.username)
+                }
+                other => other.into(),
+            })?;
+            println!("{}\t{}\t{}", f.id, f.name, f.delivery.describe());
         }
         FilterCommand::Feed { user, id, new } => {
             let user = user_named(&store, &user).await?;

@@ -201,6 +201,7 @@ async fn fill(store: &Store, options: &Options, name: &str) -> anyhow::Result<()
             .map(|&destination_id| Notification {
                 destination_id,
                 filters: vec![(1, "bench".into())],
+                digest: None,
             })
             .collect();
         store.complete_message(id, &notifications).await?;

@@ -1,7 +1,8 @@
 //! Flood control and digests end to end, through the built binary to a real SMTP server:
 //! a burst past a destination's flood limit sends the limit at once and the rest as one
 //! summary mail when the window ends; a digest destination gets one mail once enough are
-//! waiting. Nothing is dropped: every notification is sent at once or in a digest.
+//! waiting; a filter with a digest of its own gets one headed with its name. Nothing is
+//! dropped: every notification is sent at once or in a digest.
 
 use std::time::Duration;
 
@@ -92,15 +93,36 @@ fn a_flood_becomes_a_summary_and_a_digest_one_mail() {
         set.contains("digest: daily at 08:00, or after 3 notifications"),
         "{set}"
     );
+    // Carol: her filter gathers a digest of its own, after 2; her destination is as is.
+    hub.user_with_filter("carol", "carol@example.org", FILTER);
+    let list = hub.run(&["filter", "list", "--user", "carol"]);
+    let carols = list.split('\t').next().unwrap_or_default().to_string();
+    let set = hub.run(&[
+        "filter", "delivery", "--user", "carol", &carols, "--digest", "--after", "2",
+    ]);
+    assert!(
+        set.contains("my filter\tits own digest: after 2 notifications"),
+        "{set}"
+    );
     hub.start();
 
     // Alice: 6 at once; 2 go now, 4 wait for the window's end.
     hub.publish("alice-burst", &comments("alice", 6));
     // Bob: 3, one digest as soon as the third is matched.
     hub.publish("bob-burst", &comments("bob", 3));
-    let mails = smtp.wait_mails(3, Duration::from_secs(60));
-    let (alice, bob): (Vec<_>, Vec<_>) = mails
+    // Carol: 2, one digest of her filter's.
+    hub.publish("carol-burst", &comments("carol", 2));
+    let mails = smtp.wait_mails(4, Duration::from_secs(60));
+    let (carol, mails): (Vec<_>, Vec<_>) = mails
         .iter()
+        .partition(|m| to(m).contains("carol@example.org"));
+    assert_eq!(carol.len(), 1);
+    assert_eq!(
+        subject(carol[0]),
+        "Tidings: Your digest of my filter: 2 notifications"
+    );
+    let (alice, bob): (Vec<_>, Vec<_>) = mails
+        .into_iter()
         .partition(|m| to(m).contains("alice@example.org"));
     assert_eq!(
         alice.len(),
@@ -117,7 +139,7 @@ fn a_flood_becomes_a_summary_and_a_digest_one_mail() {
     assert!(digest.contains("/destinations"), "{digest}");
 
     // The window is a minute: the summary of the other 4 comes when it ends.
-    let mails = smtp.wait_mails(4, Duration::from_secs(120));
+    let mails = smtp.wait_mails(5, Duration::from_secs(120));
     let summary = mails
         .iter()
         .find(|m| subject(m).starts_with("Tidings: And 4 more"))
@@ -131,7 +153,7 @@ fn a_flood_becomes_a_summary_and_a_digest_one_mail() {
     let body = text(summary);
     assert!(body.contains("bodhi: 4"), "{body}");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(smtp.count(), 4, "nothing else was sent");
+    assert_eq!(smtp.count(), 5, "nothing else was sent");
     // Every notification was sent: at once, or with its digest.
     let stats = hub.run(&["outbox", "dead"]);
     assert!(

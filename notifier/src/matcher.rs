@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tidings_rules::delivery::DeliveryPolicy;
 use tidings_rules::{Index, IndexedFilter};
 use tidings_store::{
     Filter, FilterList, MatcherLock, Mute, Notification, Store, StoreError, StoredMessage, Wake,
@@ -168,9 +169,23 @@ impl Matcher {
         }
         by_destination
             .into_iter()
-            .map(|(destination_id, filters)| Notification {
-                destination_id,
-                filters,
+            .map(|(destination_id, filters)| {
+                // A filter digest when every filter that matched gathers one: the first's.
+                let digests: Option<Vec<(i64, &DeliveryPolicy)>> = filters
+                    .iter()
+                    .map(|(id, _)| {
+                        let policy = self.filters.get(id)?.delivery.policy()?;
+                        Some((*id, policy))
+                    })
+                    .collect();
+                let digest = digests
+                    .and_then(|d| d.into_iter().min_by_key(|(id, _)| *id))
+                    .map(|(id, policy)| (id, policy.clone()));
+                Notification {
+                    destination_id,
+                    filters,
+                    digest,
+                }
             })
             .collect()
     }

@@ -640,8 +640,18 @@ impl Renderer {
                 }
             }
             DigestReason::Quiet => format!("{n} notification{s} from your quiet hours"),
-            DigestReason::Digest => format!("Your digest: {n} notification{s}"),
+            DigestReason::Digest => match &contents.filter {
+                Some((_, name)) => format!("Your digest of {name}: {n} notification{s}"),
+                None => format!("Your digest: {n} notification{s}"),
+            },
         };
+        let mut headers = vec![
+            ("Auto-Submitted", "auto-generated".into()),
+            ("X-Tidings-Digest", format!("{total}")),
+        ];
+        if let Some((_, name)) = &contents.filter {
+            headers.push(("X-Tidings-Filters", one_line(name)));
+        }
         let notifications_url = self.links.notifications();
         let destinations_url = self.links.destinations();
         let unlisted = total.saturating_sub(contents.items.len());
@@ -698,10 +708,7 @@ impl Renderer {
                 destinations: Some(destinations_url),
                 ..RenderedLinks::default()
             },
-            headers: vec![
-                ("Auto-Submitted", "auto-generated".into()),
-                ("X-Tidings-Digest", format!("{total}")),
-            ],
+            headers,
             event: None,
             challenge: None,
             thread: None,

@@ -3,6 +3,7 @@
 mod support;
 
 mod bus;
+mod filter_digests;
 mod mutes;
 mod ownership;
 mod quarantine;

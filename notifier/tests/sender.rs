@@ -111,6 +111,7 @@ async fn queued(count: usize) -> (tempfile::TempDir, Store) {
         let to = Notification {
             destination_id: destination,
             filters: vec![(1, "mine".into())],
+            digest: None,
         };
         store.complete_message(id, &[to]).await.expect("queued");
     }

@@ -2,13 +2,17 @@
 //! is collected for one summary, never dropped; a digest destination's notifications are
 //! collected and sent as one digest once it is due; quiet hours collect everything until
 //! they end; what arrives while a digest is being sent gets a digest of its own; a dead
-//! digest takes what it held down with it, visibly.
+//! digest takes what it held down with it, visibly; a filter can gather a digest of its
+//! own.
 
 use tidings_store::{
-    DeliveryPolicy, DigestReason, OutboxKind, Outcome, Schedule, StoreError, TimeOfDay,
+    Delivery, DeliveryPolicy, DigestReason, OutboxKind, Outcome, Schedule, StoreError, TimeOfDay,
 };
 
-use crate::harness::{archived, backends, destination, fails, notification, ok, user, TestStore};
+use crate::harness::{
+    archived, backends, destination, execute, fails, filter_input, notification, ok, user,
+    TestStore,
+};
 
 /// Archives and completes `n` messages, each notifying `destination`.
 async fn burst(t: &TestStore, prefix: &str, n: usize, destination: i64) {
@@ -238,6 +242,128 @@ async fn three_dead_in_a_row_pause_a_destination_and_tell_its_owner() {
             matches!(&claimed[0].payload, Some(tidings_store::OutboxPayload::PausedV1 { address, .. }) if address == "old@example.org"),
             "[{n}] {:?}",
             claimed[0].payload
+        );
+    }
+}
+
+// Issue 10: digests per filter. A filter gathering its own digest collects its matches
+// apart from the destination's rules (they do not count against its flood limit), its
+// digest is named after it and holds only its own; switching it back sends what it
+// collected within a minute instead of never.
+#[tokio::test]
+async fn a_filter_gathers_a_digest_of_its_own_beside_the_destinations_rules() {
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let mail = destination(&t, alice.id, "alice@example.org", true).await;
+        let limited = DeliveryPolicy::Immediate {
+            flood_max: 2,
+            flood_window_minutes: 10,
+        };
+        ok!(n, s.set_delivery(alice.id, mail.id, &limited).await);
+        let weekly = ok!(
+            n,
+            s.create_filter(alice.id, &filter_input("weekly", &[mail.id]))
+                .await
+        );
+        let three = DeliveryPolicy::Digest {
+            every_minutes: None,
+            daily_at: None,
+            max_items: Some(3),
+        };
+        let refused = fails!(n, Delivery::digest(limited.clone()));
+        assert!(
+            matches!(
+                refused,
+                StoreError::Invalid {
+                    field: "delivery",
+                    ..
+                }
+            ),
+            "[{n}]"
+        );
+        let weekly = ok!(
+            n,
+            s.set_filter_delivery(alice.id, weekly.id, ok!(n, Delivery::digest(three.clone())))
+                .await
+        );
+        assert_eq!(weekly.delivery.policy(), Some(&three), "[{n}]");
+        // Read back as stored, and listed so.
+        let listed = ok!(n, s.filter(alice.id, weekly.id).await);
+        assert_eq!(listed.delivery, weekly.delivery, "[{n}]");
+
+        // Three plain notifications: two at once, one for the flood summary. Three of the
+        // filter's: all collected for its digest, which is due now, at three.
+        let own = Some((weekly.id, three.clone()));
+        for i in 0..3 {
+            let plain = archived(&t, &format!("plain-{i}")).await;
+            ok!(
+                n,
+                s.complete_message(plain, &[notification(mail.id, &[(1, "mine")])])
+                    .await
+            );
+            let m = archived(&t, &format!("weekly-{i}")).await;
+            let mut to = notification(mail.id, &[(weekly.id, "weekly")]);
+            to.digest = own.clone();
+            ok!(n, s.complete_message(m, &[to]).await);
+        }
+        let claimed = ok!(n, s.claim(100, 60_000).await);
+        let kinds: Vec<_> = claimed.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                OutboxKind::Notification,
+                OutboxKind::Notification,
+                OutboxKind::Digest
+            ],
+            "[{n}] the filter's notifications do not use up the flood limit"
+        );
+        let digest = &claimed[2];
+        let contents = digest.digest.as_ref().expect("contents");
+        assert_eq!(
+            contents.filter,
+            Some((weekly.id, "weekly".to_string())),
+            "[{n}]"
+        );
+        assert_eq!(contents.total, 3, "[{n}] only the filter's own");
+        assert!(contents
+            .items
+            .iter()
+            .all(|(m, _)| m.message.id.starts_with("weekly-")));
+        for c in &claimed {
+            ok!(n, s.record(c, &Outcome::Sent).await);
+        }
+        // Left: the flood's one collected notification and its summary, not yet due.
+        assert_eq!(ok!(n, s.outbox_counts().await), (2, 0, 6, 0), "[{n}]");
+
+        // Two more for the filter: fewer than three, and its digest has no time trigger.
+        for i in 3..5 {
+            let m = archived(&t, &format!("weekly-{i}")).await;
+            let mut to = notification(mail.id, &[(weekly.id, "weekly")]);
+            to.digest = own.clone();
+            ok!(n, s.complete_message(m, &[to]).await);
+        }
+        assert!(ok!(n, s.claim(100, 60_000).await).is_empty(), "[{n}]");
+        // Switched back to the destination's rules: what it holds goes within a minute.
+        ok!(
+            n,
+            s.set_filter_delivery(alice.id, weekly.id, Delivery::Instant)
+                .await
+        );
+        execute(
+            &t,
+            "UPDATE outbox SET next_attempt_at = next_attempt_at - 61000 \
+             WHERE kind = 'digest' AND digest_filter <> 0",
+        )
+        .await;
+        let claimed = ok!(n, s.claim(100, 60_000).await);
+        assert_eq!(claimed.len(), 1, "[{n}] {claimed:?}");
+        let contents = claimed[0].digest.as_ref().expect("contents");
+        assert_eq!(contents.total, 2, "[{n}]");
+        assert_eq!(
+            contents.filter.as_ref().map(|f| f.0),
+            Some(weekly.id),
+            "[{n}]"
         );
     }
 }

@@ -266,6 +266,7 @@ pub fn notification(destination_id: i64, filters: &[(i64, &str)]) -> Notificatio
             .iter()
             .map(|(id, name)| (*id, name.to_string()))
             .collect(),
+        digest: None,
     }
 }
 

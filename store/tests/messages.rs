@@ -306,6 +306,7 @@ async fn a_full_disk_acknowledges_only_what_lasts_and_recovers() {
             let queued = [tidings_store::Notification {
                 destination_id: d.id,
                 filters: filters.to_vec(),
+                digest: None,
             }];
             if let Err(err) = store.complete_message(message_id, &queued).await {
                 expect_unavailable("complete_message", err);

@@ -544,23 +544,32 @@ fn number(
     })
 }
 
+/// The digest a form's `every`, `daily` and `after` fields describe (a destination's
+/// delivery form, a filter's form).
+pub(crate) fn digest_policy(
+    form: &Form,
+) -> Result<DeliveryPolicy, (axum::http::StatusCode, String)> {
+    let daily = form.text("daily").trim();
+    let daily_at = if daily.is_empty() {
+        None
+    } else {
+        Some(
+            TimeOfDay::parse(daily)
+                .map_err(|e| (axum::http::StatusCode::BAD_REQUEST, format!("daily: {e}")))?,
+        )
+    };
+    Ok(DeliveryPolicy::Digest {
+        every_minutes: number(form, "every")?,
+        daily_at,
+        max_items: number(form, "after")?,
+    })
+}
+
 /// The delivery policy a destination's form describes.
 fn policy(form: &Form) -> Result<DeliveryPolicy, (axum::http::StatusCode, String)> {
     let bad = |message: String| (axum::http::StatusCode::BAD_REQUEST, message);
     match form.text("mode") {
-        "digest" => {
-            let daily = form.text("daily").trim();
-            let daily_at = if daily.is_empty() {
-                None
-            } else {
-                Some(TimeOfDay::parse(daily).map_err(|e| bad(format!("daily: {e}")))?)
-            };
-            Ok(DeliveryPolicy::Digest {
-                every_minutes: number(form, "every")?,
-                daily_at,
-                max_items: number(form, "after")?,
-            })
-        }
+        "digest" => digest_policy(form),
         "immediate" => Ok(DeliveryPolicy::Immediate {
             flood_max: number(form, "flood_max")?.unwrap_or(DeliveryPolicy::DEFAULT_FLOOD_MAX),
             flood_window_minutes: number(form, "flood_window")?

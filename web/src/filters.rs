@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use tidings_rules::delivery::DeliveryPolicy;
 use tidings_rules::Condition;
 use tidings_store::{Delivery, Destination, Filter, FilterInput, StoreError, UnreadableFilter};
 
@@ -84,6 +85,11 @@ struct FilterEditView {
     condition: String,
     enabled: bool,
     choices: Vec<Choice>,
+    /// Its own digest: on, and its every / daily / after fields as the form shows them.
+    digest: bool,
+    every: String,
+    daily: String,
+    after: String,
     error: Option<String>,
     /// The condition has no anchor (topic, person, package, agent, app), so every message
     /// must evaluate it: worth a warning, though it works.
@@ -104,6 +110,7 @@ struct Fields {
     condition: String,
     enabled: bool,
     destination_ids: Vec<i64>,
+    delivery: Delivery,
 }
 
 impl From<&Filter> for Fields {
@@ -113,6 +120,7 @@ impl From<&Filter> for Fields {
             condition: filter.condition.to_string(),
             enabled: filter.enabled,
             destination_ids: filter.destination_ids.clone(),
+            delivery: filter.delivery.clone(),
         }
     }
 }
@@ -137,6 +145,7 @@ fn unreadable_fields(filter: &UnreadableFilter) -> (Fields, String) {
         condition: String::new(),
         enabled: filter.enabled,
         destination_ids: filter.destination_ids.clone(),
+        delivery: Delivery::Instant,
     };
     (fields, message)
 }
@@ -149,6 +158,20 @@ fn edit_view(
     destinations: &[Destination],
     error: Option<String>,
 ) -> FilterEditView {
+    let shown = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+    let (digest, every, daily, after) = match fields.delivery.policy() {
+        Some(DeliveryPolicy::Digest {
+            every_minutes,
+            daily_at,
+            max_items,
+        }) => (
+            true,
+            shown(*every_minutes),
+            daily_at.map(|t| t.to_string()).unwrap_or_default(),
+            shown(*max_items),
+        ),
+        _ => (false, "60".to_string(), String::new(), String::new()),
+    };
     FilterEditView {
         nav: Nav::user(state, me),
         csrf: me.visitor.csrf().to_string(),
@@ -165,6 +188,10 @@ fn edit_view(
             .collect(),
         scan_warning: tidings_rules::Condition::parse(&fields.condition)
             .is_ok_and(|c| !c.is_anchored()),
+        digest,
+        every,
+        daily,
+        after,
         name: fields.name,
         condition: fields.condition,
         enabled: fields.enabled,
@@ -185,6 +212,7 @@ async fn new_page(State(state): State<AppState>, me: CurrentUser) -> Result<Resp
             .filter(|d| d.is_confirmed())
             .map(|d| d.id)
             .collect(),
+        delivery: Delivery::Instant,
     };
     view::ok(&edit_view(&state, &me, None, fields, &destinations, None))
 }
@@ -259,7 +287,26 @@ async fn save(
             .map(|d| d.parse::<i64>())
             .collect::<Result<_, _>>()
             .map_err(|_| Error::BadRequest("destination: not a number".into()))?,
+        delivery: Delivery::Instant,
     };
+    // Its own digest, or as each destination says.
+    let delivery = match form.text("delivery") {
+        "digest" => crate::destinations::digest_policy(&form).and_then(|policy| {
+            Delivery::digest(policy).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+        }),
+        _ => Ok(Delivery::Instant),
+    };
+    let mut fields = fields;
+    let delivery = match delivery {
+        Ok(delivery) => delivery,
+        Err((status, message)) => {
+            let destinations = state.store.destinations(me.id()).await?;
+            fields.delivery = Delivery::Instant;
+            let view = edit_view(&state, &me, id, fields, &destinations, Some(message));
+            return view::page(status, &view);
+        }
+    };
+    fields.delivery = delivery.clone();
     let condition = match Condition::parse(&fields.condition) {
         Ok(condition) => condition,
         Err(err) => {
@@ -276,7 +323,7 @@ async fn save(
         name: fields.name.clone(),
         condition,
         destination_ids: fields.destination_ids.clone(),
-        delivery: Delivery::Instant,
+        delivery,
         enabled: fields.enabled,
     };
     let saved = match id {

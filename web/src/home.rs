@@ -60,6 +60,8 @@ pub(crate) struct FilterRow {
     pub condition: String,
     pub enabled: bool,
     pub destinations: String,
+    /// Its own digest's schedule, when it gathers one.
+    pub digest: Option<String>,
     /// Why it is quarantined, if it is (it matches nothing until it is saved again).
     pub quarantine: Option<String>,
 }
@@ -78,6 +80,7 @@ impl FilterRow {
             condition: filter.condition.to_string(),
             enabled: filter.enabled,
             destinations: names.join(", "),
+            digest: filter.delivery.policy().map(|p| p.describe()),
             quarantine: filter.quarantine.as_ref().map(|q| q.reason.clone()),
         }
     }

@@ -12,7 +12,8 @@ on_both!(
     users_are_isolated,
     unanchored_conditions_get_a_warning,
     a_condition_too_deep_to_store_is_refused,
-    an_unreadable_filter_is_shown_and_can_be_repaired_or_deleted
+    an_unreadable_filter_is_shown_and_can_be_repaired_or_deleted,
+    a_filter_gathers_its_own_digest_from_the_form
 );
 
 async fn filter_lifecycle(app: &App) {
@@ -434,4 +435,72 @@ async fn an_unreadable_filter_is_shown_and_can_be_repaired_or_deleted(app: &App)
         edit.contains("set aside because it could not be read: by hand"),
         "{edit}"
     );
+}
+
+/// Issue 10: a filter's own digest is set on its form, shown on the list, read back into
+/// the form, refused with the field at fault, and switched back to the destinations' rules.
+async fn a_filter_gathers_its_own_digest_from_the_form(app: &App) {
+    let alice = app.browser();
+    alice.signup("alice", "velvet crane harbour 42").await;
+    let me = app.store.user_by_name("alice").await.unwrap().unwrap();
+    let fields = |delivery: &'static str, every: &'static str, daily: &'static str| {
+        vec![
+            ("name", "updates"),
+            ("condition", "usernames has $me"),
+            ("enabled", "on"),
+            ("delivery", delivery),
+            ("every", every),
+            ("daily", daily),
+            ("after", ""),
+        ]
+    };
+    let created = alice
+        .submit(
+            "/filters/new",
+            "/filters/new",
+            &fields("digest", "", "08:30"),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let filter = app.store.filters(me.id).await.unwrap().filters[0].clone();
+    assert_eq!(
+        filter.delivery.policy(),
+        Some(&tidings_store::DeliveryPolicy::Digest {
+            every_minutes: None,
+            daily_at: Some(tidings_store::TimeOfDay::parse("08:30").unwrap()),
+            max_items: None,
+        })
+    );
+    let list = alice.get("/filters").await.body;
+    assert!(list.contains("digest: daily at 08:30"), "{list}");
+    let path = format!("/filters/{}", filter.id);
+    let form = alice.get(&path).await.body;
+    assert!(
+        form.contains(r#"value="digest" checked"#) && form.contains(r#"value="08:30""#),
+        "{form}"
+    );
+
+    // Refused, with the field at fault, keeping the rest of what was typed.
+    for (fields, said) in [
+        (fields("digest", "", ""), "say when a digest goes out"),
+        (fields("digest", "2", ""), "every_minutes: from 5 minutes"),
+        (fields("digest", "", "25:00"), "daily: "),
+    ] {
+        let refused = alice.submit(&path, &path, &fields).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{fields:?}");
+        assert!(refused.body.contains(said), "{fields:?}: {}", refused.body);
+        assert!(
+            refused.body.contains(r#"value="updates""#),
+            "{}",
+            refused.body
+        );
+    }
+
+    let back = alice
+        .submit(&path, &path, &fields("instant", "60", ""))
+        .await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    let filter = app.store.filter(me.id, filter.id).await.unwrap();
+    assert_eq!(filter.delivery, tidings_store::Delivery::Instant);
+    assert!(!alice.get("/filters").await.body.contains("digest:"));
 }

@@ -348,6 +348,7 @@ async fn mute_and_undo_from_the_unsubscribe_page(app: &App) {
     let notification = Notification {
         destination_id: dest.id,
         filters: vec![(filter.id, filter.name.clone())],
+        digest: None,
     };
     app.store
         .complete_message(id, &[notification])

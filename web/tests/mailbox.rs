@@ -105,6 +105,7 @@ pub async fn notify(
     let notification = Notification {
         destination_id,
         filters: vec![(filter.id, filter.name.clone())],
+        digest: None,
     };
     app.store
         .complete_message(id, &[notification])

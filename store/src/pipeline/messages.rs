@@ -294,11 +294,18 @@ impl Store {
         destinations.sort_unstable();
         destinations.dedup();
         let mut rows = Vec::new();
+        // Per row, the filter digest it goes to, if any; and those filters' settings.
+        let mut digests_of = Vec::new();
+        let mut digest_filters: HashMap<i64, DeliveryPolicy> = HashMap::new();
         for (message_id, notifications) in batch {
             for n in notifications {
                 let filters = serde_json::to_string(&n.filters)
                     .map_err(|e| StoreError::corrupt("filters", e))?;
                 rows.push((*message_id, n.destination_id, filters, new_uid()));
+                if let Some((id, policy)) = &n.digest {
+                    digest_filters.insert(*id, policy.clone());
+                }
+                digests_of.push(n.digest.as_ref().map(|(id, policy)| (*id, policy.clone())));
             }
         }
         let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
@@ -371,10 +378,12 @@ impl Store {
             let mut plans: Vec<(i64, Plan)> = Vec::new();
             let queued: Vec<_> = rows
                 .iter()
-                .filter_map(|row| {
+                .zip(&digests_of)
+                .filter_map(|(row, digest)| {
                     let rules = confirmed.get(&row.1)?;
                     let window = windows.entry(row.1).or_default();
-                    let plan = digests::plan(rules, window, now);
+                    let digest = digest.as_ref().map(|(id, policy)| (*id, policy));
+                    let plan = digests::plan(rules, digest, window, now);
                     plans.push((row.1, plan));
                     let status = match plan {
                         Plan::Collect(..) => "collected",
@@ -382,19 +391,25 @@ impl Store {
                         Plan::Now if rules.ordered => "held",
                         Plan::Now => "pending",
                     };
-                    Some((row, i64::from(rules.ordered), status))
+                    Some((row, i64::from(rules.ordered), status, plan.digest_filter()))
                 })
                 .collect();
             for chunk in queued.chunks(CHUNK_ROWS) {
                 // The time per row too: each parameter once, in order (see `Store::sql`).
-                let values = value_rows(chunk.len(), 1, "('notification', ?, ?, ?, ?, ?, ?, ?, ?)");
+                let values = value_rows(
+                    chunk.len(),
+                    1,
+                    "('notification', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                );
                 let sql = format!(
-                    "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, status, next_attempt_at, created_at, ordered) \
+                    "INSERT INTO outbox (kind, message_id, destination_id, filters, uid, status, next_attempt_at, created_at, ordered, digest_filter) \
                      VALUES {values} ON CONFLICT (message_id, destination_id) DO NOTHING"
                 );
                 let sql = self.sql(&sql);
                 let mut query = sqlx::query(&sql);
-                for &((message_id, destination_id, filters, uid), ordered, status) in chunk {
+                for &((message_id, destination_id, filters, uid), ordered, status, digest_filter) in
+                    chunk
+                {
                     query = query
                         .bind(message_id)
                         .bind(destination_id)
@@ -403,7 +418,8 @@ impl Store {
                         .bind(status)
                         .bind(now)
                         .bind(now)
-                        .bind(ordered);
+                        .bind(ordered)
+                        .bind(digest_filter);
                 }
                 query.execute(&mut *tx).await?;
             }
@@ -427,11 +443,18 @@ impl Store {
             }
             let wanted = digests::wanted(&plans);
             if !wanted.is_empty() {
-                crate::pipeline::digests::schedule_digests!(self, tx, wanted, confirmed, now);
+                crate::pipeline::digests::schedule_digests!(
+                    self,
+                    tx,
+                    wanted,
+                    confirmed,
+                    digest_filters,
+                    now
+                );
             }
             let mut in_order: Vec<i64> = queued
                 .iter()
-                .filter(|(_, ordered, _)| *ordered == 1)
+                .filter(|(_, ordered, ..)| *ordered == 1)
                 .map(|(row, ..)| row.1)
                 .collect();
             if !in_order.is_empty() {

@@ -60,6 +60,10 @@ pub struct Notification {
     pub destination_id: i64,
     /// Every filter that matched, as (id, name).
     pub filters: Vec<(i64, String)>,
+    /// Set when every filter that matched gathers a digest of its own: the first of them
+    /// (lowest id) and its settings. The notification waits for that digest instead of
+    /// going by the destination's rules.
+    pub digest: Option<(i64, tidings_rules::delivery::DeliveryPolicy)>,
 }
 
 /// What an outbox row carries.
@@ -143,6 +147,9 @@ pub enum OutboxPayload {
         /// The newest collected row it holds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         up_to: Option<i64>,
+        /// The filter whose own digest it is (none: the destination's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<i64>,
     },
     /// A notice, version 1: another destination of the owner's was paused, and why.
     #[serde(rename = "notice/1")]
@@ -461,6 +468,8 @@ pub(crate) use pause_destination;
 struct Digested {
     row: i64,
     destination: i64,
+    /// The filter whose digest it is; 0 for the destination's.
+    filter: i64,
     up_to: i64,
     reason: DigestReason,
     dead: Option<String>,
@@ -542,11 +551,13 @@ impl Store {
                     Some(OutboxPayload::DigestV1 {
                         reason,
                         up_to: Some(up_to),
+                        filter,
                     }),
                     Outcome::Sent | Outcome::Dead { .. },
                 ) => Some(Digested {
                     row: c.id,
                     destination: c.destination.id,
+                    filter: filter.unwrap_or(0),
                     up_to: *up_to,
                     reason: *reason,
                     dead: match o {
@@ -623,18 +634,21 @@ impl Store {
         let due = claim("pending", "next_attempt_at");
         let mark_digested = self.sql(
             "UPDATE outbox SET status = $1, sent_at = CASE WHEN $1 = 'sent' THEN $2 ELSE NULL END, \
-             last_error = $3 WHERE destination_id = $4 AND status = 'collected' AND id <= $5",
+             last_error = $3 WHERE destination_id = $4 AND status = 'collected' AND id <= $5 \
+             AND digest_filter = $6",
         );
         let collected_after = self.sql(
             "SELECT COUNT(*) FROM outbox WHERE destination_id = $1 AND status = 'collected' \
-             AND id > $2",
+             AND id > $2 AND digest_filter = $3",
         );
         let follow_up = self.sql(
-            "INSERT INTO outbox (kind, message_id, destination_id, filters, payload, uid, status, next_attempt_at, created_at, ordered) \
-             VALUES ('digest', NULL, $1, '[]', $2, $3, 'pending', $4, $5, 0) ON CONFLICT DO NOTHING",
+            "INSERT INTO outbox (kind, message_id, destination_id, filters, payload, uid, status, next_attempt_at, created_at, ordered, digest_filter) \
+             VALUES ('digest', NULL, $1, '[]', $2, $3, 'pending', $4, $5, 0, $6) ON CONFLICT DO NOTHING",
         );
-        let newest_collected = self
-            .sql("SELECT MAX(id) FROM outbox WHERE destination_id = $1 AND status = 'collected'");
+        let newest_collected = self.sql(
+            "SELECT MAX(id) FROM outbox WHERE destination_id = $1 AND status = 'collected' \
+             AND digest_filter = $2",
+        );
         let nothing_to_send = self.sql(
             "UPDATE outbox SET status = 'sent', sent_at = $1, lease_until = NULL, claim_token = NULL \
              WHERE id = $2",
@@ -705,18 +719,21 @@ impl Store {
                     .bind(error)
                     .bind(digest.destination)
                     .bind(digest.up_to)
+                    .bind(digest.filter)
                     .execute(&mut *tx)
                     .await?;
                 // What was collected while it was sent goes in a digest of its own.
                 let left: i64 = sqlx::query_scalar(&collected_after)
                     .bind(digest.destination)
                     .bind(digest.up_to)
+                    .bind(digest.filter)
                     .fetch_one(&mut *tx)
                     .await?;
                 if left > 0 {
                     let payload = OutboxPayload::DigestV1 {
                         reason: digest.reason,
                         up_to: None,
+                        filter: (digest.filter != 0).then_some(digest.filter),
                     }
                     .to_json()?;
                     sqlx::query(&follow_up)
@@ -725,6 +742,7 @@ impl Store {
                         .bind(new_uid())
                         .bind(now + crate::pipeline::digests::FOLLOW_UP_MS)
                         .bind(now)
+                        .bind(digest.filter)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -794,8 +812,13 @@ impl Store {
                     held.push(row);
                     continue;
                 }
+                let (reason, filter) = match row.payload.as_deref().map(OutboxPayload::from_json) {
+                    Some(Ok(OutboxPayload::DigestV1 { reason, filter, .. })) => (reason, filter),
+                    _ => (DigestReason::Digest, None),
+                };
                 let up_to: Option<i64> = sqlx::query_scalar(&newest_collected)
                     .bind(row.destination_id)
+                    .bind(filter.unwrap_or(0))
                     .fetch_one(&mut *tx)
                     .await?;
                 let Some(up_to) = up_to else {
@@ -806,13 +829,10 @@ impl Store {
                         .await?;
                     continue;
                 };
-                let reason = match row.payload.as_deref().map(OutboxPayload::from_json) {
-                    Some(Ok(OutboxPayload::DigestV1 { reason, .. })) => reason,
-                    _ => DigestReason::Digest,
-                };
                 let payload = OutboxPayload::DigestV1 {
                     reason,
                     up_to: Some(up_to),
+                    filter,
                 }
                 .to_json()?;
                 sqlx::query(&hold_up_to)
@@ -909,9 +929,10 @@ impl Store {
                     Some(OutboxPayload::DigestV1 {
                         reason,
                         up_to: Some(up_to),
+                        filter,
                     }) => {
                         let contents = self
-                            .digest_contents(claimed.destination.id, reason, up_to)
+                            .digest_contents(claimed.destination.id, reason, up_to, filter)
                             .await?;
                         claimed.digest = Some(contents);
                         Ok(claimed)
@@ -952,24 +973,29 @@ impl Store {
         destination: i64,
         reason: DigestReason,
         up_to: i64,
+        filter: Option<i64>,
     ) -> Result<DigestContents> {
         let count = self.sql(
             "SELECT COUNT(*) FROM outbox WHERE destination_id = $1 AND status = 'collected' \
-             AND id <= $2",
+             AND id <= $2 AND digest_filter = $3",
         );
         let newest = self.sql(
             "SELECT message_id, filters FROM outbox WHERE destination_id = $1 \
-             AND status = 'collected' AND id <= $2 ORDER BY id DESC LIMIT $3",
+             AND status = 'collected' AND id <= $2 AND digest_filter = $3 \
+             ORDER BY id DESC LIMIT $4",
         );
+        let group = filter.unwrap_or(0);
         let (total, mut rows) = with_pool!(self, |pool| {
             let total: i64 = sqlx::query_scalar(&count)
                 .bind(destination)
                 .bind(up_to)
+                .bind(group)
                 .fetch_one(pool)
                 .await?;
             let rows: Vec<(Option<i64>, String)> = sqlx::query_as(&newest)
                 .bind(destination)
                 .bind(up_to)
+                .bind(group)
                 .bind(DIGEST_ITEMS)
                 .fetch_all(pool)
                 .await?;
@@ -979,7 +1005,7 @@ impl Store {
         let messages = self
             .messages_by_id(rows.iter().filter_map(|(id, _)| *id))
             .await?;
-        let items = rows
+        let items: Vec<crate::pipeline::digests::DigestItem> = rows
             .into_iter()
             .filter_map(|(id, filters)| {
                 let message = messages.get(&id?)?.as_ref().ok()?.clone();
@@ -987,10 +1013,20 @@ impl Store {
                 Some((message, filters))
             })
             .collect();
+        // A filter's digest is named after it, as each of its items names it.
+        let filter = filter.map(|id| {
+            let name = items
+                .iter()
+                .flat_map(|(_, filters)| filters.iter())
+                .find(|(f, _)| *f == id)
+                .map_or_else(|| format!("filter {id}"), |(_, name)| name.clone());
+            (id, name)
+        });
         Ok(DigestContents {
             reason,
             total,
             items,
+            filter,
         })
     }
 

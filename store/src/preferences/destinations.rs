@@ -458,12 +458,25 @@ impl Store {
             "UPDATE destinations SET delivery = $1 WHERE id = $2 AND user_id = $3 RETURNING {COLUMNS}"
         );
         let sql = self.sql(&sql);
-        let row = with_pool!(self, |pool| sqlx::query_as::<_, DestinationRow>(&sql)
-            .bind(&json)
-            .bind(id)
-            .bind(user_id)
-            .fetch_one(pool)
-            .await?);
+        let row = with_pool!(self, |pool| {
+            let mut tx = crate::db::begin_write(pool).await?;
+            let row = sqlx::query_as::<_, DestinationRow>(&sql)
+                .bind(&json)
+                .bind(id)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            // New settings: what the destination's own digest collected goes out now.
+            crate::pipeline::digests::release_collected!(
+                self,
+                tx,
+                "destination_id = $1 AND digest_filter = 0",
+                id,
+                crate::now_ms()
+            );
+            tx.commit().await?;
+            row
+        });
         row.try_into()
     }
 

@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use sqlx::FromRow;
+use tidings_rules::delivery::DeliveryPolicy;
 use tidings_rules::Condition;
 
 use crate::db::with_pool;
@@ -16,26 +17,68 @@ use crate::preferences::quarantine::Quarantine;
 use crate::{now_ms, Result, Store, StoreError};
 
 /// How a filter's notifications are delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+///
+/// Stored as `instant` or as the digest's settings in JSON (`{"mode":"digest",…}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
-    /// As soon as the message is matched.
+    /// As each destination's own rules say (at once with its flood limit, or its digest).
     #[default]
     Instant,
+    /// Gathered into a digest of this filter's own, per destination, on this schedule
+    /// (always [`DeliveryPolicy::Digest`]). A notification another filter also matched
+    /// that is not a digest filter goes by the destination's rules instead.
+    Digest(DeliveryPolicy),
 }
 
 impl Delivery {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
+    /// A digest of the filter's own; `Invalid` unless `policy` is a digest whose settings
+    /// hold.
+    pub fn digest(policy: DeliveryPolicy) -> Result<Delivery> {
+        if !matches!(policy, DeliveryPolicy::Digest { .. }) {
+            return Err(StoreError::Invalid {
+                field: "delivery",
+                reason: "a filter's own delivery is a digest; at once is what each                          destination says"
+                    .into(),
+            });
+        }
+        policy.check().map_err(|e| StoreError::Invalid {
+            field: e.field,
+            reason: e.reason,
+        })?;
+        Ok(Delivery::Digest(policy))
+    }
+
+    /// The stored form.
+    pub fn stored(&self) -> Result<String> {
         match self {
-            Delivery::Instant => "instant",
+            Delivery::Instant => Ok("instant".to_string()),
+            Delivery::Digest(policy) => {
+                serde_json::to_string(policy).map_err(|e| StoreError::corrupt("filter delivery", e))
+            }
+        }
+    }
+
+    /// The digest's settings, for a digest filter.
+    pub fn policy(&self) -> Option<&DeliveryPolicy> {
+        match self {
+            Delivery::Instant => None,
+            Delivery::Digest(policy) => Some(policy),
+        }
+    }
+
+    /// One line for pages and the CLI.
+    pub fn describe(&self) -> String {
+        match self {
+            Delivery::Instant => "as each destination says".to_string(),
+            Delivery::Digest(policy) => format!("its own {}", policy.describe()),
         }
     }
 }
 
 impl fmt::Display for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.describe())
     }
 }
 
@@ -44,9 +87,17 @@ impl FromStr for Delivery {
     fn from_str(s: &str) -> Result<Delivery> {
         match s {
             "instant" => Ok(Delivery::Instant),
+            json if json.trim_start().starts_with('{') => {
+                let policy =
+                    DeliveryPolicy::from_stored(Some(json)).map_err(|e| StoreError::Invalid {
+                        field: "delivery",
+                        reason: format!("unreadable digest settings: {e}"),
+                    })?;
+                Delivery::digest(policy)
+            }
             other => Err(StoreError::Invalid {
                 field: "delivery",
-                reason: format!("unknown delivery {other:?}; expected instant"),
+                reason: format!("unknown delivery {other:?}; expected instant or a digest"),
             }),
         }
     }
@@ -271,6 +322,10 @@ impl Store {
         input: &FilterInput,
     ) -> Result<Filter> {
         let condition = validate(input)?;
+        if let Delivery::Digest(policy) = &input.delivery {
+            Delivery::digest(policy.clone())?;
+        }
+        let delivery = input.delivery.stored()?;
         let owned = self.destinations(user_id).await?;
         if let Some(bad) = input
             .destination_ids
@@ -309,7 +364,7 @@ impl Store {
                         .bind(user_id)
                         .bind(name)
                         .bind(&condition)
-                        .bind(input.delivery.as_str())
+                        .bind(&delivery)
                         .bind(input.enabled)
                         .bind(now)
                         .fetch_one(&mut *tx)
@@ -319,7 +374,7 @@ impl Store {
                     let row = sqlx::query_as::<_, FilterRow>(&update)
                         .bind(name)
                         .bind(&condition)
-                        .bind(input.delivery.as_str())
+                        .bind(&delivery)
                         .bind(input.enabled)
                         .bind(now)
                         .bind(id)
@@ -337,6 +392,16 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            if id.is_some() {
+                // New settings: what its own digest collected so far goes out now.
+                crate::pipeline::digests::release_collected!(
+                    self,
+                    tx,
+                    "digest_filter = $1",
+                    row.id,
+                    now
+                );
+            }
             tx.commit([user_id]).await?;
             row
         });
@@ -346,13 +411,32 @@ impl Store {
             user_id: row.user_id,
             name: row.name,
             condition: input.condition.clone(),
-            delivery: input.delivery,
+            delivery: input.delivery.clone(),
             enabled: row.enabled,
             destination_ids: ids,
             created_at: row.created_at,
             updated_at: row.updated_at,
             quarantine: None,
         })
+    }
+
+    /// Sets when one of a user's filters' notifications go out, keeping the rest of it.
+    /// Switching away from a digest sends what it collected within a minute.
+    pub async fn set_filter_delivery(
+        &self,
+        user_id: i64,
+        id: i64,
+        delivery: Delivery,
+    ) -> Result<Filter> {
+        let filter = self.filter(user_id, id).await?;
+        let input = FilterInput {
+            name: filter.name,
+            condition: filter.condition,
+            destination_ids: filter.destination_ids,
+            delivery,
+            enabled: filter.enabled,
+        };
+        self.update_filter(user_id, id, &input).await
     }
 
     /// Deletes one of a user's filters.
@@ -370,6 +454,14 @@ impl Store {
             {
                 return Err(StoreError::NotFound);
             }
+            // What its own digest collected goes out now, not never.
+            crate::pipeline::digests::release_collected!(
+                self,
+                tx,
+                "digest_filter = $1",
+                id,
+                now_ms()
+            );
             tx.commit([user_id]).await?;
         });
         Ok(())
