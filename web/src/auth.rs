@@ -1,4 +1,5 @@
-//! Local accounts: sign-up, sign-in and sign-out. Sign-in and sign-up start a fresh session
+//! Local accounts: sign-up, sign-in and sign-out, and the account page (password change,
+//! sign out everywhere). Sign-in and sign-up start a fresh session
 //! (ending any other this browser had) and sign-out ends it, so a token seen before either
 //! is worthless after it. A failed sign-in says the same thing whether the username exists
 //! or not (and costs the same hash). Tries are throttled per account and per client
@@ -15,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{extract::State, Router};
 
 use crate::error::for_form;
-use crate::session::{Form, Visitor};
+use crate::session::{CurrentUser, Form, Visitor};
 use crate::throttle::{retry_after_secs, ClientAddress};
 use crate::view::{self, Nav};
 use crate::{routes, AppState, Error};
@@ -26,6 +27,96 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::SIGNUP, get(signup_page).post(signup))
         .route(routes::SIGNIN, get(signin_page).post(signin))
         .route(routes::SIGNOUT, post(signout))
+        .route(routes::ACCOUNT, get(account_page))
+        .route(routes::ACCOUNT_PASSWORD, post(change_password))
+        .route(routes::ACCOUNT_SIGNOUT_EVERYWHERE, post(signout_everywhere))
+}
+
+#[derive(Template)]
+#[template(path = "web/account.html")]
+struct AccountView {
+    nav: Nav,
+    csrf: String,
+    username: String,
+    min_chars: usize,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+fn account_view(
+    state: &AppState,
+    me: &CurrentUser,
+    notice: Option<String>,
+    error: Option<String>,
+) -> AccountView {
+    AccountView {
+        nav: Nav::user(state, me),
+        csrf: me.visitor.csrf().to_string(),
+        username: me.user.username.clone(),
+        min_chars: tidings_store::PASSWORD_MIN_CHARS,
+        notice,
+        error,
+    }
+}
+
+async fn account_page(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
+    view::ok(&account_view(&state, &me, None, None))
+}
+
+/// A new password, once the current one is given: throttled as a sign-in is (a stolen
+/// session must not become a way to guess the password), and every other session ends.
+async fn change_password(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    me: CurrentUser,
+    form: Form,
+) -> Result<Response, Error> {
+    let refuse = |status: StatusCode, message: String| {
+        view::page(status, &account_view(&state, &me, None, Some(message)))
+    };
+    if let Err(wait) = state.throttle.sign_in(&me.user.username, address) {
+        tracing::warn!(username = %me.user.username, %address, "password change throttled");
+        return throttled(wait, |message| {
+            account_view(&state, &me, None, Some(message))
+        });
+    }
+    let password = form.text("password");
+    if password != form.text("password2") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The two new passwords differ.".into(),
+        );
+    }
+    let changed = state
+        .store
+        .change_password(me.id(), form.text("current_password"), password)
+        .await;
+    match for_form(changed)? {
+        Ok(()) => {
+            let ended = me.visitor.end_other_sessions(&state).await?;
+            tracing::info!(username = %me.user.username, ended, "password changed");
+            let notice = match ended {
+                0 => "Your password is changed.".to_string(),
+                1 => "Your password is changed, and your other session is signed out.".into(),
+                n => {
+                    format!("Your password is changed, and your {n} other sessions are signed out.")
+                }
+            };
+            view::ok(&account_view(&state, &me, Some(notice), None))
+        }
+        Err((status, message)) => refuse(status, message),
+    }
+}
+
+/// Signs the user out of every browser, this one too.
+async fn signout_everywhere(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    form: Form,
+) -> Result<Response, Error> {
+    form.visitor.sign_out_everywhere(&state).await?;
+    tracing::info!(username = %me.user.username, "signed out everywhere");
+    Ok(see_other(routes::SIGNIN))
 }
 
 #[derive(Template)]

@@ -29,6 +29,12 @@ pub const SIGNUP: &str = "/signup";
 pub const SIGNIN: &str = "/signin";
 /// Sign-out (POST).
 pub const SIGNOUT: &str = "/signout";
+/// The signed-in user's account: password change, sign out everywhere.
+pub const ACCOUNT: &str = "/account";
+/// Changing the signed-in user's password (POST).
+pub const ACCOUNT_PASSWORD: &str = "/account/password";
+/// Ending every session of the signed-in user, this one too (POST).
+pub const ACCOUNT_SIGNOUT_EVERYWHERE: &str = "/account/signout-everywhere";
 /// Deleting a destination (POST).
 pub const DESTINATION_DELETE: &str = "/destinations/{id}/delete";
 /// Sending an unconfirmed destination a fresh confirmation link (POST).

@@ -168,6 +168,27 @@ impl Visitor {
         Ok(())
     }
 
+    /// Ends every other session of the signed-in user (other browsers, a stolen cookie);
+    /// this one goes on. Returns how many ended.
+    pub async fn end_other_sessions(&self, state: &AppState) -> Result<u64, Error> {
+        match &self.session {
+            Some((token, session)) => Ok(state
+                .store
+                .end_sessions(session.user_id, Some(token))
+                .await?),
+            None => Ok(0),
+        }
+    }
+
+    /// Ends every session of the signed-in user, this one too, and tells this browser to
+    /// forget its cookie.
+    pub async fn sign_out_everywhere(&self, state: &AppState) -> Result<(), Error> {
+        if let Some((_, session)) = &self.session {
+            state.store.end_sessions(session.user_id, None).await?;
+        }
+        self.sign_out(state).await
+    }
+
     /// Ends the session, if any, and tells the browser to forget its cookie.
     pub async fn sign_out(&self, state: &AppState) -> Result<(), Error> {
         if let Some((token, _)) = &self.session {

@@ -1,4 +1,5 @@
-//! Sign-up, sign-in, sign-out, the password policy, session cookies, CSRF and the https
+//! Sign-up, sign-in, sign-out, the account page (password change, sign out everywhere),
+//! the password policy, session cookies, CSRF and the https
 //! hardening (HSTS, `__Host-` cookies).
 
 use reqwest::StatusCode;
@@ -9,7 +10,8 @@ use crate::support::{App, Db};
 on_both!(
     signup_signin_signout,
     csrf_is_required,
-    weak_passwords_are_refused
+    weak_passwords_are_refused,
+    password_change_and_sign_out_everywhere
 );
 
 async fn signup_signin_signout(app: &App) {
@@ -360,4 +362,140 @@ async fn pages_carry_security_headers_and_escape_input() {
         StatusCode::NOT_FOUND
     );
     app.stop().await;
+}
+
+/// The account page: a password change needs the current password and a strong new one,
+/// and signs the other browsers out (this one stays); "sign out everywhere" ends them all.
+async fn password_change_and_sign_out_everywhere(app: &App) {
+    let alice = app.browser();
+    alice.signup("alice", "velvet crane harbour 42").await;
+    let laptop = app.browser_from("127.0.0.2");
+    assert_eq!(
+        laptop
+            .signin("alice", "velvet crane harbour 42")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let page = alice.get("/account").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Change your password"), "{}", page.body);
+    assert!(
+        page.body.contains(r#"href="/account""#),
+        "the nav links to it"
+    );
+    assert_eq!(
+        app.browser().get("/account").await.location.as_deref(),
+        Some("/signin")
+    );
+
+    let change = |current: &'static str, new: &'static str, again: &'static str| {
+        let alice = &alice;
+        async move {
+            alice
+                .submit(
+                    "/account",
+                    "/account/password",
+                    &[
+                        ("current_password", current),
+                        ("password", new),
+                        ("password2", again),
+                    ],
+                )
+                .await
+        }
+    };
+    for (reply, said) in [
+        (
+            change(
+                "wrong guess",
+                "quiet lantern meadow 77",
+                "quiet lantern meadow 77",
+            )
+            .await,
+            "not your current password",
+        ),
+        (
+            change("velvet crane harbour 42", "password1234", "password1234").await,
+            "too easy to guess",
+        ),
+        (
+            change(
+                "velvet crane harbour 42",
+                "quiet lantern meadow 77",
+                "other",
+            )
+            .await,
+            "differ",
+        ),
+    ] {
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{said}");
+        assert!(reply.body.contains(said), "{said}: {}", reply.body);
+    }
+    // Refused changes sign nobody out.
+    assert_eq!(laptop.get("/").await.status, StatusCode::OK);
+
+    let done = change(
+        "velvet crane harbour 42",
+        "quiet lantern meadow 77",
+        "quiet lantern meadow 77",
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body.contains("your other session is signed out"),
+        "{}",
+        done.body
+    );
+    assert_eq!(
+        alice.get("/").await.status,
+        StatusCode::OK,
+        "this one stays"
+    );
+    assert_eq!(
+        laptop.get("/").await.location.as_deref(),
+        Some("/signin"),
+        "the other browser is signed out"
+    );
+    // Changes count as sign-in tries: a stolen session cannot guess the password fast.
+    // The laptop's sign-in and these four were the account's allowance of five.
+    let throttled = change(
+        "guess",
+        "quiet lantern meadow 78",
+        "quiet lantern meadow 78",
+    )
+    .await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.headers.contains_key("retry-after"));
+
+    // The old password no longer works, the new one does (asked of the store: the
+    // browsers' tries so far have used up the account's sign-in allowance).
+    let store = &app.store;
+    assert!(store
+        .authenticate("alice", "velvet crane harbour 42")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .authenticate("alice", "quiet lantern meadow 77")
+        .await
+        .unwrap()
+        .is_some());
+
+    // Someone else's sessions are not touched by alice's "everywhere".
+    let bob = app.browser_from("127.0.0.4");
+    bob.signup("bob", "plum kettle orbit 1974").await;
+    assert_eq!(store.session_count().await.unwrap(), 2, "alice's and bob's");
+    let everywhere = alice
+        .submit("/account", "/account/signout-everywhere", &[])
+        .await;
+    assert_eq!(everywhere.status, StatusCode::SEE_OTHER);
+    assert_eq!(everywhere.location.as_deref(), Some("/signin"));
+    assert_eq!(alice.get("/").await.location.as_deref(), Some("/signin"));
+    assert_eq!(store.session_count().await.unwrap(), 1, "bob's");
+    assert_eq!(bob.get("/").await.status, StatusCode::OK);
+    // Without the form's token, nothing happens.
+    let forged = bob.post("/account/signout-everywhere", &[]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(bob.get("/").await.status, StatusCode::OK);
 }

@@ -91,6 +91,21 @@ impl Store {
         Ok(())
     }
 
+    /// Ends every session of a user but the one behind `keep` (none: every one): "sign out
+    /// everywhere", and what a password change does to the other browsers. Returns how
+    /// many ended.
+    pub async fn end_sessions(&self, user_id: i64, keep: Option<&str>) -> Result<u64> {
+        let sql = self.sql("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2");
+        // No stored digest is empty, so "" keeps none.
+        let keep = keep.map(secret::token_digest).unwrap_or_default();
+        Ok(with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(user_id)
+            .bind(&keep)
+            .execute(pool)
+            .await?
+            .rows_affected()))
+    }
+
     /// Forgets sessions that expired or were idle for `idle_ms`; returns how many.
     pub async fn purge_sessions(&self, idle_ms: i64) -> Result<u64> {
         let sql = self.sql("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2");

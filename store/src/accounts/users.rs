@@ -126,6 +126,30 @@ impl Store {
         self.user_by_name(username).await
     }
 
+    /// Changes a user's password, once `current` is right (`Invalid` on the field
+    /// `current_password` otherwise) and the new one is strong enough (as at sign-up).
+    /// Sessions are not touched here: the caller ends the others ([`Store::end_sessions`]).
+    pub async fn change_password(&self, user_id: i64, current: &str, new: &str) -> Result<()> {
+        let user = self.user(user_id).await?;
+        if self.authenticate(&user.username, current).await?.is_none() {
+            return Err(StoreError::Invalid {
+                field: "current_password",
+                reason: "that is not your current password".into(),
+            });
+        }
+        validate_password(new, &user.username)?;
+        let new = new.to_string();
+        let hash = hashing::bounded(move || secret::hash_password(&new)).await??;
+        let sql = self.sql("UPDATE users SET password_hash = $1 WHERE id = $2");
+        with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(hash)
+            .bind(user_id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
     /// A user by id.
     /// A user's time zone and quiet hours (UTC and none until they set them).
     pub async fn schedule(&self, user_id: i64) -> Result<tidings_rules::delivery::Schedule> {
