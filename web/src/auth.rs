@@ -30,6 +30,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::ACCOUNT, get(account_page))
         .route(routes::ACCOUNT_PASSWORD, post(change_password))
         .route(routes::ACCOUNT_SIGNOUT_EVERYWHERE, post(signout_everywhere))
+        .route(routes::ACCOUNT_EXPORT, get(export))
+        .route(routes::ACCOUNT_DELETE, post(delete_account))
 }
 
 #[derive(Template)]
@@ -105,6 +107,101 @@ async fn change_password(
             view::ok(&account_view(&state, &me, Some(notice), None))
         }
         Err((status, message)) => refuse(status, message),
+    }
+}
+
+/// How many of a user's latest notifications an export lists.
+const EXPORT_NOTIFICATIONS: i64 = 10_000;
+
+/// Everything stored about the signed-in user, as JSON to keep or to move elsewhere: the
+/// account, schedule, destinations (never a webhook's secret), filters (conditions as
+/// text), follows, mutes and the latest notifications.
+async fn export(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
+    let store = &state.store;
+    let id = me.id();
+    let schedule = store.schedule(id).await?;
+    let filters = store.filters(id).await?;
+    let follows = store.follows(id).await?;
+    let body = serde_json::json!({
+        "exported_at": tidings_store::now_ms(),
+        "account": {
+            "username": me.user.username,
+            "is_admin": me.user.is_admin,
+            "created_at": me.user.created_at,
+            "time_zone": schedule.time_zone(),
+            "quiet_hours": schedule.quiet().map(|(from, to)| [from.to_string(), to.to_string()]),
+        },
+        "destinations": store.destinations(id).await?,
+        "filters": filters.filters.iter().map(|f| serde_json::json!({
+            "id": f.id,
+            "name": f.name,
+            "condition": f.condition.to_string(),
+            "delivery": f.delivery,
+            "enabled": f.enabled,
+            "destination_ids": f.destination_ids,
+            "created_at": f.created_at,
+            "updated_at": f.updated_at,
+        })).collect::<Vec<_>>(),
+        "unreadable_filters": filters.unreadable,
+        "follows": follows.iter().map(|(kind, name)| serde_json::json!({
+            "kind": kind.as_str(),
+            "name": name,
+        })).collect::<Vec<_>>(),
+        "mutes": store.active_mutes(Some(id)).await?,
+        "notifications": store.notifications(id, EXPORT_NOTIFICATIONS).await?,
+    });
+    let text =
+        serde_json::to_string_pretty(&body).map_err(|e| Error::Internal(format!("export: {e}")))?;
+    let disposition = format!("attachment; filename=\"tidings-{}.json\"", me.user.username);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/json; charset=utf-8".to_string(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// Deletes the account and everything of it, once the password and the username are
+/// given (a deliberate act, not a stray click); then this browser is signed out.
+async fn delete_account(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    me: CurrentUser,
+    form: Form,
+) -> Result<Response, Error> {
+    if let Err(wait) = state.throttle.sign_in(&me.user.username, address) {
+        return throttled(wait, |message| {
+            account_view(&state, &me, None, Some(message))
+        });
+    }
+    if form.text("confirm").trim() != me.user.username {
+        let message = format!(
+            "Type your username, {}, to confirm that the account goes.",
+            me.user.username
+        );
+        return view::page(
+            StatusCode::BAD_REQUEST,
+            &account_view(&state, &me, None, Some(message)),
+        );
+    }
+    let deleted = state
+        .store
+        .delete_user(me.id(), form.text("current_password"))
+        .await;
+    match for_form(deleted)? {
+        Ok(()) => {
+            tracing::info!(username = %me.user.username, "account deleted by its owner");
+            form.visitor.sign_out(&state).await?;
+            Ok(see_other(routes::SIGNIN))
+        }
+        Err((status, message)) => {
+            view::page(status, &account_view(&state, &me, None, Some(message)))
+        }
     }
 }
 

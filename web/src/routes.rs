@@ -35,6 +35,10 @@ pub const ACCOUNT: &str = "/account";
 pub const ACCOUNT_PASSWORD: &str = "/account/password";
 /// Ending every session of the signed-in user, this one too (POST).
 pub const ACCOUNT_SIGNOUT_EVERYWHERE: &str = "/account/signout-everywhere";
+/// Everything stored about the signed-in user, as a JSON download.
+pub const ACCOUNT_EXPORT: &str = "/account/export";
+/// Deleting the signed-in user's account and data (POST).
+pub const ACCOUNT_DELETE: &str = "/account/delete";
 /// Deleting a destination (POST).
 pub const DESTINATION_DELETE: &str = "/destinations/{id}/delete";
 /// Sending an unconfirmed destination a fresh confirmation link (POST).

@@ -5,13 +5,17 @@
 use reqwest::StatusCode;
 
 use crate::on_both;
+use tidings_rules::Condition;
+use tidings_store::{ChannelKind, Delivery, FilterInput, NewDestination};
+
 use crate::support::{App, Db};
 
 on_both!(
     signup_signin_signout,
     csrf_is_required,
     weak_passwords_are_refused,
-    password_change_and_sign_out_everywhere
+    password_change_and_sign_out_everywhere,
+    export_and_delete_my_account
 );
 
 async fn signup_signin_signout(app: &App) {
@@ -498,4 +502,100 @@ async fn password_change_and_sign_out_everywhere(app: &App) {
     let forged = bob.post("/account/signout-everywhere", &[]).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert_eq!(bob.get("/").await.status, StatusCode::OK);
+}
+
+/// The account page's export holds the user's own data and no one else's; deleting the
+/// account needs the password and the username typed, and takes everything of theirs.
+async fn export_and_delete_my_account(app: &App) {
+    let store = &app.store;
+    let alice = app.browser();
+    alice.signup("alice", "velvet crane harbour 42").await;
+    let bob = app.browser_from("127.0.0.2");
+    bob.signup("bob", "plum kettle orbit 1974").await;
+    let mut ids = Vec::new();
+    for (name, filter) in [("alice", "alices builds"), ("bob", "bobs secret filter")] {
+        let user = store.user_by_name(name).await.unwrap().unwrap();
+        let to = store
+            .add_destination(NewDestination {
+                user_id: user.id,
+                channel: ChannelKind::Email,
+                address: &format!("{name}@example.org"),
+                confirmed: true,
+            })
+            .await
+            .unwrap();
+        let input = FilterInput {
+            name: filter.into(),
+            condition: Condition::parse(r#"topic ~ "org.fedoraproject.*.buildsys.**""#).unwrap(),
+            destination_ids: vec![to.id],
+            delivery: Delivery::Instant,
+            enabled: true,
+        };
+        store.create_filter(user.id, &input).await.unwrap();
+        ids.push(user.id);
+    }
+
+    let export = alice.get("/account/export").await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert_eq!(
+        export.headers["content-disposition"],
+        r#"attachment; filename="tidings-alice.json""#
+    );
+    let data: serde_json::Value = serde_json::from_str(&export.body).expect("JSON");
+    assert_eq!(data["account"]["username"], "alice");
+    assert_eq!(data["destinations"][0]["address"], "alice@example.org");
+    assert_eq!(data["filters"][0]["name"], "alices builds");
+    assert_eq!(
+        data["filters"][0]["condition"],
+        r#"topic ~ "org.fedoraproject.*.buildsys.**""#
+    );
+    assert!(!export.body.contains("bob"), "{}", export.body);
+    assert_eq!(
+        app.browser()
+            .get("/account/export")
+            .await
+            .location
+            .as_deref(),
+        Some("/signin")
+    );
+
+    let delete = |password: &'static str, confirm: &'static str| {
+        let alice = &alice;
+        async move {
+            alice
+                .submit(
+                    "/account",
+                    "/account/delete",
+                    &[("current_password", password), ("confirm", confirm)],
+                )
+                .await
+        }
+    };
+    let unconfirmed = delete("velvet crane harbour 42", "bob").await;
+    assert_eq!(unconfirmed.status, StatusCode::BAD_REQUEST);
+    assert!(
+        unconfirmed.body.contains("Type your username"),
+        "{}",
+        unconfirmed.body
+    );
+    let wrong = delete("not my password", "alice").await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(
+        wrong.body.contains("not your current password"),
+        "{}",
+        wrong.body
+    );
+    assert!(store.user_by_name("alice").await.unwrap().is_some());
+
+    let gone = delete("velvet crane harbour 42", "alice").await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.body);
+    assert_eq!(gone.location.as_deref(), Some("/signin"));
+    assert!(store.user_by_name("alice").await.unwrap().is_none());
+    assert!(store.destinations(ids[0]).await.unwrap().is_empty());
+    assert!(store.filters(ids[0]).await.unwrap().filters.is_empty());
+    assert_eq!(alice.get("/").await.location.as_deref(), Some("/signin"));
+    // Bob's account is untouched.
+    assert_eq!(bob.get("/").await.status, StatusCode::OK);
+    assert_eq!(store.filters(ids[1]).await.unwrap().filters.len(), 1);
+    assert_eq!(store.destinations(ids[1]).await.unwrap().len(), 1);
 }

@@ -150,6 +150,28 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a user's account and everything of theirs: destinations, filters, mutes,
+    /// follows, sessions, and their queued and past notifications (the bus messages stay:
+    /// they were never theirs). `password` must be the account's (`Invalid` on the field
+    /// `current_password` otherwise). The matcher forgets their filters through the change
+    /// log.
+    pub async fn delete_user(&self, user_id: i64, password: &str) -> Result<()> {
+        let user = self.user(user_id).await?;
+        if self.authenticate(&user.username, password).await?.is_none() {
+            return Err(StoreError::Invalid {
+                field: "current_password",
+                reason: "that is not your current password".into(),
+            });
+        }
+        let sql = self.sql("DELETE FROM users WHERE id = $1");
+        with_pool!(self, |pool| {
+            let mut tx = Edit::begin(self, pool).await?;
+            sqlx::query(&sql).bind(user_id).execute(&mut *tx).await?;
+            tx.commit([user_id]).await?;
+        });
+        Ok(())
+    }
+
     /// A user by id.
     /// A user's time zone and quiet hours (UTC and none until they set them).
     pub async fn schedule(&self, user_id: i64) -> Result<tidings_rules::delivery::Schedule> {
