@@ -233,6 +233,8 @@ struct SigninView {
     csrf: String,
     username: String,
     error: Option<String>,
+    /// A fresh hub: no account yet, so the page says how to make the first.
+    first_run: bool,
 }
 
 fn signup_view(
@@ -261,6 +263,7 @@ fn signin_view(
         csrf: visitor.csrf().to_string(),
         username: username.to_string(),
         error,
+        first_run: false,
     }
 }
 
@@ -332,7 +335,9 @@ async fn signin_page(State(state): State<AppState>, visitor: Visitor) -> Result<
     if visitor.user_id().is_some() {
         return Ok(see_other(routes::HOME));
     }
-    view::ok(&signin_view(&state, &visitor, "", None))
+    let mut view = signin_view(&state, &visitor, "", None);
+    view.first_run = !state.store.any_users().await?;
+    view::ok(&view)
 }
 
 async fn signin(

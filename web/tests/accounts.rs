@@ -25,10 +25,20 @@ async fn signup_signin_signout(app: &App) {
         Some("/signin"),
         "anonymous dashboard must redirect"
     );
+    // A fresh hub's first page says what Tidings is and how to start, and that no
+    // account exists yet.
+    let first = alice.get("/signin").await.body;
+    assert!(
+        first.contains("tells you about the events you care about"),
+        "{first}"
+    );
+    assert!(first.contains("This hub has no accounts yet"), "{first}");
     alice.signup("alice", "velvet crane harbour 42").await;
     let home = alice.get("/").await;
     assert_eq!(home.status, StatusCode::OK);
     assert!(home.body.contains("Hello, alice"), "{}", home.body);
+    let later = app.browser().get("/signin").await.body;
+    assert!(!later.contains("no accounts yet"), "{later}");
 
     // Sign-up refuses a taken name, with a message in the form.
     let other = app.browser();

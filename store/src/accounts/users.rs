@@ -246,6 +246,13 @@ impl Store {
             .await?))
     }
 
+    /// Whether any account exists yet (a fresh hub has none).
+    pub async fn any_users(&self) -> Result<bool> {
+        let sql = "SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS one";
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await?);
+        Ok(n > 0)
+    }
+
     /// Disables or re-enables a user. A disabled user's sessions end.
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<User> {
         let user = self
