@@ -29,6 +29,7 @@ mod feeds;
 mod filters;
 mod home;
 mod mailbox;
+mod me;
 mod metrics;
 mod ownership;
 mod routes;

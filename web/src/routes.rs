@@ -11,7 +11,7 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    api, auth, destinations, feeds, filters, home, mailbox, ownership, session, unsubscribe,
+    api, auth, destinations, feeds, filters, home, mailbox, me, ownership, session, unsubscribe,
     AppState,
 };
 
@@ -35,6 +35,12 @@ pub const ACCOUNT: &str = "/account";
 pub const ACCOUNT_PASSWORD: &str = "/account/password";
 /// Ending every session of the signed-in user, this one too (POST).
 pub const ACCOUNT_SIGNOUT_EVERYWHERE: &str = "/account/signout-everywhere";
+/// The signed-in user's packages, groups and follows.
+pub const ME: &str = "/me";
+/// Following a person or package (POST).
+pub const FOLLOWS: &str = "/me/follows";
+/// Ending a follow (POST).
+pub const FOLLOW_DELETE: &str = "/me/follows/delete";
 /// Everything stored about the signed-in user, as a JSON download.
 pub const ACCOUNT_EXPORT: &str = "/account/export";
 /// Deleting the signed-in user's account and data (POST).
@@ -191,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(destinations::router())
         .merge(filters::router())
+        .merge(me::router())
         .merge(feeds::page_router())
         .merge(unsubscribe::router())
         .merge(mailbox::router())

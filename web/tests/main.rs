@@ -12,6 +12,7 @@ mod feeds;
 mod filters;
 mod mail_links;
 mod mailbox;
+mod me;
 mod metrics;
 mod sessions;
 mod throttle;

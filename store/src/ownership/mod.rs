@@ -249,6 +249,25 @@ impl Store {
         Ok(vars)
     }
 
+    /// Where `$my_packages` of a bus username comes from: each package it owns, with the
+    /// group it owns it through (none: owned directly), by package. A package owned both
+    /// ways is listed once per way.
+    pub async fn package_sources(&self, username: &str) -> Result<Vec<(String, Option<String>)>> {
+        let sql = self.sql(
+            "SELECT package, NULL AS via FROM package_owners WHERE owner_kind = 'user' \
+             AND owner_name = $1 \
+             UNION SELECT po.package, po.owner_name AS via FROM package_owners po \
+             JOIN group_members gm ON po.owner_kind = 'group' AND po.owner_name = gm.group_name \
+             WHERE gm.username = $1",
+        );
+        let mut rows: Vec<(String, Option<String>)> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(username).fetch_all(pool).await?
+        });
+        // Directly owned first (the backends sort NULL differently).
+        rows.sort_by(|a, b| (&a.0, a.1.is_some(), &a.1).cmp(&(&b.0, b.1.is_some(), &b.1)));
+        Ok(rows)
+    }
+
     /// Every account's variables, by user id: one query per table, for building the index.
     pub async fn all_variables(&self) -> Result<HashMap<i64, Variables>> {
         let users = "SELECT id, username FROM users";
