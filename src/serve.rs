@@ -58,13 +58,22 @@ pub fn email_config(config: &Config) -> EmailConfig {
     }
 }
 
-/// The catalog in effect, as a metadata function; broken entries are logged and skipped.
-pub fn derive(config: &Config) -> Derive {
+/// The catalog in effect; broken entries are logged and skipped.
+pub fn catalog(config: &Config) -> Arc<tidings_rules::Catalog> {
     let (catalog, warnings) = inspect::load_catalog(&config.bus.catalog_dirs);
     for warning in warnings {
         tracing::warn!("schema catalog: {warning}");
     }
     tracing::info!(entries = catalog.len(), "schema catalog loaded");
+    Arc::new(catalog)
+}
+
+/// The catalog in effect, as a metadata function.
+pub fn derive(config: &Config) -> Derive {
+    derive_with(catalog(config))
+}
+
+fn derive_with(catalog: Arc<tidings_rules::Catalog>) -> Derive {
     Arc::new(move |message| catalog.derive(message))
 }
 
@@ -111,10 +120,11 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     // The catalog is loaded once, by the first role that derives metadata.
     let catalog = std::cell::OnceCell::new();
-    let derived = || catalog.get_or_init(|| derive(&config)).clone();
+    let loaded = || catalog.get_or_init(|| self::catalog(&config)).clone();
+    let derived = || derive_with(loaded());
     // Listeners are bound (and settings checked) before anything starts.
     let web = match roles.contains(&Role::Web) {
-        true => Some(web_role(&config, &store, &metrics, derived(), &shutdown).await?),
+        true => Some(web_role(&config, &store, &metrics, &loaded(), &shutdown).await?),
         false => None,
     };
     let metrics_listener = match config.metrics.listen {
@@ -221,9 +231,10 @@ async fn web_role(
     config: &Config,
     store: &Store,
     metrics: &Arc<Metrics>,
-    derive: Derive,
+    catalog: &Arc<tidings_rules::Catalog>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(tidings_web::AppState, tokio::net::TcpListener)> {
+    let derive = derive_with(catalog.clone());
     let listener = tokio::net::TcpListener::bind(config.web.listen)
         .await
         .with_context(|| {
@@ -259,7 +270,8 @@ async fn web_role(
     // The handlers poke this; the store passes it on to the matcher, wherever it runs.
     let wake = store.notify_signalling(Wake::Matcher, shutdown);
     let state = tidings_web::AppState::new(store.clone(), web_config, derive, wake)
-        .with_metrics(Arc::new(WebMetrics(metrics.clone())));
+        .with_metrics(Arc::new(WebMetrics(metrics.clone())))
+        .with_apps(catalog.app_names());
     Ok((state, listener))
 }
 

@@ -96,6 +96,21 @@ struct FilterEditView {
     scan_warning: bool,
     /// The filter's feed, on a stored filter's page (its owner's only).
     feed: Option<FeedLink>,
+    /// What looks wrong in the condition (see `Condition::warnings`).
+    warnings: Vec<String>,
+    /// Not saved because of `warnings`: the form offers to save anyway.
+    confirm: bool,
+}
+
+/// What looks wrong in `condition` for this user: unknown apps, their empty variables,
+/// numbers compared as text.
+async fn warnings(
+    state: &AppState,
+    me: &CurrentUser,
+    condition: &Condition,
+) -> Result<Vec<String>, Error> {
+    let variables = state.store.variables(me.id()).await?;
+    Ok(condition.warnings(&state.apps, Some(&variables)))
 }
 
 /// A filter's feed URL and where to replace it.
@@ -197,6 +212,8 @@ fn edit_view(
         enabled: fields.enabled,
         error,
         feed: None,
+        warnings: Vec::new(),
+        confirm: false,
     }
 }
 
@@ -241,7 +258,11 @@ async fn edit_page(
     };
     let destinations = state.store.destinations(me.id()).await?;
     let token = state.store.feed_token(me.id(), id).await?;
+    let stored = Condition::parse(&fields.condition).ok();
     let mut view = edit_view(&state, &me, Some(id), fields, &destinations, error);
+    if let Some(condition) = stored {
+        view.warnings = warnings(&state, &me, &condition).await?;
+    }
     view.feed = Some(FeedLink {
         url: tidings_rules::links::Links::new(&state.config.base_url).feed(&token),
         renew: routes::filter_feed(id),
@@ -319,6 +340,15 @@ async fn save(
             return view::page(StatusCode::BAD_REQUEST, &view);
         }
     };
+    // Warned about before it is saved; saved anyway once the owner says so.
+    let found = warnings(&state, &me, &condition).await?;
+    if !found.is_empty() && !form.checked("despite_warnings") {
+        let destinations = state.store.destinations(me.id()).await?;
+        let mut view = edit_view(&state, &me, id, fields, &destinations, None);
+        view.warnings = found;
+        view.confirm = true;
+        return view::page(StatusCode::OK, &view);
+    }
     let input = FilterInput {
         name: fields.name.clone(),
         condition,

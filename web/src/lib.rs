@@ -186,6 +186,8 @@ pub struct AppState {
     csrf_key: Arc<OnceCell<ServerKey>>,
     /// Sign-in limiters, per account and per client address.
     throttle: Arc<throttle::Throttle>,
+    /// The apps the catalog knows, for warnings about filters naming others.
+    pub(crate) apps: Arc<tidings_rules::condition::AppNames>,
 }
 
 /// How one message posted to the API ended.
@@ -226,7 +228,15 @@ impl AppState {
             metrics: None,
             csrf_key: Arc::new(OnceCell::new()),
             throttle: Arc::new(throttle::Throttle::new()),
+            apps: Arc::new(tidings_rules::Catalog::shipped().app_names()),
         }
+    }
+
+    /// Warns about filters naming apps this catalog does not know (the shipped catalog's
+    /// until this is called).
+    pub fn with_apps(mut self, apps: tidings_rules::condition::AppNames) -> Self {
+        self.apps = Arc::new(apps);
+        self
     }
 
     /// Reports to and serves these counters.

@@ -13,7 +13,8 @@ on_both!(
     unanchored_conditions_get_a_warning,
     a_condition_too_deep_to_store_is_refused,
     an_unreadable_filter_is_shown_and_can_be_repaired_or_deleted,
-    a_filter_gathers_its_own_digest_from_the_form
+    a_filter_gathers_its_own_digest_from_the_form,
+    an_unknown_app_is_caught_before_saving
 );
 
 async fn filter_lifecycle(app: &App) {
@@ -53,21 +54,29 @@ async fn filter_lifecycle(app: &App) {
     );
     assert!(app.store.filters(me.id).await.unwrap().is_empty());
 
-    let created = alice
-        .submit(
-            "/filters/new",
-            "/filters/new",
-            &[
-                ("name", "builds"),
-                (
-                    "condition",
-                    r#"topic ~ "org.fedoraproject.*.koji.**" and packages has $my_packages"#,
-                ),
-                ("destination", &dest_id),
-                ("enabled", "on"),
-            ],
-        )
-        .await;
+    // Alice owns no package yet: warned before saving, saved once she says so.
+    let fields = [
+        ("name", "builds"),
+        (
+            "condition",
+            r#"topic ~ "org.fedoraproject.*.koji.**" and packages has $my_packages"#,
+        ),
+        ("destination", &dest_id),
+        ("enabled", "on"),
+    ];
+    let warned = alice.submit("/filters/new", "/filters/new", &fields).await;
+    assert_eq!(warned.status, StatusCode::OK, "{}", warned.body);
+    assert!(
+        warned.body.contains("Not saved yet")
+            && warned.body.contains("$my_packages is empty for you")
+            && warned.body.contains("despite_warnings"),
+        "{}",
+        warned.body
+    );
+    assert!(app.store.filters(me.id).await.unwrap().is_empty());
+    let mut anyway = fields.to_vec();
+    anyway.push(("despite_warnings", "on"));
+    let created = alice.submit("/filters/new", "/filters/new", &anyway).await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     assert_eq!(created.location.as_deref(), Some("/filters"));
     let filters = app.store.filters(me.id).await.unwrap().filters;
@@ -503,4 +512,53 @@ async fn a_filter_gathers_its_own_digest_from_the_form(app: &App) {
     let filter = app.store.filter(me.id, filter.id).await.unwrap();
     assert_eq!(filter.delivery, tidings_store::Delivery::Instant);
     assert!(!alice.get("/filters").await.body.contains("digest:"));
+}
+
+/// Issue 11: `app == "koji"` is valid but matches nothing (the app is `buildsys`): the
+/// form says so, with the likely name, before saving; the edit page says it of a stored
+/// filter too.
+async fn an_unknown_app_is_caught_before_saving(app: &App) {
+    let alice = app.browser();
+    alice.signup("alice", "velvet crane harbour 42").await;
+    let me = app.store.user_by_name("alice").await.unwrap().unwrap();
+    let fields = [
+        ("name", "builds"),
+        ("condition", r#"app == "koji" and usernames has $me"#),
+        ("enabled", "on"),
+    ];
+    let warned = alice.submit("/filters/new", "/filters/new", &fields).await;
+    assert_eq!(warned.status, StatusCode::OK, "{}", warned.body);
+    assert!(
+        warned.body.contains(
+            "no message comes from an app called &#34;koji&#34;: did you mean &#34;buildsys&#34;?"
+        ),
+        "{}",
+        warned.body
+    );
+    // What was typed is kept.
+    assert!(
+        warned.body.contains("app == &#34;koji&#34;"),
+        "{}",
+        warned.body
+    );
+    assert!(app.store.filters(me.id).await.unwrap().is_empty());
+    let fixed = [
+        ("name", "builds"),
+        ("condition", r#"app == "buildsys" and usernames has $me"#),
+        ("enabled", "on"),
+    ];
+    let saved = alice.submit("/filters/new", "/filters/new", &fixed).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+
+    // Saved anyway, the stored filter's page still says it.
+    let mut anyway = fields.to_vec();
+    anyway[0] = ("name", "as written");
+    anyway.push(("despite_warnings", "on"));
+    let saved = alice.submit("/filters/new", "/filters/new", &anyway).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let stored = app.store.filters(me.id).await.unwrap().filters;
+    let koji = stored.iter().find(|f| f.name == "as written").unwrap();
+    let page = alice.get(&format!("/filters/{}", koji.id)).await.body;
+    assert!(page.contains("did you mean &#34;buildsys&#34;"), "{page}");
+    assert!(!page.contains("Not saved yet"), "{page}");
 }

@@ -13,6 +13,7 @@
 mod depth;
 mod eval;
 mod lexer;
+mod lint;
 mod parser;
 mod path;
 mod pattern;
@@ -23,6 +24,7 @@ mod variables;
 use serde::{Deserialize, Serialize};
 
 pub use depth::{MAX_DEPTH, MAX_JSON_DEPTH};
+pub use lint::AppNames;
 pub use path::{BodyPath, Step};
 pub use pattern::{topic_glob_matches, Glob, Regex};
 pub use variables::{Variable, VariableKind, Variables};

@@ -59,6 +59,9 @@ pub struct Catalog {
     /// The candidates of a topic whose application has no entries of its own: the
     /// wildcard entries, most specific first, shadowed ones left out.
     wildcard: Vec<usize>,
+    /// Other names of apps: a file whose entries are all about one app, named otherwise
+    /// (`koji.toml`, all `buildsys.*`), names it.
+    aliases: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +113,7 @@ impl Catalog {
                     continue;
                 }
             };
+            let first = catalog.entries.len();
             for entry in raw {
                 let order = catalog.entries.len();
                 match Entry::compile(entry, order) {
@@ -122,9 +126,37 @@ impl Catalog {
                     )),
                 }
             }
+            // The file's one app, if all its entries are about one.
+            let apps: std::collections::BTreeSet<Option<&str>> = catalog.entries[first..]
+                .iter()
+                .map(|e| match e.pattern.segments.first() {
+                    Some(Seg::Lit(app)) => Some(app.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let stem = std::path::Path::new(file)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            if let (1, Some(Some(app))) = (apps.len(), apps.first()) {
+                if *app != stem && !stem.is_empty() {
+                    catalog.aliases.insert(stem.to_string(), app.to_string());
+                }
+            }
         }
         catalog.build_index();
+        let known = &catalog.by_app;
+        catalog.aliases.retain(|stem, _| !known.contains_key(stem));
         (catalog, errors)
+    }
+
+    /// The apps the catalog has entries for, and their other names, for warnings about
+    /// filters that name an app no message comes from.
+    pub fn app_names(&self) -> crate::condition::AppNames {
+        crate::condition::AppNames {
+            apps: self.by_app.keys().cloned().collect(),
+            aliases: self.aliases.clone(),
+        }
     }
 
     /// The catalog files shipped with Tidings, as `(file name, TOML text)`, for callers
