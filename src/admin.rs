@@ -568,6 +568,12 @@ pub async fn filter(config: &Config, command: FilterCommand) -> anyhow::Result<(
             };
             let f = store.create_filter(user.id, &input).await?;
             println!("added filter {:?} (id {})", f.name, f.id);
+            // Saved as asked; what looks wrong is said, as the filter form does.
+            let (apps, _) = crate::inspect::load_catalog(&config.bus.catalog_dirs);
+            let variables = store.variables(user.id).await?;
+            for warning in f.condition.warnings(&apps.app_names(), Some(&variables)) {
+                eprintln!("warning: {warning}");
+            }
         }
         FilterCommand::List { user } => {
             let user = user_named(&store, &user).await?;

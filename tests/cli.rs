@@ -111,6 +111,28 @@ fn admin_commands_validate_input() {
     assert!(hub
         .run(&["filter", "list", "--user", "frank"])
         .contains("usernames has $me"));
+    // Valid but probably wrong: saved, and what looks wrong said on stderr.
+    let out = hub.output(
+        &[
+            "filter",
+            "add",
+            "--user",
+            "frank",
+            "--name",
+            "builds",
+            "--condition",
+            "app == \"koji\"",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "warning: no message comes from an app called \"koji\": did you mean \"buildsys\"?"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

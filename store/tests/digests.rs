@@ -344,6 +344,17 @@ async fn a_filter_gathers_a_digest_of_its_own_beside_the_destinations_rules() {
             ok!(n, s.complete_message(m, &[to]).await);
         }
         assert!(ok!(n, s.claim(100, 60_000).await).is_empty(), "[{n}]");
+        // Renamed, its digest settings unchanged: it keeps waiting for its third.
+        let mut renamed = filter_input("weekly digest", &[mail.id]);
+        renamed.delivery = ok!(n, Delivery::digest(three.clone()));
+        ok!(n, s.update_filter(alice.id, weekly.id, &renamed).await);
+        execute(
+            &t,
+            "UPDATE outbox SET next_attempt_at = next_attempt_at - 61000 \
+             WHERE kind = 'digest' AND digest_filter <> 0",
+        )
+        .await;
+        assert!(ok!(n, s.claim(100, 60_000).await).is_empty(), "[{n}]");
         // Switched back to the destination's rules: what it holds goes within a minute.
         ok!(
             n,

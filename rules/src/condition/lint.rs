@@ -190,7 +190,10 @@ mod tests {
 
         let found = warnings(r#"body.release >= "40""#, None);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with("body.release is compared"), "{found:?}");
+        assert!(
+            found[0].starts_with("body.release is compared"),
+            "{found:?}"
+        );
         assert!(found[0].contains("write 40 without quotes"), "{found:?}");
         assert!(warnings(r#"body.release >= 40"#, None).is_empty());
         assert!(warnings(r#"body.name >= "abc""#, None).is_empty());

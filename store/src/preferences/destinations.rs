@@ -458,8 +458,14 @@ impl Store {
             "UPDATE destinations SET delivery = $1 WHERE id = $2 AND user_id = $3 RETURNING {COLUMNS}"
         );
         let sql = self.sql(&sql);
+        let stored = self.sql("SELECT delivery FROM destinations WHERE id = $1 AND user_id = $2");
         let row = with_pool!(self, |pool| {
             let mut tx = crate::db::begin_write(pool).await?;
+            let before: Option<Option<String>> = sqlx::query_scalar(&stored)
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
             let row = sqlx::query_as::<_, DestinationRow>(&sql)
                 .bind(&json)
                 .bind(id)
@@ -467,13 +473,15 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             // New settings: what the destination's own digest collected goes out now.
-            crate::pipeline::digests::release_collected!(
-                self,
-                tx,
-                "destination_id = $1 AND digest_filter = 0",
-                id,
-                crate::now_ms()
-            );
+            if before.flatten().as_deref() != Some(json.as_str()) {
+                crate::pipeline::digests::release_collected!(
+                    self,
+                    tx,
+                    "destination_id = $1 AND digest_filter = 0",
+                    id,
+                    crate::now_ms()
+                );
+            }
             tx.commit().await?;
             row
         });

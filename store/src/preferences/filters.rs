@@ -356,6 +356,9 @@ impl Store {
         let mut ids = input.destination_ids.clone();
         ids.sort_unstable();
         ids.dedup();
+        let stored_delivery =
+            self.sql("SELECT delivery FROM filters WHERE id = $1 AND user_id = $2");
+        let mut redelivered = false;
         let row = with_pool!(self, |pool| {
             let mut tx = Edit::begin(self, pool).await?;
             let row = match id {
@@ -371,6 +374,13 @@ impl Store {
                         .await?
                 }
                 Some(id) => {
+                    // Whether its delivery changes (what its digest collected then goes).
+                    let before: Option<String> = sqlx::query_scalar(&stored_delivery)
+                        .bind(id)
+                        .bind(user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    redelivered = before.is_some_and(|b| b != delivery);
                     let row = sqlx::query_as::<_, FilterRow>(&update)
                         .bind(name)
                         .bind(&condition)
@@ -392,7 +402,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            if id.is_some() {
+            if redelivered {
                 // New settings: what its own digest collected so far goes out now.
                 crate::pipeline::digests::release_collected!(
                     self,
