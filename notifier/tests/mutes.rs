@@ -95,3 +95,43 @@ async fn a_mute_silences_its_owners_matches_on_what_it_names() {
     assert_eq!(to(&kernel, &matcher), [alices, bobs]);
     assert_eq!(to(&same_update, &matcher), [alices, bobs]);
 }
+
+// Issue 11: pausing everything (Settings) silences all of its owner's matches until it
+// ends or they resume, and nobody else's.
+#[tokio::test]
+async fn pausing_everything_silences_all_of_its_owners_matches_until_resumed() {
+    let (_dir, store) = fresh_store().await;
+    let condition = r#"topic ~ "org.fedoraproject.**""#;
+    let (alice, alices) = subscriber(&store, "alice", condition).await;
+    let (_bob, bobs) = subscriber(&store, "bob", condition).await;
+    let mut matcher = Matcher::load(&store, Arc::new(Metrics::default()))
+        .await
+        .expect("matcher");
+    let kernel = message("m1", "kernel", "https://bodhi.example.org/updates/A");
+    let glibc = message("m2", "glibc", "https://bodhi.example.org/updates/B");
+    let to = |m: &StoredMessage, matcher: &Matcher| -> Vec<i64> {
+        matcher
+            .notifications(m)
+            .iter()
+            .map(|n| n.destination_id)
+            .collect()
+    };
+    let week = tidings_store::now_ms() + 7 * 86_400_000;
+    store.pause_everything(alice, week).await.expect("pause");
+    assert_eq!(store.paused_until(alice).await.expect("read"), Some(week));
+    matcher.refresh(&store).await.expect("refresh");
+    assert_eq!(to(&kernel, &matcher), [bobs]);
+    assert_eq!(to(&glibc, &matcher), [bobs]);
+
+    // A pause must end in the future.
+    assert!(store
+        .pause_everything(alice, tidings_store::now_ms() - 1)
+        .await
+        .is_err());
+
+    assert!(store.resume_everything(alice).await.expect("resume"));
+    assert!(!store.resume_everything(alice).await.expect("again"));
+    assert_eq!(store.paused_until(alice).await.expect("read"), None);
+    matcher.refresh(&store).await.expect("refresh");
+    assert_eq!(to(&kernel, &matcher), [alices, bobs]);
+}

@@ -148,6 +148,7 @@ async fn export(State(state): State<AppState>, me: CurrentUser) -> Result<Respon
             "name": name,
         })).collect::<Vec<_>>(),
         "mutes": store.active_mutes(Some(id)).await?,
+        "default_delivery": store.user_default_delivery(id).await?,
         "notifications": store.notifications(id, EXPORT_NOTIFICATIONS).await?,
     });
     let text =

@@ -32,8 +32,50 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::DESTINATION_RESEND, post(resend))
         .route(routes::DESTINATION_CONFIRM, post(confirm_code))
         .route(routes::DESTINATION_DELIVERY, post(set_delivery))
-        .route(routes::SCHEDULE, post(set_schedule))
         .route(routes::CONFIRM, get(confirm_page).post(confirm))
+}
+
+/// The values a delivery form (a destination's, the default one in settings) shows for a
+/// policy: `templates/web/macros.html`'s `delivery_fields`.
+pub(crate) struct PolicyForm {
+    pub(crate) digest: bool,
+    pub(crate) flood_max: String,
+    pub(crate) flood_window: String,
+    pub(crate) every: String,
+    pub(crate) daily: String,
+    pub(crate) after: String,
+}
+
+impl PolicyForm {
+    pub(crate) fn of(policy: &DeliveryPolicy) -> PolicyForm {
+        let (digest, flood_max, flood_window, every, daily, after) = match policy {
+            DeliveryPolicy::Immediate {
+                flood_max,
+                flood_window_minutes,
+            } => (false, *flood_max, *flood_window_minutes, None, None, None),
+            DeliveryPolicy::Digest {
+                every_minutes,
+                daily_at,
+                max_items,
+            } => (
+                true,
+                DeliveryPolicy::DEFAULT_FLOOD_MAX,
+                DeliveryPolicy::DEFAULT_FLOOD_WINDOW_MINUTES,
+                *every_minutes,
+                daily_at.as_ref(),
+                *max_items,
+            ),
+        };
+        let text = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+        PolicyForm {
+            digest,
+            flood_max: flood_max.to_string(),
+            flood_window: flood_window.to_string(),
+            every: text(every),
+            daily: daily.map(|at| at.to_string()).unwrap_or_default(),
+            after: text(after),
+        }
+    }
 }
 
 /// One destination as a table row.
@@ -57,12 +99,8 @@ struct DestinationRow {
     /// Where its delivery settings are posted; none for a webhook (always at once).
     delivery_action: Option<String>,
     /// The delivery form's current values.
-    digest: bool,
-    flood_max: String,
-    flood_window: String,
-    every: String,
-    daily: String,
-    after: String,
+    /// The delivery form's values.
+    policy: PolicyForm,
 }
 
 impl DestinationRow {
@@ -132,37 +170,7 @@ impl DestinationRow {
             },
             delivery_action: (!d.channel.delivers_in_order())
                 .then(|| routes::destination_delivery(d.id)),
-            digest: matches!(d.delivery, DeliveryPolicy::Digest { .. }),
-            flood_max: match d.delivery {
-                DeliveryPolicy::Immediate { flood_max, .. } => flood_max.to_string(),
-                _ => DeliveryPolicy::DEFAULT_FLOOD_MAX.to_string(),
-            },
-            flood_window: match d.delivery {
-                DeliveryPolicy::Immediate {
-                    flood_window_minutes,
-                    ..
-                } => flood_window_minutes.to_string(),
-                _ => DeliveryPolicy::DEFAULT_FLOOD_WINDOW_MINUTES.to_string(),
-            },
-            every: match d.delivery {
-                DeliveryPolicy::Digest {
-                    every_minutes: Some(m),
-                    ..
-                } => m.to_string(),
-                _ => String::new(),
-            },
-            daily: match d.delivery {
-                DeliveryPolicy::Digest {
-                    daily_at: Some(at), ..
-                } => at.to_string(),
-                _ => String::new(),
-            },
-            after: match d.delivery {
-                DeliveryPolicy::Digest {
-                    max_items: Some(n), ..
-                } => n.to_string(),
-                _ => String::new(),
-            },
+            policy: PolicyForm::of(&d.delivery),
             resend_what: match d.channel {
                 ChannelKind::Webhook => "challenge",
                 kind if kind.confirms_by_code() => "code",
@@ -190,10 +198,8 @@ struct DestinationsView {
     irc_networks: Vec<String>,
     per_address: i64,
     per_user: i64,
-    /// The user's time zone and quiet hours, as the form shows them.
-    time_zone: String,
-    quiet_from: String,
-    quiet_to: String,
+    /// The user's time zone and quiet hours, in a sentence (they are set in Settings).
+    schedule: String,
 }
 
 /// What the destinations page shows besides the list.
@@ -224,10 +230,6 @@ async fn render(
     let destinations = state.store.destinations(me.id()).await?;
     let mails = state.store.confirmation_mails(me.id()).await?;
     let schedule = state.store.schedule(me.id()).await?;
-    let (quiet_from, quiet_to) = match schedule.quiet() {
-        Some((from, to)) => (from.to_string(), to.to_string()),
-        None => (String::new(), String::new()),
-    };
     Ok(DestinationsView {
         nav: Nav::user(state, me),
         csrf: me.visitor.csrf().to_string(),
@@ -246,9 +248,10 @@ async fn render(
         },
         per_address: tidings_store::PER_ADDRESS,
         per_user: tidings_store::PER_USER,
-        time_zone: schedule.time_zone().to_string(),
-        quiet_from,
-        quiet_to,
+        schedule: match schedule.quiet() {
+            Some((from, to)) => format!("{from} to {to}, {}", schedule.time_zone()),
+            None => format!("none; times are in {}", schedule.time_zone()),
+        },
     })
 }
 
@@ -566,7 +569,7 @@ pub(crate) fn digest_policy(
 }
 
 /// The delivery policy a destination's form describes.
-fn policy(form: &Form) -> Result<DeliveryPolicy, (axum::http::StatusCode, String)> {
+pub(crate) fn policy(form: &Form) -> Result<DeliveryPolicy, (axum::http::StatusCode, String)> {
     let bad = |message: String| (axum::http::StatusCode::BAD_REQUEST, message);
     match form.text("mode") {
         "digest" => digest_policy(form),
@@ -598,12 +601,8 @@ async fn set_delivery(
     .await
 }
 
-/// The user's time zone and quiet hours.
-async fn set_schedule(
-    State(state): State<AppState>,
-    me: CurrentUser,
-    form: Form,
-) -> Result<Response, Error> {
+/// The time zone and quiet hours a settings form describes.
+pub(crate) fn schedule_from(form: &Form) -> Result<Schedule, (axum::http::StatusCode, String)> {
     let bad = |message: String| (axum::http::StatusCode::BAD_REQUEST, message);
     let time = |field: &'static str| {
         let text = form.text(field).trim();
@@ -615,32 +614,28 @@ async fn set_schedule(
                 .map_err(|e| bad(format!("{field}: {e}")))
         }
     };
-    let schedule = time("quiet_from").and_then(|from| {
-        let quiet = match (from, time("quiet_to")?) {
-            (Some(from), Some(to)) => Some((from, to)),
-            (None, None) => None,
-            _ => {
-                return Err(bad(
-                    "quiet hours: give both a start and an end, or neither".into()
-                ))
-            }
-        };
-        Schedule::new(form.text("time_zone"), quiet).map_err(|e| bad(e.to_string()))
-    });
-    let result = match schedule {
-        Ok(schedule) => {
-            for_form(state.store.set_schedule(me.id(), &schedule).await)?.map(|()| schedule)
+    let from = time("quiet_from")?;
+    let quiet = match (from, time("quiet_to")?) {
+        (Some(from), Some(to)) => Some((from, to)),
+        (None, None) => None,
+        _ => {
+            return Err(bad(
+                "quiet hours: give both a start and an end, or neither".into()
+            ))
         }
-        Err(refused) => Err(refused),
     };
-    settled(&state, &me, result, |schedule| match schedule.quiet() {
+    Schedule::new(form.text("time_zone"), quiet).map_err(|e| bad(e.to_string()))
+}
+
+/// What the page says once a schedule is saved.
+pub(crate) fn schedule_saved(schedule: &Schedule) -> String {
+    match schedule.quiet() {
         Some((from, to)) => format!(
             "Quiet hours {from} to {to}, {}: what arrives then waits for one digest when they end.",
             schedule.time_zone()
         ),
         None => format!("No quiet hours; times are in {}.", schedule.time_zone()),
-    })
-    .await
+    }
 }
 
 async fn delete(

@@ -34,6 +34,7 @@ mod metrics;
 mod ownership;
 mod routes;
 mod session;
+mod settings;
 mod throttle;
 mod unsubscribe;
 mod view;

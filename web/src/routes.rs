@@ -11,8 +11,8 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    api, auth, destinations, feeds, filters, home, mailbox, me, ownership, session, unsubscribe,
-    AppState,
+    api, auth, destinations, feeds, filters, home, mailbox, me, ownership, session, settings,
+    unsubscribe, AppState,
 };
 
 // The pages mail links point at come from the route table the renderer builds mail links
@@ -59,8 +59,16 @@ pub const UNSUBSCRIBE_UNDO: &str = "/unsubscribe/{token}/undo";
 pub const MUTE_DELETE: &str = "/mutes/{id}/delete";
 /// How one of the user's destinations gets its notifications: at once or digests (POST).
 pub const DESTINATION_DELIVERY: &str = "/destinations/{id}/delivery";
+/// The signed-in user's settings: time zone, quiet hours, default delivery, pausing.
+pub const SETTINGS: &str = "/settings";
 /// The user's time zone and quiet hours (POST).
-pub const SCHEDULE: &str = "/destinations/schedule";
+pub const SCHEDULE: &str = "/settings/schedule";
+/// The delivery the user's new destinations start with (POST).
+pub const DEFAULT_DELIVERY: &str = "/settings/delivery";
+/// Pausing every notification for a while (POST).
+pub const PAUSE: &str = "/settings/pause";
+/// Ending a pause (POST).
+pub const RESUME: &str = "/settings/resume";
 /// Confirms one of the user's chat destinations by the code sent to it (POST).
 pub const DESTINATION_CONFIRM: &str = "/destinations/{id}/confirm";
 /// A new filter.
@@ -198,6 +206,7 @@ pub fn router(state: AppState) -> Router {
         .merge(destinations::router())
         .merge(filters::router())
         .merge(me::router())
+        .merge(settings::router())
         .merge(feeds::page_router())
         .merge(unsubscribe::router())
         .merge(mailbox::router())

@@ -470,8 +470,8 @@ async fn delivery_and_quiet_hours_are_set_on_the_page(app: &App) {
 
     let quiet = alice
         .submit(
-            "/destinations",
-            "/destinations/schedule",
+            "/settings",
+            "/settings/schedule",
             &[
                 ("time_zone", "Europe/Paris"),
                 ("quiet_from", "22:00"),
@@ -502,7 +502,7 @@ async fn delivery_and_quiet_hours_are_set_on_the_page(app: &App) {
         ),
     ] {
         let refused = alice
-            .submit("/destinations", "/destinations/schedule", &fields)
+            .submit("/settings", "/settings/schedule", &fields)
             .await;
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{fields:?}");
         assert!(refused.body.contains(said), "{fields:?}: {}", refused.body);
@@ -511,5 +511,11 @@ async fn delivery_and_quiet_hours_are_set_on_the_page(app: &App) {
         app.store.schedule(user.id).await.unwrap(),
         schedule,
         "unchanged"
+    );
+    // The destinations page says what they are and where they are changed.
+    let page = alice.get("/destinations").await.body;
+    assert!(
+        page.contains("Quiet hours: 22:00 to 07:00, Europe/Paris"),
+        "{page}"
     );
 }

@@ -15,4 +15,5 @@ mod mailbox;
 mod me;
 mod metrics;
 mod sessions;
+mod settings;
 mod throttle;

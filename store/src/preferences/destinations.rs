@@ -172,10 +172,20 @@ impl Store {
             (None, Some(secret::token_digest(&token)))
         };
         let insert = format!(
-            "INSERT INTO destinations (user_id, channel, address, address_key, confirmed_at, confirm_token_hash, confirm_token_at, created_at, settings) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+            "INSERT INTO destinations (user_id, channel, address, address_key, confirmed_at, confirm_token_hash, confirm_token_at, created_at, settings, delivery) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
         );
         let insert = self.sql(&insert);
+        // A new destination starts with its owner's default delivery, when they chose one
+        // (a digest only where the channel can gather one).
+        let delivery = match self.user_default_delivery(new.user_id).await? {
+            Some(DeliveryPolicy::Digest { .. }) if new.channel.delivers_in_order() => None,
+            Some(policy) => Some(
+                serde_json::to_string(&policy)
+                    .map_err(|e| StoreError::corrupt("delivery settings", e))?,
+            ),
+            None => None,
+        };
         let taken = self.sql(TAKEN);
         let queue = ConfirmationSql::new(self);
         let row = with_pool!(self, |pool| {
@@ -193,6 +203,7 @@ impl Store {
                 .bind(token_hash.is_some().then_some(now))
                 .bind(now)
                 .bind(&settings)
+                .bind(&delivery)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| confirmed_elsewhere(e.into()))?;
@@ -424,6 +435,59 @@ impl Store {
             row
         });
         row.try_into()
+    }
+
+    /// The delivery a user's new destinations start with, when they chose one (`None`: the
+    /// site's default).
+    pub async fn user_default_delivery(&self, user_id: i64) -> Result<Option<DeliveryPolicy>> {
+        let sql = self.sql("SELECT default_delivery FROM users WHERE id = $1");
+        let stored: Option<Option<String>> = with_pool!(self, |pool| {
+            sqlx::query_scalar(&sql)
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        match stored.flatten().as_deref() {
+            None | Some("") => Ok(None),
+            Some(json) => serde_json::from_str(json)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt("default delivery", e)),
+        }
+    }
+
+    /// Sets the delivery a user's new destinations start with (`None`: the site's
+    /// default). Destinations already there keep theirs.
+    pub async fn set_user_default_delivery(
+        &self,
+        user_id: i64,
+        policy: Option<&DeliveryPolicy>,
+    ) -> Result<()> {
+        let json = match policy {
+            Some(policy) => {
+                policy.check().map_err(|e| StoreError::Invalid {
+                    field: e.field,
+                    reason: e.reason,
+                })?;
+                Some(
+                    serde_json::to_string(policy)
+                        .map_err(|e| StoreError::corrupt("delivery settings", e))?,
+                )
+            }
+            None => None,
+        };
+        let sql = self.sql("UPDATE users SET default_delivery = $1 WHERE id = $2");
+        let updated = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(&json)
+                .bind(user_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     /// Sets how one of a user's destinations gets its notifications. A webhook's always go

@@ -22,6 +22,8 @@ pub enum MuteKind {
     Thread,
     /// Every message about one package.
     Package,
+    /// Everything: the person paused all their notifications until the mute ends.
+    Everything,
 }
 
 impl MuteKind {
@@ -30,6 +32,7 @@ impl MuteKind {
         match self {
             MuteKind::Thread => "thread",
             MuteKind::Package => "package",
+            MuteKind::Everything => "everything",
         }
     }
 
@@ -37,6 +40,7 @@ impl MuteKind {
         match s {
             "thread" => Some(MuteKind::Thread),
             "package" => Some(MuteKind::Package),
+            "everything" => Some(MuteKind::Everything),
             _ => None,
         }
     }
@@ -74,6 +78,17 @@ pub fn mute_options(metadata: &Metadata) -> Vec<MuteOption> {
     options
 }
 
+impl MuteOption {
+    /// Pausing everything.
+    pub fn everything() -> MuteOption {
+        MuteOption {
+            kind: MuteKind::Everything,
+            value: String::new(),
+            label: "everything (paused)".into(),
+        }
+    }
+}
+
 /// An active mute.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Mute {
@@ -98,6 +113,7 @@ impl Mute {
             && match self.kind {
                 MuteKind::Thread => metadata.thread().as_deref() == Some(self.value.as_str()),
                 MuteKind::Package => metadata.packages.contains(&self.value),
+                MuteKind::Everything => true,
             }
     }
 }
@@ -171,6 +187,44 @@ impl Store {
             tx.commit([user_id]).await?;
         });
         Ok(())
+    }
+
+    /// Pauses every notification of `user_id` until `until`: nothing is queued for them
+    /// meanwhile (a mute of everything; pausing again moves the end).
+    pub async fn pause_everything(&self, user_id: i64, until: i64) -> Result<Mute> {
+        if until <= now_ms() {
+            return Err(StoreError::Invalid {
+                field: "until",
+                reason: "a pause must end in the future".into(),
+            });
+        }
+        self.mute(user_id, &MuteOption::everything(), until).await
+    }
+
+    /// Ends a user's pause, if there is one; whether there was.
+    pub async fn resume_everything(&self, user_id: i64) -> Result<bool> {
+        let sql = self.sql("DELETE FROM mutes WHERE user_id = $1 AND kind = $2");
+        let ended = with_pool!(self, |pool| {
+            let mut tx = Edit::begin(self, pool).await?;
+            let done = sqlx::query(&sql)
+                .bind(user_id)
+                .bind(MuteKind::Everything.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit([user_id]).await?;
+            done.rows_affected() > 0
+        });
+        Ok(ended)
+    }
+
+    /// When a user's pause ends, if they paused everything and it has not ended yet.
+    pub async fn paused_until(&self, user_id: i64) -> Result<Option<i64>> {
+        Ok(self
+            .active_mutes(Some(user_id))
+            .await?
+            .into_iter()
+            .find(|m| m.kind == MuteKind::Everything)
+            .map(|m| m.until))
     }
 
     /// The mutes still running: one user's, or everyone's (`None`), soonest ending first.
