@@ -4,8 +4,9 @@
 //! The `To:` address decides nothing: anyone can add anyone's address, and reading the
 //! mail to an address is what confirming it proves. So a user sees the confirmation mail
 //! for an address they added (the first-use flow needs it) but never the notifications
-//! another account's filters sent to the same address. Headers are read minimally
-//! (unfolded); the mail is shown as its source, escaped.
+//! another account's filters sent to the same address. A mail is shown decoded: its
+//! subject (RFC 2047), its plain-text part (quoted-printable or base64) with its web links
+//! clickable, and its source, escaped, below.
 
 use std::collections::HashSet;
 use std::path::{Path as FsPath, PathBuf};
@@ -65,13 +66,87 @@ fn headers(text: &str) -> Headers {
         match name.trim().to_ascii_lowercase().as_str() {
             "to" => found.to.extend(addresses(&value)),
             "from" => found.from = value,
-            "subject" => found.subject = value,
+            "subject" => found.subject = decoded_header(&value),
             "date" => found.date = value,
             "message-id" => found.uid = outbox_uid(&value),
             _ => {}
         }
     }
     found
+}
+
+/// A header value with its RFC 2047 encoded words (`=?utf-8?q?…?=`) decoded.
+fn decoded_header(value: &str) -> String {
+    let line = format!("X: {value}");
+    match mailparse::parse_header(line.as_bytes()) {
+        Ok((header, _)) => header.get_value(),
+        Err(_) => value.to_string(),
+    }
+}
+
+/// The text a reader sees: the first `text/plain` part (the whole mail when it has no
+/// parts), decoded; `None` when there is none (an HTML-only mail) or it cannot be read.
+fn plain_text(raw: &str) -> Option<String> {
+    fn find(part: &mailparse::ParsedMail<'_>) -> Option<String> {
+        if part.subparts.is_empty() {
+            let mime = part.ctype.mimetype.to_ascii_lowercase();
+            return (mime == "text/plain").then(|| part.get_body().ok()).flatten();
+        }
+        part.subparts.iter().find_map(find)
+    }
+    find(&mailparse::parse_mail(raw.as_bytes()).ok()?)
+}
+
+/// A run of a mail's text: plain, or a web link.
+struct Segment {
+    text: String,
+    /// The link's target (the text itself) when it is one.
+    link: bool,
+}
+
+/// Splits `text` into plain runs and `http(s)://` links; a link ends at white space or a
+/// character that cannot end one in running text (`<>"`), and sentence punctuation right
+/// after it stays outside it.
+fn linked(text: &str) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    let mut rest = text;
+    while let Some(start) = ["https://", "http://"]
+        .iter()
+        .filter_map(|scheme| rest.find(scheme))
+        .min()
+    {
+        let candidate = &rest[start..];
+        let end = candidate
+            .find(|c: char| c.is_whitespace() || "<>\"".contains(c))
+            .unwrap_or(candidate.len());
+        let url = candidate[..end].trim_end_matches(['.', ',', ';', ':', ')', '!', '?', '\'']);
+        if url.len() <= "https://".len() {
+            segments.push(Segment {
+                text: rest[..start + end].to_string(),
+                link: false,
+            });
+            rest = &rest[start + end..];
+            continue;
+        }
+        if start > 0 {
+            segments.push(Segment {
+                text: rest[..start].to_string(),
+                link: false,
+            });
+        }
+        segments.push(Segment {
+            text: url.to_string(),
+            link: true,
+        });
+        rest = &rest[start + url.len()..];
+    }
+    if !rest.is_empty() {
+        segments.push(Segment {
+            text: rest.to_string(),
+            link: false,
+        });
+    }
+    segments
 }
 
 /// The bare addresses in an address list: `"Name" <a@b>, c@d` → `a@b`, `c@d`.
@@ -202,6 +277,8 @@ struct MailView {
     to: String,
     subject: String,
     date: String,
+    /// The plain-text part, in runs of text and links (`None`: the mail has none).
+    body: Option<Vec<Segment>>,
     source: String,
 }
 
@@ -226,6 +303,7 @@ async fn show(
         to: found.to.join(", "),
         subject: found.subject,
         date: found.date,
+        body: plain_text(&text).map(|body| linked(&body)),
         source: text,
     })
 }
@@ -247,6 +325,41 @@ mod tests {
         for bad in ["AbC123@x", "<@x>", "<a b@x>", "<abc>", "<../x@y>"] {
             assert_eq!(outbox_uid(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn links_in_text_become_links_without_trailing_punctuation() {
+        let runs = linked("See https://a.example/x?y=1. Or (http://b.example/p), done");
+        let shown: Vec<(&str, bool)> = runs.iter().map(|s| (s.text.as_str(), s.link)).collect();
+        assert_eq!(
+            shown,
+            [
+                ("See ", false),
+                ("https://a.example/x?y=1", true),
+                (". Or (", false),
+                ("http://b.example/p", true),
+                ("), done", false),
+            ]
+        );
+        let bare = linked("scheme only: https:// and <https://c.example/q>");
+        assert!(bare
+            .iter()
+            .any(|s| s.link && s.text == "https://c.example/q"));
+        assert!(!bare.iter().any(|s| s.link && s.text == "https://"));
+        let joined: String = bare.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(joined, "scheme only: https:// and <https://c.example/q>");
+    }
+
+    #[test]
+    fn decodes_encoded_subjects_and_the_plain_text_part() {
+        assert_eq!(decoded_header("=?utf-8?q?caf=C3=A9_build?="), "café build");
+        let mail = "Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 https://x.example/a=\r\nb\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>no</p>\r\n--b--\r\n";
+        assert_eq!(
+            plain_text(mail).as_deref().map(str::trim_end),
+            Some("café https://x.example/ab")
+        );
+        let html_only = "Content-Type: text/html\r\n\r\n<p>hi</p>\r\n";
+        assert_eq!(plain_text(html_only), None);
     }
 
     #[test]

@@ -147,6 +147,14 @@ async fn another_account_cannot_take_over_an_address() {
     let filter = notify_bob(&app).await;
     deliver(&app, folder.path()).await;
     let (bobs_file, bobs_mail) = mail_with(folder.path(), "/unsubscribe/");
+    // The viewer shows the mail decoded, its links clickable (issue 11).
+    let shown = bob.get(&format!("/mailbox/{bobs_file}")).await.body;
+    let unsubscribe = link(&app, &bobs_mail, "/unsubscribe/");
+    assert!(
+        shown.contains(&format!("<a href=\"{}{unsubscribe}\"", app.base)),
+        "{shown}"
+    );
+    assert!(shown.contains("<summary>Source</summary>"), "{shown}");
 
     let alice = app.browser();
     alice.signup("alice", "quiet meadow lantern 7").await;
