@@ -62,6 +62,12 @@ impl Driver {
     /// A browser session: headless Chromium with a fresh profile, kept off the network this
     /// machine does not have.
     async fn session(&self) -> Client {
+        self.session_sized(None).await
+    }
+
+    /// A session whose page is `width` CSS pixels wide: a phone's (Chromium's device
+    /// emulation, as its developer tools do it) below 500, a window's otherwise.
+    async fn session_sized(&self, width: Option<u32>) -> Client {
         let profile = self.profile.path();
         let chromium =
             std::env::var("TIDINGS_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -77,9 +83,23 @@ impl Driver {
             "--disable-sync".into(),
             format!("--user-data-dir={}", profile.display()),
         ];
+        let mut options = json!({"binary": chromium, "args": args});
+        match width {
+            Some(width) if width < 500 => {
+                options["mobileEmulation"] = json!({
+                    "deviceMetrics": {"width": width, "height": 844, "pixelRatio": 3.0, "touch": true}
+                });
+            }
+            Some(width) => {
+                if let Some(args) = options["args"].as_array_mut() {
+                    args.push(json!(format!("--window-size={width},900")));
+                }
+            }
+            None => {}
+        }
         let capabilities = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": chromium, "args": args}
+            "goog:chromeOptions": options
         });
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object literal")
@@ -287,6 +307,92 @@ fn first_use_in_a_real_browser() {
             .await;
         assert!(page.contains("about me"), "{page}");
         client.close().await.expect("ending the WebDriver session");
+    });
+}
+
+/// Issue 11: every page a signed-in person uses fits a phone (390 px) and a laptop
+/// (1,280 px) without sideways scrolling, with real data in it: a notification about a
+/// long topic, a long address, a filter. The widths are checked to be what was asked, so
+/// the test cannot pass on a wide window by accident.
+#[test]
+fn every_page_fits_390_and_1280_px_without_sideways_scrolling() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let smtp = Smtp::start(tmp.path());
+    let mut hub = Hub::new(Some(&smtp), None);
+    let out = hub.output(
+        &["user", "add", "hana", "--password-stdin"],
+        Some("velvet crane harbour 42\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    hub.confirmed_destination(
+        "hana",
+        "hana.with-a-rather-long-address-for-a-phone@subdomain.example.org",
+    );
+    hub.add_filter("hana", r#"topic ~ "org.fedoraproject.**""#);
+    hub.start();
+    let site = format!("http://127.0.0.1:{}", hub.web_port);
+    let message = envelope(
+        "2024-layout",
+        "org.fedoraproject.prod.buildsys.repo.init.with.a.very.long.topic.name",
+        json!({"owner": "hana", "tag": "f44-build-side-12345-with-a-long-name", "repo_id": 1}),
+    );
+    let file = hub.dir.path().join("layout.jsonl");
+    std::fs::write(&file, message).expect("message file");
+    let file = file.display().to_string();
+    hub.run(&["publish", "--endpoint", &hub.zmq_endpoint, "--file", &file]);
+    smtp.wait_mails(1, Duration::from_secs(60));
+    let pages = [
+        "/",
+        "/destinations",
+        "/filters",
+        "/filters/new",
+        "/me",
+        "/notifications",
+        "/settings",
+        "/account",
+    ];
+    block_on(async {
+        let driver = Driver::start();
+        for width in [390, 1280] {
+            let client = driver.session_sized(Some(width)).await;
+            let browser = Page(&client);
+            browser.open(&format!("{site}/signin")).await;
+            browser.wait_for_text("name=\"username\"").await;
+            browser.type_into("input[name=username]", "hana").await;
+            browser
+                .type_into("input[name=password]", "velvet crane harbour 42")
+                .await;
+            browser.click("form.stack button[type=submit]").await;
+            browser.wait_for_text("Sign out").await;
+            for page in pages {
+                browser.open(&format!("{site}{page}")).await;
+                browser.wait_for_text("</main>").await;
+                let sizes = client
+                    .execute(
+                        "return [document.documentElement.scrollWidth, window.innerWidth];",
+                        vec![],
+                    )
+                    .await
+                    .expect("page sizes");
+                let (scroll, inner) = (sizes[0].as_u64(), sizes[1].as_u64());
+                assert_eq!(
+                    inner,
+                    Some(u64::from(width)),
+                    "{page} at {width} px: {sizes}"
+                );
+                assert!(
+                    scroll <= inner,
+                    "{page} at {width} px scrolls sideways: content {scroll:?} px wide"
+                );
+            }
+            browser.open(&format!("{site}/notifications")).await;
+            let shown = browser.wait_for_text("with.a.very.long.topic.name").await;
+            assert!(shown.contains("hana"), "{shown}");
+            // The profile is shared by the sessions: the next signs in afresh.
+            browser.click("form.signout button").await;
+            browser.wait_for_text("name=\"username\"").await;
+            client.close().await.expect("ending the WebDriver session");
+        }
     });
 }
 

@@ -90,7 +90,9 @@ fn plain_text(raw: &str) -> Option<String> {
     fn find(part: &mailparse::ParsedMail<'_>) -> Option<String> {
         if part.subparts.is_empty() {
             let mime = part.ctype.mimetype.to_ascii_lowercase();
-            return (mime == "text/plain").then(|| part.get_body().ok()).flatten();
+            return (mime == "text/plain")
+                .then(|| part.get_body().ok())
+                .flatten();
         }
         part.subparts.iter().find_map(find)
     }
