@@ -41,8 +41,8 @@ pub use pipeline::digests::{DigestContents, DigestReason, DIGEST_ITEMS};
 pub use pipeline::messages::{Arrival, Rejected, StoredMessage};
 pub use pipeline::outbox::{
     Backlog, ClaimBatch, Claimed, Cycle, DeadNotification, DeliveryRecord, Notification,
-    NotificationView, OutboxKind, OutboxPayload, OutboxStatus, Outcome, Recorded,
-    UnsubscribeTarget, UNSUBSCRIBE_TTL_MS,
+    NotificationView, OutboxKind, OutboxPayload, OutboxStatus, Outcome, Recorded, SentPerFilter,
+    UnsubscribeTarget, FILTER_COUNT_ROWS, UNSUBSCRIBE_TTL_MS,
 };
 pub use preferences::confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
 pub use preferences::destinations::{

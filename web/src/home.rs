@@ -106,15 +106,49 @@ impl From<&UnreadableFilter> for UnreadableRow {
     }
 }
 
+/// A destination on the dashboard: what it is and whether notifications reach it.
+struct DestinationState {
+    channel: String,
+    address: String,
+    /// "confirmed", "waiting for confirmation", or why it was paused.
+    state: String,
+    /// Whether that state stops notifications.
+    stopped: bool,
+}
+
+impl From<&Destination> for DestinationState {
+    fn from(d: &Destination) -> Self {
+        let (state, stopped) = match (&d.disabled_reason, d.is_confirmed()) {
+            (Some(reason), _) => (format!("paused: {reason}"), true),
+            (None, true) => ("confirmed".to_string(), false),
+            (None, false) => ("waiting for confirmation".to_string(), true),
+        };
+        DestinationState {
+            channel: d.channel.to_string(),
+            address: d.address.clone(),
+            state,
+            stopped,
+        }
+    }
+}
+
+/// The window the dashboard counts each filter's notifications over: 7 days.
+const WEEK_MS: i64 = 7 * 86_400_000;
+
 #[derive(Template)]
 #[template(path = "web/dashboard.html")]
 struct DashboardView {
     nav: Nav,
     username: String,
-    destinations: Vec<Destination>,
-    filters: Vec<FilterRow>,
+    destinations: Vec<DestinationState>,
+    /// Each filter and how many notifications it caused that were sent in the last 7 days.
+    filters: Vec<(FilterRow, u64)>,
+    /// Whether those counts stopped at the most rows read.
+    counts_capped: bool,
     unreadable: Vec<UnreadableRow>,
     notifications: Vec<NotificationRow>,
+    /// When the user's pause of everything ends, if they paused.
+    paused_until: Option<String>,
 }
 
 async fn dashboard(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
@@ -124,17 +158,26 @@ async fn dashboard(State(state): State<AppState>, me: CurrentUser) -> Result<Res
         .store
         .notifications(me.id(), DASHBOARD_NOTIFICATIONS)
         .await?;
+    let sent = state
+        .store
+        .sent_per_filter(me.id(), tidings_store::now_ms() - WEEK_MS)
+        .await?;
     view::ok(&DashboardView {
         nav: Nav::user(&state, &me),
         username: me.user.username.clone(),
         filters: filters
             .filters
             .iter()
-            .map(|f| FilterRow::new(f, &destinations))
+            .map(|f| {
+                let count = sent.by_filter.get(&f.id).copied().unwrap_or(0);
+                (FilterRow::new(f, &destinations), count)
+            })
             .collect(),
+        counts_capped: sent.capped,
         unreadable: filters.unreadable.iter().map(Into::into).collect(),
-        destinations,
+        destinations: destinations.iter().map(Into::into).collect(),
         notifications: notifications.into_iter().map(Into::into).collect(),
+        paused_until: state.store.paused_until(me.id()).await?.map(view::when),
     })
 }
 

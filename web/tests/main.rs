@@ -7,6 +7,7 @@ mod support;
 
 mod accounts;
 mod api;
+mod dashboard;
 mod destinations;
 mod feeds;
 mod filters;

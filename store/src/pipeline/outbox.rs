@@ -403,6 +403,18 @@ struct ClaimRow {
     claim_token: String,
 }
 
+/// The most notification rows [`Store::sent_per_filter`] reads.
+pub const FILTER_COUNT_ROWS: i64 = 100_000;
+
+/// Notifications sent per filter (see [`Store::sent_per_filter`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SentPerFilter {
+    /// Filter id → notifications sent.
+    pub by_filter: std::collections::HashMap<i64, u64>,
+    /// Whether the count stopped at [`FILTER_COUNT_ROWS`] rows.
+    pub capped: bool,
+}
+
 /// Dead notifications in a row, none sent between, that pause a destination.
 pub const PAUSE_AFTER: i64 = 3;
 
@@ -1151,6 +1163,37 @@ impl Store {
     pub async fn notifications(&self, user_id: i64, limit: i64) -> Result<Vec<NotificationView>> {
         self.notification_views("d.user_id = $1", user_id, limit)
             .await
+    }
+
+    /// How many notifications each of a user's filters caused that were sent since `since`
+    /// (ms), by filter id: a notification that several filters matched counts for each.
+    /// Reads at most [`FILTER_COUNT_ROWS`] rows, the newest; `capped` says when it stopped.
+    pub async fn sent_per_filter(&self, user_id: i64, since: i64) -> Result<SentPerFilter> {
+        let sql = self.sql(
+            "SELECT o.filters FROM outbox o JOIN destinations d ON d.id = o.destination_id \
+             WHERE d.user_id = $1 AND o.kind = 'notification' AND o.status = 'sent' \
+             AND o.sent_at >= $2 ORDER BY o.id DESC LIMIT $3",
+        );
+        let rows: Vec<String> = with_pool!(self, |pool| {
+            sqlx::query_scalar(&sql)
+                .bind(user_id)
+                .bind(since)
+                .bind(FILTER_COUNT_ROWS)
+                .fetch_all(pool)
+                .await?
+        });
+        let mut counts = SentPerFilter {
+            capped: rows.len() as i64 >= FILTER_COUNT_ROWS,
+            ..SentPerFilter::default()
+        };
+        for filters in rows {
+            // An unreadable row counts for no filter rather than hiding the others.
+            let matched: Vec<(i64, String)> = serde_json::from_str(&filters).unwrap_or_default();
+            for (id, _) in matched {
+                *counts.by_filter.entry(id).or_default() += 1;
+            }
+        }
+        Ok(counts)
     }
 
     /// Every outbox row that failed for good, newest first (for operators): notifications
