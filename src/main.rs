@@ -9,6 +9,7 @@ mod bench_flood;
 mod bench_match;
 mod bench_send;
 mod config;
+mod demo;
 mod inspect;
 mod ownership;
 mod publish;
@@ -38,7 +39,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run everything in one process: web UI and API, bus ingest, matcher, senders.
-    Serve,
+    Serve {
+        /// Make a demo account (its password is printed) and replay the bundled corpus as
+        /// a live bus, a message a second, to see everything with real data at once.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Run the web UI and API only, beside `tidings notifier` and `tidings sender`
     /// processes on a shared PostgreSQL database.
     Web,
@@ -276,10 +282,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         command => runtime()?
             .block_on(async move {
                 match command {
-                    Command::Serve => serve::run(config, &serve::Role::ALL).await,
-                    Command::Web => serve::run(config, &[serve::Role::Web]).await,
-                    Command::Notifier => serve::run(config, &[serve::Role::Notifier]).await,
-                    Command::Sender => serve::run(config, &[serve::Role::Sender]).await,
+                    Command::Serve { demo } => serve::run(config, &serve::Role::ALL, demo).await,
+                    Command::Web => serve::run(config, &[serve::Role::Web], false).await,
+                    Command::Notifier => serve::run(config, &[serve::Role::Notifier], false).await,
+                    Command::Sender => serve::run(config, &[serve::Role::Sender], false).await,
                     Command::Migrate => {
                         config.prepare()?;
                         serve::open_store(&config).await?.close().await;

@@ -100,8 +100,9 @@ impl Role {
 }
 
 /// Runs `roles` in this process until a shutdown signal (SIGINT, SIGTERM) or a fatal
-/// error in one of them, which stops the others.
-pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
+/// error in one of them, which stops the others. `demo`: with a demo account and the
+/// corpus replayed as a live bus (`tidings serve --demo`, see `demo.rs`).
+pub async fn run(config: Config, roles: &[Role], demo: bool) -> anyhow::Result<()> {
     config.prepare()?;
     if let [role] = roles {
         // Split roles meet only in the database: wake-ups between them and the one
@@ -122,6 +123,10 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
     let catalog = std::cell::OnceCell::new();
     let loaded = || catalog.get_or_init(|| self::catalog(&config)).clone();
     let derived = || derive_with(loaded());
+    if demo {
+        // Before the site answers: the account is there when its first page loads.
+        crate::demo::prepare(&store, &derived(), &config.data_dir).await?;
+    }
     // Listeners are bound (and settings checked) before anything starts.
     let web = match roles.contains(&Role::Web) {
         true => Some(web_role(&config, &store, &metrics, &loaded(), &shutdown).await?),
@@ -153,6 +158,11 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
         let settings = sender_settings(&config, &metrics)?;
         let role = roles::sender(store.clone(), settings, shutdown.clone());
         tasks.spawn(async move { role.await.context("sender") });
+    }
+    if demo {
+        let replay =
+            crate::demo::replay(store.clone(), derived(), metrics.clone(), shutdown.clone());
+        tasks.spawn(async move { replay.await.context("demo") });
     }
     if let Some(listener) = metrics_listener {
         let served = tidings_web::serve_metrics(

@@ -10,6 +10,7 @@ mod bus_limits;
 mod cli;
 mod crash;
 mod database_outage;
+mod demo;
 mod digests;
 mod email;
 mod flood_burst;

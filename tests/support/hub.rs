@@ -170,9 +170,15 @@ impl Hub {
 
     /// Starts `tidings serve` and waits until its web server answers.
     pub fn start(&mut self) {
+        self.start_with(&["serve"]);
+    }
+
+    /// Starts `tidings ARGS…` (a `serve` with options) and waits until its web server
+    /// answers.
+    pub fn start_with(&mut self, args: &[&str]) {
         let log = std::fs::File::create(self.dir.path().join("serve.log")).expect("log file");
         let child = self
-            .command(&["serve"])
+            .command(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
