@@ -22,6 +22,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod api;
+mod api_v1;
 mod auth;
 mod destinations;
 mod error;
@@ -36,6 +37,7 @@ mod routes;
 mod session;
 mod settings;
 mod throttle;
+mod tokens;
 mod unsubscribe;
 mod view;
 
@@ -49,6 +51,7 @@ use tidings_store::{ServerKey, Store};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+pub use api_v1::openapi;
 pub use error::Error;
 pub use feeds::{build_feed, Feed, FEED_ENTRIES, FEED_SCAN, FEED_WINDOW_MS};
 pub use metrics::serve_metrics;

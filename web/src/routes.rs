@@ -11,8 +11,8 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    api, auth, destinations, feeds, filters, home, mailbox, me, ownership, session, settings,
-    unsubscribe, AppState,
+    api, api_v1, auth, destinations, feeds, filters, home, mailbox, me, ownership, session,
+    settings, tokens, unsubscribe, AppState,
 };
 
 // The pages mail links point at come from the route table the renderer builds mail links
@@ -89,6 +89,26 @@ pub const METRICS: &str = "/metrics";
 pub const API_MESSAGES: &str = "/api/v1/messages";
 /// Admins and scripts PUT ownership imports here (`?mode=merge|replace`).
 pub const API_OWNERSHIP: &str = "/api/v1/ownership";
+/// The OpenAPI document of `/api/v1`.
+pub const API_OPENAPI: &str = "/api/v1/openapi.json";
+/// The personal-token owner (`/api/v1`, personal access tokens).
+pub const API_ME: &str = "/api/v1/me";
+/// The owner's filters.
+pub const API_FILTERS: &str = "/api/v1/filters";
+/// One of the owner's filters.
+pub const API_FILTER: &str = "/api/v1/filters/{id}";
+/// The owner's destinations.
+pub const API_DESTINATIONS: &str = "/api/v1/destinations";
+/// One of the owner's destinations.
+pub const API_DESTINATION: &str = "/api/v1/destinations/{id}";
+/// The owner's latest notifications.
+pub const API_NOTIFICATIONS: &str = "/api/v1/notifications";
+/// The owner's pause of everything.
+pub const API_PAUSE: &str = "/api/v1/pause";
+/// Making a personal access token (POST, account page).
+pub const ACCOUNT_TOKENS: &str = "/account/tokens";
+/// Revoking one (POST).
+pub const ACCOUNT_TOKEN_REVOKE: &str = "/account/tokens/{id}/revoke";
 /// The stylesheet.
 pub const STYLE: &str = "/style.css";
 
@@ -207,6 +227,7 @@ pub fn router(state: AppState) -> Router {
         .merge(filters::router())
         .merge(me::router())
         .merge(settings::router())
+        .merge(tokens::router())
         .merge(feeds::page_router())
         .merge(unsubscribe::router())
         .merge(mailbox::router())
@@ -222,6 +243,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages)
         .merge(api::router())
+        .merge(api_v1::router())
         .merge(ownership::router())
         // Feeds are read without a session: the token in the URL is the proof, and the
         // response says how long it may be cached.

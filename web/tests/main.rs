@@ -7,6 +7,7 @@ mod support;
 
 mod accounts;
 mod api;
+mod api_v1;
 mod dashboard;
 mod destinations;
 mod feeds;

@@ -2,6 +2,7 @@
 //! that does the password hashing.
 
 pub(crate) mod hashing;
+pub(crate) mod personal_tokens;
 pub(crate) mod sessions;
 pub(crate) mod tokens;
 pub(crate) mod users;
