@@ -21,6 +21,7 @@ mod preferences;
 pub mod secret;
 mod signals;
 
+pub use accounts::provider::ProviderSignIn;
 pub use accounts::sessions::Session;
 pub use accounts::tokens::{ApiToken, TokenScope};
 pub use accounts::users::User;

@@ -11,8 +11,8 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    api, auth, destinations, feeds, filters, home, mailbox, me, ownership, session, unsubscribe,
-    AppState,
+    api, auth, destinations, feeds, filters, home, mailbox, me, oidc, ownership, session,
+    unsubscribe, AppState,
 };
 
 // The pages mail links point at come from the route table the renderer builds mail links
@@ -83,6 +83,10 @@ pub const API_MESSAGES: &str = "/api/v1/messages";
 pub const API_OWNERSHIP: &str = "/api/v1/ownership";
 /// The stylesheet.
 pub const STYLE: &str = "/style.css";
+/// Starts a sign-in through the OpenID Connect provider.
+pub const SIGNIN_OIDC: &str = "/signin/oidc";
+/// Where the OpenID Connect provider sends the browser back (the redirect URI).
+pub const SIGNIN_OIDC_CALLBACK: &str = "/signin/oidc/callback";
 
 /// Link to a destination's delete action.
 pub fn destination_delete(id: i64) -> String {
@@ -201,6 +205,7 @@ pub fn router(state: AppState) -> Router {
         .merge(feeds::page_router())
         .merge(unsubscribe::router())
         .merge(mailbox::router())
+        .merge(oidc::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::layer,

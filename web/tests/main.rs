@@ -14,5 +14,6 @@ mod mail_links;
 mod mailbox;
 mod me;
 mod metrics;
+mod oidc;
 mod sessions;
 mod throttle;

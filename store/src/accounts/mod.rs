@@ -2,6 +2,7 @@
 //! that does the password hashing.
 
 pub(crate) mod hashing;
+pub(crate) mod provider;
 pub(crate) mod sessions;
 pub(crate) mod tokens;
 pub(crate) mod users;
