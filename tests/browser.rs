@@ -310,7 +310,7 @@ fn sign_in_through_the_oidc_provider_in_a_real_browser() {
         // The provider's own login page (its development login form: any login works).
         browser.wait_for_text("name=\"login\"").await;
         assert!(
-            !browser.url().await.starts_with(&site),
+            !browser.url().await.starts_with(&format!("{site}/")),
             "the login form is the provider's: {}",
             browser.url().await
         );

@@ -141,8 +141,9 @@ async fn start(db: Db) -> Option<(App, Provider)> {
     let port = free_port();
     let mut provider = None;
     let app = App::start_with(db, |config| {
-        provider = Some(Provider::start(port, &config.base_url));
-        config.oidc = Some(oidc_config(&format!("http://127.0.0.1:{port}")));
+        let started = Provider::start(port, &config.base_url);
+        config.oidc = Some(oidc_config(&started.issuer));
+        provider = Some(started);
     })
     .await?;
     Some((app, provider.expect("provider started")))
@@ -181,7 +182,7 @@ with_provider!(
 );
 
 /// A reply to an absolute URL.
-async fn fetch(b: &Browser, request: reqwest::RequestBuilder) -> Reply {
+async fn fetch(request: reqwest::RequestBuilder) -> Reply {
     let response = request.send().await.expect("request");
     let status = response.status();
     let location = response
@@ -191,7 +192,6 @@ async fn fetch(b: &Browser, request: reqwest::RequestBuilder) -> Reply {
         .map(str::to_string);
     let headers = response.headers().clone();
     let body = response.text().await.expect("body");
-    let _ = b;
     Reply {
         status,
         location,
@@ -233,9 +233,9 @@ async fn through_provider(app: &App, b: &Browser, login: &str, tamper: Tamper) -
             if let Some(change) = tamper.callback {
                 url = change(url);
             }
-            return fetch(b, b.client.get(url.as_str())).await;
+            return fetch(b.client.get(url.as_str())).await;
         }
-        let reply = fetch(b, b.client.get(url.as_str())).await;
+        let reply = fetch(b.client.get(url.as_str())).await;
         if let Some(location) = reply.location {
             url = reqwest::Url::parse(&resolve(url.as_str(), &location)).expect("url");
             continue;
@@ -254,14 +254,11 @@ async fn through_provider(app: &App, b: &Browser, login: &str, tamper: Tamper) -
             .and_then(|rest| rest.split('"').next())
             .expect("the form's action");
         let target = resolve(url.as_str(), action);
-        let posted = fetch(
-            b,
-            b.client.post(&target).form(&[
-                ("prompt", "login"),
-                ("login", login),
-                ("password", "any password"),
-            ]),
-        )
+        let posted = fetch(b.client.post(&target).form(&[
+            ("prompt", "login"),
+            ("login", login),
+            ("password", "any password"),
+        ]))
         .await;
         url = reqwest::Url::parse(&resolve(
             &target,
