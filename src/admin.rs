@@ -24,9 +24,16 @@ pub enum UserCommand {
         admin: bool,
         /// Read a password (first line) from stdin; without it the account cannot sign in
         /// locally.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "provider")]
         password_stdin: bool,
+        /// Make the account for the OpenID Connect provider: no password; the first sign-in
+        /// through the provider whose username claim is this name claims it.
+        #[arg(long)]
+        provider: bool,
     },
+    /// Hand a local account over to the OpenID Connect provider: its password goes, and the
+    /// next sign-in through the provider whose username claim is its name claims it.
+    Provider { username: String },
     /// List accounts.
     List,
     /// Disable an account: no sign-in, no notifications.
@@ -287,7 +294,16 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             username,
             admin,
             password_stdin,
+            provider,
         } => {
+            if provider {
+                let user = store.create_provider_user(&username, admin).await?;
+                println!(
+                    "created user {} (id {}) for the sign-in provider",
+                    user.username, user.id
+                );
+                return Ok(());
+            }
             let password = if password_stdin {
                 let mut line = String::new();
                 std::io::stdin()
@@ -305,14 +321,22 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::List => {
             for u in store.users().await? {
-                let flags = [(u.is_admin, "admin"), (u.disabled, "disabled")]
-                    .iter()
-                    .filter(|(on, _)| *on)
-                    .map(|(_, name)| *name)
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let flags = [
+                    (u.is_admin, "admin"),
+                    (u.disabled, "disabled"),
+                    (u.from_provider, "provider"),
+                ]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, name)| *name)
+                .collect::<Vec<_>>()
+                .join(",");
                 println!("{}\t{}\t{}", u.id, u.username, flags);
             }
+        }
+        UserCommand::Provider { username } => {
+            store.hand_to_provider(&username).await?;
+            println!("{username} now signs in through the sign-in provider only");
         }
         UserCommand::Disable { username } => {
             store.set_user_disabled(&username, true).await?;

@@ -109,6 +109,8 @@ pub struct Web {
     /// The header a trusted reverse proxy puts the client's address in; sign-in
     /// throttling keys by it instead of the TCP peer.
     pub client_address_header: Option<String>,
+    /// Sign-in through an OpenID Connect provider (`[web.oidc]`).
+    pub oidc: Option<tidings_web::OidcConfig>,
 }
 
 /// The Prometheus endpoint: served on a listener of its own, never on the public site.
@@ -187,6 +189,7 @@ impl Default for Web {
             session_hours: 12,
             session_idle_minutes: 30,
             allow_signup: true,
+            oidc: None,
             client_address_header: None,
         }
     }
@@ -356,6 +359,9 @@ impl Config {
                 "config key metrics.listen: must differ from web.listen ({}): metrics are not for the public site",
                 self.web.listen
             );
+        }
+        if let Some(oidc) = &self.web.oidc {
+            oidc.check().map_err(anyhow::Error::msg)?;
         }
         if let Some(url) = &self.web.base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

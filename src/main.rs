@@ -256,6 +256,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 email.smtp_url = email.smtp_url.as_deref().map(tidings_store::redact);
             }
             shown.database_url = Some(tidings_store::redact(&config.database_url()));
+            if let Some(oidc) = shown.web.oidc.as_mut() {
+                if oidc.client_secret.is_some() {
+                    oidc.client_secret = Some("***".into());
+                }
+            }
             print!("{}", toml::to_string_pretty(&shown)?);
             Ok(ExitCode::SUCCESS)
         }

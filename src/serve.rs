@@ -275,6 +275,7 @@ async fn web_role(
             })
             .collect(),
         irc_networks: config.channels.irc.networks.keys().cloned().collect(),
+        oidc: config.web.oidc.clone(),
     };
     web_config.check().map_err(anyhow::Error::msg)?;
     // The handlers poke this; the store passes it on to the matcher, wherever it runs.

@@ -11,7 +11,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use mailparse::MailHeaderMap as _;
 use serde_json::json;
 
-use crate::support::{envelope, free_port, marked, owner_mark, wait_for, Hub, Smtp, OWNER_ENV};
+use crate::support::{
+    envelope, free_port, marked, owner_mark, wait_for, Hub, OidcProvider, Smtp, OWNER_ENV,
+};
 
 /// chromedriver in a process group of its own, so that everything it starts (Chromium and
 /// its helpers) is killed with it when this is dropped — after a passing test and, as the
@@ -394,6 +396,48 @@ fn every_page_fits_390_and_1280_px_without_sideways_scrolling() {
             client.close().await.expect("ending the WebDriver session");
         }
     });
+}
+
+/// Issue 11: sign-in through a real OpenID Connect provider in a real browser: the button,
+/// the provider's login form, and back to the dashboard with the account made from the
+/// username claim and the groups claim in `$my_groups`.
+#[test]
+fn sign_in_through_the_oidc_provider_in_a_real_browser() {
+    let mut hub = Hub::new(None, None);
+    let _provider = OidcProvider::for_hub(&mut hub);
+    hub.start();
+    let site = format!("http://127.0.0.1:{}", hub.web_port);
+    block_on(async {
+        let (_driver, client) = Driver::browse().await;
+        let browser = Page(&client);
+        browser.open(&format!("{site}/signin")).await;
+        browser.wait_for_text("Sign in with Test ID").await;
+        browser.click("#signin-oidc").await;
+        // The provider's own login page (its development login form: any login works).
+        browser.wait_for_text("name=\"login\"").await;
+        assert!(
+            !browser.url().await.starts_with(&format!("{site}/")),
+            "the login form is the provider's: {}",
+            browser.url().await
+        );
+        browser.type_into("input[name=login]", "alice").await;
+        browser
+            .type_into("input[name=password]", "any password")
+            .await;
+        browser.click("button[type=submit]").await;
+        browser.wait_for_text("Hello, alice").await;
+        assert_eq!(
+            browser.url().await,
+            format!("{site}/"),
+            "lands on the dashboard"
+        );
+        browser.open(&format!("{site}/me")).await;
+        let page = browser.wait_for_text("from your sign-in provider").await;
+        assert!(page.contains("packager"), "{page}");
+        client.close().await.expect("ending the WebDriver session");
+    });
+    let users = hub.run(&["user", "list"]);
+    assert!(users.contains("alice\tprovider"), "{users}");
 }
 
 /// Issue 8 item 19: every process the browser test starts ends with it, also when the test

@@ -226,3 +226,49 @@ fn destinations_and_tokens_from_the_cli() {
     );
     assert!(!hub.run(&["token", "list"]).contains("koji"));
 }
+
+/// Issue 11: `[web.oidc]` is checked at start naming the key, its secret is hidden by
+/// `config show`, and `tidings user` makes and hands over accounts of the provider, whose
+/// names local accounts cannot take.
+#[test]
+fn oidc_settings_and_provider_accounts() {
+    let mut hub = Hub::new(None, None);
+    hub.env
+        .insert("TIDINGS_WEB__OIDC__ISSUER".into(), "sso.example.org".into());
+    hub.env
+        .insert("TIDINGS_WEB__OIDC__CLIENT_ID".into(), "tidings".into());
+    let out = hub.output(&["migrate"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config key web.oidc.issuer"), "{err}");
+    hub.env.insert(
+        "TIDINGS_WEB__OIDC__ISSUER".into(),
+        "https://sso.example.org/realms/community".into(),
+    );
+    hub.env.insert(
+        "TIDINGS_WEB__OIDC__CLIENT_SECRET".into(),
+        "very-secret-value".into(),
+    );
+    let shown = hub.run(&["config", "show"]);
+    assert!(shown.contains("[web.oidc]"), "{shown}");
+    assert!(!shown.contains("very-secret-value"), "{shown}");
+    assert!(shown.contains(r#"client_secret = "***""#), "{shown}");
+
+    hub.run(&["user", "add", "alice", "--provider"]);
+    let out = hub.output(
+        &["user", "add", "alice", "--password-stdin"],
+        Some("velvet crane harbour 42\n"),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sign-in provider"), "{err}");
+    let bob = hub.output(
+        &["user", "add", "bob", "--password-stdin"],
+        Some("plum kettle orbit 1974\n"),
+    );
+    assert!(bob.status.success(), "{bob:?}");
+    hub.run(&["user", "provider", "bob"]);
+    let users = hub.run(&["user", "list"]);
+    assert!(users.contains("alice\tprovider"), "{users}");
+    assert!(users.contains("bob\tprovider"), "{users}");
+}

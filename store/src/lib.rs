@@ -22,6 +22,7 @@ pub mod secret;
 mod signals;
 
 pub use accounts::personal_tokens::{PersonalScope, PersonalToken, TOKEN_NAME_MAX};
+pub use accounts::provider::ProviderSignIn;
 pub use accounts::sessions::Session;
 pub use accounts::tokens::{ApiToken, TokenScope};
 pub use accounts::users::User;

@@ -13,6 +13,7 @@ mod migration;
 mod open;
 mod outbox;
 mod ownership;
+mod provider;
 mod quarantine;
 mod sessions;
 mod signals;

@@ -161,3 +161,35 @@ async fn migration_0009_types_old_payloads_and_settings() {
     })
     .await;
 }
+
+/// Before issue 11's sign-in provider: a local account and imported group memberships.
+const BEFORE_0020: &str = "
+INSERT INTO users (id, username, password_hash, created_at) VALUES (1, 'alice', 'x', 1);
+INSERT INTO group_members (group_name, username) VALUES ('sig', 'alice'), ('infra', 'alice');
+";
+
+// Issue 11: memberships become imported ones (the provider's stay apart), accounts local.
+#[tokio::test]
+async fn migration_0020_keeps_memberships_as_imported() {
+    on_both(|name, url, dir| async move {
+        fill_before(name, &url, dir, 20, BEFORE_0020).await;
+        let store = ok!(name, Store::open(&url).await);
+        assert_eq!(
+            ok!(name, store.group_sources("alice").await),
+            [("infra".to_string(), false), ("sig".to_string(), false)],
+            "[{name}]"
+        );
+        let alice = ok!(name, store.user(1).await);
+        assert!(!alice.from_provider, "[{name}] {alice:?}");
+        // The primary key now has the source: the provider may give the same group.
+        let groups = ["sig".to_string()].into_iter().collect();
+        ok!(name, store.set_provider_groups("alice", &groups).await);
+        assert_eq!(
+            ok!(name, store.group_sources("alice").await).len(),
+            3,
+            "[{name}]"
+        );
+        store.close().await;
+    })
+    .await;
+}

@@ -43,6 +43,19 @@ struct AccountView {
     min_chars: usize,
     notice: Option<String>,
     error: Option<String>,
+    /// The provider's name, when the account signs in through it (and has no password).
+    provider: Option<String>,
+}
+
+/// The name of the provider the account signs in through, if it does.
+fn provider_of(state: &AppState, user: &tidings_store::User) -> Option<String> {
+    user.from_provider.then(|| {
+        state
+            .oidc
+            .as_ref()
+            .map_or("your sign-in provider", |p| p.name())
+            .to_string()
+    })
 }
 
 fn account_view(
@@ -58,6 +71,7 @@ fn account_view(
         min_chars: tidings_store::PASSWORD_MIN_CHARS,
         notice,
         error,
+        provider: provider_of(state, &me.user),
     }
 }
 
@@ -225,6 +239,8 @@ struct SignupView {
     username: String,
     error: Option<String>,
     min_chars: usize,
+    /// Local sign-up is off because accounts come from this provider.
+    provider_only: Option<String>,
 }
 
 #[derive(Template)]
@@ -236,6 +252,10 @@ struct SigninView {
     error: Option<String>,
     /// A fresh hub: no account yet, so the page says how to make the first.
     first_run: bool,
+    /// The sign-in provider's name, for its button.
+    provider: Option<String>,
+    /// Why the provider could not be reached last time, if it could not.
+    provider_unreachable: Option<String>,
 }
 
 fn signup_view(
@@ -250,6 +270,7 @@ fn signup_view(
         username: username.to_string(),
         error,
         min_chars: tidings_store::PASSWORD_MIN_CHARS,
+        provider_only: None,
     }
 }
 
@@ -265,6 +286,8 @@ fn signin_view(
         username: username.to_string(),
         error,
         first_run: false,
+        provider: state.oidc.as_ref().map(|p| p.name().to_string()),
+        provider_unreachable: state.oidc.as_ref().and_then(|p| p.unreachable()),
     }
 }
 
@@ -282,9 +305,22 @@ fn throttled<V: Template>(
     Ok(response)
 }
 
+/// The sign-up page when local sign-up is off because a sign-in provider is configured: it
+/// says so and points to the provider (403 for a POST).
+fn provider_only(
+    state: &AppState,
+    visitor: &Visitor,
+    status: StatusCode,
+) -> Option<Result<Response, Error>> {
+    let provider = state.oidc.as_ref()?;
+    let mut view = signup_view(state, visitor, "", None);
+    view.provider_only = Some(provider.name().to_string());
+    Some(view::page(status, &view))
+}
+
 async fn signup_page(State(state): State<AppState>, visitor: Visitor) -> Result<Response, Error> {
-    if !state.config.allow_signup {
-        return Err(Error::NotFound);
+    if !state.config.signup_allowed() {
+        return provider_only(&state, &visitor, StatusCode::OK).unwrap_or(Err(Error::NotFound));
     }
     view::ok(&signup_view(&state, &visitor, "", None))
 }
@@ -294,8 +330,10 @@ async fn signup(
     ClientAddress(address): ClientAddress,
     form: Form,
 ) -> Result<Response, Error> {
-    if !state.config.allow_signup {
-        return Err(Error::NotFound);
+    if !state.config.signup_allowed() {
+        tracing::info!(%address, "local sign-up refused: it is off");
+        return provider_only(&state, &form.visitor, StatusCode::FORBIDDEN)
+            .unwrap_or(Err(Error::NotFound));
     }
     let username = form.text("username").trim();
     if let Err(wait) = state.throttle.sign_up(address) {

@@ -41,6 +41,10 @@ pub enum Error {
     /// Too much password hashing is queued already; the client should retry shortly.
     #[error("busy")]
     Busy,
+    /// Something the page needs cannot be reached (the sign-in provider); the text is for
+    /// the user.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else; the text is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -105,6 +109,7 @@ impl Error {
             Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Expired(_) => StatusCode::GONE,
             Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -160,6 +165,7 @@ impl IntoResponse for Error {
             Error::Conflict(message) => ("Conflict", message.clone()),
             Error::TooMany(message) => ("Too many requests", message.clone()),
             Error::Expired(message) => ("Link expired", message.clone()),
+            Error::Unavailable(message) => ("Unavailable", message.clone()),
             Error::Busy => (
                 "Busy",
                 format!("The server is checking many passwords at once. Try again in {BUSY_RETRY_SECS} seconds."),

@@ -32,6 +32,7 @@ mod home;
 mod mailbox;
 mod me;
 mod metrics;
+mod oidc;
 mod ownership;
 mod routes;
 mod session;
@@ -86,6 +87,129 @@ pub struct WebConfig {
     /// The IRC networks configured (`[channels.irc.networks.<name>]`): an IRC destination
     /// must name one of them.
     pub irc_networks: Vec<String>,
+    /// The OpenID Connect provider people sign in through (`[web.oidc]`), if any.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// The OpenID Connect provider (`[web.oidc]`): people sign in there (authorization code
+/// with PKCE), their username claim becomes their account's name (`$me`) and their groups
+/// claim part of `$my_groups`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer URL; its `/.well-known/openid-configuration` is read at start.
+    pub issuer: String,
+    /// The client id registered at the provider.
+    pub client_id: String,
+    /// The client secret (or `client_secret_file`; neither for a public client).
+    pub client_secret: Option<String>,
+    /// A file whose first line is the client secret.
+    pub client_secret_file: Option<PathBuf>,
+    /// Scopes asked for besides `openid`.
+    pub scopes: Vec<String>,
+    /// The claim that holds the username (ID token, else userinfo).
+    pub username_claim: String,
+    /// The claim that holds the groups (a list of names, or one name).
+    pub groups_claim: String,
+    /// The provider's name on the sign-in button: "Sign in with NAME".
+    pub name: String,
+    /// Whether local accounts may still be created at `/signup` (also needs
+    /// `web.allow_signup`). Off by default: the provider's usernames are the names people
+    /// have on the bus, and a local account could take one before its owner signs in.
+    pub allow_local_signup: bool,
+    /// The longest a request to the provider (discovery, token, userinfo) may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: None,
+            client_secret_file: None,
+            scopes: vec!["profile".into()],
+            username_claim: "preferred_username".into(),
+            groups_claim: "groups".into(),
+            name: "your sign-in provider".into(),
+            allow_local_signup: false,
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl OidcConfig {
+    /// Refuses settings the sign-in cannot use, naming the config key.
+    pub fn check(&self) -> Result<(), String> {
+        let key = |name: &str| format!("config key web.oidc.{name}");
+        match url::Url::parse(&self.issuer) {
+            Ok(url) if matches!(url.scheme(), "https" | "http") => {}
+            _ => {
+                return Err(format!(
+                    "{}: expected the provider's http(s) issuer URL, found {:?}",
+                    key("issuer"),
+                    self.issuer
+                ))
+            }
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(format!("{}: must be set", key("client_id")));
+        }
+        if self.client_secret.is_some() && self.client_secret_file.is_some() {
+            return Err(format!(
+                "{}: give client_secret or client_secret_file, not both",
+                key("client_secret")
+            ));
+        }
+        self.secret()?;
+        for (name, value) in [
+            ("username_claim", &self.username_claim),
+            ("groups_claim", &self.groups_claim),
+            ("name", &self.name),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!("{}: must not be empty", key(name)));
+            }
+        }
+        if let Some(scope) = self
+            .scopes
+            .iter()
+            .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err(format!(
+                "{}: {scope:?} is not a scope (one word each)",
+                key("scopes")
+            ));
+        }
+        if !(1..=120).contains(&self.timeout_secs) {
+            return Err(format!("{}: must be 1 to 120 seconds", key("timeout_secs")));
+        }
+        Ok(())
+    }
+
+    /// The client secret: `client_secret`, or the first line of `client_secret_file`.
+    pub fn secret(&self) -> Result<Option<String>, String> {
+        match (&self.client_secret, &self.client_secret_file) {
+            (Some(secret), _) => Ok(Some(secret.clone())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "config key web.oidc.client_secret_file: cannot read {}: {e}",
+                        path.display()
+                    )
+                })?;
+                let secret = text.lines().next().unwrap_or_default().trim().to_string();
+                if secret.is_empty() {
+                    return Err(format!(
+                        "config key web.oidc.client_secret_file: {} is empty",
+                        path.display()
+                    ));
+                }
+                Ok(Some(secret))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 impl Default for WebConfig {
@@ -99,6 +223,7 @@ impl Default for WebConfig {
             client_address_header: None,
             channels: tidings_store::ChannelKind::ALL.to_vec(),
             irc_networks: Vec::new(),
+            oidc: None,
         }
     }
 }
@@ -113,8 +238,17 @@ impl WebConfig {
         self.base_url.starts_with("https://")
     }
 
+    /// Whether local accounts may be created at `/signup`: `allow_signup`, and with a
+    /// sign-in provider only if `oidc.allow_local_signup` says so too.
+    pub fn signup_allowed(&self) -> bool {
+        self.allow_signup && self.oidc.as_ref().is_none_or(|o| o.allow_local_signup)
+    }
+
     /// Refuses settings the web side cannot use, naming the config key.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(oidc) = &self.oidc {
+            oidc.check()?;
+        }
         if self.session_hours < 1 {
             return Err("config key web.session_hours: must be at least 1".into());
         }
@@ -192,6 +326,8 @@ pub struct AppState {
     throttle: Arc<throttle::Throttle>,
     /// The apps the catalog knows, for warnings about filters naming others.
     pub(crate) apps: Arc<tidings_rules::condition::AppNames>,
+    /// The OpenID Connect provider, when one is configured.
+    pub(crate) oidc: Option<Arc<oidc::Provider>>,
 }
 
 /// How one message posted to the API ended.
@@ -224,7 +360,12 @@ impl AppState {
         derive: Derive,
         wake: Arc<tokio::sync::Notify>,
     ) -> Self {
+        let oidc = config
+            .oidc
+            .as_ref()
+            .map(|o| Arc::new(oidc::Provider::new(o.clone(), &config.base_url)));
         AppState {
+            oidc,
             store,
             config: Arc::new(config),
             derive,
@@ -287,6 +428,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let (store, idle_ms) = (state.store.clone(), state.config.session_idle_ms());
+    // The provider is looked up at start, within its time limit; if it cannot be reached,
+    // the site starts all the same and the sign-in button tries again.
+    if let Some(provider) = state.oidc.clone() {
+        tokio::spawn(async move { provider.discover_at_start().await });
+    }
     let stop = shutdown.clone();
     let purge = tokio::spawn(async move {
         loop {
@@ -350,5 +496,72 @@ mod tests {
             ..WebConfig::default()
         };
         assert!(proxied.check().is_ok());
+    }
+
+    #[test]
+    fn oidc_settings_are_checked_naming_the_key() {
+        let good = OidcConfig {
+            issuer: "https://id.example.org/openidc/".into(),
+            client_id: "tidings".into(),
+            client_secret: Some("s".into()),
+            ..OidcConfig::default()
+        };
+        assert!(good.check().is_ok());
+        let bad = |adjust: fn(&mut OidcConfig)| {
+            let mut config = WebConfig {
+                oidc: Some(good.clone()),
+                ..WebConfig::default()
+            };
+            if let Some(oidc) = config.oidc.as_mut() {
+                adjust(oidc);
+            }
+            config.check().err().unwrap_or_default()
+        };
+        assert!(bad(|c| c.issuer = "id.example.org".into()).contains("web.oidc.issuer"));
+        assert!(bad(|c| c.client_id = " ".into()).contains("web.oidc.client_id"));
+        assert!(
+            bad(|c| c.client_secret_file = Some("/nonexistent/secret".into()))
+                .contains("web.oidc.client_secret")
+        );
+        assert!(bad(|c| {
+            c.client_secret = None;
+            c.client_secret_file = Some("/nonexistent/secret".into());
+        })
+        .contains("web.oidc.client_secret_file: cannot read /nonexistent/secret"));
+        assert!(bad(|c| c.scopes = vec!["a b".into()]).contains("web.oidc.scopes"));
+        assert!(bad(|c| c.username_claim = String::new()).contains("web.oidc.username_claim"));
+        assert!(bad(|c| c.timeout_secs = 0).contains("web.oidc.timeout_secs"));
+        // A secret from a file: its first line.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-file\n").unwrap_or_else(|e| panic!("{e}"));
+        let from_file = OidcConfig {
+            client_secret: None,
+            client_secret_file: Some(file),
+            ..good.clone()
+        };
+        assert_eq!(from_file.secret(), Ok(Some("from-file".into())));
+        // Local sign-up is off with a provider unless the provider's table allows it.
+        let mut config = WebConfig {
+            oidc: Some(good.clone()),
+            ..WebConfig::default()
+        };
+        assert!(!config.signup_allowed());
+        if let Some(oidc) = config.oidc.as_mut() {
+            oidc.allow_local_signup = true;
+        }
+        assert!(config.signup_allowed());
+        config.allow_signup = false;
+        assert!(!config.signup_allowed());
+        assert!(WebConfig::default().signup_allowed());
+        let parsed: WebConfig = serde_json::from_str(
+            r#"{"oidc": {"issuer": "https://id.example.org", "client_id": "c"}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let oidc = parsed.oidc.unwrap_or_default();
+        assert_eq!(oidc.username_claim, "preferred_username");
+        assert_eq!(oidc.groups_claim, "groups");
+        assert!(!oidc.allow_local_signup);
+        assert!(serde_json::from_str::<WebConfig>(r#"{"oidc": {"nope": 1}}"#).is_err());
     }
 }

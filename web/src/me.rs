@@ -25,6 +25,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route(routes::FOLLOW_DELETE, post(unfollow))
 }
 
+/// One of `$my_groups` and where it comes from.
+struct GroupRow {
+    name: String,
+    /// "from the ownership data", "from your sign-in provider", or both.
+    source: &'static str,
+}
+
 /// One of `$my_packages` and how it is the user's.
 struct PackageRow {
     name: String,
@@ -38,7 +45,7 @@ struct MeView {
     nav: Nav,
     csrf: String,
     username: String,
-    groups: Vec<String>,
+    groups: Vec<GroupRow>,
     packages: Vec<PackageRow>,
     /// (kind, name) of each follow.
     follows: Vec<(&'static str, String)>,
@@ -46,10 +53,21 @@ struct MeView {
 }
 
 async fn view(state: &AppState, me: &CurrentUser, error: Option<String>) -> Result<MeView, Error> {
-    let vars = state
-        .store
-        .variables_for_username(&me.user.username)
-        .await?;
+    // By group, imported before the provider's (a group may be both).
+    let mut groups: Vec<GroupRow> = Vec::new();
+    for (name, provider) in state.store.group_sources(&me.user.username).await? {
+        let source = if provider {
+            "from your sign-in provider"
+        } else {
+            "from the ownership data"
+        };
+        match groups.last_mut() {
+            Some(last) if last.name == name => {
+                last.source = "from the ownership data and your sign-in provider";
+            }
+            _ => groups.push(GroupRow { name, source }),
+        }
+    }
     let packages = state
         .store
         .package_sources(&me.user.username)
@@ -74,7 +92,7 @@ async fn view(state: &AppState, me: &CurrentUser, error: Option<String>) -> Resu
         nav: Nav::user(state, me),
         csrf: me.visitor.csrf().to_string(),
         username: me.user.username.clone(),
-        groups: vars.my_groups.into_iter().collect(),
+        groups,
         packages,
         follows,
         error,

@@ -11,7 +11,7 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    api, api_v1, auth, destinations, feeds, filters, home, mailbox, me, ownership, session,
+    api, api_v1, auth, destinations, feeds, filters, home, mailbox, me, oidc, ownership, session,
     settings, tokens, unsubscribe, AppState,
 };
 
@@ -111,6 +111,10 @@ pub const ACCOUNT_TOKENS: &str = "/account/tokens";
 pub const ACCOUNT_TOKEN_REVOKE: &str = "/account/tokens/{id}/revoke";
 /// The stylesheet.
 pub const STYLE: &str = "/style.css";
+/// Starts a sign-in through the OpenID Connect provider.
+pub const SIGNIN_OIDC: &str = "/signin/oidc";
+/// Where the OpenID Connect provider sends the browser back (the redirect URI).
+pub const SIGNIN_OIDC_CALLBACK: &str = "/signin/oidc/callback";
 
 /// Link to a destination's delete action.
 pub fn destination_delete(id: i64) -> String {
@@ -231,6 +235,7 @@ pub fn router(state: AppState) -> Router {
         .merge(feeds::page_router())
         .merge(unsubscribe::router())
         .merge(mailbox::router())
+        .merge(oidc::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::layer,

@@ -53,7 +53,7 @@ impl Cell {
 }
 
 /// The value of the request's cookie `name`, if any.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -67,7 +67,12 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// A `Set-Cookie` value. Every cookie is `HttpOnly`, `SameSite=Lax`, for the whole site and
 /// without `Domain`; `Secure` on https (where the `__Host-` names require all of that).
 /// Without `max_age` it lasts until the browser closes.
-fn set_cookie(config: &WebConfig, name: &str, value: &str, max_age: Option<i64>) -> String {
+pub(crate) fn set_cookie(
+    config: &WebConfig,
+    name: &str,
+    value: &str,
+    max_age: Option<i64>,
+) -> String {
     let max_age = max_age
         .map(|secs| format!("; Max-Age={}", secs.max(0)))
         .unwrap_or_default();

@@ -41,7 +41,7 @@ impl Nav {
             username: None,
             csrf: visitor.csrf().to_string(),
             mailbox: state.config.mailbox_dir.is_some(),
-            signup: state.config.allow_signup,
+            signup: state.config.signup_allowed(),
         }
     }
 

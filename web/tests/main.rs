@@ -16,6 +16,7 @@ mod mail_links;
 mod mailbox;
 mod me;
 mod metrics;
+mod oidc;
 mod sessions;
 mod settings;
 mod throttle;

@@ -3,6 +3,7 @@
 
 pub(crate) mod hashing;
 pub(crate) mod personal_tokens;
+pub(crate) mod provider;
 pub(crate) mod sessions;
 pub(crate) mod tokens;
 pub(crate) mod users;

@@ -20,9 +20,16 @@ pub struct User {
     pub disabled: bool,
     /// When the account was made.
     pub created_at: i64,
+    /// The account signs in through the OpenID Connect provider: it has no password here,
+    /// and its name is the provider's.
+    pub from_provider: bool,
 }
 
-const USER_COLUMNS: &str = "id, username, is_admin, disabled, created_at";
+pub(crate) const USER_COLUMNS: &str = "id, username, is_admin, disabled, created_at, from_provider";
+
+/// Why a local account cannot take a name.
+const PROVIDER_OWNS_NAME: &str =
+    "that name belongs to an account that signs in through the sign-in provider";
 
 /// Usernames are what `$me` matches against bus messages: lower-case letters, digits, `-`,
 /// `_` and `.`, 1 to 64 of them.
@@ -78,8 +85,22 @@ pub fn validate_password(password: &str, username: &str) -> Result<()> {
     Ok(())
 }
 
+/// Who an account created by [`Store::insert_user`] is.
+pub(crate) struct NewUser<'a> {
+    pub username: &'a str,
+    /// The argon2 hash, for a local account that signs in with a password.
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+    /// The account is the sign-in provider's.
+    pub from_provider: bool,
+    /// The provider's subject that claimed it, if one did.
+    pub provider_subject: Option<&'a str>,
+}
+
 impl Store {
-    /// Creates a user; `password` may be absent for accounts that only sign in elsewhere.
+    /// Creates a local user; `password` may be absent for accounts that only sign in
+    /// elsewhere. A name an account of the sign-in provider has is refused (`Invalid` on
+    /// `username`, saying so).
     pub async fn create_user(
         &self,
         username: &str,
@@ -95,15 +116,56 @@ impl Store {
             }
             None => None,
         };
+        if self
+            .user_by_name(username)
+            .await?
+            .is_some_and(|u| u.from_provider)
+        {
+            return Err(StoreError::Invalid {
+                field: "username",
+                reason: PROVIDER_OWNS_NAME.into(),
+            });
+        }
+        self.insert_user(NewUser {
+            username,
+            password_hash: hash,
+            is_admin,
+            from_provider: false,
+            provider_subject: None,
+        })
+        .await
+    }
+
+    /// Creates an account for the sign-in provider before its first sign-in (an admin's
+    /// `tidings user add --provider`): no password; the first sign-in through the provider
+    /// whose username claim is `username` claims it.
+    pub async fn create_provider_user(&self, username: &str, is_admin: bool) -> Result<User> {
+        validate_username(username)?;
+        self.insert_user(NewUser {
+            username,
+            password_hash: None,
+            is_admin,
+            from_provider: true,
+            provider_subject: None,
+        })
+        .await
+    }
+
+    /// The one place an account is made: local sign-up, `tidings user add` and sign-in
+    /// through the provider all come here, so whatever a new account gets, each gets.
+    pub(crate) async fn insert_user(&self, new: NewUser<'_>) -> Result<User> {
         let sql = format!(
-            "INSERT INTO users (username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (username, password_hash, is_admin, created_at, from_provider, \
+             provider_subject) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
         );
         let sql = self.sql(&sql);
         let user = with_pool!(self, |pool| sqlx::query_as::<_, User>(&sql)
-            .bind(username)
-            .bind(hash)
-            .bind(is_admin)
+            .bind(new.username)
+            .bind(new.password_hash)
+            .bind(new.is_admin)
             .bind(now_ms())
+            .bind(new.from_provider)
+            .bind(new.provider_subject)
             .fetch_one(pool)
             .await?);
         Ok(user)
@@ -131,6 +193,14 @@ impl Store {
     /// Sessions are not touched here: the caller ends the others ([`Store::end_sessions`]).
     pub async fn change_password(&self, user_id: i64, current: &str, new: &str) -> Result<()> {
         let user = self.user(user_id).await?;
+        if user.from_provider {
+            return Err(StoreError::Invalid {
+                field: "password",
+                reason:
+                    "this account signs in through the sign-in provider and has no password here"
+                        .into(),
+            });
+        }
         if self.authenticate(&user.username, current).await?.is_none() {
             return Err(StoreError::Invalid {
                 field: "current_password",
@@ -154,19 +224,26 @@ impl Store {
     /// follows, sessions, and their queued and past notifications (the bus messages stay:
     /// they were never theirs). `password` must be the account's (`Invalid` on the field
     /// `current_password` otherwise). The matcher forgets their filters through the change
-    /// log.
+    /// log. An account of the sign-in provider has no password: `password` is not asked.
     pub async fn delete_user(&self, user_id: i64, password: &str) -> Result<()> {
         let user = self.user(user_id).await?;
-        if self.authenticate(&user.username, password).await?.is_none() {
+        if !user.from_provider && self.authenticate(&user.username, password).await?.is_none() {
             return Err(StoreError::Invalid {
                 field: "current_password",
                 reason: "that is not your current password".into(),
             });
         }
         let sql = self.sql("DELETE FROM users WHERE id = $1");
+        // The groups its sign-ins brought go with it (imported ones are not the account's).
+        let groups =
+            self.sql("DELETE FROM group_members WHERE username = $1 AND source = 'provider'");
         with_pool!(self, |pool| {
             let mut tx = Edit::begin(self, pool).await?;
             sqlx::query(&sql).bind(user_id).execute(&mut *tx).await?;
+            sqlx::query(&groups)
+                .bind(&user.username)
+                .execute(&mut *tx)
+                .await?;
             tx.commit([user_id]).await?;
         });
         Ok(())

@@ -3,7 +3,9 @@
 //! `$followed_users` and `$followed_packages`.
 //!
 //! Members and owners are bus usernames, not accounts: someone who signs up later picks up
-//! what they already own. Every write appends one `changes` row for each account whose
+//! what they already own. A membership comes from an import or command, or from the groups
+//! claim of a sign-in through the OpenID Connect provider (`source` 'provider'); each side
+//! replaces only its own rows, and `$my_groups` is both. Every write appends one `changes` row for each account whose
 //! variables it actually changed, and for no one else, so the notifier re-indexes only them.
 
 mod format;
@@ -322,9 +324,10 @@ impl Store {
         data.validate()?;
         let lock = self.ownership_lock();
         let (all_members, all_owners) = (self.sql(ALL_MEMBERS), self.sql(ALL_OWNERS));
-        let clear_members = self.sql("DELETE FROM group_members");
+        let clear_members = self.sql("DELETE FROM group_members WHERE source = 'import'");
         let clear_owners = self.sql("DELETE FROM package_owners");
-        let clear_group = self.sql("DELETE FROM group_members WHERE group_name = $1");
+        let clear_group =
+            self.sql("DELETE FROM group_members WHERE group_name = $1 AND source = 'import'");
         let clear_package = self.sql("DELETE FROM package_owners WHERE package = $1");
         let user_id = self.sql(USER_ID);
         let members: Vec<[&str; 2]> = data
@@ -579,7 +582,10 @@ impl Store {
                  ON CONFLICT DO NOTHING",
             )
         } else {
-            self.sql("DELETE FROM group_members WHERE group_name = $1 AND username = $2")
+            self.sql(
+                "DELETE FROM group_members WHERE group_name = $1 AND username = $2 \
+                 AND source = 'import'",
+            )
         };
         let user_id = self.sql(USER_ID);
         Ok(with_pool!(self, |pool| {
@@ -604,6 +610,85 @@ impl Store {
             tx.commit(id).await?;
             id
         }))
+    }
+
+    /// Replaces the groups the sign-in provider gives `username` (its groups claim at the
+    /// latest sign-in) with `groups`; the imported memberships stay as they are. Names that
+    /// are not group names here (see `tidings ownership`) are left out and returned, so the
+    /// caller can say so. The account is re-indexed when its groups changed.
+    pub async fn set_provider_groups(
+        &self,
+        username: &str,
+        groups: &BTreeSet<String>,
+    ) -> Result<Vec<String>> {
+        checked(Kind::User, "username", username)?;
+        let (kept, skipped): (Vec<&String>, Vec<&String>) = groups
+            .iter()
+            .partition(|g| checked(Kind::Group, "group", g).is_ok());
+        let wanted: BTreeSet<&str> = kept.into_iter().map(String::as_str).collect();
+        let lock = self.ownership_lock();
+        let current_sql = self.sql(
+            "SELECT group_name FROM group_members WHERE username = $1 AND source = 'provider'",
+        );
+        let insert = self.sql(
+            "INSERT INTO group_members (group_name, username, source) VALUES ($1, $2, 'provider')",
+        );
+        let delete = self.sql(
+            "DELETE FROM group_members WHERE group_name = $1 AND username = $2 \
+             AND source = 'provider'",
+        );
+        let user_id = self.sql(USER_ID);
+        with_pool!(self, |pool| {
+            let mut tx = Edit::begin(self, pool).await?;
+            sqlx::query(lock).execute(&mut *tx).await?;
+            let current: Vec<String> = sqlx::query_scalar(&current_sql)
+                .bind(username)
+                .fetch_all(&mut *tx)
+                .await?;
+            let current: BTreeSet<&str> = current.iter().map(String::as_str).collect();
+            for gone in current.difference(&wanted) {
+                sqlx::query(&delete)
+                    .bind(*gone)
+                    .bind(username)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for new in wanted.difference(&current) {
+                sqlx::query(&insert)
+                    .bind(*new)
+                    .bind(username)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // `$my_groups` (and through it `$my_packages`) changed.
+            let id: Option<i64> = if current != wanted {
+                sqlx::query_scalar(&user_id)
+                    .bind(username)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            } else {
+                None
+            };
+            tx.commit(id).await?;
+        });
+        Ok(skipped.into_iter().cloned().collect())
+    }
+
+    /// `$my_groups` of a bus username with where each comes from: by group, an imported
+    /// membership (`false`) before the provider's (`true`) when a group is both.
+    pub async fn group_sources(&self, username: &str) -> Result<Vec<(String, bool)>> {
+        let sql = self.sql(
+            "SELECT group_name, source FROM group_members WHERE username = $1 \
+             ORDER BY group_name, source",
+        );
+        let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(username)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(group, source)| (group, source == "provider"))
+            .collect())
     }
 
     /// Makes an account follow a person or a package. Returns whether it is new.
