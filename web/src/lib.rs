@@ -27,16 +27,19 @@ mod destinations;
 mod error;
 mod feeds;
 mod filters;
+mod gallery;
 mod home;
 mod mailbox;
 mod me;
 mod metrics;
 mod ownership;
+mod preview;
 mod routes;
 mod session;
 mod throttle;
 mod unsubscribe;
 mod view;
+mod why;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::Error;
 pub use feeds::{build_feed, Feed, FEED_ENTRIES, FEED_SCAN, FEED_WINDOW_MS};
 pub use metrics::serve_metrics;
+pub use preview::{preview, Preview, PREVIEW_LISTED, PREVIEW_WINDOW_MS};
 pub use routes::router;
 /// A time (ms since the epoch) as `2024-05-01 12:34 UTC`, as the pages show it.
 pub use view::when as show_time;

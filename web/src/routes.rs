@@ -11,8 +11,8 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    api, auth, destinations, feeds, filters, home, mailbox, me, ownership, session, unsubscribe,
-    AppState,
+    api, auth, destinations, feeds, filters, gallery, home, mailbox, me, ownership, session,
+    unsubscribe, why, AppState,
 };
 
 // The pages mail links point at come from the route table the renderer builds mail links
@@ -69,6 +69,12 @@ pub const FILTER_NEW: &str = "/filters/new";
 pub const FILTER_DELETE: &str = "/filters/{id}/delete";
 /// Replacing a filter's feed URL, which ends the old one (POST).
 pub const FILTER_FEED: &str = "/filters/{id}/feed";
+/// Why a message did or did not match each of the user's filters (`?message=ID`).
+pub const FILTER_WHY: &str = "/filters/why";
+/// What a saved filter would have sent in the last 7 days.
+pub const FILTER_PREVIEW: &str = "/filters/{id}/preview";
+/// Starting filters to add with one click.
+pub const FILTER_GALLERY: &str = "/filters/gallery";
 /// The local mailbox folder.
 pub const MAILBOX: &str = "/mailbox";
 /// One mail in the local mailbox folder.
@@ -102,6 +108,19 @@ pub fn filter_delete(id: i64) -> String {
 /// Where a filter's feed URL is replaced.
 pub fn filter_feed(id: i64) -> String {
     FILTER_FEED.replace("{id}", &id.to_string())
+}
+
+/// The why-page for one archived message (its bus id).
+pub fn filter_why(msg_id: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("message", msg_id)
+        .finish();
+    format!("{FILTER_WHY}?{query}")
+}
+
+/// A saved filter's preview.
+pub fn filter_preview(id: i64) -> String {
+    FILTER_PREVIEW.replace("{id}", &id.to_string())
 }
 
 /// Link to a destination's resend action.
@@ -197,6 +216,8 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(destinations::router())
         .merge(filters::router())
+        .merge(why::router())
+        .merge(gallery::router())
         .merge(me::router())
         .merge(feeds::page_router())
         .merge(unsubscribe::router())

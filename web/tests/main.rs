@@ -16,3 +16,4 @@ mod me;
 mod metrics;
 mod sessions;
 mod throttle;
+mod why;
