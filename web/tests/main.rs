@@ -10,6 +10,7 @@ mod api;
 mod destinations;
 mod feeds;
 mod filters;
+mod gallery;
 mod mail_links;
 mod mailbox;
 mod me;
