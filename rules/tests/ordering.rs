@@ -108,3 +108,15 @@ fn variables_stand_for_their_values_in_body_tests() {
     assert_eq!(err.column, 17, "{err}");
     assert!(err.message.contains("expected a number"), "{err}");
 }
+
+#[test]
+fn conditions_say_whether_they_read_the_body() {
+    for (text, reads) in [
+        ("usernames has $me", false),
+        (r#"app == "bodhi" or not body.a exists"#, true),
+        ("not (usernames has $me and body.x == $me)", true),
+    ] {
+        let c = Condition::parse(text).expect("valid");
+        assert_eq!(c.uses_body(), reads, "{text}");
+    }
+}

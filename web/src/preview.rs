@@ -2,7 +2,8 @@
 //! from the archive — how many messages it matches (all of them counted) and the newest
 //! few. The window is found on the `received_at` index, then read in id ranges of
 //! [`CHUNK`] rows, two at a time (each decoded and evaluated on its own task, so both
-//! cores work), and nothing older than the window is read. `tidings bench preview`
+//! cores work), and nothing older than the window is read. Bodies and headers are read
+//! only for a condition with a body test. `tidings bench preview`
 //! measures it (docs/performance.md).
 
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub async fn preview(
     let Some(window) = store.archive_window(since).await? else {
         return Ok(result);
     };
+    // Bodies are most of the archive's bytes: read them only for a condition that tests
+    // them (what a preview lists comes from the metadata).
+    let bodies = condition.uses_body();
     let shared = Arc::new((condition, variables));
     // Ranges from the newest down, so the listed newest come from the first ones.
     let mut ranges = Vec::new();
@@ -67,7 +71,7 @@ pub async fn preview(
             let (from, to) = ranges[next];
             let (store, shared, at) = (store.clone(), shared.clone(), next);
             tasks.spawn(async move {
-                let page = store.archive_range(from, to, since).await?;
+                let page = store.archive_range(from, to, since, bodies).await?;
                 let (condition, variables) = &*shared;
                 let mut count = 0;
                 let mut latest = Vec::new();

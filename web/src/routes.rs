@@ -118,11 +118,6 @@ pub fn filter_why(msg_id: &str) -> String {
     format!("{FILTER_WHY}?{query}")
 }
 
-/// A saved filter's preview.
-pub fn filter_preview(id: i64) -> String {
-    FILTER_PREVIEW.replace("{id}", &id.to_string())
-}
-
 /// Link to a destination's resend action.
 pub fn destination_resend(id: i64) -> String {
     DESTINATION_RESEND.replace("{id}", &id.to_string())

@@ -324,6 +324,18 @@ impl Condition {
         }
     }
 
+    /// Whether the condition reads the message body (has a `body.…` test). One that does
+    /// not can be matched against metadata and topic alone, so a preview need not read
+    /// archived bodies.
+    pub fn uses_body(&self) -> bool {
+        match self {
+            Condition::And(parts) | Condition::Or(parts) => parts.iter().any(Condition::uses_body),
+            Condition::Not(inner) => inner.uses_body(),
+            Condition::Body { .. } => true,
+            _ => false,
+        }
+    }
+
     /// Whether a message satisfies the condition for an owner with these variables.
     /// A missing field makes its predicate false; matching never fails.
     pub fn matches(&self, message: &Message, metadata: &Metadata, vars: &Variables) -> bool {

@@ -157,8 +157,8 @@ pub fn rpm_version_cmp(a: &str, b: &str) -> Ordering {
                 c.is_ascii_alphabetic()
             }
         };
-        let len_one = one.iter().take_while(|c| class(*c)).count();
-        let len_two = two.iter().take_while(|c| class(*c)).count();
+        let len_one = one.iter().take_while(|c| class(c)).count();
+        let len_two = two.iter().take_while(|c| class(c)).count();
         let (seg_one, seg_two) = (&one[..len_one], &two[..len_two]);
         one = &one[len_one..];
         two = &two[len_two..];
