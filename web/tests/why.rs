@@ -12,7 +12,8 @@ use crate::support::App;
 on_both!(
     the_why_page_explains_each_of_my_filters_and_only_mine,
     a_preview_counts_the_last_week_before_and_after_saving,
-    a_condition_error_is_shown_where_it_is
+    a_condition_error_is_shown_where_it_is,
+    a_topic_is_warned_about_unless_the_catalog_or_the_archive_has_it
 );
 
 async fn archive(app: &App, id: &str, app_name: &str, usernames: &[&str], packages: &[&str]) {
@@ -242,4 +243,35 @@ async fn a_condition_error_is_shown_where_it_is(app: &App) {
         "{}",
         bad.body
     );
+}
+
+async fn a_topic_is_warned_about_unless_the_catalog_or_the_archive_has_it(app: &App) {
+    let alice = app.browser();
+    alice.signup("alice", "velvet crane harbour 42").await;
+    archive(app, "custom-1", "customapp", &["alice"], &[]).await;
+    for (topic, warned) in [
+        ("org.fedoraproject.prod.bodhi.update.comment", false),
+        ("org.fedoraproject.prod.customapp.thing.happened", false),
+        ("org.fedoraproject.*.customapp.**", false),
+        ("org.fedoraproject.prod.customapp.other", true),
+    ] {
+        let reply = alice
+            .submit(
+                "/filters/new",
+                "/filters/new",
+                &[
+                    ("name", topic),
+                    ("condition", &format!("topic ~ \"{topic}\"")),
+                ],
+            )
+            .await;
+        let said = reply.body.contains("no catalog entry has a topic like");
+        assert_eq!(said, warned, "{topic}: {}", reply.body);
+        let status = if warned {
+            StatusCode::OK
+        } else {
+            StatusCode::SEE_OTHER
+        };
+        assert_eq!(reply.status, status, "{topic}: {}", reply.body);
+    }
 }
