@@ -7,6 +7,7 @@ mod bench_e2e;
 mod bench_feed;
 mod bench_flood;
 mod bench_match;
+mod bench_preview;
 mod bench_send;
 mod config;
 mod demo;
@@ -162,6 +163,22 @@ enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// How long a filter preview (its last 7 days, counted and listed) takes, over a
+    /// store of archived corpus messages.
+    Preview {
+        /// Messages to archive (the corpus replayed with fresh ids): a busy week.
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        /// Previews timed per condition.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// The corpus (JSON lines with a `message` envelope each).
+        #[arg(long, default_value = DEFAULT_CORPUS)]
+        corpus: PathBuf,
+        /// The database to fill (default: a fresh SQLite file).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Decode + metadata throughput over the corpus, one thread.
     Metadata {
         /// The corpus (JSON lines with a `message` envelope each).
@@ -237,6 +254,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 database_url,
             };
             println!("{}", runtime()?.block_on(bench_feed::run(options))?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Bench(BenchCommand::Preview {
+            messages,
+            rounds,
+            corpus,
+            database_url,
+        }) => {
+            let options = bench_preview::Options {
+                messages,
+                rounds,
+                corpus,
+                database_url,
+            };
+            println!("{}", runtime()?.block_on(bench_preview::run(options))?);
             return Ok(ExitCode::SUCCESS);
         }
         Command::Bench(BenchCommand::Metadata { corpus }) => {

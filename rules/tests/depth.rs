@@ -164,10 +164,10 @@ proptest! {
         prop_assert!(beyond.to_checked_json().is_err());
     }
 
-    /// Each level of the tree adds at most two levels of JSON, and a predicate at most four:
+    /// Each level of the tree adds at most two levels of JSON, and a predicate at most five:
     /// the bound the limit rests on.
     #[test]
     fn json_nests_at_most_two_levels_per_tree_level(c in condition()) {
-        prop_assert!(json_depth(&c.to_json()) <= 2 * c.depth() + 4, "{}", c.to_json());
+        prop_assert!(json_depth(&c.to_json()) <= 2 * c.depth() + 5, "{}", c.to_json());
     }
 }

@@ -3,5 +3,7 @@
 mod corpus;
 mod depth;
 mod equivalence;
+mod explain;
 mod language;
+mod ordering;
 mod strategies;

@@ -136,9 +136,21 @@ fn literal() -> impl Strategy<Value = Literal> {
             "kernel-6.1",
             "ralph",
             "30m",
-            "é \"q\"\n"
+            "é \"q\"\n",
+            "40",
+            "9",
+            "1.10",
+            "1.9",
         ])
         .prop_map(|s| Literal::String(s.into())),
+    ]
+}
+
+/// A literal or a variable, as `==`, `!=` and `in` take.
+fn literal_or_var() -> impl Strategy<Value = Literal> {
+    prop_oneof![
+        4 => literal(),
+        1 => select(Variable::ALL.to_vec()).prop_map(|var| Literal::Var { var }),
     ]
 }
 
@@ -150,13 +162,13 @@ fn ordered_literal() -> impl Strategy<Value = Literal> {
 
 fn body_test() -> impl Strategy<Value = BodyTest> {
     prop_oneof![
-        literal().prop_map(BodyTest::Eq),
-        literal().prop_map(BodyTest::Ne),
+        literal_or_var().prop_map(BodyTest::Eq),
+        literal_or_var().prop_map(BodyTest::Ne),
         ordered_literal().prop_map(BodyTest::Lt),
         ordered_literal().prop_map(BodyTest::Le),
         ordered_literal().prop_map(BodyTest::Gt),
         ordered_literal().prop_map(BodyTest::Ge),
-        prop::collection::vec(literal(), 1..3).prop_map(BodyTest::In),
+        prop::collection::vec(literal_or_var(), 1..3).prop_map(BodyTest::In),
         select(vec!["updates", "kernel-", ""]).prop_map(|s| BodyTest::Prefix(s.into())),
         select(vec!["updates*", "**", "*-6.*"])
             .prop_filter_map("glob", |g| Glob::new(g).ok().map(BodyTest::Glob)),
@@ -244,6 +256,8 @@ fn synthetic() -> impl Strategy<Value = (Message, Metadata)> {
             json!({"comment": {"karma": -1}, "update": {"builds": [{"nvr": "kernel-6.1"}, {"nvr": "foo-1"}]}})
         ),
         Just(json!({"repo": "updates", "release": "30m", "agent": "ralph"})),
+        Just(json!({"repo": "updates", "release": "9", "agent": "alice", "user": {"name": "bob"}})),
+        Just(json!({"release": "40", "comment": {"karma": "1.10"}, "x": ["1.9", 40]})),
         Just(
             json!({"repo": "updates-testing", "release": 30, "builds": ["a", "b"], "x": [null, true]})
         ),

@@ -51,7 +51,7 @@ pub use preferences::destinations::{
     default_delivery, set_default_delivery, ChannelKind, ChannelSettings, Destination,
     NewDestination, CODE_TRIES, CONFIRMED_ADDRESS, CONFIRM_TTL_MS,
 };
-pub use preferences::feeds::{ArchivePage, FeedHead};
+pub use preferences::feeds::{ArchivePage, ArchiveWindow, FeedHead};
 pub use preferences::filters::{Delivery, Filter, FilterInput, FilterList, UnreadableFilter};
 pub use preferences::mutes::{mute_options, Mute, MuteKind, MuteOption, MUTE_MS};
 pub use preferences::quarantine::{Quarantine, QuarantinedFilter};

@@ -11,8 +11,8 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    api, api_v1, auth, destinations, feeds, filters, home, mailbox, me, oidc, ownership, session,
-    settings, tokens, unsubscribe, AppState,
+    api, api_v1, auth, destinations, feeds, filters, gallery, home, mailbox, me, oidc, ownership,
+    session, settings, tokens, unsubscribe, why, AppState,
 };
 
 // The pages mail links point at come from the route table the renderer builds mail links
@@ -77,6 +77,12 @@ pub const FILTER_NEW: &str = "/filters/new";
 pub const FILTER_DELETE: &str = "/filters/{id}/delete";
 /// Replacing a filter's feed URL, which ends the old one (POST).
 pub const FILTER_FEED: &str = "/filters/{id}/feed";
+/// Why a message did or did not match each of the user's filters (`?message=ID`).
+pub const FILTER_WHY: &str = "/filters/why";
+/// What a saved filter would have sent in the last 7 days.
+pub const FILTER_PREVIEW: &str = "/filters/{id}/preview";
+/// Starting filters to add with one click.
+pub const FILTER_GALLERY: &str = "/filters/gallery";
 /// The local mailbox folder.
 pub const MAILBOX: &str = "/mailbox";
 /// One mail in the local mailbox folder.
@@ -134,6 +140,14 @@ pub fn filter_delete(id: i64) -> String {
 /// Where a filter's feed URL is replaced.
 pub fn filter_feed(id: i64) -> String {
     FILTER_FEED.replace("{id}", &id.to_string())
+}
+
+/// The why-page for one archived message (its bus id).
+pub fn filter_why(msg_id: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("message", msg_id)
+        .finish();
+    format!("{FILTER_WHY}?{query}")
 }
 
 /// Link to a destination's resend action.
@@ -229,6 +243,8 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(destinations::router())
         .merge(filters::router())
+        .merge(why::router())
+        .merge(gallery::router())
         .merge(me::router())
         .merge(settings::router())
         .merge(tokens::router())

@@ -1,6 +1,6 @@
 //! Evaluation: whether one message satisfies one condition for one owner. This is the
 //! reference semantics; the index only decides which conditions to evaluate. It never
-//! allocates and never fails: a missing field makes its predicate false.
+//! fails: a missing field makes its predicate false.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -50,7 +50,9 @@ pub(super) fn matches(c: &Condition, message: &Message, meta: &Metadata, vars: &
                 .iter()
                 .any(|value| operand_contains(value, agent, vars))
         }),
-        Condition::Body { path, test } => path.any(&message.body, &mut |v| body_test(test, v)),
+        Condition::Body { path, test } => {
+            path.any(&message.body, &mut |v| body_test(test, v, vars))
+        }
     }
 }
 
@@ -86,15 +88,15 @@ fn contains_any(set: &BTreeSet<String>, operand: &Operand, vars: &Variables) -> 
     }
 }
 
-fn body_test(test: &BodyTest, value: &Value) -> bool {
+fn body_test(test: &BodyTest, value: &Value, vars: &Variables) -> bool {
     match test {
-        BodyTest::Eq(lit) => equals(value, lit),
-        BodyTest::Ne(lit) => !equals(value, lit),
+        BodyTest::Eq(lit) => equals(value, lit, vars),
+        BodyTest::Ne(lit) => !equals(value, lit, vars),
         BodyTest::Lt(lit) => compare(value, lit, CmpOp::Lt),
         BodyTest::Le(lit) => compare(value, lit, CmpOp::Le),
         BodyTest::Gt(lit) => compare(value, lit, CmpOp::Gt),
         BodyTest::Ge(lit) => compare(value, lit, CmpOp::Ge),
-        BodyTest::In(lits) => lits.iter().any(|lit| equals(value, lit)),
+        BodyTest::In(lits) => lits.iter().any(|lit| equals(value, lit, vars)),
         BodyTest::Prefix(prefix) => value
             .as_str()
             .is_some_and(|s| s.starts_with(prefix.as_str())),
@@ -104,34 +106,24 @@ fn body_test(test: &BodyTest, value: &Value) -> bool {
     }
 }
 
-fn equals(value: &Value, lit: &Literal) -> bool {
+fn equals(value: &Value, lit: &Literal, vars: &Variables) -> bool {
     match (value, lit) {
+        (Value::String(a), Literal::Var { var }) => match vars.set(*var) {
+            Some(set) => set.contains(a),
+            None => vars.me == *a,
+        },
         (Value::Null, Literal::Null) => true,
         (Value::Bool(a), Literal::Bool(b)) => a == b,
         (Value::String(a), Literal::String(b)) => a == b,
-        (Value::Number(a), Literal::Number(b)) => number_order(a, b) == Some(Ordering::Equal),
+        (Value::Number(a), Literal::Number(b)) => {
+            super::order::number_order(a, b) == Some(Ordering::Equal)
+        }
         _ => false,
     }
 }
 
-/// Orders only like with like (numbers, strings); anything else is false, as a missing
-/// field is, rather than an error at match time.
+/// Orders as [`super::order`] says; values that do not compare make the test false, as
+/// a missing field does, rather than an error at match time.
 fn compare(value: &Value, lit: &Literal, op: CmpOp) -> bool {
-    let ordering = match (value, lit) {
-        (Value::Number(a), Literal::Number(b)) => number_order(a, b),
-        (Value::String(a), Literal::String(b)) => Some(a.as_str().cmp(b.as_str())),
-        _ => None,
-    };
-    ordering.is_some_and(|o| op.holds(o))
-}
-
-/// Integers compare exactly (ids beyond 2^53 stay distinct); anything else as f64.
-fn number_order(a: &serde_json::Number, b: &serde_json::Number) -> Option<Ordering> {
-    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
-        return Some(x.cmp(&y));
-    }
-    if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
-        return Some(x.cmp(&y));
-    }
-    a.as_f64()?.partial_cmp(&b.as_f64()?)
+    super::order(value, lit).is_some_and(|o| op.holds(o))
 }

@@ -10,10 +10,13 @@
 //! validates it: a condition value that exists has compiled patterns, known variables of
 //! the right kind and no empty lists, so matching never fails.
 
+mod builder;
 mod depth;
 mod eval;
+mod explain;
 mod lexer;
 mod lint;
+mod order;
 mod parser;
 mod path;
 mod pattern;
@@ -23,8 +26,11 @@ mod variables;
 
 use serde::{Deserialize, Serialize};
 
+pub use builder::{BodyField, Builder, BuilderError, Whose};
 pub use depth::{MAX_DEPTH, MAX_JSON_DEPTH};
+pub use explain::{Explanation, Reason};
 pub use lint::AppNames;
+pub use order::{order, rpm_version_cmp};
 pub use path::{BodyPath, Step};
 pub use pattern::{topic_glob_matches, Glob, Regex};
 pub use variables::{Variable, VariableKind, Variables};
@@ -82,7 +88,7 @@ pub enum Operand {
     Var(Variable),
 }
 
-/// A JSON scalar a body field is compared with.
+/// A JSON scalar a body field is compared with, or a variable standing for strings.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Literal {
@@ -94,6 +100,13 @@ pub enum Literal {
     Number(serde_json::Number),
     /// A string.
     String(String),
+    /// A variable (`$me`, `$followed_users`, …), resolved per filter owner: a string
+    /// equal to it (to one of its values, for a set). JSON form `{"var": "me"}`. Only in
+    /// `==`, `!=` and `in`.
+    Var {
+        /// The variable.
+        var: Variable,
+    },
 }
 
 /// A comparison between a value and a literal.
@@ -149,7 +162,8 @@ pub enum BodyTest {
     Eq(Literal),
     /// Present and not equal to the literal.
     Ne(Literal),
-    /// Less than a number or string literal (same type only).
+    /// Less than a number or string literal: numbers, versions or text, as
+    /// [`order`] says.
     Lt(Literal),
     /// Less than or equal.
     Le(Literal),
@@ -167,6 +181,17 @@ pub enum BodyTest {
     Regex(Regex),
     /// Present and not `null`.
     Exists,
+}
+
+impl BodyTest {
+    /// Whether the test names a variable (`body.user == $me`).
+    pub fn uses_variables(&self) -> bool {
+        match self {
+            BodyTest::Eq(lit) | BodyTest::Ne(lit) => matches!(lit, Literal::Var { .. }),
+            BodyTest::In(lits) => lits.iter().any(|l| matches!(l, Literal::Var { .. })),
+            _ => false,
+        }
+    }
 }
 
 /// A condition tree. Its serde form is the canonical JSON stored with a filter.
@@ -296,6 +321,18 @@ impl Condition {
             parts.remove(0)
         } else {
             Condition::Or(parts)
+        }
+    }
+
+    /// Whether the condition reads the message body (has a `body.…` test). One that does
+    /// not can be matched against metadata and topic alone, so a preview need not read
+    /// archived bodies.
+    pub fn uses_body(&self) -> bool {
+        match self {
+            Condition::And(parts) | Condition::Or(parts) => parts.iter().any(Condition::uses_body),
+            Condition::Not(inner) => inner.uses_body(),
+            Condition::Body { .. } => true,
+            _ => false,
         }
     }
 

@@ -264,6 +264,16 @@ impl Parser {
                 Ok(BodyTest::Glob(Glob::new(&source).map_err(|e| at.error(e))?))
             }
             Kind::Word(w) => match w.as_str() {
+                "in" if matches!(
+                    self.peek(),
+                    Some(Token {
+                        kind: Kind::Var(_),
+                        ..
+                    })
+                ) =>
+                {
+                    Ok(BodyTest::In(vec![self.literal()?.0]))
+                }
                 "in" => Ok(BodyTest::In(
                     self.list("a literal", |p| p.literal().map(|(l, _)| l))?,
                 )),
@@ -290,16 +300,20 @@ impl Parser {
     }
 
     fn literal(&mut self) -> Result<(Literal, Token), ConditionError> {
-        let token = self.next("a literal (string, number, true, false, null)")?;
+        let token = self.next("a literal (string, number, true, false, null, $me, …)")?;
         let literal = match &token.kind {
             Kind::Str(s) => Literal::String(s.clone()),
+            Kind::Var(name) => match Variable::from_name(name) {
+                Some(var) => Literal::Var { var },
+                None => return Err(token.error(unknown_variable(name))),
+            },
             Kind::Num(n) => Literal::Number(n.clone()),
             Kind::Word(w) if w == "true" => Literal::Bool(true),
             Kind::Word(w) if w == "false" => Literal::Bool(false),
             Kind::Word(w) if w == "null" => Literal::Null,
             other => {
                 return Err(token.error(format!(
-                    "expected a literal (string, number, true, false, null), found {other}"
+                    "expected a literal (string, number, true, false, null, or a variable like $me), found {other}"
                 )))
             }
         };
@@ -312,13 +326,11 @@ impl Parser {
             Kind::Str(s) => Operand::Literal(s.clone()),
             Kind::Var(name) => match Variable::from_name(name) {
                 Some(var) => Operand::Var(var),
-                None => {
-                    return Err(token.error(format!(
-                        "unknown variable `${name}`: expected one of $me, $my_groups, $my_packages, $followed_users, $followed_packages"
-                    )))
-                }
+                None => return Err(token.error(unknown_variable(name))),
             },
-            other => return Err(token.error(format!("expected a string or a variable, found {other}"))),
+            other => {
+                return Err(token.error(format!("expected a string or a variable, found {other}")))
+            }
         };
         check_operand(usage, &operand).map_err(|e| token.error(e))?;
         Ok(operand)
@@ -364,4 +376,10 @@ impl Parser {
             }
         }
     }
+}
+
+fn unknown_variable(name: &str) -> String {
+    format!(
+        "unknown variable `${name}`: expected one of $me, $my_groups, $my_packages, $followed_users, $followed_packages"
+    )
 }

@@ -28,6 +28,7 @@ impl Display for Literal {
             Literal::Bool(b) => write!(f, "{b}"),
             Literal::Number(n) => write!(f, "{n}"),
             Literal::String(s) => f.write_str(&quote(s)),
+            Literal::Var { var } => write!(f, "${}", var.name()),
         }
     }
 }
@@ -62,7 +63,11 @@ impl Display for BodyTest {
             BodyTest::Ge(lit) => write!(f, ">= {lit}"),
             BodyTest::In(lits) => {
                 f.write_str("in ")?;
-                list(f, lits)
+                match lits.as_slice() {
+                    // A lone variable stands for its whole set, as in `has any`.
+                    [var @ Literal::Var { .. }] => write!(f, "{var}"),
+                    _ => list(f, lits),
+                }
             }
             BodyTest::Prefix(p) => write!(f, "prefix {}", quote(p)),
             BodyTest::Glob(g) => write!(f, "~ {}", quote(g.as_str())),

@@ -164,7 +164,7 @@ fn check_body_test(test: &BodyTest) -> Result<(), String> {
         BodyTest::Lt(lit) | BodyTest::Le(lit) | BodyTest::Gt(lit) | BodyTest::Ge(lit)
             if !matches!(lit, Literal::Number(_) | Literal::String(_)) =>
         {
-            Err("an ordering test (lt, le, gt, ge) expects a number or a string".into())
+            Err("an ordering test (lt, le, gt, ge) expects a number or a string (not true, false, null or a variable)".into())
         }
         BodyTest::In(lits) if lits.is_empty() => {
             Err("`in` has an empty list: expected at least one literal".into())

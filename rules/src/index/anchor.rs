@@ -134,6 +134,7 @@ impl Condition {
             Condition::HasAny { values, .. }
             | Condition::HasAll { values, .. }
             | Condition::AgentIn(values) => values.iter().any(var),
+            Condition::Body { test, .. } => test.uses_variables(),
             _ => false,
         }
     }

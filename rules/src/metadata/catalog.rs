@@ -153,9 +153,30 @@ impl Catalog {
     /// The apps the catalog has entries for, and their other names, for warnings about
     /// filters that name an app no message comes from.
     pub fn app_names(&self) -> crate::condition::AppNames {
+        let mut topics: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            std::collections::BTreeMap::new();
+        for entry in &self.entries {
+            if let Some(Seg::Lit(app)) = entry.pattern.segments.first() {
+                let text: Vec<&str> = entry
+                    .pattern
+                    .segments
+                    .iter()
+                    .map(|s| match s {
+                        Seg::Lit(l) => l.as_str(),
+                        Seg::One => "*",
+                        Seg::Any => "**",
+                    })
+                    .collect();
+                topics
+                    .entry(app.clone())
+                    .or_default()
+                    .insert(text.join("."));
+            }
+        }
         crate::condition::AppNames {
             apps: self.by_app.keys().cloned().collect(),
             aliases: self.aliases.clone(),
+            topics,
         }
     }
 

@@ -478,6 +478,38 @@ impl Store {
         Ok((all, all - unmatched))
     }
 
+    /// The archived message with this bus id (`NotFound` when there is none, or when its
+    /// row cannot be decoded, which is logged). For "why did I (not) get this?".
+    pub async fn archived_message(&self, msg_id: &str) -> Result<StoredMessage> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE msg_id = $1");
+        let sql = self.sql(&sql);
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(msg_id)
+            .fetch_optional(pool)
+            .await?);
+        let row = row.ok_or(StoreError::NotFound)?;
+        let id = row.id;
+        StoredMessage::try_from(row).map_err(|err| {
+            tracing::warn!(message = id, error = %err, "an archived message cannot be read");
+            StoreError::NotFound
+        })
+    }
+
+    /// Up to `limit` distinct archived topics matching a SQL `LIKE` pattern (with `\\` as
+    /// its escape character), for "no message has this topic" warnings. Reads the whole
+    /// archive when nothing matches: asked only about topics the catalog does not know.
+    pub async fn topics_like(&self, pattern: &str, limit: i64) -> Result<Vec<String>> {
+        let sql = self
+            .sql("SELECT DISTINCT topic FROM messages WHERE topic LIKE $1 ESCAPE '\\' LIMIT $2");
+        Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, String>(
+            &sql
+        )
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
     /// The highest message id archived (0 when none): read off the primary key, so it costs
     /// nothing however large the archive is. Ids only grow, but may skip a value.
     pub async fn last_message_id(&self) -> Result<i64> {

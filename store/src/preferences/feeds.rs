@@ -172,6 +172,86 @@ impl Store {
     }
 }
 
+/// Where the archive of a time window lies, for previews: the lowest and highest row ids
+/// of the messages received since then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveWindow {
+    /// The lowest id received at or after the window's start.
+    pub first_id: i64,
+    /// The highest id archived.
+    pub last_id: i64,
+}
+
+impl Store {
+    /// Where the messages received at or after `since` (ms) lie, on the `received_at`
+    /// index; `None` when there are none.
+    pub async fn archive_window(&self, since: i64) -> Result<Option<ArchiveWindow>> {
+        let sql = self.sql(
+            "SELECT (SELECT MIN(id) FROM messages WHERE received_at >= $1), \
+             (SELECT MAX(id) FROM messages)",
+        );
+        let (first, last) = with_pool!(self, |pool| {
+            sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql)
+                .bind(since)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(match (first, last) {
+            (Some(first_id), Some(last_id)) => Some(ArchiveWindow { first_id, last_id }),
+            _ => None,
+        })
+    }
+
+    /// The archived messages with `from <= id < to` received at or after `since`, newest
+    /// first. Without `bodies`, each message's body is `null` and its headers empty: they
+    /// are not read (most of a row's bytes), for conditions that do not look at them. A
+    /// row that cannot be decoded is skipped (and logged).
+    pub async fn archive_range(
+        &self,
+        from: i64,
+        to: i64,
+        since: i64,
+        bodies: bool,
+    ) -> Result<ArchivePage> {
+        let columns = if bodies {
+            MESSAGE_COLUMNS
+        } else {
+            "id, msg_id, topic, sent_at, 'null' AS body, '{}' AS headers, metadata, source, \
+             received_at"
+        };
+        let sql = format!(
+            "SELECT {columns} FROM messages WHERE id >= $1 AND id < $2 \
+             AND received_at >= $3 ORDER BY id DESC"
+        );
+        let sql = self.sql(&sql);
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, MessageRow>(&sql)
+            .bind(from)
+            .bind(to)
+            .bind(since)
+            .fetch_all(pool)
+            .await?);
+        Ok(decode(rows))
+    }
+}
+
+fn decode(rows: Vec<MessageRow>) -> ArchivePage {
+    let mut page = ArchivePage {
+        messages: Vec::with_capacity(rows.len()),
+        rows: rows.len(),
+        lowest_id: rows.last().map(|row| row.id),
+    };
+    for row in rows {
+        let id = row.id;
+        match StoredMessage::try_from(row) {
+            Ok(message) => page.messages.push(message),
+            Err(err) => {
+                tracing::warn!(message = id, error = %err, "an archived message cannot be read; left out");
+            }
+        }
+    }
+    page
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
