@@ -115,6 +115,9 @@ struct DashboardView {
     filters: Vec<FilterRow>,
     unreadable: Vec<UnreadableRow>,
     notifications: Vec<NotificationRow>,
+    csrf: String,
+    /// Default filters the user has neither added nor dismissed: (id, name, condition).
+    offered: Vec<(i64, String, String)>,
 }
 
 async fn dashboard(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
@@ -124,8 +127,17 @@ async fn dashboard(State(state): State<AppState>, me: CurrentUser) -> Result<Res
         .store
         .notifications(me.id(), DASHBOARD_NOTIFICATIONS)
         .await?;
+    let offered = state
+        .store
+        .offered_default_filters(me.id())
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name, t.condition.to_string()))
+        .collect();
     view::ok(&DashboardView {
         nav: Nav::user(&state, &me),
+        csrf: me.visitor.csrf().to_string(),
+        offered,
         username: me.user.username.clone(),
         filters: filters
             .filters

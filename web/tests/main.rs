@@ -6,6 +6,7 @@
 mod support;
 
 mod accounts;
+mod admin;
 mod api;
 mod destinations;
 mod feeds;
