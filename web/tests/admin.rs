@@ -602,7 +602,7 @@ async fn charts_draw_what_was_archived(app: &App) {
     assert!(empty.contains("nothing in these hours"), "{empty}");
     for (n, app_name) in ["bodhi", "bodhi", "bodhi", "koji"].iter().enumerate() {
         let message = Message::new(
-            &format!("c{n}"),
+            format!("c{n}"),
             "org.fedoraproject.prod.x.y",
             serde_json::json!({}),
         );

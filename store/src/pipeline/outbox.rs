@@ -1208,6 +1208,15 @@ impl Store {
         Ok(retried)
     }
 
+    /// How many outbox rows are dead (read from the partial index `outbox_dead`, not the
+    /// whole outbox).
+    pub async fn dead_count(&self) -> Result<i64> {
+        let sql = "SELECT COUNT(*) FROM outbox WHERE status = 'dead'";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await?))
+    }
+
     /// Deletes dead outbox rows with these ids (and their attempt log); rows that are not
     /// dead are left alone. Returns how many went.
     pub async fn discard_dead(&self, ids: &[i64]) -> Result<u64> {

@@ -277,6 +277,9 @@ pub(crate) fn stacked(
     }
 }
 
+/// Which of an hour's waiting times a line draws.
+type Pick = fn(&HourlyLatency) -> i64;
+
 /// p50 and p99 lines per hour from `first`.
 pub(crate) fn latency(first: i64, rows: &[HourlyLatency]) -> Chart {
     let rows: Vec<&HourlyLatency> = rows
@@ -293,12 +296,12 @@ pub(crate) fn latency(first: i64, rows: &[HourlyLatency]) -> Chart {
     };
     let mut lines = Vec::new();
     let mut dots = Vec::new();
-    let picks: [(&'static str, &str, fn(&HourlyLatency) -> i64); 2] = [
+    let picks: [(&'static str, &str, Pick); 2] = [
         (COLOURS[0], "p50", |r| r.p50_ms),
         (COLOURS[5], "p99", |r| r.p99_ms),
     ];
     for (colour, label, pick) in picks {
-        let points: Vec<(f64, f64)> = rows.iter().map(|r| point(*r, pick(*r))).collect();
+        let points: Vec<(f64, f64)> = rows.iter().map(|r| point(r, pick(r))).collect();
         lines.push(Line {
             colour,
             points: points
@@ -315,7 +318,7 @@ pub(crate) fn latency(first: i64, rows: &[HourlyLatency]) -> Chart {
                 title: format!(
                     "{} UTC: {label} {} ({} sent)",
                     hour_label(r.hour),
-                    duration(pick(*r) as f64),
+                    duration(pick(r) as f64),
                     r.count
                 ),
             });

@@ -46,7 +46,7 @@ pub(crate) async fn list(
     Admin(me): Admin,
 ) -> Result<Response, Error> {
     let dead = state.store.dead_notifications(PAGE_DEAD).await?;
-    let (_, _, _, total) = state.store.outbox_counts().await?;
+    let total = state.store.dead_count().await?;
     let hidden = total - dead.len() as i64;
     view::ok(&DeadView {
         hidden,

@@ -81,7 +81,7 @@ struct IndexView {
 async fn index(State(state): State<AppState>, Admin(me): Admin) -> Result<Response, Error> {
     let (_, users) = state.store.search_users("", 0, 0).await?;
     let defaults = state.store.default_filters().await?.len();
-    let (_, _, _, dead) = state.store.outbox_counts().await?;
+    let dead = state.store.dead_count().await?;
     view::ok(&IndexView {
         nav: Nav::user(&state, &me),
         users,
