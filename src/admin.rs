@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use tidings_rules::links::Links;
 use tidings_rules::Condition;
 use tidings_store::{
-    AccessToken, ChannelKind, ChannelSettings, Delivery, DeliveryPolicy, FilterInput,
-    NewDestination, Schedule, Store, TimeOfDay, TokenScope, User,
+    AccessToken, ChannelKind, ChannelSettings, DefaultFilterInput, Delivery, DeliveryPolicy,
+    FilterInput, NewDestination, Schedule, Store, TimeOfDay, TokenScope, User,
 };
 
 use crate::config::Config;
@@ -224,6 +224,27 @@ impl DigestWhen {
 }
 
 #[derive(Subcommand)]
+pub enum DefaultFilterCommand {
+    /// Add a default filter: every account made from now on starts with it, and existing
+    /// accounts are offered it on their dashboard. The condition may use $me,
+    /// $my_packages, $my_groups, $followed_users and $followed_packages, which each user's
+    /// own values fill in.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        condition: String,
+        /// Add it disabled: neither given nor offered until enabled on the admin page.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List default filters: id, name, on or off, condition.
+    List,
+    /// Remove a default filter (the copies users have stay theirs).
+    Remove { id: i64 },
+}
+
+#[derive(Subcommand)]
 pub enum TokenCommand {
     /// Create an API token; it is printed once.
     Add {
@@ -285,6 +306,46 @@ async fn user_named(store: &Store, username: &str) -> anyhow::Result<User> {
         .user_by_name(username)
         .await?
         .with_context(|| format!("no user named {username:?}"))
+}
+
+pub async fn default_filter(config: &Config, command: DefaultFilterCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match command {
+        DefaultFilterCommand::Add {
+            name,
+            condition,
+            disabled,
+        } => {
+            let condition =
+                Condition::parse(&condition).map_err(|e| anyhow::anyhow!("--condition: {e}"))?;
+            let input = DefaultFilterInput {
+                name,
+                condition,
+                delivery: Delivery::Instant,
+                enabled: !disabled,
+            };
+            let t = store.create_default_filter(&input).await?;
+            println!("added default filter {:?} (id {})", t.name, t.id);
+            let (catalog, _) = crate::inspect::load_catalog(&config.bus.catalog_dirs);
+            for warning in t.condition.warnings(&catalog.app_names(), None) {
+                eprintln!("warning: {warning}");
+            }
+        }
+        DefaultFilterCommand::List => {
+            for t in store.default_filters().await? {
+                let state = if t.enabled { "on" } else { "off" };
+                println!("{}\t{}\t{state}\t{}", t.id, t.name, t.condition);
+            }
+        }
+        DefaultFilterCommand::Remove { id } => {
+            store
+                .delete_default_filter(id)
+                .await
+                .with_context(|| format!("no default filter with id {id}"))?;
+            println!("removed default filter {id}");
+        }
+    }
+    Ok(())
 }
 
 pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {

@@ -57,8 +57,33 @@ pub fn run(
 /// file's entry replaces a shipped one for the same topic pattern). Unreadable files and
 /// broken entries become warnings; everything else loads.
 pub fn load_catalog(extra_dirs: &[PathBuf]) -> (Catalog, Vec<String>) {
+    let (catalog, report) = load_catalog_report(extra_dirs);
+    (catalog, load_catalog_warnings(&report))
+}
+
+/// What a report says was skipped, one line each (`file:line:column: reason`).
+pub fn load_catalog_warnings(report: &tidings_web::CatalogReport) -> Vec<String> {
+    report
+        .skipped
+        .iter()
+        .map(|s| match (s.line, s.column) {
+            (Some(line), Some(column)) => format!("{}:{line}:{column}: {}", s.file, s.reason),
+            _ => format!("{}: {}", s.file, s.reason),
+        })
+        .collect()
+}
+
+/// As [`load_catalog`], with what was skipped kept apart (file, position, reason) and the
+/// files read, for the admin's catalog page.
+pub fn load_catalog_report(extra_dirs: &[PathBuf]) -> (Catalog, tidings_web::CatalogReport) {
     let mut sources = Catalog::shipped_sources();
-    let mut warnings = Vec::new();
+    let mut unread = Vec::new();
+    let skip = |file: String, reason: String| tidings_web::CatalogSkip {
+        file,
+        line: None,
+        column: None,
+        reason,
+    };
     for dir in extra_dirs {
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(entries) => entries
@@ -66,7 +91,10 @@ pub fn load_catalog(extra_dirs: &[PathBuf]) -> (Catalog, Vec<String>) {
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
                 .collect(),
             Err(e) => {
-                warnings.push(format!("catalog folder {}: {e}", dir.display()));
+                unread.push(skip(
+                    format!("catalog folder {}", dir.display()),
+                    e.to_string(),
+                ));
                 continue;
             }
         };
@@ -74,13 +102,14 @@ pub fn load_catalog(extra_dirs: &[PathBuf]) -> (Catalog, Vec<String>) {
         for file in files {
             match std::fs::read_to_string(&file) {
                 Ok(text) => sources.push((file.display().to_string(), text)),
-                Err(e) => warnings.push(format!("{}: {e}", file.display())),
+                Err(e) => unread.push(skip(file.display().to_string(), e.to_string())),
             }
         }
     }
-    let (catalog, errors) = Catalog::load(&sources);
-    warnings.extend(errors.iter().map(ToString::to_string));
-    (catalog, warnings)
+    let (catalog, mut report) = tidings_web::CatalogReport::of(&sources);
+    unread.append(&mut report.skipped);
+    report.skipped = unread;
+    (catalog, report)
 }
 
 /// Messages per second through decode + metadata on one thread over a corpus file (JSON

@@ -73,6 +73,9 @@ enum Command {
     /// Manage filters.
     #[command(subcommand)]
     Filter(admin::FilterCommand),
+    /// Manage default filters: templates every new account starts with.
+    #[command(subcommand)]
+    DefaultFilter(admin::DefaultFilterCommand),
     /// Manage publisher API tokens.
     #[command(subcommand)]
     Token(admin::TokenCommand),
@@ -332,6 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Command::User(c) => admin::user(&config, c).await,
                     Command::Destination(c) => admin::destination(&config, c).await,
                     Command::Filter(c) => admin::filter(&config, c).await,
+                    Command::DefaultFilter(c) => admin::default_filter(&config, c).await,
                     Command::Token(c) => admin::token(&config, c).await,
                     Command::Outbox(c) => admin::outbox(&config, c).await,
                     Command::Ownership(c) => ownership::ownership(&config, c).await,

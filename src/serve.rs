@@ -60,12 +60,19 @@ pub fn email_config(config: &Config) -> EmailConfig {
 
 /// The catalog in effect; broken entries are logged and skipped.
 pub fn catalog(config: &Config) -> Arc<tidings_rules::Catalog> {
-    let (catalog, warnings) = inspect::load_catalog(&config.bus.catalog_dirs);
-    for warning in warnings {
+    catalog_and_report(config).0
+}
+
+/// The catalog in effect, and what loading it did (for the admin's catalog page).
+fn catalog_and_report(
+    config: &Config,
+) -> (Arc<tidings_rules::Catalog>, Arc<tidings_web::CatalogReport>) {
+    let (catalog, report) = inspect::load_catalog_report(&config.bus.catalog_dirs);
+    for warning in inspect::load_catalog_warnings(&report) {
         tracing::warn!("schema catalog: {warning}");
     }
     tracing::info!(entries = catalog.len(), "schema catalog loaded");
-    Arc::new(catalog)
+    (Arc::new(catalog), Arc::new(report))
 }
 
 /// The catalog in effect, as a metadata function.
@@ -121,7 +128,12 @@ pub async fn run(config: Config, roles: &[Role], demo: bool) -> anyhow::Result<(
     let shutdown = CancellationToken::new();
     // The catalog is loaded once, by the first role that derives metadata.
     let catalog = std::cell::OnceCell::new();
-    let loaded = || catalog.get_or_init(|| self::catalog(&config)).clone();
+    let loaded_with_report = || {
+        catalog
+            .get_or_init(|| self::catalog_and_report(&config))
+            .clone()
+    };
+    let loaded = || loaded_with_report().0;
     let derived = || derive_with(loaded());
     if demo {
         // Before the site answers: the account is there when its first page loads.
@@ -129,7 +141,10 @@ pub async fn run(config: Config, roles: &[Role], demo: bool) -> anyhow::Result<(
     }
     // Listeners are bound (and settings checked) before anything starts.
     let web = match roles.contains(&Role::Web) {
-        true => Some(web_role(&config, &store, &metrics, &loaded(), &shutdown).await?),
+        true => {
+            let (catalog, report) = loaded_with_report();
+            Some(web_role(&config, &store, &metrics, (&catalog, &report), &shutdown).await?)
+        }
         false => None,
     };
     let metrics_listener = match config.metrics.listen {
@@ -241,7 +256,10 @@ async fn web_role(
     config: &Config,
     store: &Store,
     metrics: &Arc<Metrics>,
-    catalog: &Arc<tidings_rules::Catalog>,
+    (catalog, report): (
+        &Arc<tidings_rules::Catalog>,
+        &Arc<tidings_web::CatalogReport>,
+    ),
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(tidings_web::AppState, tokio::net::TcpListener)> {
     let derive = derive_with(catalog.clone());
@@ -282,7 +300,8 @@ async fn web_role(
     let wake = store.notify_signalling(Wake::Matcher, shutdown);
     let state = tidings_web::AppState::new(store.clone(), web_config, derive, wake)
         .with_metrics(Arc::new(WebMetrics(metrics.clone())))
-        .with_apps(catalog.app_names());
+        .with_apps(catalog.app_names())
+        .with_catalog(report.as_ref().clone());
     Ok((state, listener))
 }
 

@@ -272,3 +272,74 @@ fn oidc_settings_and_provider_accounts() {
     assert!(users.contains("alice\tprovider"), "{users}");
     assert!(users.contains("bob\tprovider"), "{users}");
 }
+
+// Issue 11: default filters from the command line; an account `user add` makes starts
+// with every enabled one.
+#[test]
+fn default_filters_from_the_cli() {
+    let hub = Hub::new(None, None);
+    let out = hub.output(
+        &[
+            "default-filter",
+            "add",
+            "--name",
+            "mine",
+            "--condition",
+            "usernames has (",
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--condition: line 1, column"),
+        "{out:?}"
+    );
+    let added = hub.run(&[
+        "default-filter",
+        "add",
+        "--name",
+        "mine",
+        "--condition",
+        "usernames has $me or packages has $my_packages",
+    ]);
+    assert!(
+        added.contains("added default filter \"mine\" (id 1)"),
+        "{added}"
+    );
+    hub.run(&[
+        "default-filter",
+        "add",
+        "--name",
+        "later",
+        "--condition",
+        "usernames has $me",
+        "--disabled",
+    ]);
+    let listed = hub.run(&["default-filter", "list"]);
+    assert!(
+        listed.contains("1\tmine\ton\tusernames has $me or packages has $my_packages"),
+        "{listed}"
+    );
+    assert!(listed.contains("2\tlater\toff\t"), "{listed}");
+
+    hub.run(&["user", "add", "frank"]);
+    let filters = hub.run(&["filter", "list", "--user", "frank"]);
+    assert!(
+        filters.contains("mine\ton\tusernames has $me or packages has $my_packages"),
+        "{filters}"
+    );
+    assert!(
+        !filters.contains("later"),
+        "a disabled one is not given: {filters}"
+    );
+
+    assert!(hub
+        .run(&["default-filter", "remove", "1"])
+        .contains("removed"));
+    let out = hub.output(&["default-filter", "remove", "1"], None);
+    assert!(!out.status.success(), "{out:?}");
+    // Frank keeps his copy.
+    assert!(hub
+        .run(&["filter", "list", "--user", "frank"])
+        .contains("mine"));
+}

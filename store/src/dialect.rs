@@ -90,6 +90,15 @@ impl Store {
         format!("SELECT pg_try_advisory_lock({LOCK_CLASS}, {})", lock as i32)
     }
 
+    /// A top-level text field of a JSON text column, or '' when absent: `key` and `column`
+    /// are ours, never user input.
+    pub(crate) fn json_text(&self, column: &str, key: &str) -> String {
+        match self.backend() {
+            Backend::Postgres => format!("COALESCE(({column})::jsonb ->> '{key}', '')"),
+            Backend::Sqlite => format!("COALESCE(json_extract({column}, '$.{key}'), '')"),
+        }
+    }
+
     /// Sends a notification on `channel`; inside a transaction, PostgreSQL delivers it only
     /// when (and if) the transaction commits.
     pub(crate) fn notify_sql(channel: &str, payload: &str) -> String {

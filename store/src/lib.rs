@@ -27,7 +27,7 @@ pub use accounts::sessions::Session;
 pub use accounts::tokens::{ApiToken, TokenScope};
 pub use accounts::users::User;
 pub use accounts::users::{
-    validate_password, validate_username, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS,
+    validate_password, validate_username, DISABLED_ERROR, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS,
 };
 pub use db::Store;
 pub use db::{redact, Backend};
@@ -46,7 +46,9 @@ pub use pipeline::outbox::{
     NotificationView, OutboxKind, OutboxPayload, OutboxStatus, Outcome, Recorded, SentPerFilter,
     UnsubscribeTarget, FILTER_COUNT_ROWS, UNSUBSCRIBE_TTL_MS,
 };
+pub use pipeline::stats::{HourlyCount, HourlyLatency, HOUR_MS, LATENCY_ROWS};
 pub use preferences::confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
+pub use preferences::defaults::{DefaultFilter, DefaultFilterInput, Preview};
 pub use preferences::destinations::{
     default_delivery, set_default_delivery, ChannelKind, ChannelSettings, Destination,
     NewDestination, CODE_TRIES, CONFIRMED_ADDRESS, CONFIRM_TTL_MS,

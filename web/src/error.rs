@@ -23,6 +23,9 @@ pub enum Error {
     /// The page needs a signed-in user.
     #[error("sign-in required")]
     SignInRequired,
+    /// A signed-in user who is not an admin asked for an admin page.
+    #[error("admins only")]
+    Forbidden,
     /// A POST without the session's CSRF token.
     #[error("the form was stale or not sent from this site")]
     Csrf,
@@ -87,6 +90,8 @@ fn conflict_message(constraint: &str) -> String {
          If it is yours, remove it from the other account first."
     } else if table == "users" || constraint.starts_with("users_") {
         "That username is taken; choose another."
+    } else if table == "default_filters" || constraint.starts_with("default_filters_") {
+        "There is a default filter with that name already."
     } else if table == "destinations" || constraint.starts_with("destinations_") {
         "You already have that address."
     } else if table == "filters" || constraint.starts_with("filters_") {
@@ -104,6 +109,7 @@ impl Error {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::SignInRequired => StatusCode::SEE_OTHER,
             Error::Csrf => StatusCode::FORBIDDEN,
+            Error::Forbidden => StatusCode::FORBIDDEN,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -156,6 +162,10 @@ impl IntoResponse for Error {
         let (title, message) = match &self {
             Error::SignInRequired => return Redirect::to(routes::SIGNIN).into_response(),
             Error::NotFound => ("Not found", "There is nothing here.".to_string()),
+            Error::Forbidden => (
+                "Admins only",
+                "This page is for the hub's admins.".to_string(),
+            ),
             Error::Csrf => (
                 "Form expired",
                 "This form was stale or was not sent from this site. Go back, reload the page and try again."

@@ -149,6 +149,9 @@ struct DashboardView {
     notifications: Vec<NotificationRow>,
     /// When the user's pause of everything ends, if they paused.
     paused_until: Option<String>,
+    csrf: String,
+    /// Default filters the user has neither added nor dismissed: (id, name, condition).
+    offered: Vec<(i64, String, String)>,
 }
 
 async fn dashboard(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
@@ -162,8 +165,17 @@ async fn dashboard(State(state): State<AppState>, me: CurrentUser) -> Result<Res
         .store
         .sent_per_filter(me.id(), tidings_store::now_ms() - WEEK_MS)
         .await?;
+    let offered = state
+        .store
+        .offered_default_filters(me.id())
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name, t.condition.to_string()))
+        .collect();
     view::ok(&DashboardView {
         nav: Nav::user(&state, &me),
+        csrf: me.visitor.csrf().to_string(),
+        offered,
         username: me.user.username.clone(),
         filters: filters
             .filters

@@ -21,6 +21,7 @@
 //! ```
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod admin;
 mod api;
 mod api_v1;
 mod auth;
@@ -55,6 +56,7 @@ use tidings_store::{ServerKey, Store};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+pub use admin::{CatalogReport, CatalogSkip};
 pub use api_v1::openapi;
 pub use error::Error;
 pub use feeds::{build_feed, Feed, FEED_ENTRIES, FEED_SCAN, FEED_WINDOW_MS};
@@ -332,6 +334,11 @@ pub struct AppState {
     pub(crate) apps: Arc<tidings_rules::condition::AppNames>,
     /// The OpenID Connect provider, when one is configured.
     pub(crate) oidc: Option<Arc<oidc::Provider>>,
+    /// What loading the catalog did, for the admin's catalog page.
+    pub(crate) catalog: Arc<CatalogReport>,
+    /// Cancelled when the server shuts down, so that endless responses (the live bus
+    /// view's event stream) end and the shutdown stays graceful.
+    pub(crate) shutdown: CancellationToken,
 }
 
 /// How one message posted to the API ended.
@@ -368,6 +375,7 @@ impl AppState {
             .oidc
             .as_ref()
             .map(|o| Arc::new(oidc::Provider::new(o.clone(), &config.base_url)));
+        let (shipped, report) = CatalogReport::of(&tidings_rules::Catalog::shipped_sources());
         AppState {
             oidc,
             store,
@@ -377,8 +385,17 @@ impl AppState {
             metrics: None,
             csrf_key: Arc::new(OnceCell::new()),
             throttle: Arc::new(throttle::Throttle::new()),
-            apps: Arc::new(tidings_rules::Catalog::shipped().app_names()),
+            apps: Arc::new(shipped.app_names()),
+            catalog: Arc::new(report),
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Shows this report of loading the catalog on the admin's catalog page (the shipped
+    /// catalog's until this is called).
+    pub fn with_catalog(mut self, report: CatalogReport) -> Self {
+        self.catalog = Arc::new(report);
+        self
     }
 
     /// Warns about filters naming apps this catalog does not know (the shipped catalog's
@@ -413,6 +430,8 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, base_url = %state.config.base_url, "web listening");
     }
+    let mut state = state;
+    state.shutdown = shutdown.child_token();
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -11,8 +11,8 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    api, api_v1, auth, destinations, feeds, filters, gallery, home, mailbox, me, oidc, ownership,
-    session, settings, tokens, unsubscribe, why, AppState,
+    admin, api, api_v1, auth, destinations, feeds, filters, gallery, home, mailbox, me, oidc,
+    ownership, session, settings, tokens, unsubscribe, why, AppState,
 };
 
 // The pages mail links point at come from the route table the renderer builds mail links
@@ -121,6 +121,42 @@ pub const STYLE: &str = "/style.css";
 pub const SIGNIN_OIDC: &str = "/signin/oidc";
 /// Where the OpenID Connect provider sends the browser back (the redirect URI).
 pub const SIGNIN_OIDC_CALLBACK: &str = "/signin/oidc/callback";
+/// The admin pages' index.
+pub const ADMIN: &str = "/admin";
+/// The default filters (GET) and a new one (POST).
+pub const ADMIN_DEFAULTS: &str = "/admin/defaults";
+/// One default filter: its form (GET) and its update (POST).
+pub const ADMIN_DEFAULT: &str = "/admin/defaults/{id}";
+/// Deleting a default filter (POST).
+pub const ADMIN_DEFAULT_DELETE: &str = "/admin/defaults/{id}/delete";
+/// Users, searched by name (`?q=…&page=…`).
+pub const ADMIN_USERS: &str = "/admin/users";
+/// One user: account state, destinations and filters (read-only).
+pub const ADMIN_USER: &str = "/admin/users/{id}";
+/// Disabling a user (POST).
+pub const ADMIN_USER_DISABLE: &str = "/admin/users/{id}/disable";
+/// Enabling a user (POST).
+pub const ADMIN_USER_ENABLE: &str = "/admin/users/{id}/enable";
+/// Dead notifications.
+pub const ADMIN_DEAD: &str = "/admin/dead";
+/// Queueing dead notifications again (POST, `id` fields).
+pub const ADMIN_DEAD_RETRY: &str = "/admin/dead/retry";
+/// Deleting dead notifications (POST, `id` fields).
+pub const ADMIN_DEAD_DISCARD: &str = "/admin/dead/discard";
+/// Charts of the last 48 hours.
+pub const ADMIN_CHARTS: &str = "/admin/charts";
+/// The schema catalog: loaded and skipped entries.
+pub const ADMIN_CATALOG: &str = "/admin/catalog";
+/// The live bus view (`?topic=GLOB`).
+pub const ADMIN_LIVE: &str = "/admin/live";
+/// The live bus view's server-sent events (`?topic=GLOB`).
+pub const ADMIN_LIVE_EVENTS: &str = "/admin/live/events";
+/// The live bus view's script.
+pub const ADMIN_LIVE_JS: &str = "/admin/live.js";
+/// Adding offered default filters to the signed-in user's filters (POST, `id` fields).
+pub const DEFAULTS_ADD: &str = "/defaults/add";
+/// No longer offering default filters to the signed-in user (POST, `id` fields).
+pub const DEFAULTS_DISMISS: &str = "/defaults/dismiss";
 
 /// Link to a destination's delete action.
 pub fn destination_delete(id: i64) -> String {
@@ -148,6 +184,31 @@ pub fn filter_why(msg_id: &str) -> String {
         .append_pair("message", msg_id)
         .finish();
     format!("{FILTER_WHY}?{query}")
+}
+
+/// A default filter's admin page.
+pub fn admin_default(id: i64) -> String {
+    ADMIN_DEFAULT.replace("{id}", &id.to_string())
+}
+
+/// Where a default filter is deleted.
+pub fn admin_default_delete(id: i64) -> String {
+    ADMIN_DEFAULT_DELETE.replace("{id}", &id.to_string())
+}
+
+/// A user's admin page.
+pub fn admin_user(id: i64) -> String {
+    ADMIN_USER.replace("{id}", &id.to_string())
+}
+
+/// Where a user is disabled.
+pub fn admin_user_disable(id: i64) -> String {
+    ADMIN_USER_DISABLE.replace("{id}", &id.to_string())
+}
+
+/// Where a user is enabled.
+pub fn admin_user_enable(id: i64) -> String {
+    ADMIN_USER_ENABLE.replace("{id}", &id.to_string())
 }
 
 /// Link to a destination's resend action.
@@ -252,6 +313,12 @@ pub fn router(state: AppState) -> Router {
         .merge(unsubscribe::router())
         .merge(mailbox::router())
         .merge(oidc::router())
+        .merge(admin::router())
+        .route(DEFAULTS_ADD, axum::routing::post(admin::add_offered))
+        .route(
+            DEFAULTS_DISMISS,
+            axum::routing::post(admin::dismiss_offered),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::layer,
@@ -271,7 +338,8 @@ pub fn router(state: AppState) -> Router {
         .merge(feeds::router())
         .route(STYLE, get(style))
         .fallback(not_found)
-        .layer(SetResponseHeaderLayer::overriding(
+        // A page may set its own (the live bus view allows its script); every other gets this.
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \

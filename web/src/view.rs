@@ -22,6 +22,8 @@ pub(crate) struct Nav {
     pub mailbox: bool,
     /// Whether to offer sign-up.
     pub signup: bool,
+    /// Whether to link the admin pages (the signed-in user is an admin).
+    pub admin: bool,
 }
 
 impl Nav {
@@ -29,6 +31,7 @@ impl Nav {
     pub fn user(state: &AppState, current: &CurrentUser) -> Nav {
         Nav {
             username: Some(current.user.username.clone()),
+            admin: current.user.is_admin,
             ..Nav::visitor(state, &current.visitor)
         }
     }
@@ -42,6 +45,7 @@ impl Nav {
             csrf: visitor.csrf().to_string(),
             mailbox: state.config.mailbox_dir.is_some(),
             signup: state.config.signup_allowed(),
+            admin: false,
         }
     }
 
@@ -54,6 +58,7 @@ impl Nav {
             csrf: String::new(),
             mailbox: false,
             signup: false,
+            admin: false,
         }
     }
 }

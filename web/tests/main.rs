@@ -6,6 +6,7 @@
 mod support;
 
 mod accounts;
+mod admin;
 mod api;
 mod api_v1;
 mod dashboard;

@@ -18,6 +18,7 @@
 //! [`Accept::one`] and acknowledges with its `202`. Adding a bus (AMQP next) is one module
 //! implementing [`Source`]; see `docs/architecture.md`.
 
+pub mod live;
 pub mod zmq;
 
 use std::future::Future;
@@ -196,6 +197,19 @@ impl Accept {
             })
             .collect();
         let ids = self.store.archive(&arrivals).await?;
+        if live::listening() {
+            let at = tidings_store::now_ms();
+            for (d, id) in decoded.iter().zip(&ids) {
+                if let (Ok((message, metadata)), Some(_)) = (d, id) {
+                    live::publish(live::LiveEvent {
+                        topic: message.topic.clone(),
+                        app: metadata.app.clone(),
+                        summary: metadata.summary.clone(),
+                        at,
+                    });
+                }
+            }
+        }
         let accepted: Vec<Accepted> = decoded
             .into_iter()
             .zip(ids)

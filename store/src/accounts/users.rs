@@ -100,7 +100,7 @@ pub(crate) struct NewUser<'a> {
 impl Store {
     /// Creates a local user; `password` may be absent for accounts that only sign in
     /// elsewhere. A name an account of the sign-in provider has is refused (`Invalid` on
-    /// `username`, saying so).
+    /// `username`, saying so). Like every account it gets the enabled default filters.
     pub async fn create_user(
         &self,
         username: &str,
@@ -159,15 +159,25 @@ impl Store {
              provider_subject) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
         );
         let sql = self.sql(&sql);
-        let user = with_pool!(self, |pool| sqlx::query_as::<_, User>(&sql)
-            .bind(new.username)
-            .bind(new.password_hash)
-            .bind(new.is_admin)
-            .bind(now_ms())
-            .bind(new.from_provider)
-            .bind(new.provider_subject)
-            .fetch_one(pool)
-            .await?);
+        let now = now_ms();
+        // The enabled default filters are the new account's from its first moment, in the
+        // same transaction (`preferences::defaults`), and the matcher learns them.
+        let user = with_pool!(self, |pool| {
+            let mut tx = Edit::begin(self, pool).await?;
+            let user = sqlx::query_as::<_, User>(&sql)
+                .bind(new.username)
+                .bind(&new.password_hash)
+                .bind(new.is_admin)
+                .bind(now)
+                .bind(new.from_provider)
+                .bind(new.provider_subject)
+                .fetch_one(&mut *tx)
+                .await?;
+            let copied = crate::preferences::defaults::copy_defaults!(self, tx, user.id, now);
+            // No filter, nothing for the matcher to learn.
+            tx.commit((copied > 0).then_some(user.id)).await?;
+            user
+        });
         Ok(user)
     }
 
@@ -315,6 +325,48 @@ impl Store {
             .await?))
     }
 
+    /// Users whose name contains `query` (any when empty), by name: `limit` of them from
+    /// `offset`, and how many there are in all.
+    pub async fn search_users(
+        &self,
+        query: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<User>, i64)> {
+        // Names are lower-case letters, digits, '-', '_' and '.': '_' is a LIKE wildcard.
+        let pattern: String = query
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(*c))
+            .map(|c| {
+                if c == '_' {
+                    "\\_".to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let pattern = format!("%{pattern}%");
+        let page = self.sql(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 ESCAPE '\\' ORDER BY username LIMIT $2 OFFSET $3"
+        )).into_owned();
+        let count = self.sql("SELECT COUNT(*) FROM users WHERE username LIKE $1 ESCAPE '\\'");
+        Ok(with_pool!(self, |pool| {
+            let users = sqlx::query_as::<_, User>(&page)
+                .bind(&pattern)
+                .bind(limit.max(0))
+                .bind(offset.max(0))
+                .fetch_all(pool)
+                .await?;
+            let total: i64 = sqlx::query_scalar(&count)
+                .bind(&pattern)
+                .fetch_one(pool)
+                .await?;
+            (users, total)
+        }))
+    }
+
     /// Every user, by name.
     pub async fn users(&self) -> Result<Vec<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
@@ -330,7 +382,12 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Disables or re-enables a user. A disabled user's sessions end.
+    /// Disables or re-enables a user. A disabled user cannot sign in and their sessions
+    /// end; their filters leave the matcher's index (through the change log, in the same
+    /// transaction), so nothing new is queued for them, and what was queued and not yet
+    /// being sent becomes dead with the reason [`DISABLED_ERROR`] (a row a sender holds
+    /// right now may still go out). Their feeds stop answering. Enabling them again brings
+    /// back their filters, not the dead notifications: an admin retries those if wanted.
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<User> {
         let user = self
             .user_by_name(username)
@@ -338,6 +395,13 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         let update = self.sql("UPDATE users SET disabled = $1 WHERE id = $2");
         let end_sessions = self.sql("DELETE FROM sessions WHERE user_id = $1");
+        // What is queued for them and not yet being sent is not sent: it is dead, with the
+        // reason, and an admin may queue it again (`retry_dead`) once they are enabled.
+        let drop_queued = self.sql(
+            "UPDATE outbox SET status = 'dead', last_error = $1, lease_until = NULL, claim_token = NULL \
+             WHERE status IN ('pending', 'held', 'collected') AND kind <> 'confirmation' \
+             AND destination_id IN (SELECT id FROM destinations WHERE user_id = $2)",
+        );
         with_pool!(self, |pool| {
             let mut tx = Edit::begin(self, pool).await?;
             sqlx::query(&update)
@@ -350,12 +414,20 @@ impl Store {
                     .bind(user.id)
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query(&drop_queued)
+                    .bind(DISABLED_ERROR)
+                    .bind(user.id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit([user.id]).await?;
         });
         self.user(user.id).await
     }
 }
+
+/// Why a disabled user's queued notifications are dead.
+pub const DISABLED_ERROR: &str = "not sent: the account was disabled";
 
 /// A valid argon2 hash of a random string, verified against when the user is unknown.
 const DUMMY_HASH: &str =

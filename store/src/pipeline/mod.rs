@@ -5,3 +5,4 @@ pub(crate) mod changes;
 pub(crate) mod digests;
 pub(crate) mod messages;
 pub(crate) mod outbox;
+pub(crate) mod stats;

@@ -358,6 +358,8 @@ pub struct DeadNotification {
     pub channel: String,
     /// The destination's address.
     pub address: String,
+    /// Whose destination it is.
+    pub username: String,
     /// The message's topic; none for a confirmation.
     pub topic: Option<String>,
     /// Attempts made.
@@ -1201,8 +1203,8 @@ impl Store {
     /// has no message, so the message is joined optionally.
     pub async fn dead_notifications(&self, limit: i64) -> Result<Vec<DeadNotification>> {
         let sql = self.sql(
-            "SELECT o.id, o.kind, d.channel, d.address, m.topic, o.attempts, o.last_error, o.created_at \
-             FROM outbox o JOIN destinations d ON d.id = o.destination_id \
+            "SELECT o.id, o.kind, d.channel, d.address, u.username, m.topic, o.attempts, o.last_error, o.created_at \
+             FROM outbox o JOIN destinations d ON d.id = o.destination_id JOIN users u ON u.id = d.user_id \
              LEFT JOIN messages m ON m.id = o.message_id \
              WHERE o.status = 'dead' ORDER BY o.id DESC LIMIT $1",
         );
@@ -1247,6 +1249,36 @@ impl Store {
             });
         }
         Ok(retried)
+    }
+
+    /// How many outbox rows are dead (read from the partial index `outbox_dead`, not the
+    /// whole outbox).
+    pub async fn dead_count(&self) -> Result<i64> {
+        let sql = "SELECT COUNT(*) FROM outbox WHERE status = 'dead'";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await?))
+    }
+
+    /// Deletes dead outbox rows with these ids (and their attempt log); rows that are not
+    /// dead are left alone. Returns how many went.
+    pub async fn discard_dead(&self, ids: &[i64]) -> Result<u64> {
+        let mut discarded = 0;
+        for chunk in ids.chunks(CHUNK_ROWS) {
+            let sql = format!(
+                "DELETE FROM outbox WHERE status = 'dead' AND id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let sql = self.sql(&sql);
+            with_pool!(self, |pool| {
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                discarded += query.execute(pool).await?.rows_affected();
+            });
+        }
+        Ok(discarded)
     }
 
     async fn notification_views(

@@ -219,6 +219,8 @@ impl Store {
                     now
                 );
             }
+            // Filters made from default filters without a destination yet get this one.
+            crate::preferences::defaults::link_default_filters!(self, tx, new.user_id, row.id);
             tx.commit([new.user_id]).await?;
             row
         });

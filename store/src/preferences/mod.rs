@@ -4,6 +4,7 @@
 //! a filter's feed URL (`feeds`) is the one that does not.
 
 pub(crate) mod confirmations;
+pub(crate) mod defaults;
 pub(crate) mod destinations;
 pub(crate) mod feeds;
 pub(crate) mod filters;
