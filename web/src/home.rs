@@ -28,6 +28,8 @@ pub(crate) fn router() -> Router<AppState> {
 pub(crate) struct NotificationRow {
     pub topic: String,
     pub summary: String,
+    /// The why-page for its message: which filter decided, and why.
+    pub why: String,
     pub address: String,
     pub status: String,
     pub attempts: i64,
@@ -44,6 +46,7 @@ impl From<NotificationView> for NotificationRow {
             queued: view::when(n.created_at),
             sent: view::when_opt(n.sent_at),
             last_error: n.last_error.unwrap_or_default(),
+            why: routes::filter_why(&n.msg_id),
             topic: n.topic,
             summary: n.summary,
             address: n.address,

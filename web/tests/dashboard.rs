@@ -68,6 +68,12 @@ async fn the_dashboard_counts_each_filters_week_and_says_what_stops_delivery(app
         "{page}"
     );
     assert!(!page.contains("Everything is paused"), "{page}");
+    // Each notification links to the why-page of its message.
+    let why = format!("/filters/why?message=m-{alice_id}-builds");
+    assert!(page.contains(&format!("href=\"{why}\"")), "{page}");
+    let answer = alice.get(&why).await;
+    assert_eq!(answer.status, reqwest::StatusCode::OK);
+    assert!(answer.body.contains("builds"), "{}", answer.body);
 
     let week = tidings_store::now_ms() + 7 * 86_400_000;
     app.store.pause_everything(alice_id, week).await.unwrap();

@@ -326,6 +326,8 @@ pub struct NotificationView {
     pub id: i64,
     /// Message topic.
     pub topic: String,
+    /// The message's bus id (the why-page asks for it).
+    pub msg_id: String,
     /// The message's one-line summary (from its metadata).
     #[sqlx(skip)]
     pub summary: String,
@@ -1288,7 +1290,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<NotificationView>> {
         let sql = format!(
-            "SELECT o.id, m.topic, m.metadata, d.address, o.filters, o.status, o.attempts, o.last_error, o.created_at, o.sent_at \
+            "SELECT o.id, m.topic, m.msg_id, m.metadata, d.address, o.filters, o.status, o.attempts, o.last_error, o.created_at, o.sent_at \
              FROM outbox o JOIN destinations d ON d.id = o.destination_id JOIN messages m ON m.id = o.message_id \
              WHERE o.kind = 'notification' AND {clause} ORDER BY o.id DESC LIMIT $2"
         );
