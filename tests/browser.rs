@@ -2,6 +2,9 @@
 //! Debian's packages) walks the whole first-use path against `tidings serve`: sign up, add
 //! an email address, confirm it by the link mailed to a real SMTP server, write a filter,
 //! and see the notification a published message causes — in the mailbox and on the page.
+//! Then the rest of a filter's life (the builder, its preview, why (not), muting from the
+//! mail's link), an admin's default filter reaching a new account, every page at a phone's
+//! and a laptop's width, and sign-in through an OpenID Connect provider.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
@@ -142,10 +145,44 @@ impl Page<'_> {
     }
 
     async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.find_by(Locator::Css(css)).await
+    }
+
+    /// An element by any locator (an XPath finds a button or a row by its words).
+    async fn find_by(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
         self.0
-            .find(Locator::Css(css))
+            .find(locator)
             .await
-            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+            .unwrap_or_else(|e| panic!("no element {locator:?}: {e}"))
+    }
+
+    /// What an element shows, as the person reads it (entities decoded, tags gone), so an
+    /// assertion is about the words on the page rather than how the HTML spells them.
+    async fn text(&self, locator: Locator<'_>) -> String {
+        self.find_by(locator)
+            .await
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("text of {locator:?}: {e}"))
+    }
+
+    /// A form field's current value (a textarea's text as typed or as the server wrote it).
+    async fn value(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .prop("value")
+            .await
+            .unwrap_or_else(|e| panic!("value of {css}: {e}"))
+            .unwrap_or_default()
+    }
+
+    /// Clicks what a locator finds (a button by its words, say).
+    async fn click_on(&self, locator: Locator<'_>) {
+        self.find_by(locator)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {locator:?}: {e}"));
     }
 
     /// Types into a field, replacing what it held (a new filter starts from an example).
@@ -177,6 +214,14 @@ impl Page<'_> {
         }
     }
 
+    /// Unticks a checkbox.
+    async fn uncheck(&self, css: &str) {
+        let selected = self.find(css).await.is_selected().await.unwrap_or(true);
+        if selected {
+            self.click(css).await;
+        }
+    }
+
     /// Waits until the page (after a click's navigation) shows `text`; returns the page.
     async fn wait_for_text(&self, text: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -192,6 +237,16 @@ impl Page<'_> {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Signs in on the sign-in form and waits for the signed-in menu.
+    async fn sign_in(&self, site: &str, username: &str, password: &str) {
+        self.open(&format!("{site}/signin")).await;
+        self.wait_for_text("name=\"username\"").await;
+        self.type_into("input[name=username]", username).await;
+        self.type_into("input[name=password]", password).await;
+        self.click("form.stack button[type=submit]").await;
+        self.wait_for_text("Sign out").await;
     }
 
     async fn url(&self) -> String {
@@ -368,14 +423,9 @@ fn every_page_fits_390_and_1280_px_without_sideways_scrolling() {
         for width in [390, 1280] {
             let client = driver.session_sized(Some(width)).await;
             let browser = Page(&client);
-            browser.open(&format!("{site}/signin")).await;
-            browser.wait_for_text("name=\"username\"").await;
-            browser.type_into("input[name=username]", "hana").await;
             browser
-                .type_into("input[name=password]", "velvet crane harbour 42")
+                .sign_in(&site, "hana", "velvet crane harbour 42")
                 .await;
-            browser.click("form.stack button[type=submit]").await;
-            browser.wait_for_text("Sign out").await;
             for page in pages {
                 browser.open(&format!("{site}{page}")).await;
                 browser.wait_for_text("</main>").await;
@@ -448,6 +498,361 @@ fn sign_in_through_the_oidc_provider_in_a_real_browser() {
     });
     let users = hub.run(&["user", "list"]);
     assert!(users.contains("alice\tprovider"), "{users}");
+}
+
+/// ivan's two updates of his package and somebody else's, for the filter's-life test.
+const A1: (&str, &str) = ("FEDORA-2024-a1", "python-requests-2.31.0-1.fc40");
+const A2: (&str, &str) = ("FEDORA-2024-a2", "python-requests-2.32.3-1.fc41");
+const KERNEL: (&str, &str) = ("FEDORA-2024-k1", "kernel-6.9.1-200.fc40");
+
+/// A bodhi comment by `who` on an update (alias, build NVR) saying `text`: the catalog
+/// makes the update's page its thread and the build's name its package.
+fn bodhi_comment(id: &str, who: &str, (alias, nvr): (&str, &str), text: &str) -> String {
+    envelope(
+        id,
+        "org.fedoraproject.prod.bodhi.update.comment",
+        json!({"agent": who, "comment": {
+            "user": {"name": who}, "text": text, "karma": 1,
+            "update": {"alias": alias, "title": nvr, "builds": [{"nvr": nvr}]}
+        }}),
+    )
+}
+
+/// One filter's verdict on the why-page, found by the filter's name.
+fn verdict_of(name: &str) -> String {
+    format!("//div[@class='verdict'][h3/a[normalize-space()='{name}']]")
+}
+
+/// Issue 11: a filter's whole life in a real browser. It is built with the form (no
+/// JavaScript: the server writes the condition), previewed against the archive before
+/// and after it is saved, explained on the why-page (the filter that matched, and the one
+/// predicate that decided another did not), and its notification is muted from the
+/// mail's own link: a later comment on the muted update then sends nothing, while one on
+/// another update still does.
+#[test]
+fn build_preview_explain_and_mute_a_filter_in_a_real_browser() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let smtp = Smtp::start(tmp.path());
+    let mut hub = Hub::new(Some(&smtp), None);
+    let out = hub.output(
+        &["user", "add", "ivan", "--password-stdin"],
+        Some("velvet crane harbour 42\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    hub.confirmed_destination("ivan", "ivan@example.org");
+    let owners = hub.dir.path().join("owners.csv");
+    std::fs::write(
+        &owners,
+        "record,name,member_kind,member\npackage,python-requests,user,ivan\n",
+    )
+    .expect("owners file");
+    hub.run(&["ownership", "import", &owners.display().to_string()]);
+    // A second filter, for the why-page to show one that does not match and what decided.
+    hub.run(&[
+        "filter",
+        "add",
+        "--user",
+        "ivan",
+        "--name",
+        "my builds",
+        "--condition",
+        r#"app == "buildsys" and packages has $my_packages"#,
+    ]);
+    hub.start();
+    let site = format!("http://127.0.0.1:{}", hub.web_port);
+    // Archived before the new filter exists, so only a preview can show them.
+    hub.publish(
+        "archived",
+        &[
+            bodhi_comment("browser-a1-bob", "bob", A1, "bob tried a1"),
+            bodhi_comment("browser-kernel-bob", "bob", KERNEL, "bob tried the kernel"),
+        ],
+    );
+    wait_for("the archived messages", Duration::from_secs(60), || {
+        (hub.stats()["processed"] == 2).then_some(())
+    });
+    assert_eq!(smtp.count(), 0, "no filter of ivan's matched them yet");
+    block_on(async {
+        let (_driver, client) = Driver::browse().await;
+        let browser = Page(&client);
+        browser
+            .sign_in(&site, "ivan", "velvet crane harbour 42")
+            .await;
+
+        // The builder: an app and "my packages" ticked, the server writes the condition.
+        browser.open(&format!("{site}/filters/new")).await;
+        browser.wait_for_text("Build it with the form").await;
+        browser.type_into("input[name=name]", "my bodhi").await;
+        // The form starts from the example condition, read into its boxes.
+        let me = browser
+            .find("input[name=whose_me]")
+            .await
+            .is_selected()
+            .await;
+        assert!(
+            matches!(me, Ok(true)),
+            "usernames has $me is ticked: {me:?}"
+        );
+        browser.uncheck("input[name=whose_me]").await;
+        browser.check("input[name=app][value=bodhi]").await;
+        browser.check("input[name=whose_my_packages]").await;
+        browser.click("button[name=build]").await;
+        browser.wait_for_text("id=\"builder-written\"").await;
+        let written = r#"app == "bodhi" and packages has $my_packages"#;
+        assert_eq!(browser.value("textarea[name=condition]").await, written);
+        assert_eq!(browser.value("input[name=name]").await, "my bodhi");
+        // The form is read back from what it wrote: the same boxes stay ticked.
+        for ticked in [
+            "input[name=app][value=bodhi]",
+            "input[name=whose_my_packages]",
+        ] {
+            let on = browser.find(ticked).await.is_selected().await;
+            assert!(matches!(on, Ok(true)), "{ticked} is still ticked: {on:?}");
+        }
+
+        // Its preview before saving: the archived comment on his package, not the other.
+        browser.click("button[name=preview]").await;
+        browser.wait_for_text("id=\"preview-count\"").await;
+        assert_eq!(browser.text(Locator::Css("#preview-count")).await, "1");
+        let preview = browser.text(Locator::Css("#preview")).await;
+        assert!(
+            preview.contains("bob commented on bodhi update python-requests-2.31.0-1.fc40"),
+            "{preview}"
+        );
+        assert!(!preview.contains("kernel"), "{preview}");
+        assert_eq!(browser.value("textarea[name=condition]").await, written);
+
+        browser.click("form.stack button[type=submit]").await;
+        browser.wait_for_text(&format!("{written}</code>")).await;
+        assert_eq!(browser.url().await, format!("{site}/filters"));
+
+        // The saved filter's preview, from its link on the filters page.
+        browser
+            .click_on(Locator::XPath(
+                "//tr[td/a[normalize-space()='my bodhi']]//a[normalize-space()='preview']",
+            ))
+            .await;
+        browser.wait_for_text("id=\"preview-count\"").await;
+        assert!(
+            browser.url().await.ends_with("/preview"),
+            "{}",
+            browser.url().await
+        );
+        assert_eq!(browser.text(Locator::Css("#preview-count")).await, "1");
+        let preview = browser.text(Locator::Css("#preview")).await;
+        assert!(
+            preview.contains("python-requests-2.31.0-1.fc40"),
+            "{preview}"
+        );
+
+        // A new comment on his update arrives by mail, naming the filter.
+        hub.publish(
+            "carl",
+            &[bodhi_comment(
+                "browser-a1-carl",
+                "carl",
+                A1,
+                "carl tried a1",
+            )],
+        );
+        let mails = smtp.wait_mails(1, Duration::from_secs(60));
+        let text = text_part(&mails[0]);
+        assert!(text.contains("carl tried a1"), "{text}");
+        assert!(text.contains("filter(s): my bodhi"), "{text}");
+
+        // Why: the notification's own link.
+        browser.open(&format!("{site}/notifications")).await;
+        browser
+            .wait_for_text("carl commented on bodhi update")
+            .await;
+        browser.click("a.why").await;
+        browser.wait_for_text("id=\"verdicts\"").await;
+        assert!(
+            browser
+                .url()
+                .await
+                .ends_with("/filters/why?message=browser-a1-carl"),
+            "{}",
+            browser.url().await
+        );
+        let matched = browser.text(Locator::XPath(&verdict_of("my bodhi"))).await;
+        assert!(matched.starts_with("my bodhi: matches"), "{matched}");
+        assert!(
+            matched.contains(
+                r#"holds: packages has $my_packages: packages are ["python-requests"], $my_packages is ["python-requests"]"#
+            ),
+            "{matched}"
+        );
+        let other = verdict_of("my builds");
+        let failed = browser.text(Locator::XPath(&other)).await;
+        assert!(failed.starts_with("my builds: does not match"), "{failed}");
+        // Only the predicate that decided is explained and marked: the package test holds
+        // but decided nothing.
+        let reasons = client
+            .find_all(Locator::XPath(&format!("{other}//li")))
+            .await
+            .expect("the reasons");
+        assert_eq!(reasons.len(), 1, "{failed}");
+        assert_eq!(
+            reasons[0].text().await.expect("a reason"),
+            r#"does not hold: app == "buildsys": app is "bodhi""#
+        );
+        assert_eq!(
+            browser
+                .text(Locator::XPath(&format!("{other}//mark")))
+                .await,
+            r#"app == "buildsys""#
+        );
+
+        // The mail's unsubscribe link: mute this update's thread, keep the filter.
+        let link = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Stop these notifications: "))
+            .unwrap_or_else(|| panic!("no unsubscribe link in {text}"))
+            .trim()
+            .to_string();
+        assert!(link.starts_with(&format!("{site}/unsubscribe/")), "{link}");
+        browser.open(&link).await;
+        browser.wait_for_text("Mute this thread").await;
+        browser
+            .click_on(Locator::XPath("//button[contains(., 'this thread')]"))
+            .await;
+        browser.wait_for_text("Undo: unmute").await;
+        let thread = "this thread: https://bodhi.fedoraproject.org/updates/FEDORA-2024-a1 (bodhi)";
+        let notice = browser.text(Locator::Css("main .notice")).await;
+        assert!(
+            notice.starts_with(&format!("Muted {thread} until")),
+            "{notice}"
+        );
+        browser.open(&format!("{site}/filters")).await;
+        let filters = browser.wait_for_text("Muted from a notification").await;
+        assert!(filters.contains(thread), "{filters}");
+
+        // A comment on the muted update, then one on his other update: the second is sent.
+        // Once it is, and the first was processed before it, nothing was queued for the
+        // first at all.
+        hub.publish(
+            "after-mute",
+            &[
+                bodhi_comment("browser-a1-erin", "erin", A1, "erin tried a1"),
+                bodhi_comment("browser-a2-fay", "fay", A2, "fay tried a2"),
+            ],
+        );
+        let mails = smtp.wait_mails(2, Duration::from_secs(60));
+        assert!(
+            mails.iter().any(|m| text_part(m).contains("fay tried a2")),
+            "the comment on the other update was mailed"
+        );
+        wait_for(
+            "the muted message to be processed",
+            Duration::from_secs(60),
+            || (hub.stats()["processed"] == 5).then_some(()),
+        );
+        let stats = hub.stats();
+        let queued: i64 = ["pending", "sending", "sent", "dead"]
+            .iter()
+            .filter_map(|k| stats["outbox"][k].as_i64())
+            .sum();
+        assert_eq!(
+            queued, 2,
+            "only carl's and fay's comments were queued: {stats}"
+        );
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), 2);
+        assert!(
+            mails
+                .iter()
+                .all(|m| !text_part(m).contains("erin tried a1")),
+            "the muted comment was mailed"
+        );
+
+        // Its why-page, the id typed into the form, says the mute silenced it.
+        browser.open(&format!("{site}/filters/why")).await;
+        browser.wait_for_text("name=\"message\"").await;
+        browser
+            .type_into("input[name=message]", "browser-a1-erin")
+            .await;
+        browser.click("main form.stack button[type=submit]").await;
+        browser.wait_for_text("id=\"muted\"").await;
+        let muted = browser.text(Locator::Css("#muted")).await;
+        assert!(muted.contains(thread), "{muted}");
+        let matched = browser.text(Locator::XPath(&verdict_of("my bodhi"))).await;
+        assert!(matched.starts_with("my bodhi: matches"), "{matched}");
+        client.close().await.expect("ending the WebDriver session");
+    });
+}
+
+/// Issue 11: an admin writes a default filter on /admin/defaults in the browser; a person
+/// who signs up afterwards, in a browser of their own, starts with it on /filters, while
+/// the admin's account, made before it, is offered it on the dashboard instead.
+#[test]
+fn an_admins_default_filter_is_a_new_accounts_first_filter_in_a_real_browser() {
+    let mut hub = Hub::new(None, None);
+    let out = hub.output(
+        &["user", "add", "hana", "--admin", "--password-stdin"],
+        Some("velvet crane harbour 42\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    hub.start();
+    let site = format!("http://127.0.0.1:{}", hub.web_port);
+    let condition = r#"app == "bodhi" and usernames has $me"#;
+    block_on(async {
+        let (admin_driver, admin) = Driver::browse().await;
+        let browser = Page(&admin);
+        browser
+            .sign_in(&site, "hana", "velvet crane harbour 42")
+            .await;
+        browser.open(&format!("{site}/admin/defaults")).await;
+        let page = browser.wait_for_text("New default filter").await;
+        assert!(page.contains("No default filters yet"), "{page}");
+        browser
+            .type_into("input[name=name]", "bodhi about me")
+            .await;
+        browser
+            .type_into("textarea[name=condition]", condition)
+            .await;
+        browser.check("input[name=enabled]").await;
+        browser.click("button[name=action][value=save]").await;
+        browser.wait_for_text("id=\"default-filters\"").await;
+        assert_eq!(browser.url().await, format!("{site}/admin/defaults"));
+        let row = browser
+            .text(Locator::Css("#default-filters tbody tr"))
+            .await;
+        assert!(
+            row.contains("bodhi about me") && row.contains(condition) && row.contains("yes"),
+            "{row}"
+        );
+        // hana's account is older than the default filter: offered, not given.
+        browser.open(&format!("{site}/")).await;
+        browser.wait_for_text("Hello, hana").await;
+        let offer = browser.text(Locator::Css("#default-filters")).await;
+        assert!(offer.contains("bodhi about me"), "{offer}");
+        admin.close().await.expect("ending the WebDriver session");
+        drop(admin_driver);
+
+        // A browser that never saw the admin: its own chromedriver and profile.
+        let (_driver, client) = Driver::browse().await;
+        let browser = Page(&client);
+        browser.open(&format!("{site}/signup")).await;
+        browser.type_into("input[name=username]", "jonas").await;
+        for field in ["input[name=password]", "input[name=password2]"] {
+            browser.type_into(field, "amber lantern meadow 17").await;
+        }
+        browser.click("form.stack button[type=submit]").await;
+        let dashboard = browser.wait_for_text("Hello, jonas").await;
+        assert!(
+            !dashboard.contains("id=\"default-filters\""),
+            "a new account has it already, so nothing is offered: {dashboard}"
+        );
+        browser.open(&format!("{site}/filters")).await;
+        browser.wait_for_text("</main>").await;
+        let row = "//tr[td/a[normalize-space()='bodhi about me']]";
+        let shown = browser.text(Locator::XPath(row)).await;
+        assert!(shown.contains(condition), "{shown}");
+        let state = browser.text(Locator::XPath(&format!("{row}/td[4]"))).await;
+        assert_eq!(state, "on", "{shown}");
+        client.close().await.expect("ending the WebDriver session");
+    });
 }
 
 /// Issue 8 item 19: every process the browser test starts ends with it, also when the test
