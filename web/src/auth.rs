@@ -131,17 +131,39 @@ const EXPORT_NOTIFICATIONS: i64 = 10_000;
 /// account, schedule, destinations (never a webhook's secret), filters (conditions as
 /// text), follows, mutes and the latest notifications.
 async fn export(State(state): State<AppState>, me: CurrentUser) -> Result<Response, Error> {
+    let body = export_json(&state, &me.user).await?;
+    let text =
+        serde_json::to_string_pretty(&body).map_err(|e| Error::Internal(format!("export: {e}")))?;
+    let disposition = format!("attachment; filename=\"tidings-{}.json\"", me.user.username);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/json; charset=utf-8".to_string(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// The export of `user` (the account page's download and `GET /api/v1/export`).
+pub(crate) async fn export_json(
+    state: &AppState,
+    user: &tidings_store::User,
+) -> Result<serde_json::Value, Error> {
     let store = &state.store;
-    let id = me.id();
+    let id = user.id;
     let schedule = store.schedule(id).await?;
     let filters = store.filters(id).await?;
     let follows = store.follows(id).await?;
-    let body = serde_json::json!({
+    Ok(serde_json::json!({
         "exported_at": tidings_store::now_ms(),
         "account": {
-            "username": me.user.username,
-            "is_admin": me.user.is_admin,
-            "created_at": me.user.created_at,
+            "username": user.username,
+            "is_admin": user.is_admin,
+            "created_at": user.created_at,
             "time_zone": schedule.time_zone(),
             "quiet_hours": schedule.quiet().map(|(from, to)| [from.to_string(), to.to_string()]),
         },
@@ -164,21 +186,7 @@ async fn export(State(state): State<AppState>, me: CurrentUser) -> Result<Respon
         "mutes": store.active_mutes(Some(id)).await?,
         "default_delivery": store.user_default_delivery(id).await?,
         "notifications": store.notifications(id, EXPORT_NOTIFICATIONS).await?,
-    });
-    let text =
-        serde_json::to_string_pretty(&body).map_err(|e| Error::Internal(format!("export: {e}")))?;
-    let disposition = format!("attachment; filename=\"tidings-{}.json\"", me.user.username);
-    Ok((
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "application/json; charset=utf-8".to_string(),
-            ),
-            (axum::http::header::CONTENT_DISPOSITION, disposition),
-        ],
-        text,
-    )
-        .into_response())
+    }))
 }
 
 /// Deletes the account and everything of it, once the password and the username are

@@ -298,12 +298,12 @@ fn builder_of(form: &Form) -> Result<Builder, String> {
 
 /// What looks wrong in `condition` for this user: unknown apps, their empty variables,
 /// numbers compared as text.
-async fn warnings(
+pub(crate) async fn warnings(
     state: &AppState,
-    me: &CurrentUser,
+    user_id: i64,
     condition: &Condition,
 ) -> Result<Vec<String>, Error> {
-    let variables = state.store.variables(me.id()).await?;
+    let variables = state.store.variables(user_id).await?;
     let mut found = condition.warnings(&state.apps, Some(&variables));
     // A topic no catalog entry has is still fine when archived messages have it.
     for (topic, warning) in condition.unknown_topics(&state.apps) {
@@ -514,7 +514,7 @@ async fn stored_page(
     let stored = Condition::parse(&fields.condition).ok();
     let mut view = edit_view(&state, &me, Some(id), fields, &destinations, error);
     if let Some(condition) = stored {
-        view.warnings = warnings(&state, &me, &condition).await?;
+        view.warnings = warnings(&state, me.id(), &condition).await?;
         if with_preview {
             view.preview = Some(preview_of(&state, &me, condition).await?);
         }
@@ -592,7 +592,7 @@ async fn save(
         return match built {
             Ok((builder, condition)) => {
                 fields.condition = condition.to_string();
-                let found = warnings(&state, &me, &condition).await?;
+                let found = warnings(&state, me.id(), &condition).await?;
                 let mut view = edit_view(&state, &me, id, fields, &destinations, None);
                 view.warnings = found;
                 view.builder = BuilderForm::new(&state, &builder, None);
@@ -631,7 +631,7 @@ async fn save(
     // Previewed, not saved: the form again, with what it would have sent.
     if !form.text("preview").is_empty() {
         let destinations = state.store.destinations(me.id()).await?;
-        let found = warnings(&state, &me, &condition).await?;
+        let found = warnings(&state, me.id(), &condition).await?;
         let preview = preview_of(&state, &me, condition).await?;
         let mut view = edit_view(&state, &me, id, fields, &destinations, None);
         view.warnings = found;
@@ -639,7 +639,7 @@ async fn save(
         return view::page(StatusCode::OK, &view);
     }
     // Warned about before it is saved; saved anyway once the owner says so.
-    let found = warnings(&state, &me, &condition).await?;
+    let found = warnings(&state, me.id(), &condition).await?;
     if !found.is_empty() && !form.checked("despite_warnings") {
         let destinations = state.store.destinations(me.id()).await?;
         let mut view = edit_view(&state, &me, id, fields, &destinations, None);

@@ -155,7 +155,7 @@ async fn page(
     })
 }
 
-fn parse(starter: &Starter) -> Result<Condition, Error> {
+pub(crate) fn parse(starter: &Starter) -> Result<Condition, Error> {
     Condition::parse(starter.condition)
         .map_err(|e| Error::Internal(format!("gallery filter {}: {e}", starter.key)))
 }
@@ -167,11 +167,21 @@ async fn add(
     me: CurrentUser,
     form: Form,
 ) -> Result<Response, Error> {
-    let key = form.text("starter");
+    let filter = add_starter(&state, me.id(), form.text("starter")).await?;
+    Ok(see_other(&routes::filter(filter.id)))
+}
+
+/// Adds the starter called `key` as a filter of `user_id`'s (the page's button and
+/// `POST /api/v1/gallery/{key}`).
+pub(crate) async fn add_starter(
+    state: &AppState,
+    user_id: i64,
+    key: &str,
+) -> Result<tidings_store::Filter, Error> {
     let starter = STARTERS.iter().find(|s| s.key == key).ok_or_else(|| {
         Error::BadRequest(format!("starter: no starting filter is called {key:?}"))
     })?;
-    let destinations = state.store.destinations(me.id()).await?;
+    let destinations = state.store.destinations(user_id).await?;
     let mut input = FilterInput {
         name: starter.name.to_string(),
         condition: parse(starter)?,
@@ -184,15 +194,15 @@ async fn add(
         enabled: true,
     };
     for n in 2..=20 {
-        match state.store.create_filter(me.id(), &input).await {
+        match state.store.create_filter(user_id, &input).await {
             Ok(filter) => {
                 tracing::info!(
-                    user = me.id(),
+                    user = user_id,
                     filter = filter.id,
                     starter = starter.key,
                     "gallery filter added"
                 );
-                return Ok(see_other(&routes::filter(filter.id)));
+                return Ok(filter);
             }
             Err(StoreError::Conflict { .. }) => input.name = format!("{} ({n})", starter.name),
             Err(err) => return Err(err.into()),

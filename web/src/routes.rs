@@ -111,6 +111,82 @@ pub const API_DESTINATION: &str = "/api/v1/destinations/{id}";
 pub const API_NOTIFICATIONS: &str = "/api/v1/notifications";
 /// The owner's pause of everything.
 pub const API_PAUSE: &str = "/api/v1/pause";
+/// The owner's settings: time zone, quiet hours, default delivery, pause.
+pub const API_SETTINGS: &str = "/api/v1/settings";
+/// The owner's time zone and quiet hours (PUT).
+pub const API_SCHEDULE: &str = "/api/v1/settings/schedule";
+/// The delivery the owner's new destinations start with (PUT).
+pub const API_DEFAULT_DELIVERY: &str = "/api/v1/settings/delivery";
+/// How one of the owner's destinations gets its notifications (PUT).
+pub const API_DESTINATION_DELIVERY: &str = "/api/v1/destinations/{id}/delivery";
+/// Confirming a chat destination by the code sent to it (POST).
+pub const API_DESTINATION_CONFIRM: &str = "/api/v1/destinations/{id}/confirm";
+/// Sending an unconfirmed destination a fresh link or code (POST).
+pub const API_DESTINATION_RESEND: &str = "/api/v1/destinations/{id}/resend";
+/// The owner's follows (GET) and a new one (POST).
+pub const API_FOLLOWS: &str = "/api/v1/follows";
+/// Ending a follow (DELETE).
+pub const API_FOLLOW: &str = "/api/v1/follows/{kind}/{name}";
+/// The owner's running mutes (GET) and a new one (POST).
+pub const API_MUTES: &str = "/api/v1/mutes";
+/// Ending a mute (DELETE).
+pub const API_MUTE: &str = "/api/v1/mutes/{id}";
+/// The owner's personal access tokens (GET) and a new one (POST).
+pub const API_TOKENS: &str = "/api/v1/tokens";
+/// Revoking one (DELETE).
+pub const API_TOKEN: &str = "/api/v1/tokens/{id}";
+/// Everything stored about the owner.
+pub const API_EXPORT: &str = "/api/v1/export";
+/// Every browser session of the owner (DELETE: sign out everywhere).
+pub const API_SESSIONS: &str = "/api/v1/sessions";
+/// The default filters offered to the owner.
+pub const API_OFFERED: &str = "/api/v1/defaults";
+/// Adding offered default filters (POST).
+pub const API_OFFERED_ADD: &str = "/api/v1/defaults/add";
+/// No longer offering them (POST).
+pub const API_OFFERED_DISMISS: &str = "/api/v1/defaults/dismiss";
+/// What a condition would have sent in the last 7 days (POST).
+pub const API_PREVIEW: &str = "/api/v1/preview";
+/// What a saved filter would have sent in the last 7 days.
+pub const API_FILTER_PREVIEW: &str = "/api/v1/filters/{id}/preview";
+/// A filter's feed URL (GET) and a new one that ends the old (POST).
+pub const API_FILTER_FEED: &str = "/api/v1/filters/{id}/feed";
+/// Why a message did or did not match each of the owner's filters (`?message=ID`).
+pub const API_WHY: &str = "/api/v1/why";
+/// The starting filters.
+pub const API_GALLERY: &str = "/api/v1/gallery";
+/// Adding one (POST).
+pub const API_GALLERY_ADD: &str = "/api/v1/gallery/{key}";
+/// The builder: its fields to a condition (POST), a condition to its fields (GET).
+pub const API_BUILDER: &str = "/api/v1/builder";
+/// The apps and topics the catalog knows.
+pub const API_CATALOG: &str = "/api/v1/catalog";
+/// Default filters (admin): the list (GET) and a new one (POST).
+pub const API_ADMIN_DEFAULTS: &str = "/api/v1/admin/defaults";
+/// One default filter (admin).
+pub const API_ADMIN_DEFAULT: &str = "/api/v1/admin/defaults/{id}";
+/// What a default filter would have matched for some users (admin, POST).
+pub const API_ADMIN_DEFAULTS_PREVIEW: &str = "/api/v1/admin/defaults/preview";
+/// Users, searched by name (admin, `?q=…&page=…`).
+pub const API_ADMIN_USERS: &str = "/api/v1/admin/users";
+/// One user with their destinations and filters (admin).
+pub const API_ADMIN_USER: &str = "/api/v1/admin/users/{id}";
+/// Disabling a user (admin, POST).
+pub const API_ADMIN_USER_DISABLE: &str = "/api/v1/admin/users/{id}/disable";
+/// Enabling a user (admin, POST).
+pub const API_ADMIN_USER_ENABLE: &str = "/api/v1/admin/users/{id}/enable";
+/// Dead notifications (admin).
+pub const API_ADMIN_DEAD: &str = "/api/v1/admin/dead";
+/// Queueing dead notifications again (admin, POST).
+pub const API_ADMIN_DEAD_RETRY: &str = "/api/v1/admin/dead/retry";
+/// Deleting dead notifications (admin, POST).
+pub const API_ADMIN_DEAD_DISCARD: &str = "/api/v1/admin/dead/discard";
+/// The charts' numbers (admin, `?hours=…`).
+pub const API_ADMIN_CHARTS: &str = "/api/v1/admin/charts";
+/// The schema catalog: loaded and skipped entries (admin).
+pub const API_ADMIN_CATALOG: &str = "/api/v1/admin/catalog";
+/// The live bus as server-sent events (admin, `?topic=GLOB`).
+pub const API_ADMIN_LIVE: &str = "/api/v1/admin/live";
 /// Making a personal access token (POST, account page).
 pub const ACCOUNT_TOKENS: &str = "/account/tokens";
 /// Revoking one (POST).

@@ -128,7 +128,7 @@ async fn set_default_delivery(
             )? {
                 Ok(()) => {
                     let applied = if form.text("apply") == "on" {
-                        apply_to_all(&state, &me, chosen.as_ref()).await?
+                        apply_to_all(&state, me.id(), chosen.as_ref()).await?
                     } else {
                         0
                     };
@@ -157,22 +157,22 @@ async fn set_default_delivery(
 
 /// Sets `chosen` (or the site's default) on each of the user's destinations that can
 /// take it; how many did.
-async fn apply_to_all(
+pub(crate) async fn apply_to_all(
     state: &AppState,
-    me: &CurrentUser,
+    user_id: i64,
     chosen: Option<&tidings_store::DeliveryPolicy>,
 ) -> Result<usize, Error> {
     let policy = chosen
         .cloned()
         .unwrap_or_else(tidings_store::default_delivery);
     let mut applied = 0;
-    for destination in state.store.destinations(me.id()).await? {
+    for destination in state.store.destinations(user_id).await? {
         if destination.channel.delivers_in_order() {
             continue;
         }
         state
             .store
-            .set_delivery(me.id(), destination.id, &policy)
+            .set_delivery(user_id, destination.id, &policy)
             .await?;
         applied += 1;
     }

@@ -40,6 +40,7 @@ pub(crate) struct ReasonLine {
 }
 
 pub(crate) struct Verdict {
+    pub id: i64,
     pub name: String,
     pub link: String,
     pub matched: bool,
@@ -96,16 +97,51 @@ async fn page(
         }
         Err(err) => return Err(err.into()),
     };
-    let now = tidings_store::now_ms();
-    let filters = state.store.filters(me.id()).await?;
-    let variables = state.store.variables(me.id()).await?;
-    let destinations = state.store.destinations(me.id()).await?;
-    let mutes = state.store.active_mutes(Some(me.id())).await?;
-    view.mutes = mutes
+    let judged = judge(&state, me.id(), &stored).await?;
+    view.verdicts = judged.verdicts;
+    view.mutes = judged
+        .mutes
         .iter()
-        .filter(|m| m.silences(&stored.metadata, now))
         .map(|m| format!("{}, until {}", m.label, view::when(m.until)))
         .collect();
+    view.unreadable = judged
+        .unreadable
+        .iter()
+        .map(|u| (u.name.clone(), routes::filter(u.id)))
+        .collect();
+    view.message_id = stored.message.id.clone();
+    view.topic = stored.message.topic.clone();
+    view.message = Some(MessageLine::from(&stored));
+    view::ok(&view)
+}
+
+/// Each of a user's filters judged against one archived message.
+pub(crate) struct Judgement {
+    pub verdicts: Vec<Verdict>,
+    /// The user's filters that cannot be read (they match nothing).
+    pub unreadable: Vec<tidings_store::UnreadableFilter>,
+    /// The user's running mutes that silence this message.
+    pub mutes: Vec<tidings_store::Mute>,
+}
+
+/// Why (not): `user_id`'s filters, mutes and destinations against `stored`.
+pub(crate) async fn judge(
+    state: &AppState,
+    user_id: i64,
+    stored: &tidings_store::StoredMessage,
+) -> Result<Judgement, Error> {
+    let now = tidings_store::now_ms();
+    let filters = state.store.filters(user_id).await?;
+    let variables = state.store.variables(user_id).await?;
+    let destinations = state.store.destinations(user_id).await?;
+    let mutes = state
+        .store
+        .active_mutes(Some(user_id))
+        .await?
+        .into_iter()
+        .filter(|m| m.silences(&stored.metadata, now))
+        .collect();
+    let mut verdicts = Vec::new();
     for filter in &filters.filters {
         let e = filter
             .condition
@@ -129,7 +165,8 @@ async fn page(
         } else if confirmed == 0 {
             stops.push("none of its destinations is confirmed".to_string());
         }
-        view.verdicts.push(Verdict {
+        verdicts.push(Verdict {
+            id: filter.id,
             name: filter.name.clone(),
             link: routes::filter(filter.id),
             matched: e.matched,
@@ -146,15 +183,11 @@ async fn page(
             stops,
         });
     }
-    view.unreadable = filters
-        .unreadable
-        .iter()
-        .map(|u| (u.name.clone(), routes::filter(u.id)))
-        .collect();
-    view.message_id = stored.message.id.clone();
-    view.topic = stored.message.topic.clone();
-    view.message = Some(MessageLine::from(&stored));
-    view::ok(&view)
+    Ok(Judgement {
+        verdicts,
+        unreadable: filters.unreadable,
+        mutes,
+    })
 }
 
 /// The text cut into pieces, the spans marked (spans are in order and do not overlap).

@@ -473,7 +473,7 @@ async fn users_are_searched_paged_and_disabled(app: &App) {
 }
 
 /// Queues one notification to a new confirmed destination of `user` and marks it dead.
-async fn dead_one(app: &App, user_id: i64, address: &str, message_id: &str) -> i64 {
+pub(crate) async fn dead_one(app: &App, user_id: i64, address: &str, message_id: &str) -> i64 {
     let store = &app.store;
     let dest = store
         .add_destination(NewDestination {

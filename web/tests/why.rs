@@ -16,7 +16,13 @@ on_both!(
     a_topic_is_warned_about_unless_the_catalog_or_the_archive_has_it
 );
 
-async fn archive(app: &App, id: &str, app_name: &str, usernames: &[&str], packages: &[&str]) {
+pub(crate) async fn archive(
+    app: &App,
+    id: &str,
+    app_name: &str,
+    usernames: &[&str],
+    packages: &[&str],
+) {
     let message = Message::new(
         id,
         format!("org.fedoraproject.prod.{app_name}.thing.happened"),

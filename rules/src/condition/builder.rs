@@ -19,7 +19,8 @@ use super::{BodyPath, BodyTest, CmpOp, Condition, Literal, Operand, SetField, Va
 use crate::Severity;
 
 /// Whose messages a builder filter wants (any of those ticked).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Whose {
     /// `packages has $my_packages`: packages I own, or my groups own.
     pub my_packages: bool,
@@ -34,7 +35,8 @@ pub struct Whose {
 }
 
 /// One body field test.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BodyField {
     /// The path after `body.`.
     pub path: String,
@@ -44,8 +46,9 @@ pub struct BodyField {
     pub value: String,
 }
 
-/// What the builder form holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the builder form holds (the `/api/v1/builder` body, as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Builder {
     /// Apps (`app in [..]`); none: any app.
     pub apps: Vec<String>,

@@ -19,6 +19,9 @@ pub enum PersonalScope {
     Read,
     /// Read and change it.
     Write,
+    /// Also the admin calls (`/api/v1/admin/…`): only an admin can make one, and it works
+    /// only while its owner is an admin.
+    Admin,
 }
 
 impl PersonalScope {
@@ -27,12 +30,17 @@ impl PersonalScope {
         match self {
             PersonalScope::Read => "read",
             PersonalScope::Write => "write",
+            PersonalScope::Admin => "admin",
         }
     }
 
     /// Whether a token of this scope may do what `needed` names.
     pub fn allows(self, needed: PersonalScope) -> bool {
-        self == PersonalScope::Write || needed == PersonalScope::Read
+        match self {
+            PersonalScope::Admin => true,
+            PersonalScope::Write => needed != PersonalScope::Admin,
+            PersonalScope::Read => needed == PersonalScope::Read,
+        }
     }
 }
 
@@ -48,9 +56,10 @@ impl FromStr for PersonalScope {
         match s {
             "read" => Ok(PersonalScope::Read),
             "write" => Ok(PersonalScope::Write),
+            "admin" => Ok(PersonalScope::Admin),
             other => Err(StoreError::Invalid {
                 field: "scope",
-                reason: format!("unknown scope {other:?}; expected read or write"),
+                reason: format!("unknown scope {other:?}; expected read, write or admin"),
             }),
         }
     }
@@ -120,6 +129,12 @@ impl Store {
             return Err(StoreError::Invalid {
                 field: "name",
                 reason: format!("give the token a name of 1 to {TOKEN_NAME_MAX} characters"),
+            });
+        }
+        if scope == PersonalScope::Admin && !self.user(user_id).await?.is_admin {
+            return Err(StoreError::Invalid {
+                field: "scope",
+                reason: "only an admin can make a token of scope admin".into(),
             });
         }
         let secret = format!("tdp_{}", secret::new_token());

@@ -194,7 +194,7 @@ pub(crate) async fn update(
 }
 
 /// The users a preview tries: those named (comma or space separated), or the first few.
-async fn preview_users(state: &AppState, named: &str) -> Result<Vec<String>, Error> {
+pub(crate) async fn preview_users(state: &AppState, named: &str) -> Result<Vec<String>, Error> {
     let mut names: Vec<String> = named
         .split([',', ' ', '\n'])
         .map(str::trim)

@@ -130,6 +130,12 @@ pub(crate) async fn events(
     Admin(_me): Admin,
     Query(Topic { topic }): Query<Topic>,
 ) -> Result<Response, Error> {
+    stream(&state, &topic)
+}
+
+/// The server-sent events of the messages archived from now on whose topic matches
+/// `topic` (a glob; empty: every one). The page's stream and `GET /api/v1/admin/live`.
+pub(crate) fn stream(state: &AppState, topic: &str) -> Result<Response, Error> {
     let glob = topic.trim().to_string();
     check_glob(&glob).map_err(Error::BadRequest)?;
     let listener = Listener {

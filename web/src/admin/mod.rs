@@ -6,8 +6,8 @@
 mod catalog;
 mod charts;
 mod dead;
-mod defaults;
-mod live;
+pub(crate) mod defaults;
+pub(crate) mod live;
 mod users;
 
 use askama::Template;
