@@ -3,11 +3,13 @@
 //! few. The window is found on the `received_at` index, then read in id ranges of
 //! [`CHUNK`] rows, two at a time (each decoded and evaluated on its own task, so both
 //! cores work), and nothing older than the window is read. Bodies and headers are read
-//! only for a condition with a body test. `tidings bench preview`
+//! only for a condition with a body test, and of a body only what its paths reach is
+//! built (`BodyShape`). `tidings bench preview`
 //! measures it (docs/performance.md).
 
 use std::sync::Arc;
 
+use tidings_rules::condition::BodyShape;
 use tidings_rules::{Condition, Variables};
 use tidings_store::{Store, StoredMessage};
 use tokio::task::JoinSet;
@@ -52,9 +54,10 @@ pub async fn preview(
         return Ok(result);
     };
     // Bodies are most of the archive's bytes: read them only for a condition that tests
-    // them (what a preview lists comes from the metadata).
-    let bodies = condition.uses_body();
-    let shared = Arc::new((condition, variables));
+    // them (what a preview lists comes from the metadata), and build only the values its
+    // paths reach.
+    let shape = condition.uses_body().then(|| BodyShape::of(&condition));
+    let shared = Arc::new((condition, variables, shape));
     // Ranges from the newest down, so the listed newest come from the first ones.
     let mut ranges = Vec::new();
     let mut to = window.last_id.saturating_add(1);
@@ -71,8 +74,8 @@ pub async fn preview(
             let (from, to) = ranges[next];
             let (store, shared, at) = (store.clone(), shared.clone(), next);
             tasks.spawn(async move {
-                let page = store.archive_range(from, to, since, bodies).await?;
-                let (condition, variables) = &*shared;
+                let (condition, variables, shape) = &*shared;
+                let page = store.archive_range(from, to, since, shape.as_ref()).await?;
                 let mut count = 0;
                 let mut latest = Vec::new();
                 for message in page.messages {

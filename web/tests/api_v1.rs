@@ -668,6 +668,23 @@ async fn preview_why_gallery_builder_and_catalog_through_the_api(app: &App) {
     assert_eq!(status, StatusCode::OK, "{preview}");
     assert_eq!(preview["count"], 1);
     assert_eq!(preview["latest"][0]["id"], "msg-a");
+    // A body test reads the bodies (only what its paths reach): "9" is a number below 10.
+    for (condition, count) in [
+        ("body.release < 10 and body.user == $me", 2),
+        ("body.release >= 10", 0),
+        ("body.missing == 1 or body.user == \"alice\"", 2),
+    ] {
+        let (status, found) = call(
+            app,
+            Method::POST,
+            "/api/v1/preview",
+            t,
+            Some(json!({ "condition": condition })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        assert_eq!(found["count"], count, "{condition}: {found}");
+    }
     let (_, warned) = call(
         app,
         Method::POST,

@@ -21,6 +21,7 @@ mod parser;
 mod path;
 mod pattern;
 mod printer;
+mod shape;
 mod validate;
 mod variables;
 
@@ -33,6 +34,7 @@ pub use lint::AppNames;
 pub use order::{order, rpm_version_cmp};
 pub use path::{BodyPath, Step};
 pub use pattern::{topic_glob_matches, Glob, Regex};
+pub use shape::BodyShape;
 pub use variables::{Variable, VariableKind, Variables};
 
 use crate::{Message, Metadata, Severity};

@@ -9,6 +9,7 @@
 //! ([`Store::archive_page`]).
 
 use sqlx::Row;
+use tidings_rules::condition::BodyShape;
 
 use crate::db::with_pool;
 use crate::keys::ServerKey;
@@ -203,17 +204,19 @@ impl Store {
     }
 
     /// The archived messages with `from <= id < to` received at or after `since`, newest
-    /// first. Without `bodies`, each message's body is `null` and its headers empty: they
-    /// are not read (most of a row's bytes), for conditions that do not look at them. A
-    /// row that cannot be decoded is skipped (and logged).
+    /// first. Without a body `shape`, each message's body is `null` and its headers empty:
+    /// they are not read (most of a row's bytes), for conditions that do not look at them.
+    /// With one, each body keeps what the shape keeps (`BodyShape::of` a condition: the
+    /// values its paths reach; `BodyShape::whole()`: all of it). A row that cannot be
+    /// decoded is skipped (and logged).
     pub async fn archive_range(
         &self,
         from: i64,
         to: i64,
         since: i64,
-        bodies: bool,
+        shape: Option<&BodyShape>,
     ) -> Result<ArchivePage> {
-        let columns = if bodies {
+        let columns = if shape.is_some() {
             MESSAGE_COLUMNS
         } else {
             "id, msg_id, topic, sent_at, 'null' AS body, '{}' AS headers, metadata, source, \
@@ -230,20 +233,39 @@ impl Store {
             .bind(since)
             .fetch_all(pool)
             .await?);
-        Ok(decode(rows))
+        Ok(decode(rows, shape))
     }
 }
 
-fn decode(rows: Vec<MessageRow>) -> ArchivePage {
+fn decode(rows: Vec<MessageRow>, shape: Option<&BodyShape>) -> ArchivePage {
     let mut page = ArchivePage {
         messages: Vec::with_capacity(rows.len()),
         rows: rows.len(),
         lowest_id: rows.last().map(|row| row.id),
     };
-    for row in rows {
+    for mut row in rows {
         let id = row.id;
+        // The body read through the shape; the row's text is then not parsed again.
+        let body = match shape {
+            Some(shape) => match shape.read(&row.body) {
+                Ok(body) => Some(body),
+                Err(err) => {
+                    tracing::warn!(message = id, error = %err, "an archived message's body cannot be read; left out");
+                    continue;
+                }
+            },
+            None => None,
+        };
+        if body.is_some() {
+            row.body = "null".into();
+        }
         match StoredMessage::try_from(row) {
-            Ok(message) => page.messages.push(message),
+            Ok(mut message) => {
+                if let Some(body) = body {
+                    message.message.body = body;
+                }
+                page.messages.push(message)
+            }
             Err(err) => {
                 tracing::warn!(message = id, error = %err, "an archived message cannot be read; left out");
             }
