@@ -645,6 +645,56 @@ async fn settings_follows_mutes_tokens_and_the_export_through_the_api(app: &App)
     assert_eq!(added["added"], 1);
     let (_, offered) = call(app, Method::GET, "/api/v1/defaults", t, None).await;
     assert_eq!(offered["offered"], json!([]));
+    // One dismissed is no longer offered, and not added.
+    let other = app
+        .store
+        .create_default_filter(&tidings_store::DefaultFilterInput {
+            name: "my packages".into(),
+            condition: tidings_rules::Condition::parse("packages has $my_packages").unwrap(),
+            delivery: tidings_store::Delivery::Instant,
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let (status, dismissed) = call(
+        app,
+        Method::POST,
+        "/api/v1/defaults/dismiss",
+        t,
+        Some(json!({ "ids": [other.id] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{dismissed}");
+    assert_eq!(dismissed["dismissed"], 1);
+    let (_, offered) = call(app, Method::GET, "/api/v1/defaults", t, None).await;
+    assert_eq!(offered["offered"], json!([]));
+
+    // Notifications, newest first and limited; a destination deleted is gone.
+    crate::admin::dead_one(app, alice.id, "alice2@example.org", "note-1").await;
+    crate::admin::dead_one(app, alice.id, "alice3@example.org", "note-2").await;
+    let (status, listed) = call(app, Method::GET, "/api/v1/notifications?limit=1", t, None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let listed = listed["notifications"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["address"], "alice3@example.org", "{listed:?}");
+    let (status, _) = call(
+        app,
+        Method::DELETE,
+        &format!("/api/v1/destinations/{dest_id}"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(
+        app,
+        Method::GET,
+        &format!("/api/v1/destinations/{dest_id}"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 const PASSWORD: &str = "velvet crane harbour 42";
