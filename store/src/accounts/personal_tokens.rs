@@ -219,13 +219,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn write_allows_reading_read_only_reading() {
+    fn admin_allows_all_write_allows_reading_read_only_reading() {
         use PersonalScope::*;
-        assert!(Write.allows(Read) && Write.allows(Write));
-        assert!(Read.allows(Read) && !Read.allows(Write));
-        for scope in [Read, Write] {
+        assert!(Admin.allows(Read) && Admin.allows(Write) && Admin.allows(Admin));
+        assert!(Write.allows(Read) && Write.allows(Write) && !Write.allows(Admin));
+        assert!(Read.allows(Read) && !Read.allows(Write) && !Read.allows(Admin));
+        for scope in [Read, Write, Admin] {
             assert_eq!(scope.as_str().parse::<PersonalScope>().ok(), Some(scope));
         }
-        assert!("admin".parse::<PersonalScope>().is_err());
+        assert!("root".parse::<PersonalScope>().is_err());
     }
 }
