@@ -130,6 +130,37 @@ pub struct Bus {
     pub catalog_dirs: Vec<PathBuf>,
     /// The largest ZeroMQ message accepted, in bytes (like the HTTP API's 1 MiB).
     pub max_message_bytes: usize,
+    /// fedora-messaging over AMQP (`[bus.amqp]`); none: not consumed.
+    pub amqp: Option<Amqp>,
+}
+
+/// Where fedora-messaging messages are consumed (`[bus.amqp]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Amqp {
+    /// The broker, `amqp://user:password@host:5672/%2f` or `amqps://…`.
+    pub url: String,
+    /// The exchange to bind to; fedora-messaging publishes to `amq.topic`.
+    pub exchange: String,
+    /// The durable queue every Tidings process shares (each message goes to one of them);
+    /// malformed messages are dead-lettered to `<queue>.dead`.
+    pub queue: String,
+    /// Topics to bind, AMQP topic patterns (`org.fedoraproject.prod.#`); `#`: all.
+    pub routing_keys: Vec<String>,
+    /// Messages delivered ahead of their acknowledgement.
+    pub prefetch: u16,
+}
+
+impl Default for Amqp {
+    fn default() -> Self {
+        Amqp {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            exchange: "amq.topic".into(),
+            queue: "tidings".into(),
+            routing_keys: vec!["#".into()],
+            prefetch: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -201,6 +232,7 @@ impl Default for Bus {
             zmq_endpoints: vec!["tcp://127.0.0.1:9940".into()],
             catalog_dirs: Vec::new(),
             max_message_bytes: 1024 * 1024,
+            amqp: None,
         }
     }
 }

@@ -221,6 +221,18 @@ pub fn notifier_settings(
             max_message_bytes: config.bus.max_message_bytes,
             retry_max,
         },
+        amqp: config
+            .bus
+            .amqp
+            .as_ref()
+            .map(|amqp| tidings_notifier::bus::AmqpIngest {
+                url: amqp.url.clone(),
+                exchange: amqp.exchange.clone(),
+                queue: amqp.queue.clone(),
+                routing_keys: amqp.routing_keys.clone(),
+                prefetch: amqp.prefetch,
+                retry_max,
+            }),
         matcher: MatcherSettings {
             batch: config.matcher.batch,
             poll: Duration::from_millis(config.matcher.poll_ms),

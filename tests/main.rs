@@ -4,6 +4,7 @@
 
 mod support;
 
+mod amqp;
 mod bad_input;
 mod browser;
 mod bus_limits;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tidings_store::{Store, Wake};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{self, ZmqIngest};
+use crate::bus::{self, AmqpIngest, ZmqIngest};
 use crate::matcher::{self, MatcherSettings};
 use crate::sender::{self, Channels};
 use crate::{Derive, Metrics, NotifierError, SenderConfig};
@@ -30,6 +30,8 @@ use crate::{Derive, Metrics, NotifierError, SenderConfig};
 pub struct NotifierSettings {
     /// Where ingest listens and what it accepts.
     pub ingest: ZmqIngest,
+    /// The AMQP queue consumed as well, if any.
+    pub amqp: Option<AmqpIngest>,
     /// How the matcher runs.
     pub matcher: MatcherSettings,
     /// Derives each message's metadata.
@@ -59,16 +61,32 @@ pub async fn notifier(
 ) -> Result<(), NotifierError> {
     let stop = shutdown.child_token();
     let stored = store.notify_signalling(Wake::Matcher, &stop);
-    let ingest = bus::zmq::run_zmq(
+    let mut tasks: Vec<Task> = Vec::new();
+    if let Some(amqp) = settings.amqp {
+        tasks.push(Box::pin(bus::amqp::run_amqp(
+            amqp,
+            store.clone(),
+            settings.derive.clone(),
+            settings.metrics.clone(),
+            stored.clone(),
+            stop.clone(),
+        )));
+    }
+    tasks.push(Box::pin(bus::zmq::run_zmq(
         settings.ingest,
         store.clone(),
         settings.derive,
         settings.metrics.clone(),
         stored,
         stop.clone(),
-    );
-    let matcher = matcher::run(store, settings.matcher, settings.metrics, stop.clone());
-    together(vec![Box::pin(ingest), Box::pin(matcher)], &stop).await
+    )));
+    tasks.push(Box::pin(matcher::run(
+        store,
+        settings.matcher,
+        settings.metrics,
+        stop.clone(),
+    )));
+    together(tasks, &stop).await
 }
 
 /// The outbox sender, until `shutdown`.

@@ -126,13 +126,34 @@ impl Envelope {
         Envelope::from_value(value)
     }
 
-    /// Decodes one envelope from a parsed JSON value.
+    /// Decodes one envelope from a parsed JSON value: a fedmsg envelope (`topic`, `msg`,
+    /// `msg_id`, ...) or a fedora-messaging message in the JSON form `fedora-messaging
+    /// publish` reads and its consumers dump (`topic`, `headers`, `id`, `body`, and an
+    /// ignored `queue`), told apart by `msg` or `body`.
     pub fn from_value(value: Value) -> Result<Envelope, DecodeError> {
         let Value::Object(mut map) = value else {
             return Err(DecodeError::NotAnObject {
                 found: json_type(&value),
             });
         };
+        if !map.contains_key("msg") && map.contains_key("body") {
+            let topic =
+                text_field(&mut map, "topic")?.ok_or(DecodeError::Missing { field: "topic" })?;
+            let id = text_field(&mut map, "id")?;
+            let headers = match map.remove("headers") {
+                None | Some(Value::Null) => serde_json::Map::new(),
+                Some(Value::Object(headers)) => headers,
+                Some(other) => {
+                    return Err(DecodeError::WrongType {
+                        field: "headers",
+                        expected: "an object",
+                        found: json_type(&other),
+                    })
+                }
+            };
+            let body = map.remove("body").unwrap_or(Value::Null);
+            return Envelope::from_fedora_messaging(topic, id, headers, body);
+        }
         let topic = match map.remove("topic") {
             Some(Value::String(t)) if t.chars().any(char::is_control) => {
                 return Err(DecodeError::ControlCharacters { field: "topic" })
@@ -217,6 +238,106 @@ impl Envelope {
     }
 }
 
+impl Envelope {
+    /// A fedora-messaging message (AMQP 0-9-1, as Fedora publishes today): the routing key
+    /// is the topic, `message_id` the id, the JSON body the body, and the AMQP headers
+    /// (`fedora_messaging_schema`, `fedora_messaging_severity`, `sent-at`,
+    /// `fedora_messaging_user_*`, ...) the headers, `sent-at` (RFC 3339) the send time. A
+    /// message without an id gets one derived from what it carries, as old fedmsg ones do.
+    pub fn from_fedora_messaging(
+        topic: String,
+        id: Option<String>,
+        headers: serde_json::Map<String, Value>,
+        body: Value,
+    ) -> Result<Envelope, DecodeError> {
+        let topic = checked_text("topic", topic, MAX_TOPIC_BYTES)?;
+        if !body.is_object() {
+            return Err(DecodeError::WrongType {
+                field: "body",
+                expected: "an object",
+                found: json_type(&body),
+            });
+        }
+        let sent_at = match headers.get("sent-at") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(
+                chrono::DateTime::parse_from_rfc3339(text)
+                    .map_err(|_| DecodeError::WrongType {
+                        field: "sent-at",
+                        expected: "an RFC 3339 time like 2025-01-01T12:00:00+00:00",
+                        found: "other text",
+                    })?
+                    .timestamp_millis(),
+            ),
+            Some(other) => {
+                return Err(DecodeError::WrongType {
+                    field: "sent-at",
+                    expected: "a string",
+                    found: json_type(other),
+                })
+            }
+        };
+        let id = match id {
+            Some(id) => checked_text("id", id, MAX_ID_BYTES)?,
+            None => {
+                // The send time stands where fedmsg's `timestamp` does.
+                let mut when = serde_json::Map::new();
+                if let Some(sent) = headers.get("sent-at") {
+                    when.insert("timestamp".into(), sent.clone());
+                }
+                derived_id(&topic, &when, &body)
+            }
+        };
+        Ok(Envelope {
+            message: Message {
+                id,
+                topic,
+                sent_at,
+                body,
+                headers: headers.into_iter().collect(),
+            },
+        })
+    }
+}
+
+/// A text field taken out of an envelope: none when absent or null.
+fn text_field(
+    map: &mut serde_json::Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, DecodeError> {
+    match map.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(DecodeError::WrongType {
+            field,
+            expected: "a string",
+            found: json_type(&other),
+        }),
+    }
+}
+
+/// A topic or id as accepted: non-empty, without control characters, not too long.
+fn checked_text(field: &'static str, text: String, max: usize) -> Result<String, DecodeError> {
+    if text.is_empty() {
+        return Err(DecodeError::WrongType {
+            field,
+            expected: "a non-empty string",
+            found: "an empty string",
+        });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(DecodeError::ControlCharacters { field });
+    }
+    if text.len() > max {
+        return Err(DecodeError::TooLong {
+            field,
+            length: text.len(),
+            max,
+        });
+    }
+    Ok(text)
+}
+
 /// Old fedmsg publishers sent no `msg_id`; a digest of what they did send stands in, so that
 /// the same message heard twice is still recognised as one.
 fn derived_id(topic: &str, rest: &serde_json::Map<String, Value>, body: &Value) -> String {
@@ -272,6 +393,61 @@ fn hash_json(hasher: &mut Sha256, value: &Value) {
 
 #[cfg(test)]
 mod tests {
+
+    // Issue 12: the fedora-messaging JSON form, as `fedora-messaging publish` reads it.
+    #[test]
+    fn fedora_messaging_json_is_read_whole() {
+        let raw = br#"{"topic": "org.fedoraproject.prod.bodhi.update.comment", "id": "90066146-493d-58b0-8be8-58d2d5a10b0a",
+            "headers": {"fedora_messaging_schema": "bodhi.update.comment.v1", "fedora_messaging_severity": 20,
+                        "fedora_messaging_user_alice": true, "sent-at": "2025-01-01T12:00:00+00:00"},
+            "body": {"comment": {"karma": 1}}, "queue": "q"}"#;
+        let env = Envelope::from_json(raw).unwrap();
+        let m = env.message;
+        assert_eq!(m.id, "90066146-493d-58b0-8be8-58d2d5a10b0a");
+        assert_eq!(m.topic, "org.fedoraproject.prod.bodhi.update.comment");
+        assert_eq!(m.sent_at, Some(1_735_732_800_000));
+        assert_eq!(
+            m.headers["fedora_messaging_user_alice"],
+            serde_json::json!(true)
+        );
+        assert_eq!(m.body["comment"]["karma"], 1);
+        // Without an id: one derived from the topic, body and send time, the same each time.
+        let bare = br#"{"topic": "a.b", "body": {"x": 1}, "headers": {"sent-at": "2025-01-01T12:00:00Z"}}"#;
+        let first = Envelope::from_json(bare).unwrap().message.id;
+        assert!(first.starts_with("derived-"), "{first}");
+        assert_eq!(Envelope::from_json(bare).unwrap().message.id, first);
+    }
+
+    #[test]
+    fn fedora_messaging_faults_name_the_field() {
+        for (raw, field) in [
+            (&br#"{"body": {}}"#[..], "`topic` is missing"),
+            (
+                br#"{"topic": "a.b", "body": [1]}"#,
+                "`body` must be an object",
+            ),
+            (
+                br#"{"topic": "a.b", "body": {}, "headers": []}"#,
+                "`headers` must be an object",
+            ),
+            (
+                br#"{"topic": "a.b", "body": {}, "id": 5}"#,
+                "`id` must be a string",
+            ),
+            (
+                br#"{"topic": "a.b", "body": {}, "headers": {"sent-at": "yesterday"}}"#,
+                "`sent-at` must be an RFC 3339 time",
+            ),
+            (
+                br#"{"topic": "", "body": {}}"#,
+                "`topic` must be a non-empty string",
+            ),
+        ] {
+            let err = Envelope::from_json(raw).unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -3,6 +3,7 @@
 //! to stop and start), a small tmpfs to fill, a ZeroMQ publisher, and `tidings serve` (or
 //! one role: `tidings web`, `notifier`, `sender`) as a child process. Every process a test starts carries the test's mark (`processes`).
 
+mod amqp;
 mod bus;
 mod disk;
 mod http;
@@ -20,6 +21,7 @@ mod webhook;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+pub use amqp::Broker;
 pub use bus::Publisher;
 pub use disk::SmallDisk;
 pub use http::{form_field, http_get, http_request};

@@ -15,9 +15,11 @@
 //!   it takes, and nothing is acknowledged meanwhile.
 //!
 //! ZeroMQ ([`zmq`]) is a pulled source; the HTTP API pushes one input per request through
-//! [`Accept::one`] and acknowledges with its `202`. Adding a bus (AMQP next) is one module
-//! implementing [`Source`]; see `docs/architecture.md`.
+//! [`Accept::one`] and acknowledges with its `202`; AMQP ([`amqp`]) is a pulled source with
+//! acknowledgements. Adding a bus is one module implementing [`Source`]; see
+//! `docs/architecture.md`.
 
+pub mod amqp;
 pub mod live;
 pub mod zmq;
 
@@ -33,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::outage::patiently;
 use crate::{Derive, Metrics, NotifierError};
 
+pub use self::amqp::AmqpIngest;
 pub use self::zmq::ZmqIngest;
 
 /// Failed attempts to store one message, for a reason that is neither an outage nor a
@@ -53,8 +56,19 @@ pub struct Raw {
 pub enum Wire {
     /// fedmsg over ZeroMQ: a topic frame and a JSON envelope frame.
     Frames(Vec<Vec<u8>>),
-    /// One JSON envelope (the HTTP API; AMQP bodies).
+    /// One JSON envelope (the HTTP API): a fedmsg envelope or fedora-messaging's JSON form.
     Json(Vec<u8>),
+    /// A fedora-messaging message from AMQP: routing key, `message_id`, headers, body.
+    Amqp {
+        /// The routing key: the topic.
+        topic: String,
+        /// The `message_id` property, if set.
+        id: Option<String>,
+        /// The AMQP headers, as JSON.
+        headers: serde_json::Map<String, serde_json::Value>,
+        /// The body: JSON.
+        body: Vec<u8>,
+    },
     /// Input the source already refused (too large, a dropped connection): the reason and
     /// what of it is kept for the record.
     Refused {
@@ -71,6 +85,7 @@ impl Wire {
         match self {
             Wire::Frames(frames) => frames.join(&b"\n"[..]),
             Wire::Json(bytes) => bytes.clone(),
+            Wire::Amqp { topic, body, .. } => [topic.as_bytes(), b"\n", body].concat(),
             Wire::Refused { head, .. } => head.clone(),
         }
     }
@@ -79,6 +94,22 @@ impl Wire {
         match self {
             Wire::Frames(frames) => Envelope::from_frames(frames).map_err(|e| e.to_string()),
             Wire::Json(bytes) => Envelope::from_json(bytes).map_err(|e| e.to_string()),
+            Wire::Amqp {
+                topic,
+                id,
+                headers,
+                body,
+            } => {
+                let body = serde_json::from_slice(body).map_err(|e| {
+                    format!(
+                        "the AMQP body is not JSON at line {}, column {}: {e}",
+                        e.line(),
+                        e.column()
+                    )
+                })?;
+                Envelope::from_fedora_messaging(topic.clone(), id.clone(), headers.clone(), body)
+                    .map_err(|e| e.to_string())
+            }
             Wire::Refused { reason, .. } => Err(reason.clone()),
         }
     }

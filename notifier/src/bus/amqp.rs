@@ -1,0 +1,491 @@
+//! AMQP 0-9-1 ingest (issue 12): today's Fedora bus, fedora-messaging on RabbitMQ.
+//!
+//! A durable queue is declared and bound to the configured exchange (`amq.topic`) with the
+//! configured routing keys; messages are consumed with a prefetch window and read whole —
+//! routing key as topic, `message_id`, the JSON body, the AMQP headers
+//! (`fedora_messaging_schema`, `fedora_messaging_severity`, `sent-at`,
+//! `fedora_messaging_user_*`, ...). Through the one accept path ([`super::run`]) each is
+//! acknowledged only after the transaction that archived it committed: a stored message
+//! or a duplicate is acked; a malformed one is recorded as rejected and then rejected
+//! without requeueing, which RabbitMQ dead-letters through the fanout exchange
+//! `<queue>.dead` to the queue `<queue>.dead` (both declared here), its topic kept, so it
+//! is never redelivered forever. Messages not yet settled when the connection drops or the
+//! process stops are redelivered by the broker (a redelivered message that was archived is
+//! a duplicate, acked).
+//!
+//! A connection that fails, or cannot be made, is made again with backoff (1 s doubling to
+//! 30 s) until shutdown; every network call has a time limit. Several processes consuming
+//! the same queue share its messages (competing consumers): each message goes to one.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
+use lapin::{Acker, BasicProperties, Connection, ConnectionProperties, Consumer};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use tidings_rules::Message;
+use tidings_store::Store;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Accept, Accepted, Raw, RunSettings, Source, Wire};
+use crate::{Derive, Metrics, NotifierError};
+
+/// Messages archived in one transaction at most (and the default prefetch).
+pub const BATCH: usize = 256;
+/// The longest any one call to the broker may take.
+const CALL_LIMIT: Duration = Duration::from_secs(15);
+/// The first wait before connecting again; doubled per failure up to [`RECONNECT_MAX`].
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait before connecting again.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// Where AMQP ingest connects and what it consumes (the `[bus.amqp]` section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpIngest {
+    /// The broker: `amqp://user:password@host:5672/%2f` (or `amqps://…`).
+    pub url: String,
+    /// The exchange the queue is bound to (fedora-messaging publishes to `amq.topic`).
+    pub exchange: String,
+    /// The queue: durable, shared by every Tidings process (competing consumers).
+    pub queue: String,
+    /// Routing keys (topics, `#` and `*` as AMQP topic patterns) bound to the queue.
+    pub routing_keys: Vec<String>,
+    /// Messages delivered ahead of their acknowledgement.
+    pub prefetch: u16,
+    /// The longest wait between attempts while the database is unavailable.
+    pub retry_max: Duration,
+}
+
+impl AmqpIngest {
+    /// The dead-letter queue malformed messages go to.
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead", self.queue)
+    }
+
+    /// The URL without its password, for logs and the archive's `source`.
+    pub fn redacted_url(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                url.to_string()
+            }
+            Err(_) => "(an AMQP URL that does not parse)".into(),
+        }
+    }
+}
+
+/// A broker failure, named by what was being done.
+fn failed(what: &str, err: impl std::fmt::Display) -> NotifierError {
+    NotifierError::Bus {
+        what: format!("AMQP {what}: {err}"),
+    }
+}
+
+/// `call`, or a failure once [`CALL_LIMIT`] passed.
+async fn limited<T, E: std::fmt::Display>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, NotifierError> {
+    match tokio::time::timeout(CALL_LIMIT, call).await {
+        Ok(result) => result.map_err(|e| failed(what, e)),
+        Err(_) => Err(failed(
+            what,
+            format!("no answer within {} s", CALL_LIMIT.as_secs()),
+        )),
+    }
+}
+
+/// Connects, declares the queue (and its dead-letter queue), binds it and starts
+/// consuming.
+async fn consume(bus: &AmqpIngest) -> Result<(Connection, Consumer), NotifierError> {
+    let connection = limited(
+        "connecting",
+        Connection::connect(&bus.url, ConnectionProperties::default()),
+    )
+    .await?;
+    let channel = limited("opening a channel", connection.create_channel()).await?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    // Dead letters go through a fanout exchange of the same name to their queue, keeping
+    // their routing key (the topic), so that they can be looked at and published again.
+    let dead = bus.dead_letter_queue();
+    limited(
+        "declaring the dead-letter exchange",
+        channel.exchange_declare(
+            dead.as_str().into(),
+            lapin::ExchangeKind::Fanout,
+            lapin::options::ExchangeDeclareOptions {
+                durable: true,
+                ..lapin::options::ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        ),
+    )
+    .await?;
+    limited(
+        "declaring the dead-letter queue",
+        channel.queue_declare(dead.as_str().into(), durable, FieldTable::default()),
+    )
+    .await?;
+    limited(
+        "binding the dead-letter queue",
+        channel.queue_bind(
+            dead.as_str().into(),
+            dead.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await?;
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(LongString::from(dead.as_str())),
+    );
+    limited(
+        "declaring the queue (one declared before with other arguments must be deleted)",
+        channel.queue_declare(bus.queue.as_str().into(), durable, arguments),
+    )
+    .await?;
+    for key in &bus.routing_keys {
+        limited(
+            "binding the queue",
+            channel.queue_bind(
+                bus.queue.as_str().into(),
+                bus.exchange.as_str().into(),
+                key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+    }
+    limited(
+        "setting the prefetch",
+        channel.basic_qos(bus.prefetch.max(1), BasicQosOptions::default()),
+    )
+    .await?;
+    let consumer = limited(
+        "starting to consume",
+        channel.basic_consume(
+            bus.queue.as_str().into(),
+            "tidings".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await?;
+    Ok((connection, consumer))
+}
+
+/// An AMQP header value as JSON (byte strings as text where they are UTF-8).
+fn json_of(value: &AMQPValue) -> Value {
+    match value {
+        AMQPValue::Boolean(b) => Value::Bool(*b),
+        AMQPValue::ShortShortInt(n) => Value::from(*n),
+        AMQPValue::ShortShortUInt(n) => Value::from(*n),
+        AMQPValue::ShortInt(n) => Value::from(*n),
+        AMQPValue::ShortUInt(n) => Value::from(*n),
+        AMQPValue::LongInt(n) => Value::from(*n),
+        AMQPValue::LongUInt(n) => Value::from(*n),
+        AMQPValue::LongLongInt(n) => Value::from(*n),
+        AMQPValue::Timestamp(n) => Value::from(*n),
+        AMQPValue::Float(f) => Value::from(f64::from(*f)),
+        AMQPValue::Double(f) => Value::from(*f),
+        AMQPValue::DecimalValue(d) => {
+            Value::from(f64::from(d.value) / 10f64.powi(i32::from(d.scale)))
+        }
+        AMQPValue::ShortString(s) => Value::String(s.as_str().to_string()),
+        AMQPValue::LongString(s) => Value::String(String::from_utf8_lossy(s.as_bytes()).into()),
+        AMQPValue::ByteArray(b) => Value::String(String::from_utf8_lossy(b.as_slice()).into()),
+        AMQPValue::FieldArray(items) => {
+            Value::Array(items.as_slice().iter().map(json_of).collect())
+        }
+        AMQPValue::FieldTable(table) => Value::Object(headers_json(table)),
+        AMQPValue::Void => Value::Null,
+    }
+}
+
+/// AMQP headers as a JSON object.
+pub fn headers_json(table: &FieldTable) -> Map<String, Value> {
+    table
+        .into_iter()
+        .map(|(key, value)| (key.as_str().to_string(), json_of(value)))
+        .collect()
+}
+
+/// A JSON header value as AMQP (what fedora-messaging's own client sends).
+fn amqp_of(value: &Value) -> AMQPValue {
+    match value {
+        Value::Null => AMQPValue::Void,
+        Value::Bool(b) => AMQPValue::Boolean(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => AMQPValue::LongLongInt(i),
+            (None, Some(f)) => AMQPValue::Double(f),
+            (None, None) => AMQPValue::Void,
+        },
+        Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
+        Value::Array(items) => AMQPValue::FieldArray(FieldArray::from(
+            items.iter().map(amqp_of).collect::<Vec<_>>(),
+        )),
+        Value::Object(map) => AMQPValue::FieldTable(headers_table(map)),
+    }
+}
+
+fn headers_table(map: &Map<String, Value>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in map {
+        // Keys past 255 bytes cannot be sent; fedora-messaging's never are.
+        if let Ok(key) = ShortString::try_new(key.as_str()) {
+            table.insert(key, amqp_of(value));
+        }
+    }
+    table
+}
+
+/// Publishes `message` as fedora-messaging does: to `exchange` with the topic as routing
+/// key, JSON body, `message_id`, persistent, and its headers (`sent-at` added when the
+/// message has a send time and no such header). Waits for the broker's confirmation.
+pub async fn publish(url: &str, exchange: &str, messages: &[Message]) -> Result<(), NotifierError> {
+    let connection = limited(
+        "connecting",
+        Connection::connect(url, ConnectionProperties::default()),
+    )
+    .await?;
+    let channel = limited("opening a channel", connection.create_channel()).await?;
+    limited(
+        "turning on publisher confirms",
+        channel.confirm_select(lapin::options::ConfirmSelectOptions::default()),
+    )
+    .await?;
+    for message in messages {
+        let mut headers: Map<String, Value> = message.headers.clone().into_iter().collect();
+        if let (Some(ms), false) = (message.sent_at, headers.contains_key("sent-at")) {
+            if let Some(at) = chrono::DateTime::from_timestamp_millis(ms) {
+                headers.insert("sent-at".into(), Value::String(at.to_rfc3339()));
+            }
+        }
+        let body = serde_json::to_vec(&message.body).map_err(|e| failed("writing a body", e))?;
+        let topic = ShortString::try_new(message.topic.as_str())
+            .map_err(|e| failed("publishing", format!("topic {:?}: {e}", message.topic)))?;
+        let id = ShortString::try_new(message.id.as_str())
+            .map_err(|e| failed("publishing", format!("id {:?}: {e}", message.id)))?;
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_content_encoding("utf-8".into())
+            .with_delivery_mode(2)
+            .with_message_id(id)
+            .with_headers(headers_table(&headers));
+        let confirm = limited(
+            "publishing",
+            channel.basic_publish(
+                exchange.into(),
+                topic,
+                BasicPublishOptions::default(),
+                &body,
+                properties,
+            ),
+        )
+        .await?;
+        limited("waiting for the broker's confirmation", confirm).await?;
+    }
+    let _ = limited("closing", connection.close(200, "done".into())).await;
+    Ok(())
+}
+
+/// Consumes `bus` and archives what arrives until `shutdown`, in batches of what is ready
+/// (one transaction each). Wakes the matcher after each batch that stored a message.
+pub async fn run_amqp(
+    bus: AmqpIngest,
+    store: Store,
+    derive: Derive,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> Result<(), NotifierError> {
+    tracing::info!(
+        broker = %bus.redacted_url(),
+        exchange = %bus.exchange,
+        queue = %bus.queue,
+        routing_keys = ?bus.routing_keys,
+        "consuming fedora-messaging messages over AMQP"
+    );
+    let accept = Accept::new(store, derive, metrics, wake);
+    let settings = RunSettings {
+        batch: usize::from(bus.prefetch.max(1)).min(BATCH),
+        retry_max: bus.retry_max,
+    };
+    let source = AmqpSource {
+        origin: format!("amqp:{}/{}", bus.redacted_url(), bus.queue),
+        bus,
+        live: None,
+        backoff: RECONNECT_FIRST,
+    };
+    super::run(source, &accept, settings, &shutdown).await;
+    Ok(())
+}
+
+/// The consuming connection, made again whenever it fails.
+struct AmqpSource {
+    bus: AmqpIngest,
+    origin: String,
+    live: Option<(Connection, Consumer)>,
+    backoff: Duration,
+}
+
+impl AmqpSource {
+    /// The consumer, connecting (again) first if there is none; waits out failures.
+    async fn consumer(&mut self) -> &mut Consumer {
+        loop {
+            if self.live.is_some() {
+                break;
+            }
+            match consume(&self.bus).await {
+                Ok(live) => {
+                    tracing::info!(queue = %self.bus.queue, "AMQP consumer connected");
+                    self.live = Some(live);
+                    self.backoff = RECONNECT_FIRST;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in_s = self.backoff.as_secs(), "AMQP broker unavailable; connecting again");
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(RECONNECT_MAX);
+                }
+            }
+        }
+        match &mut self.live {
+            Some((_, consumer)) => consumer,
+            None => unreachable!("connected above"),
+        }
+    }
+
+    fn raw(&self, delivery: &lapin::message::Delivery) -> Raw {
+        let properties = &delivery.properties;
+        Raw {
+            origin: self.origin.clone(),
+            wire: Wire::Amqp {
+                topic: delivery.routing_key.as_str().to_string(),
+                id: properties
+                    .message_id()
+                    .as_ref()
+                    .map(|id| id.as_str().to_string()),
+                headers: properties
+                    .headers()
+                    .as_ref()
+                    .map(headers_json)
+                    .unwrap_or_default(),
+                body: delivery.data.clone(),
+            },
+        }
+    }
+}
+
+impl Source for AmqpSource {
+    type Ack = Acker;
+
+    async fn receive(&mut self, max: usize) -> Option<Vec<(Raw, Acker)>> {
+        loop {
+            let consumer = self.consumer().await;
+            let first = match consumer.next().await {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "AMQP connection lost; connecting again");
+                    self.live = None;
+                    continue;
+                }
+                None => {
+                    tracing::warn!("AMQP consumer cancelled by the broker; consuming again");
+                    self.live = None;
+                    continue;
+                }
+            };
+            let mut ready = vec![(self.raw(&first), first.acker)];
+            // What else has already arrived, without waiting.
+            while ready.len() < max {
+                let Some((_, consumer)) = &mut self.live else {
+                    break;
+                };
+                match futures_util::FutureExt::now_or_never(consumer.next()) {
+                    Some(Some(Ok(delivery))) => {
+                        let raw = self.raw(&delivery);
+                        ready.push((raw, delivery.acker));
+                    }
+                    _ => break,
+                }
+            }
+            return Some(ready);
+        }
+    }
+
+    async fn settled(&mut self, ack: Acker, accepted: &Accepted) {
+        let done = match accepted {
+            Accepted::Stored { .. } | Accepted::Duplicate(_) => {
+                limited("acknowledging", ack.ack(BasicAckOptions::default())).await
+            }
+            // Dead-lettered to `<queue>.dead`, never redelivered.
+            Accepted::Rejected(_) => {
+                limited(
+                    "rejecting",
+                    ack.reject(BasicRejectOptions { requeue: false }),
+                )
+                .await
+            }
+        };
+        if let Err(err) = done {
+            // Its fate is in the store; the broker redelivers it on the next connection,
+            // and it is then a duplicate (or rejected again).
+            tracing::warn!(error = %err, "an AMQP acknowledgement failed; the message comes again");
+            self.live = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_go_both_ways() {
+        let headers = serde_json::json!({
+            "fedora_messaging_schema": "bodhi.update.comment.v1",
+            "fedora_messaging_severity": 20,
+            "fedora_messaging_user_alice": true,
+            "sent-at": "2025-01-01T12:00:00+00:00",
+            "nested": {"a": [1, 2.5, null]},
+        });
+        let Value::Object(map) = headers else {
+            panic!("an object")
+        };
+        assert_eq!(headers_json(&headers_table(&map)), map);
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        let bus = AmqpIngest {
+            url: "amqp://tidings:s3cret@broker:5672/%2f".into(),
+            exchange: "amq.topic".into(),
+            queue: "q".into(),
+            routing_keys: vec!["#".into()],
+            prefetch: 10,
+            retry_max: Duration::from_secs(1),
+        };
+        assert!(
+            !bus.redacted_url().contains("s3cret"),
+            "{}",
+            bus.redacted_url()
+        );
+        assert_eq!(bus.dead_letter_queue(), "q.dead");
+    }
+}

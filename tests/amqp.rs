@@ -1,0 +1,163 @@
+//! Issue 12: today's Fedora bus, fedora-messaging over AMQP on a real RabbitMQ. The corpus's
+//! fedora-messaging messages, published with their headers by a real AMQP client, are
+//! archived whole and matched like fedmsg ones (a `fedora_messaging_user_*` header makes
+//! `usernames has $me` hold, and mail goes out); each is acknowledged once archived (the
+//! queue ends empty), a message heard twice is archived once, and malformed ones are
+//! recorded as rejected and dead-lettered to `<queue>.dead`, never redelivered.
+
+use std::time::{Duration, Instant};
+
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::BasicProperties;
+use tidings_rules::{Envelope, Message};
+
+use crate::support::{Broker, Hub, Smtp};
+
+/// The corpus's fedora-messaging messages as fedora-messaging publishes them.
+fn corpus() -> Vec<Message> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/corpus/fedora-messaging/messages.jsonl"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("the fedora-messaging corpus {path}: {e}"));
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(line).expect("corpus line");
+            // Only what travels on the bus: the rest is what Fedora's code derived.
+            let map = value.as_object_mut().expect("an object");
+            map.retain(|key, _| ["topic", "headers", "id", "body"].contains(&key.as_str()));
+            Envelope::from_value(value)
+                .expect("a corpus message")
+                .message
+        })
+        .collect()
+}
+
+fn wait_stats(
+    hub: &Hub,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = hub.stats();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {stats}\nlog:\n{}",
+            hub.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn fedora_messaging_over_amqp_is_archived_matched_acknowledged_and_dead_lettered() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let smtp = Smtp::start(tmp.path());
+    let broker = Broker::start("ingest");
+    let mut hub = Hub::new(Some(&smtp), None);
+    broker.configure(&mut hub);
+    hub.user_with_filter("alice", "alice@example.org", "usernames has $me");
+    hub.start();
+    hub.wait_log_line(
+        "the AMQP consumer",
+        Duration::from_secs(30),
+        &["AMQP consumer connected"],
+    );
+
+    let mut messages = corpus();
+    assert!(messages.len() > 200, "{}", messages.len());
+    let distinct: std::collections::BTreeSet<&str> =
+        messages.iter().map(|m| m.id.as_str()).collect();
+    let expected = distinct.len() + 1;
+    let mut about_alice = Message::new(
+        "tidings-amqp-alice-1",
+        "org.fedoraproject.prod.tidings.test.happened",
+        serde_json::json!({"what": "a test for alice"}),
+    );
+    about_alice.headers.insert(
+        "fedora_messaging_user_alice".into(),
+        serde_json::json!(true),
+    );
+    about_alice.headers.insert(
+        "fedora_messaging_schema".into(),
+        serde_json::json!("base.message"),
+    );
+    about_alice.sent_at = Some(1_735_732_800_000);
+    messages.push(about_alice.clone());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(tidings_notifier::bus::amqp::publish(
+            &broker.url,
+            &broker.exchange,
+            &messages,
+        ))
+        .expect("publishing the corpus");
+    // Two a broken publisher sends: a body that is not JSON, and one that is not an object.
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "sent-at".into(),
+        AMQPValue::LongString(LongString::from("2025-01-01T12:00:00+00:00")),
+    );
+    broker.publish_raw(
+        "org.fedoraproject.prod.broken.one",
+        b"{not json",
+        BasicProperties::default()
+            .with_message_id("broken-1".into())
+            .with_headers(headers),
+    );
+    broker.publish_raw(
+        "org.fedoraproject.prod.broken.two",
+        b"[1, 2]",
+        BasicProperties::default().with_message_id("broken-2".into()),
+    );
+
+    let stats = wait_stats(&hub, "every message archived or rejected", |s| {
+        s["messages"] == expected && s["rejected"] == 2
+    });
+    assert_eq!(stats["messages"], expected, "{stats}");
+    let rejected = hub.run(&["outbox", "rejected"]);
+    assert!(
+        rejected.contains("the AMQP body is not JSON at line 1, column 2"),
+        "{rejected}"
+    );
+    assert!(rejected.contains("`body` must be an object"), "{rejected}");
+
+    // Matched as fedmsg messages are: the header names alice.
+    let mails = smtp.wait_mails(1, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&mails[0]).to_string();
+    assert!(
+        text.contains("org.fedoraproject.prod.tidings.test.happened"),
+        "{text}"
+    );
+
+    // Heard again: archived once, acknowledged all the same.
+    runtime
+        .block_on(tidings_notifier::bus::amqp::publish(
+            &broker.url,
+            &broker.exchange,
+            std::slice::from_ref(&about_alice),
+        ))
+        .expect("publishing again");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while broker.waiting(&broker.queue) > 0 {
+        assert!(Instant::now() < deadline, "the queue never emptied");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(hub.stats()["messages"], expected);
+    assert_eq!(smtp.mails().len(), 1, "one mail, not one per delivery");
+
+    // The malformed ones wait in the dead-letter queue, nowhere else.
+    let dead = format!("{}.dead", broker.queue);
+    assert_eq!(broker.waiting(&dead), 2);
+    let (topic, body) = broker.take(&dead).expect("a dead letter");
+    assert_eq!(topic, "org.fedoraproject.prod.broken.one");
+    assert_eq!(body, b"{not json");
+    assert_eq!(broker.waiting(&broker.queue), 0);
+}
