@@ -67,6 +67,31 @@ async fn ingest(app: &App) {
     assert_eq!(body, json!({"id": "2024-abc", "duplicate": true}));
     assert_eq!(app.store.message_counts().await.unwrap().0, 1);
 
+    // Issue 12: a fedora-messaging message in the JSON form `fedora-messaging publish`
+    // reads is taken as well, its headers kept.
+    let fedora_messaging = json!({
+        "topic": "org.fedoraproject.prod.bodhi.update.comment",
+        "id": "90066146-493d-58b0-8be8-58d2d5a10b0a",
+        "headers": {"fedora_messaging_user_alice": true, "sent-at": "2025-01-01T12:00:00+00:00"},
+        "body": {"comment": {"text": "works"}},
+        "queue": "ignored"
+    })
+    .to_string();
+    let (status, body) = post(app, Some(&token), fedora_messaging).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let stored = app.store.unprocessed_messages(10).await.unwrap();
+    let stored = stored
+        .iter()
+        .find(|m| m.message.id == "90066146-493d-58b0-8be8-58d2d5a10b0a")
+        .expect("stored");
+    assert_eq!(stored.message.sent_at, Some(1_735_732_800_000));
+    assert_eq!(
+        stored.message.headers["fedora_messaging_user_alice"],
+        json!(true)
+    );
+    assert!(stored.metadata.usernames.contains(&"alice".to_string()));
+    assert_eq!(app.store.message_counts().await.unwrap().0, 2);
+
     let (status, body) = post(app, Some(&token), "{\"topic\":\n  oops}").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let reason = body["error"].as_str().unwrap();
@@ -90,7 +115,7 @@ async fn ingest(app: &App) {
         post(app, Some(&token), huge).await.0,
         StatusCode::PAYLOAD_TOO_LARGE
     );
-    assert_eq!(app.store.message_counts().await.unwrap().0, 1);
+    assert_eq!(app.store.message_counts().await.unwrap().0, 2);
 
     let health = reqwest::get(format!("{}/healthz", app.base)).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
