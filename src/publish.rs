@@ -24,15 +24,23 @@ pub struct PublishArgs {
     /// The message id (default: a new `<year>-<uuid>`).
     #[arg(long, requires = "topic")]
     id: Option<String>,
-    /// Publish every fedmsg envelope in this JSON-lines file ("-" for stdin) instead.
+    /// Publish every message in this JSON-lines file ("-" for stdin) instead: fedmsg
+    /// envelopes, or fedora-messaging messages (`{"topic", "headers", "id", "body"}`).
     #[arg(long)]
     file: Option<PathBuf>,
     /// The ZeroMQ endpoint to bind (default: the first of bus.zmq_endpoints).
     #[arg(long)]
     endpoint: Option<String>,
     /// Post to this hub's HTTP API (its base URL) instead of ZeroMQ.
-    #[arg(long, requires = "token")]
+    #[arg(long, requires = "token", conflicts_with = "amqp")]
     http: Option<String>,
+    /// Publish to this AMQP broker (`amqp://user:password@host:5672/%2f`) as fedora-messaging
+    /// does (routing key = topic, message_id, headers, JSON body), instead of ZeroMQ.
+    #[arg(long)]
+    amqp: Option<String>,
+    /// The exchange for --amqp.
+    #[arg(long, default_value = "amq.topic", requires = "amqp")]
+    exchange: String,
     /// The API token for --http (`tidings token add NAME` makes one).
     #[arg(long)]
     token: Option<String>,
@@ -101,6 +109,17 @@ pub fn run(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
     if let Some(base) = &args.http {
         let token = args.token.as_deref().unwrap_or_default();
         crate::runtime()?.block_on(post_all(base, token, &messages, timeout))?;
+    } else if let Some(url) = &args.amqp {
+        // Each line was checked to be a message when it was read.
+        let decoded = messages
+            .iter()
+            .map(|(_, line)| Envelope::from_json(line).map(|e| e.message))
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::runtime()?.block_on(tidings_notifier::bus::amqp::publish(
+            url,
+            &args.exchange,
+            &decoded,
+        ))?;
     } else {
         let endpoint = match &args.endpoint {
             Some(e) => e.clone(),
