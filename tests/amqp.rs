@@ -12,7 +12,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::BasicProperties;
 use tidings_rules::{Envelope, Message};
 
-use crate::support::{Broker, Hub, Smtp};
+use crate::support::{Broker, Hub, RabbitServer, Smtp};
 
 /// The corpus's fedora-messaging messages as fedora-messaging publishes them: JSON lines
 /// in the form `fedora-messaging publish` reads.
@@ -179,4 +179,78 @@ fn fedora_messaging_over_amqp_is_archived_matched_acknowledged_and_dead_lettered
     assert_eq!(topic, "org.fedoraproject.prod.broken.one");
     assert_eq!(body, b"{not json");
     assert_eq!(broker.waiting(&broker.queue), 0);
+}
+
+/// `count` messages about nobody in particular, ids `{prefix}-0`, `{prefix}-1`, ...
+fn numbered(prefix: &str, count: usize) -> Vec<Message> {
+    (0..count)
+        .map(|n| {
+            let mut message = Message::new(
+                format!("{prefix}-{n}"),
+                "org.fedoraproject.prod.tidings.test.numbered",
+                serde_json::json!({"n": n}),
+            );
+            message.sent_at = Some(1_735_732_800_000);
+            message
+        })
+        .collect()
+}
+
+/// The broker goes away under a running hub and comes back: the hub keeps running, connects
+/// again by itself, and every message — those published before, and those that waited in
+/// the durable queue while it was reconnecting — is archived once.
+#[test]
+fn a_broker_restart_loses_nothing_and_the_hub_connects_again() {
+    let mut server = RabbitServer::start();
+    let broker = Broker::at(&server.url(), "restart");
+    let mut hub = Hub::new(None, None);
+    broker.configure(&mut hub);
+    hub.start();
+    hub.wait_log_line(
+        "the AMQP consumer",
+        Duration::from_secs(30),
+        &["AMQP consumer connected"],
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let publish = |messages: &[Message]| {
+        runtime
+            .block_on(tidings_notifier::bus::amqp::publish(
+                &server.url(),
+                &broker.exchange,
+                messages,
+            ))
+            .expect("publishing");
+    };
+    publish(&numbered("before", 50));
+    wait_stats(&hub, "the first 50 archived", |s| s["messages"] == 50);
+
+    server.stop();
+    hub.wait_log_line(
+        "the hub to notice the broker is gone",
+        Duration::from_secs(30),
+        &["AMQP", "again"],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    hub.assert_running();
+    server.restart();
+    // Published at once: they wait in the durable queue until the hub is back.
+    let url = server.url();
+    runtime
+        .block_on(tidings_notifier::bus::amqp::publish(
+            &url,
+            &broker.exchange,
+            &numbered("after", 50),
+        ))
+        .expect("publishing after the restart");
+    let stats = wait_stats(&hub, "all 100 archived after the restart", |s| {
+        s["messages"] == 100
+    });
+    assert_eq!(stats["rejected"], 0, "{stats}");
+    let connected = hub.log().matches("AMQP consumer connected").count();
+    assert!(
+        connected >= 2,
+        "connected {connected} time(s):\n{}",
+        hub.log()
+    );
+    hub.assert_running();
 }

@@ -25,10 +25,17 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Connects and declares a topic exchange named after the test (`name`).
+    /// Connects to the machine's broker and declares a topic exchange named after the test
+    /// (`name`).
     pub fn start(name: &str) -> Broker {
         let url = std::env::var("TIDINGS_TEST_AMQP")
             .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        Broker::at(&url, name)
+    }
+
+    /// The same on the broker at `url`.
+    pub fn at(url: &str, name: &str) -> Broker {
+        let url = url.to_string();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -50,7 +57,11 @@ impl Broker {
                 .exchange_declare(
                     unique.as_str().into(),
                     ExchangeKind::Topic,
-                    ExchangeDeclareOptions::default(),
+                    // Durable: it outlives a restart of the test's own node.
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..ExchangeDeclareOptions::default()
+                    },
                     FieldTable::default(),
                 )
                 .await
@@ -148,5 +159,123 @@ impl Drop for Broker {
             }
             let _ = self.connection.close(200, "done".into()).await;
         });
+    }
+}
+
+/// A RabbitMQ node of the test's own (Debian's `rabbitmq-server`), on free ports with its
+/// own data folder, to stop and start under a running hub. It is ended with the test.
+pub struct RabbitServer {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    dist_port: u16,
+    name: String,
+    child: Option<std::process::Child>,
+}
+
+impl RabbitServer {
+    /// Starts a node and waits until it takes connections.
+    pub fn start() -> RabbitServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = super::free_port();
+        let dist_port = super::free_port();
+        std::fs::write(
+            dir.path().join("rabbitmq.conf"),
+            format!("listeners.tcp.default = 127.0.0.1:{port}\n"),
+        )
+        .expect("rabbitmq.conf");
+        // The machine's own settings (its node name, its port) are not this node's.
+        std::fs::write(dir.path().join("env.conf"), "").expect("env.conf");
+        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("plugins");
+        let mut server = RabbitServer {
+            dir,
+            port,
+            dist_port,
+            name: format!("tidings-test-{port}@localhost"),
+            child: None,
+        };
+        server.run();
+        server
+    }
+
+    /// The URL of its default virtual host, as guest.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn run(&mut self) {
+        use std::os::unix::process::CommandExt as _;
+        let bin = std::env::var("TIDINGS_TEST_RABBITMQ_SERVER")
+            .unwrap_or_else(|_| "/usr/lib/rabbitmq/bin/rabbitmq-server".into());
+        let path = |name: &str| self.dir.path().join(name).display().to_string();
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
+        let child = std::process::Command::new(&bin)
+            .env("RABBITMQ_CONF_ENV_FILE", path("env.conf"))
+            .env("RABBITMQ_CONFIG_FILE", path("rabbitmq.conf"))
+            .env("RABBITMQ_NODENAME", &self.name)
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", path("mnesia"))
+            .env("RABBITMQ_LOG_BASE", path("log"))
+            .env("RABBITMQ_PID_FILE", path("pid"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", path("enabled_plugins"))
+            .env("HOME", self.dir.path())
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env(super::OWNER_ENV, owner_mark())
+            .process_group(0)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting {bin}: {e} (apt-get install rabbitmq-server; scripts/test does)")
+            });
+        self.child = Some(child);
+        let port = self.port;
+        super::wait_for(
+            "the test's RabbitMQ node to take connections",
+            Duration::from_secs(90),
+            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+        );
+    }
+
+    /// Stops the node (its whole process group) and waits until its port is closed.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{}", child.id())])
+                .stderr(std::process::Stdio::null())
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(std::process::Stdio::null())
+                .status();
+            let _ = child.wait();
+        }
+        let port = self.port;
+        super::wait_for(
+            "the test's RabbitMQ node to stop",
+            Duration::from_secs(30),
+            || {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .is_err()
+                    .then_some(())
+            },
+        );
+    }
+
+    /// Starts the node again on the same port and data (durable queues and persistent
+    /// messages survive).
+    pub fn restart(&mut self) {
+        self.run();
+    }
+}
+
+impl Drop for RabbitServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
