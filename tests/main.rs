@@ -22,6 +22,7 @@ mod matrix;
 mod ntfy;
 mod outbox;
 mod ownership;
+mod publishing;
 mod quarantine;
 mod roles;
 mod slow_smtp;
