@@ -61,14 +61,8 @@ fn fedora_messaging_over_amqp_is_archived_matched_acknowledged_and_dead_lettered
     let smtp = Smtp::start(tmp.path());
     let broker = Broker::start("ingest");
     let mut hub = Hub::new(Some(&smtp), None);
-    broker.configure(&mut hub);
     hub.user_with_filter("alice", "alice@example.org", "usernames has $me");
-    hub.start();
-    hub.wait_log_line(
-        "the AMQP consumer",
-        Duration::from_secs(30),
-        &["AMQP consumer connected"],
-    );
+    broker.start_hub(&mut hub);
 
     let lines = corpus();
     assert!(lines.len() > 200, "{}", lines.len());
@@ -204,13 +198,7 @@ fn a_broker_restart_loses_nothing_and_the_hub_connects_again() {
     let mut server = RabbitServer::start();
     let broker = Broker::at(&server.url(), "restart");
     let mut hub = Hub::new(None, None);
-    broker.configure(&mut hub);
-    hub.start();
-    hub.wait_log_line(
-        "the AMQP consumer",
-        Duration::from_secs(30),
-        &["AMQP consumer connected"],
-    );
+    broker.start_hub(&mut hub);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let publish = |messages: &[Message]| {
         runtime

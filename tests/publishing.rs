@@ -59,13 +59,7 @@ fn fedora_messaging_python() -> String {
 fn every_publishing_example_in_the_docs_is_stored() {
     let broker = Broker::start("publishing");
     let mut hub = Hub::new(None, None);
-    broker.configure(&mut hub);
-    hub.start();
-    hub.wait_log_line(
-        "the AMQP consumer",
-        Duration::from_secs(30),
-        &["AMQP consumer connected"],
-    );
+    broker.start_hub(&mut hub);
     let token = hub.run(&["token", "add", "my-app"]).trim().to_string();
     let config = hub.dir.path().join("fedora-messaging.toml");
     std::fs::write(

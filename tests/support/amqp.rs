@@ -88,6 +88,17 @@ impl Broker {
             .insert("TIDINGS_BUS__AMQP__QUEUE".into(), self.queue.clone());
     }
 
+    /// Starts `hub` consuming this broker's queue; returns once its consumer is connected.
+    pub fn start_hub(&self, hub: &mut super::Hub) {
+        self.configure(hub);
+        hub.start();
+        hub.wait_log_line(
+            "the AMQP consumer",
+            Duration::from_secs(30),
+            &["AMQP consumer connected"],
+        );
+    }
+
     /// Publishes raw bytes with `topic` and `properties` (what a broken publisher sends).
     pub fn publish_raw(&self, topic: &str, body: &[u8], properties: BasicProperties) {
         self.runtime.block_on(async {
