@@ -12,7 +12,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::BasicProperties;
 use tidings_rules::{Envelope, Message};
 
-use crate::support::{Broker, Hub, RabbitServer, Smtp};
+use crate::support::{message_id, wait_for, Broker, Hub, PgDatabase, RabbitServer, Smtp};
 
 /// The corpus's fedora-messaging messages as fedora-messaging publishes them: JSON lines
 /// in the form `fedora-messaging publish` reads.
@@ -242,3 +242,83 @@ fn a_broker_restart_loses_nothing_and_the_hub_connects_again() {
     );
     hub.assert_running();
 }
+
+/// `count` messages about alice (her `fedora_messaging_user_*` header), ids `{prefix}-n`.
+fn about_alice(prefix: &str, count: usize) -> Vec<Message> {
+    let mut messages = numbered(prefix, count);
+    for message in &mut messages {
+        message.headers.insert(
+            "fedora_messaging_user_alice".into(),
+            serde_json::json!(true),
+        );
+    }
+    messages
+}
+
+/// Competing consumers on PostgreSQL: three notifier processes share the queue (each
+/// message goes to one of them, and more than one does the work); one is killed with
+/// SIGKILL mid-burst, and the messages it had taken but not acknowledged come again to the
+/// others. Every message is archived once and becomes one mail.
+#[test]
+fn notifiers_share_the_queue_and_a_killed_one_loses_nothing() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let smtp = Smtp::start(tmp.path());
+    let broker = Broker::start("compete");
+    let mut hub = Hub::new(Some(&smtp), Some(&db.url));
+    broker.configure(&mut hub);
+    // A small window, so that messages are spread over the consumers.
+    hub.env
+        .insert("TIDINGS_BUS__AMQP__PREFETCH".into(), "10".into());
+    hub.run(&["migrate"]);
+    hub.user_with_filter("alice", "alice@example.org", "usernames has $me");
+    let mut notifiers: Vec<_> = (1..=3)
+        .map(|n| {
+            let notifier = hub.spawn_role("notifier", &format!("notifier-{n}"), &[]);
+            notifier.wait_log("its AMQP consumer", &["AMQP consumer connected"]);
+            notifier
+        })
+        .collect();
+    let _sender = hub.spawn_role("sender", "sender-1", &[]);
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let publish = |messages: Vec<Message>| {
+        runtime
+            .block_on(tidings_notifier::bus::amqp::publish(
+                &broker.url,
+                &broker.exchange,
+                &messages,
+            ))
+            .expect("publishing");
+    };
+    const HALF: usize = 150;
+    publish(about_alice("first", HALF));
+    // Mid-burst: the first notifier has taken some, and is killed.
+    wait_for(
+        "the first notifier to ingest",
+        Duration::from_secs(30),
+        || (notifiers[0].counter(INGESTED) > 0).then_some(()),
+    );
+    notifiers[0].kill();
+    publish(about_alice("second", HALF));
+
+    let stats = wait_stats(&hub, "every message archived once", |s| {
+        s["messages"] == 2 * HALF
+    });
+    assert_eq!(stats["rejected"], 0, "{stats}");
+    let survivors: Vec<u64> = notifiers[1..].iter().map(|n| n.counter(INGESTED)).collect();
+    assert!(
+        survivors.iter().all(|&n| n > 0),
+        "both remaining notifiers took messages: {survivors:?}"
+    );
+    let mails = smtp.wait_mails(2 * HALF, Duration::from_secs(120));
+    let distinct: std::collections::HashSet<String> = mails.iter().map(|m| message_id(m)).collect();
+    assert_eq!(distinct.len(), 2 * HALF, "one mail per message");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(smtp.mails().len(), 2 * HALF, "and none twice");
+    assert_eq!(broker.waiting(&broker.queue), 0);
+}
+
+const INGESTED: &str = "tidings_messages_ingested_total";
