@@ -11,6 +11,7 @@ mod bench_preview;
 mod bench_send;
 mod config;
 mod demo;
+mod doctor;
 mod inspect;
 mod ownership;
 mod publish;
@@ -56,6 +57,9 @@ enum Command {
     Sender,
     /// Apply database migrations and exit.
     Migrate,
+    /// Check the configuration, data folder, database, buses, SMTP server and chat
+    /// channels; print what is wrong and how to fix it (exit status 1 if anything is).
+    Doctor,
     /// Put messages on the bus (ZeroMQ, or the HTTP API).
     Publish(publish::PublishArgs),
     /// Read fedmsg envelopes as JSON lines on stdin; print one line of metadata for each.
@@ -319,6 +323,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Publish(args) => publish::run(&config, args),
+        Command::Doctor => runtime()?.block_on(doctor::run(&config)),
         command => runtime()?
             .block_on(async move {
                 match command {

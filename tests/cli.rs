@@ -343,3 +343,52 @@ fn default_filters_from_the_cli() {
         .run(&["filter", "list", "--user", "frank"])
         .contains("mine"));
 }
+
+/// Issue 12: `tidings doctor` checks what a running hub needs, each within a time limit,
+/// and says what is wrong and how to fix it.
+#[test]
+fn doctor_names_what_is_wrong_and_how_to_fix_it() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let smtp = crate::support::Smtp::start(tmp.path());
+    let hub = Hub::new(Some(&smtp), None);
+    let healthy = hub.output(&["doctor"], None);
+    let report = String::from_utf8_lossy(&healthy.stdout).to_string();
+    assert!(healthy.status.success(), "{report}\n{healthy:?}");
+    assert!(report.contains("ok    database: sqlite://"), "{report}");
+    assert!(report.contains("answers SMTP"), "{report}");
+    assert!(report.contains(", 0 failed"), "{report}");
+
+    let closed = crate::support::free_port();
+    let broken = hub
+        .command(&["doctor"])
+        .env(
+            "TIDINGS_DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{closed}/nowhere"),
+        )
+        .env(
+            "TIDINGS_EMAIL__SMTP_URL",
+            format!("smtp://127.0.0.1:{closed}"),
+        )
+        .env("TIDINGS_BUS__ZMQ_ENDPOINTS", "[\"udp://127.0.0.1:1\"]")
+        .env(
+            "TIDINGS_BUS__AMQP__URL",
+            format!("amqp://guest:guest@127.0.0.1:{closed}/%2f"),
+        )
+        .output()
+        .expect("running doctor");
+    let report = String::from_utf8_lossy(&broken.stdout).to_string();
+    assert_eq!(broken.status.code(), Some(1), "{report}");
+    for (what, fix) in [
+        ("FAIL  database: postgres://", "fix: check database_url"),
+        ("FAIL  email: smtp://127.0.0.1", "fix: check email.smtp_url"),
+        (
+            "FAIL  bus: ZeroMQ udp://127.0.0.1:1",
+            "fix: write ZeroMQ endpoints as tcp://",
+        ),
+        ("FAIL  bus: AMQP", "fix: check bus.amqp.url"),
+    ] {
+        assert!(report.contains(what), "{what} in:\n{report}");
+        assert!(report.contains(fix), "{fix} in:\n{report}");
+    }
+    assert!(report.contains(", 4 failed"), "{report}");
+}

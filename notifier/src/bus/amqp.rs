@@ -190,6 +190,32 @@ async fn consume(bus: &AmqpIngest) -> Result<(Connection, Consumer), NotifierErr
     Ok((connection, consumer))
 }
 
+/// Connects to `bus`'s broker and checks that its exchange is there, changing nothing
+/// (`tidings doctor`).
+pub async fn check(bus: &AmqpIngest) -> Result<(), NotifierError> {
+    let connection = limited(
+        "connecting",
+        Connection::connect(&bus.url, ConnectionProperties::default()),
+    )
+    .await?;
+    let channel = limited("opening a channel", connection.create_channel()).await?;
+    limited(
+        &format!("looking for the exchange {:?}", bus.exchange),
+        channel.exchange_declare(
+            bus.exchange.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            lapin::options::ExchangeDeclareOptions {
+                passive: true,
+                ..lapin::options::ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        ),
+    )
+    .await?;
+    let _ = limited("closing", connection.close(200, "checked".into())).await;
+    Ok(())
+}
+
 /// An AMQP header value as JSON (byte strings as text where they are UTF-8).
 fn json_of(value: &AMQPValue) -> Value {
     match value {

@@ -1,0 +1,276 @@
+//! `tidings doctor` (issue 12): checks what a running Tidings needs — the configuration,
+//! the data folder, the database, the buses, the SMTP server and every configured chat
+//! channel — each within a time limit, and prints one line per check: `ok` with what was
+//! found, or `FAIL` with what is wrong and how to fix it. Exit status 1 when anything
+//! failed. It opens the database as `tidings serve` does (so migrations are applied).
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
+
+use crate::config::Config;
+
+/// The longest any one check may take.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// One check's outcome: what was found, or what is wrong and how to fix it.
+type Outcome = Result<String, (String, String)>;
+
+/// `check`, or a failure once [`LIMIT`] passed.
+async fn limited(check: impl Future<Output = Outcome>, fix: &str) -> Outcome {
+    match tokio::time::timeout(LIMIT, check).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err((
+            format!("no answer within {} s", LIMIT.as_secs()),
+            fix.to_string(),
+        )),
+    }
+}
+
+/// Runs every check and prints the report.
+pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    let mut checks: Vec<(String, Outcome)> = Vec::new();
+    checks.push(("configuration".into(), Ok(config_summary(config))));
+    checks.push(("data folder".into(), data_folder(config)));
+    checks.push(("database".into(), database(config).await));
+    for endpoint in &config.bus.zmq_endpoints {
+        checks.push((format!("bus: ZeroMQ {endpoint}"), zmq_endpoint(endpoint)));
+    }
+    if let Some(amqp) = &config.bus.amqp {
+        checks.push(("bus: AMQP".into(), amqp_broker(config, amqp).await));
+    }
+    checks.push(("email".into(), email(config).await));
+    let channels = &config.channels;
+    if channels.matrix.enabled {
+        checks.push(("matrix".into(), matrix(config).await));
+    }
+    if channels.irc.enabled {
+        for (name, network) in &channels.irc.networks {
+            checks.push((format!("irc: {name}"), tcp(&network.server).await));
+        }
+    }
+    let mut failed = 0;
+    for (what, outcome) in &checks {
+        match outcome {
+            Ok(found) => println!("ok    {what}: {found}"),
+            Err((wrong, fix)) => {
+                failed += 1;
+                println!("FAIL  {what}: {wrong}\n      fix: {fix}");
+            }
+        }
+    }
+    println!("{} check(s), {failed} failed", checks.len());
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn config_summary(config: &Config) -> String {
+    let (catalog, warnings) = crate::inspect::load_catalog(&config.bus.catalog_dirs);
+    let mut found = format!(
+        "loaded; {} schema catalog entries, site {}",
+        catalog.len(),
+        config.base_url()
+    );
+    if !warnings.is_empty() {
+        found.push_str(&format!(
+            "; {} catalog entries skipped (see `tidings inspect`)",
+            warnings.len()
+        ));
+    }
+    found
+}
+
+fn data_folder(config: &Config) -> Outcome {
+    let dir = &config.data_dir;
+    let fix = format!(
+        "create {} and let the user Tidings runs as write to it, or set data_dir",
+        dir.display()
+    );
+    std::fs::create_dir_all(dir).map_err(|e| (format!("{}: {e}", dir.display()), fix.clone()))?;
+    tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| (format!("cannot write in {}: {e}", dir.display()), fix))?;
+    Ok(format!("{} is writable", dir.display()))
+}
+
+async fn database(config: &Config) -> Outcome {
+    let url = config.database_url();
+    let shown = tidings_store::redact(&url);
+    let fix = "check database_url (user, password, host, port, database name) and that the \
+               server runs and accepts connections from here";
+    limited(
+        async {
+            let store = tidings_store::Store::open_within(&url, Duration::from_secs(5))
+                .await
+                .map_err(|e| (format!("{shown}: {e}"), fix.to_string()))?;
+            let counts = store.message_counts().await;
+            store.close().await;
+            let (messages, _) = counts.map_err(|e| (format!("{shown}: {e}"), fix.to_string()))?;
+            Ok(format!("{shown}: {messages} message(s) archived"))
+        },
+        fix,
+    )
+    .await
+}
+
+fn zmq_endpoint(endpoint: &str) -> Outcome {
+    let fix = "write ZeroMQ endpoints as tcp://host:port (a fedmsg publisher's PUB socket)";
+    let rest = endpoint
+        .strip_prefix("tcp://")
+        .ok_or_else(|| ("not a tcp:// endpoint".to_string(), fix.to_string()))?;
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(
+            "well formed (a subscriber cannot tell whether a publisher is there: publish one \
+             message to see it arrive)"
+                .into(),
+        ),
+        _ => Err(("no host:port after tcp://".into(), fix.to_string())),
+    }
+}
+
+async fn amqp_broker(config: &Config, amqp: &crate::config::Amqp) -> Outcome {
+    let bus = tidings_notifier::bus::AmqpIngest {
+        url: amqp.url.clone(),
+        exchange: amqp.exchange.clone(),
+        queue: amqp.queue.clone(),
+        routing_keys: amqp.routing_keys.clone(),
+        prefetch: amqp.prefetch,
+        retry_max: Duration::from_millis(config.database.retry_max_ms),
+    };
+    let fix = "check bus.amqp.url (user, password, host, port, virtual host) and that the \
+               exchange exists on the broker";
+    limited(
+        async {
+            tidings_notifier::bus::amqp::check(&bus)
+                .await
+                .map_err(|e| (e.to_string(), fix.to_string()))?;
+            Ok(format!(
+                "{}: connected, exchange {} is there",
+                bus.redacted_url(),
+                bus.exchange
+            ))
+        },
+        fix,
+    )
+    .await
+}
+
+/// A TCP connection to `address` (`host:port`).
+async fn tcp(address: &str) -> Outcome {
+    let fix = format!("check that {address} is right and reachable from here (firewall, DNS)");
+    limited(
+        async {
+            TcpStream::connect(address)
+                .await
+                .map_err(|e| (format!("{address}: {e}"), fix.clone()))?;
+            Ok(format!("{address} takes connections"))
+        },
+        &fix,
+    )
+    .await
+}
+
+async fn email(config: &Config) -> Outcome {
+    let email = config.email();
+    let Some(smtp) = &email.smtp_url else {
+        let dir = config.mailbox_dir();
+        let fix = format!(
+            "let Tidings write to {} or set email.mailbox_dir; or set email.smtp_url to send \
+             real mail",
+            dir.display()
+        );
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| (format!("{}: {e}", dir.display()), fix.clone()))?;
+        return Ok(format!(
+            "no SMTP server: mail is written to the folder {} (set email.smtp_url to send it)",
+            dir.display()
+        ));
+    };
+    let fix = "check email.smtp_url (smtp://host:25, smtp://host:587?tls=required or \
+               smtps://host:465) and that the server takes connections from here";
+    let url = url::Url::parse(smtp).map_err(|e| {
+        (
+            format!("email.smtp_url does not parse: {e}"),
+            fix.to_string(),
+        )
+    })?;
+    let host = url.host_str().unwrap_or("localhost").to_string();
+    let port = url
+        .port()
+        .unwrap_or(if url.scheme() == "smtps" { 465 } else { 25 });
+    let shown = format!("{}://{host}:{port}", url.scheme());
+    if url.scheme() == "smtps" {
+        return tcp(&format!("{host}:{port}"))
+            .await
+            .map(|found| format!("{found} (TLS from the first byte: not spoken to further)"));
+    }
+    limited(
+        async {
+            let stream = TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| (format!("{shown}: {e}"), fix.to_string()))?;
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let greeting = lines
+                .next_line()
+                .await
+                .map_err(|e| (format!("{shown}: {e}"), fix.to_string()))?
+                .unwrap_or_default();
+            if !greeting.starts_with("220") {
+                return Err((
+                    format!("{shown} did not greet as an SMTP server: {greeting:?}"),
+                    fix.to_string(),
+                ));
+            }
+            write
+                .write_all(b"EHLO tidings-doctor\r\nQUIT\r\n")
+                .await
+                .map_err(|e| (format!("{shown}: {e}"), fix.to_string()))?;
+            let answer = lines
+                .next_line()
+                .await
+                .map_err(|e| (format!("{shown}: {e}"), fix.to_string()))?
+                .unwrap_or_default();
+            if !answer.starts_with("250") {
+                return Err((format!("{shown} refused EHLO: {answer:?}"), fix.to_string()));
+            }
+            Ok(format!("{shown} answers SMTP"))
+        },
+        fix,
+    )
+    .await
+}
+
+async fn matrix(config: &Config) -> Outcome {
+    let matrix = &config.channels.matrix;
+    let base = matrix.homeserver.trim_end_matches('/').to_string();
+    let fix = "check channels.matrix.homeserver and channels.matrix.access_token (the hub \
+               account's; `/_matrix/client/v3/account/whoami` must accept it)";
+    limited(
+        async {
+            let client = reqwest::Client::builder()
+                .timeout(LIMIT)
+                .build()
+                .map_err(|e| (e.to_string(), fix.to_string()))?;
+            let reply = client
+                .get(format!("{base}/_matrix/client/v3/account/whoami"))
+                .bearer_auth(&matrix.access_token)
+                .send()
+                .await
+                .map_err(|e| (format!("{base}: {e}"), fix.to_string()))?;
+            let status = reply.status();
+            let body: serde_json::Value = reply.json().await.unwrap_or_default();
+            match body["user_id"].as_str() {
+                Some(user) if status.is_success() => Ok(format!("{base}: signed in as {user}")),
+                _ => Err((format!("{base} answered {status}: {body}"), fix.to_string())),
+            }
+        },
+        fix,
+    )
+    .await
+}
