@@ -32,7 +32,41 @@ pub struct Config {
     /// How destinations whose owners chose nothing get their notifications: the flood
     /// limit every destination starts with.
     pub delivery: DeliveryDefaults,
+    /// `tidings bridge`: fedmsg ZeroMQ to AMQP and back (`[bridge]`).
+    pub bridge: Bridge,
     pub log: Log,
+}
+
+/// What `tidings bridge` carries (`[bridge]`); the broker is `[bus.amqp]`'s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bridge {
+    /// fedmsg publishers (ZeroMQ) whose messages go to AMQP; empty: that direction is off.
+    pub zmq_endpoints: Vec<String>,
+    /// The exchange they are published to (Fedora's bridge used `zmq.topic`).
+    pub exchange: String,
+    /// Where messages from AMQP are published as fedmsg (bound); empty: that direction is
+    /// off.
+    pub publish_endpoint: String,
+    /// The bridge's own durable queue on `bus.amqp.exchange`.
+    pub queue: String,
+    /// Topics bound to that queue (AMQP patterns).
+    pub routing_keys: Vec<String>,
+    /// fedmsg messages held while the broker is unavailable.
+    pub buffer: usize,
+}
+
+impl Default for Bridge {
+    fn default() -> Self {
+        Bridge {
+            zmq_endpoints: Vec::new(),
+            exchange: "zmq.topic".into(),
+            publish_endpoint: "tcp://127.0.0.1:9940".into(),
+            queue: "tidings-bridge".into(),
+            routing_keys: vec!["#".into()],
+            buffer: 10_000,
+        }
+    }
 }
 
 /// The delivery every destination starts with (`[delivery]`): at once, at most
@@ -198,6 +232,7 @@ impl Default for Config {
             channels: Channels::default(),
             email: tidings_notifier::EmailConfig::default(),
             delivery: DeliveryDefaults::default(),
+            bridge: Bridge::default(),
             log: Log::default(),
         }
     }
@@ -300,6 +335,7 @@ impl Config {
         }
         for (key, value) in [
             ("bus.max_message_bytes", self.bus.max_message_bytes as u64),
+            ("bridge.buffer", self.bridge.buffer as u64),
             ("database.retry_max_ms", self.database.retry_max_ms),
             ("channels.email.timeout_secs", self.email().timeout_secs),
             (

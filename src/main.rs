@@ -9,6 +9,7 @@ mod bench_flood;
 mod bench_match;
 mod bench_preview;
 mod bench_send;
+mod bridge;
 mod config;
 mod demo;
 mod doctor;
@@ -62,6 +63,9 @@ enum Command {
     Doctor,
     /// Put messages on the bus (ZeroMQ, or the HTTP API).
     Publish(publish::PublishArgs),
+    /// Forward fedmsg (ZeroMQ) to fedora-messaging (AMQP) and back ([bridge], with the
+    /// broker of [bus.amqp]); never carries a message back the way it came.
+    Bridge,
     /// Read fedmsg envelopes as JSON lines on stdin; print one line of metadata for each.
     Inspect {
         /// Extra catalog folders (besides bus.catalog_dirs from the config).
@@ -331,6 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Command::Web => serve::run(config, &[serve::Role::Web], false).await,
                     Command::Notifier => serve::run(config, &[serve::Role::Notifier], false).await,
                     Command::Sender => serve::run(config, &[serve::Role::Sender], false).await,
+                    Command::Bridge => bridge::run(&config).await,
                     Command::Migrate => {
                         config.prepare()?;
                         serve::open_store(&config).await?.close().await;

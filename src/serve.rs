@@ -349,7 +349,8 @@ fn flatten(result: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow
     result.context("role task")?
 }
 
-async fn signal() {
+/// SIGINT or SIGTERM.
+pub(crate) async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

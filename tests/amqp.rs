@@ -16,7 +16,7 @@ use crate::support::{message_id, wait_for, Broker, Hub, PgDatabase, RabbitServer
 
 /// The corpus's fedora-messaging messages as fedora-messaging publishes them: JSON lines
 /// in the form `fedora-messaging publish` reads.
-fn corpus() -> Vec<String> {
+pub(crate) fn corpus() -> Vec<String> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/corpus/fedora-messaging/messages.jsonl"

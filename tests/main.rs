@@ -6,6 +6,7 @@ mod support;
 
 mod amqp;
 mod bad_input;
+mod bridge;
 mod browser;
 mod bus_limits;
 mod cli;

@@ -91,7 +91,7 @@ fn failed(what: &str, err: impl std::fmt::Display) -> NotifierError {
 }
 
 /// `call`, or a failure once [`CALL_LIMIT`] passed.
-async fn limited<T, E: std::fmt::Display>(
+pub(super) async fn limited<T, E: std::fmt::Display>(
     what: &str,
     call: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, NotifierError> {
@@ -281,6 +281,32 @@ fn headers_table(map: &Map<String, Value>) -> FieldTable {
     table
 }
 
+/// `message` as fedora-messaging publishes it: the routing key (its topic), the JSON body,
+/// and the properties (`message_id`, persistent, JSON, its headers, `sent-at` added when the
+/// message has a send time and no such header).
+pub(super) fn outgoing(
+    message: &Message,
+) -> Result<(ShortString, Vec<u8>, BasicProperties), NotifierError> {
+    let mut headers: Map<String, Value> = message.headers.clone().into_iter().collect();
+    if let (Some(ms), false) = (message.sent_at, headers.contains_key("sent-at")) {
+        if let Some(at) = chrono::DateTime::from_timestamp_millis(ms) {
+            headers.insert("sent-at".into(), Value::String(at.to_rfc3339()));
+        }
+    }
+    let body = serde_json::to_vec(&message.body).map_err(|e| failed("writing a body", e))?;
+    let topic = ShortString::try_new(message.topic.as_str())
+        .map_err(|e| failed("publishing", format!("topic {:?}: {e}", message.topic)))?;
+    let id = ShortString::try_new(message.id.as_str())
+        .map_err(|e| failed("publishing", format!("id {:?}: {e}", message.id)))?;
+    let properties = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_content_encoding("utf-8".into())
+        .with_delivery_mode(2)
+        .with_message_id(id)
+        .with_headers(headers_table(&headers));
+    Ok((topic, body, properties))
+}
+
 /// Publishes `message` as fedora-messaging does: to `exchange` with the topic as routing
 /// key, JSON body, `message_id`, persistent, and its headers (`sent-at` added when the
 /// message has a send time and no such header). Waits for the broker's confirmation.
@@ -297,23 +323,7 @@ pub async fn publish(url: &str, exchange: &str, messages: &[Message]) -> Result<
     )
     .await?;
     for message in messages {
-        let mut headers: Map<String, Value> = message.headers.clone().into_iter().collect();
-        if let (Some(ms), false) = (message.sent_at, headers.contains_key("sent-at")) {
-            if let Some(at) = chrono::DateTime::from_timestamp_millis(ms) {
-                headers.insert("sent-at".into(), Value::String(at.to_rfc3339()));
-            }
-        }
-        let body = serde_json::to_vec(&message.body).map_err(|e| failed("writing a body", e))?;
-        let topic = ShortString::try_new(message.topic.as_str())
-            .map_err(|e| failed("publishing", format!("topic {:?}: {e}", message.topic)))?;
-        let id = ShortString::try_new(message.id.as_str())
-            .map_err(|e| failed("publishing", format!("id {:?}: {e}", message.id)))?;
-        let properties = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_content_encoding("utf-8".into())
-            .with_delivery_mode(2)
-            .with_message_id(id)
-            .with_headers(headers_table(&headers));
+        let (topic, body, properties) = outgoing(message)?;
         let confirm = limited(
             "publishing",
             channel.basic_publish(
@@ -353,18 +363,13 @@ pub async fn run_amqp(
         batch: usize::from(bus.prefetch.max(1)).min(BATCH),
         retry_max: bus.retry_max,
     };
-    let source = AmqpSource {
-        origin: format!("amqp:{}/{}", bus.redacted_url(), bus.queue),
-        bus,
-        live: None,
-        backoff: RECONNECT_FIRST,
-    };
+    let source = AmqpSource::new(bus);
     super::run(source, &accept, settings, &shutdown).await;
     Ok(())
 }
 
 /// The consuming connection, made again whenever it fails.
-struct AmqpSource {
+pub(super) struct AmqpSource {
     bus: AmqpIngest,
     origin: String,
     live: Option<(Connection, Consumer)>,
@@ -372,6 +377,16 @@ struct AmqpSource {
 }
 
 impl AmqpSource {
+    /// A source consuming `bus`'s queue; it connects on the first receive.
+    pub(super) fn new(bus: AmqpIngest) -> AmqpSource {
+        AmqpSource {
+            origin: format!("amqp:{}/{}", bus.redacted_url(), bus.queue),
+            bus,
+            live: None,
+            backoff: RECONNECT_FIRST,
+        }
+    }
+
     /// The consumer, connecting (again) first if there is none; waits out failures.
     async fn consumer(&mut self) -> &mut Consumer {
         loop {

@@ -20,6 +20,7 @@
 //! `docs/architecture.md`.
 
 pub mod amqp;
+pub mod bridge;
 pub mod live;
 pub mod zmq;
 
