@@ -186,6 +186,15 @@ pub async fn run(config: Config, roles: &[Role], demo: bool) -> anyhow::Result<(
             shutdown.clone(),
         );
         tasks.spawn(async move { served.await.context("metrics server") });
+        // The gauges read from the store (backlog, outbox by state), fresh at each scrape
+        // within this period.
+        let watch = metrics
+            .clone()
+            .watch(store.clone(), GAUGES_EVERY, shutdown.clone());
+        tasks.spawn(async move {
+            watch.await;
+            Ok(())
+        });
     }
     tracing::info!(?roles, "tidings is running");
 
@@ -204,7 +213,17 @@ pub async fn run(config: Config, roles: &[Role], demo: bool) -> anyhow::Result<(
         }
     }
     store.close().await;
-    tracing::info!("stopped");
+    tracing::info!(
+        ingested = metrics.ingested.get(),
+        duplicates = metrics.duplicates.get(),
+        rejected = metrics.rejected.get(),
+        matched = metrics.matched.get(),
+        queued = metrics.queued.get(),
+        sent = metrics.sent.get(),
+        retried = metrics.retried.get(),
+        dead = metrics.dead.get(),
+        "stopped"
+    );
     outcome
 }
 
@@ -326,6 +345,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .await
         .with_context(|| format!("opening the database {}", tidings_store::redact(&url)))
 }
+
+/// How often the `/metrics` gauges are read from the store.
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
 /// The notifier's counters, as the web side reports into and serves them.
 struct WebMetrics(Arc<Metrics>);

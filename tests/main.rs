@@ -20,6 +20,7 @@ mod hashing;
 mod irc;
 mod matrix;
 mod ntfy;
+mod operations;
 mod outbox;
 mod ownership;
 mod publishing;

@@ -359,7 +359,7 @@ pub enum Ingest {
 pub trait Metrics: Send + Sync {
     /// Counts one API ingest.
     fn ingest(&self, outcome: Ingest);
-    /// Every counter in Prometheus text format.
+    /// Everything measured, in OpenMetrics text format.
     fn render(&self) -> String;
 }
 

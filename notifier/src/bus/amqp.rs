@@ -216,6 +216,35 @@ pub async fn check(bus: &AmqpIngest) -> Result<(), NotifierError> {
     Ok(())
 }
 
+/// Deletes `bus`'s queue, its dead-letter queue and exchange, whatever they hold (for
+/// benchmarks that declared a queue of their own).
+pub async fn delete_queues(bus: &AmqpIngest) -> Result<(), NotifierError> {
+    let connection = limited(
+        "connecting",
+        Connection::connect(&bus.url, ConnectionProperties::default()),
+    )
+    .await?;
+    let channel = limited("opening a channel", connection.create_channel()).await?;
+    let dead = bus.dead_letter_queue();
+    for queue in [bus.queue.as_str(), dead.as_str()] {
+        limited(
+            &format!("deleting the queue {queue:?}"),
+            channel.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default()),
+        )
+        .await?;
+    }
+    limited(
+        "deleting the dead-letter exchange",
+        channel.exchange_delete(
+            dead.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        ),
+    )
+    .await?;
+    let _ = limited("closing", connection.close(200, "done".into())).await;
+    Ok(())
+}
+
 /// An AMQP header value as JSON (byte strings as text where they are UTF-8).
 fn json_of(value: &AMQPValue) -> Value {
     match value {
@@ -281,54 +310,113 @@ fn headers_table(map: &Map<String, Value>) -> FieldTable {
     table
 }
 
-/// Publishes `message` as fedora-messaging does: to `exchange` with the topic as routing
-/// key, JSON body, `message_id`, persistent, and its headers (`sent-at` added when the
-/// message has a send time and no such header). Waits for the broker's confirmation.
+/// Publishes `messages` as fedora-messaging does (see [`AmqpPublisher::send`]) on a
+/// connection of its own, closed afterwards.
 pub async fn publish(url: &str, exchange: &str, messages: &[Message]) -> Result<(), NotifierError> {
-    let connection = limited(
-        "connecting",
-        Connection::connect(url, ConnectionProperties::default()),
-    )
-    .await?;
-    let channel = limited("opening a channel", connection.create_channel()).await?;
-    limited(
-        "turning on publisher confirms",
-        channel.confirm_select(lapin::options::ConfirmSelectOptions::default()),
-    )
-    .await?;
-    for message in messages {
-        let mut headers: Map<String, Value> = message.headers.clone().into_iter().collect();
-        if let (Some(ms), false) = (message.sent_at, headers.contains_key("sent-at")) {
-            if let Some(at) = chrono::DateTime::from_timestamp_millis(ms) {
-                headers.insert("sent-at".into(), Value::String(at.to_rfc3339()));
-            }
-        }
-        let body = serde_json::to_vec(&message.body).map_err(|e| failed("writing a body", e))?;
-        let topic = ShortString::try_new(message.topic.as_str())
-            .map_err(|e| failed("publishing", format!("topic {:?}: {e}", message.topic)))?;
-        let id = ShortString::try_new(message.id.as_str())
-            .map_err(|e| failed("publishing", format!("id {:?}: {e}", message.id)))?;
-        let properties = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_content_encoding("utf-8".into())
-            .with_delivery_mode(2)
-            .with_message_id(id)
-            .with_headers(headers_table(&headers));
-        let confirm = limited(
-            "publishing",
-            channel.basic_publish(
-                exchange.into(),
-                topic,
-                BasicPublishOptions::default(),
-                &body,
-                properties,
-            ),
+    let publisher = AmqpPublisher::connect(url, exchange).await?;
+    let sent = publisher.send(messages).await;
+    publisher.close().await;
+    sent
+}
+
+/// The most publishes awaiting the broker's confirmation at once.
+const CONFIRM_WINDOW: usize = 512;
+
+/// A connection publishing to one exchange with publisher confirms.
+pub struct AmqpPublisher {
+    connection: Connection,
+    channel: lapin::Channel,
+    exchange: String,
+}
+
+impl AmqpPublisher {
+    /// Connects to the broker at `url` to publish to `exchange`.
+    pub async fn connect(url: &str, exchange: &str) -> Result<AmqpPublisher, NotifierError> {
+        let connection = limited(
+            "connecting",
+            Connection::connect(url, ConnectionProperties::default()),
         )
         .await?;
-        limited("waiting for the broker's confirmation", confirm).await?;
+        let channel = limited("opening a channel", connection.create_channel()).await?;
+        limited(
+            "turning on publisher confirms",
+            channel.confirm_select(lapin::options::ConfirmSelectOptions::default()),
+        )
+        .await?;
+        Ok(AmqpPublisher {
+            connection,
+            channel,
+            exchange: exchange.to_string(),
+        })
     }
-    let _ = limited("closing", connection.close(200, "done".into())).await;
-    Ok(())
+
+    /// Publishes `messages` as fedora-messaging does: the topic as routing key, JSON body,
+    /// `message_id`, persistent, and its headers (`sent-at` added when the message has a
+    /// send time and no such header). Up to [`CONFIRM_WINDOW`] wait for their
+    /// confirmation at once; returns once the broker confirmed every one.
+    pub async fn send(&self, messages: &[Message]) -> Result<(), NotifierError> {
+        let mut waiting = std::collections::VecDeque::with_capacity(CONFIRM_WINDOW);
+        for message in messages {
+            let (topic, body, properties) = fedora_messaging_form(message)?;
+            let confirm = limited(
+                "publishing",
+                self.channel.basic_publish(
+                    self.exchange.as_str().into(),
+                    topic,
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                ),
+            )
+            .await?;
+            waiting.push_back(confirm);
+            if waiting.len() >= CONFIRM_WINDOW {
+                if let Some(confirm) = waiting.pop_front() {
+                    limited("waiting for the broker's confirmation", confirm).await?;
+                }
+            }
+        }
+        for confirm in waiting {
+            limited("waiting for the broker's confirmation", confirm).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the connection (within the call limit).
+    pub async fn close(self) {
+        let _ = limited("closing", self.connection.close(200, "done".into())).await;
+    }
+}
+
+/// The headers `message` is published with: its own, and `sent-at` when it has a send
+/// time and no such header.
+pub fn published_headers(message: &Message) -> Map<String, Value> {
+    let mut headers: Map<String, Value> = message.headers.clone().into_iter().collect();
+    if let (Some(ms), false) = (message.sent_at, headers.contains_key("sent-at")) {
+        if let Some(at) = chrono::DateTime::from_timestamp_millis(ms) {
+            headers.insert("sent-at".into(), Value::String(at.to_rfc3339()));
+        }
+    }
+    headers
+}
+
+/// A message as fedora-messaging puts it on the wire: routing key, body, properties.
+fn fedora_messaging_form(
+    message: &Message,
+) -> Result<(ShortString, Vec<u8>, BasicProperties), NotifierError> {
+    let headers = published_headers(message);
+    let body = serde_json::to_vec(&message.body).map_err(|e| failed("writing a body", e))?;
+    let topic = ShortString::try_new(message.topic.as_str())
+        .map_err(|e| failed("publishing", format!("topic {:?}: {e}", message.topic)))?;
+    let id = ShortString::try_new(message.id.as_str())
+        .map_err(|e| failed("publishing", format!("id {:?}: {e}", message.id)))?;
+    let properties = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_content_encoding("utf-8".into())
+        .with_delivery_mode(2)
+        .with_message_id(id)
+        .with_headers(headers_table(&headers));
+    Ok((topic, body, properties))
 }
 
 /// Consumes `bus` and archives what arrives until `shutdown`, in batches of what is ready
@@ -348,6 +436,11 @@ pub async fn run_amqp(
         routing_keys = ?bus.routing_keys,
         "consuming fedora-messaging messages over AMQP"
     );
+    tokio::spawn(watch_queue(
+        bus.clone(),
+        metrics.clone(),
+        shutdown.child_token(),
+    ));
     let accept = Accept::new(store, derive, metrics, wake);
     let settings = RunSettings {
         batch: usize::from(bus.prefetch.max(1)).min(BATCH),
@@ -361,6 +454,65 @@ pub async fn run_amqp(
     };
     super::run(source, &accept, settings, &shutdown).await;
     Ok(())
+}
+
+/// How often [`watch_queue`] reads the queue's depth.
+const QUEUE_READ_EVERY: Duration = Duration::from_secs(5);
+
+/// Reads how many messages wait in `bus`'s queue into the `amqp_queue` gauge every
+/// [`QUEUE_READ_EVERY`] until `shutdown`, on a connection of its own (so the figure is
+/// fresh while ingest waits for the database, when the queue grows). While the broker is
+/// unreachable the gauge says -1.
+async fn watch_queue(bus: AmqpIngest, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let mut open: Option<(Connection, lapin::Channel)> = None;
+    loop {
+        if open.is_none() {
+            let connected = async {
+                let connection = limited(
+                    "connecting",
+                    Connection::connect(&bus.url, ConnectionProperties::default()),
+                )
+                .await?;
+                let channel = limited("opening a channel", connection.create_channel()).await?;
+                Ok::<_, NotifierError>((connection, channel))
+            };
+            open = connected.await.ok();
+        }
+        let depth = match &open {
+            Some((_, channel)) => limited(
+                "reading the queue's depth",
+                channel.queue_declare(
+                    bus.queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                ),
+            )
+            .await
+            .map(|queue| i64::from(queue.message_count())),
+            None => Err(failed("reading the queue's depth", "not connected")),
+        };
+        match depth {
+            Ok(depth) => {
+                metrics.amqp_queue.set(depth);
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "the AMQP queue's depth is unknown");
+                metrics.amqp_queue.set(-1);
+                // A passive declare of a missing queue closes the channel: start over.
+                open = None;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(QUEUE_READ_EVERY) => {}
+        }
+    }
+    if let Some((connection, _)) = open {
+        let _ = limited("closing", connection.close(200, "done".into())).await;
+    }
 }
 
 /// The consuming connection, made again whenever it fails.
@@ -474,6 +626,21 @@ impl Source for AmqpSource {
             // and it is then a duplicate (or rejected again).
             tracing::warn!(error = %err, "an AMQP acknowledgement failed; the message comes again");
             self.live = None;
+        }
+    }
+
+    async fn close(&mut self) {
+        if let Some((connection, _)) = self.live.take() {
+            // Closing the connection ends the consumer; the broker puts what it delivered
+            // ahead (prefetch) and was not acknowledged back in the queue, in order.
+            match limited("closing", connection.close(200, "shutting down".into())).await {
+                Ok(()) => {
+                    tracing::info!(queue = %self.bus.queue, "AMQP consumer closed; unacknowledged messages are back in the queue")
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "closing the AMQP connection failed; the broker returns its messages once it sees the connection gone")
+                }
+            }
         }
     }
 }

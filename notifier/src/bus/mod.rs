@@ -146,15 +146,29 @@ pub trait Source: Send {
     /// or rejected. Never called for input that was not settled (shutdown, a crash): the
     /// bus redelivers that.
     fn settled(&mut self, ack: Self::Ack, accepted: &Accepted) -> impl Future<Output = ()> + Send;
+
+    /// Called once when [`run`] ends (shutdown, or the source ended): hands back what was
+    /// delivered and not settled. An AMQP connection closed cleanly returns its
+    /// unacknowledged messages to the queue at once, for another consumer to take.
+    fn close(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Where the accept path reports outcomes: the notifier's counters, or the web's.
 pub trait Tally: Send + Sync {
     /// Counts one settled input.
     fn tally(&self, accepted: &Accepted);
+
+    /// Notes a message archived at `now_ms` that its publisher sent at `sent_at_ms`.
+    fn archived(&self, _sent_at_ms: Option<i64>, _now_ms: i64) {}
 }
 
 impl Tally for Metrics {
+    fn archived(&self, sent_at_ms: Option<i64>, now_ms: i64) {
+        Metrics::archived(self, sent_at_ms, now_ms);
+    }
+
     fn tally(&self, accepted: &Accepted) {
         Metrics::bump(match accepted {
             Accepted::Stored { .. } => &self.ingested,
@@ -228,10 +242,11 @@ impl Accept {
             })
             .collect();
         let ids = self.store.archive(&arrivals).await?;
-        if live::listening() {
-            let at = tidings_store::now_ms();
-            for (d, id) in decoded.iter().zip(&ids) {
-                if let (Ok((message, metadata)), Some(_)) = (d, id) {
+        let (at, listening) = (tidings_store::now_ms(), live::listening());
+        for (d, id) in decoded.iter().zip(&ids) {
+            if let (Ok((message, metadata)), Some(_)) = (d, id) {
+                self.tally.archived(message.sent_at, at);
+                if listening {
                     live::publish(live::LiveEvent {
                         topic: message.topic.clone(),
                         app: metadata.app.clone(),
@@ -390,19 +405,22 @@ pub async fn run<S: Source>(
     loop {
         let received = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             received = source.receive(settings.batch.max(1)) => received,
         };
-        let Some(received) = received else { return };
+        let Some(received) = received else { break };
         let (inputs, acks): (Vec<Raw>, Vec<S::Ack>) = received.into_iter().unzip();
+        // A batch being archived when shutdown comes is finished and acknowledged; only
+        // a wait for the database is cut short (the batch then goes back unacknowledged).
         let Some(accepted) = accept
             .settle_patiently(&inputs, settings.retry_max, shutdown)
             .await
         else {
-            return;
+            break;
         };
         for (ack, accepted) in acks.into_iter().zip(&accepted) {
             source.settled(ack, accepted).await;
         }
     }
+    source.close().await;
 }
