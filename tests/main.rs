@@ -14,6 +14,7 @@ mod database_outage;
 mod demo;
 mod digests;
 mod email;
+mod faults;
 mod flood_burst;
 mod full_disk;
 mod hashing;
