@@ -259,7 +259,7 @@ async fn bench(
     let mut tasks = tokio::task::JoinSet::new();
     let notifier = roles::notifier(
         store.clone(),
-        serve::notifier_settings(config, &metrics, derive.clone()),
+        serve::notifier_settings(config, &metrics, derive.clone())?,
         shutdown.clone(),
     );
     tasks.spawn(notifier);

@@ -21,7 +21,7 @@ mod webhook;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-pub use amqp::{Broker, RabbitServer};
+pub use amqp::{Broker, RabbitServer, TlsFiles};
 pub use bus::Publisher;
 pub use disk::SmallDisk;
 pub use http::{form_field, http_get, http_request};
