@@ -256,18 +256,12 @@ impl Trust {
                 ));
             }
         }
-        let mut signed = envelope.clone();
-        signed.remove("signature");
-        signed.remove("certificate");
-        let signed = canonical(&Value::Object(signed));
-        ring::signature::UnparsedPublicKey::new(
-            &ring::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
-            &signer.key,
-        )
-        .verify(signed.as_bytes(), &signature)
-        .map_err(|_| {
-            format!("the signature does not match the message (signed by {name:?}): altered in transit, or signed by another key")
-        })?;
+        if !signed_by(envelope, &signer.key, &signature) {
+            return Err(format!(
+                "the signature does not match the message (signed by {name:?}): altered in \
+                 transit, or signed by another key"
+            ));
+        }
         let topic = envelope.get("topic").and_then(Value::as_str).unwrap_or("");
         match self.routing_policy.get(topic) {
             Some(names) if names.iter().any(|n| n == name) => Ok(()),
@@ -344,6 +338,21 @@ impl Trust {
             ca: (issuer.name.clone(), issuer.not_before, issuer.not_after),
         })
     }
+}
+
+/// Whether `signature` is the RSA key `key`'s (PKCS#1 v1.5, SHA-1: fedmsg's) over the
+/// envelope without `signature` and `certificate`, as `fedmsg.encoding.dumps` writes it.
+fn signed_by(envelope: &Map<String, Value>, key: &[u8], signature: &[u8]) -> bool {
+    let mut signed = envelope.clone();
+    signed.remove("signature");
+    signed.remove("certificate");
+    let signed = canonical(&Value::Object(signed));
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        key,
+    )
+    .verify(signed.as_bytes(), signature)
+    .is_ok()
 }
 
 /// Reads a PEM CRL and checks that one of `cas` signed it.
@@ -556,6 +565,80 @@ mod tests {
             canonical(&value),
             r#"{"Z":-3,"i":1,"msg":{"a":"\u00e9\u2603 \ud83d\ude00\n\t\"\\/\u007f\u0001","b":[1,2.0,null,true]},"timestamp":1357010450,"topic":"org.x"}"#
         );
+    }
+
+    /// Fedora's own signatures: the corpus's two signed bugzilla messages (2019, from
+    /// datagrepper) verify with their certificates' keys once datagrepper's additions are
+    /// undone as `fedmsg.crypto.utils.fix_datagrepper_message` does (its `source_*` keys,
+    /// an empty `headers`, the timestamp made a float), and fail when their body changes.
+    #[test]
+    fn fedoras_signatures_verify() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../corpus/fedmsg-meta/messages.jsonl"
+        );
+        let corpus = std::fs::read_to_string(path).unwrap_or_default();
+        let mut checked = 0;
+        for line in corpus.lines().filter(|l| l.contains("\"signature\"")) {
+            let record: Value = serde_json::from_str(line).unwrap_or_default();
+            let Some(Value::Object(mut envelope)) = record.get("message").cloned() else {
+                panic!("a corpus record without a message: {line}")
+            };
+            envelope.remove("source_name");
+            envelope.remove("source_version");
+            if envelope.get("headers") == Some(&Value::Object(Map::new())) {
+                envelope.remove("headers");
+            }
+            if let Some(ts) = envelope.get("timestamp").and_then(Value::as_f64) {
+                envelope.insert("timestamp".into(), Value::from(ts as i64));
+            }
+            let field = |name: &str| {
+                unbase64(
+                    envelope
+                        .get(name)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                )
+                .unwrap_or_default()
+            };
+            let (signature, pem) = (field("signature"), field("certificate"));
+            let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap_or_else(|e| panic!("{e}"));
+            let cert = pem.parse_x509().unwrap_or_else(|e| panic!("{e}"));
+            let key = &cert.public_key().subject_public_key.data;
+            assert!(signed_by(&envelope, key, &signature), "{line}");
+            envelope.insert("i".into(), Value::from(99));
+            assert!(!signed_by(&envelope, key, &signature));
+            checked += 1;
+        }
+        assert_eq!(checked, 2, "{path}");
+    }
+
+    fn load_error(config: &TrustConfig) -> String {
+        match Trust::load(config) {
+            Ok(_) => panic!("{config:?} loaded"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn unreadable_files_are_named_by_their_key() {
+        let missing = TrustConfig {
+            ca_cert: PathBuf::from("/nowhere/ca.pem"),
+            ..TrustConfig::default()
+        };
+        let err = load_error(&missing);
+        assert!(
+            err.starts_with("bus.ca_cert: cannot read /nowhere/ca.pem"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "hello").unwrap_or_else(|e| panic!("{e}"));
+        let err = load_error(&TrustConfig {
+            ca_cert: not_pem,
+            ..TrustConfig::default()
+        });
+        assert!(err.contains("holds no PEM block \"CERTIFICATE\""), "{err}");
     }
 
     #[test]
