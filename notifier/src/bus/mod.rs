@@ -129,7 +129,7 @@ impl Wire {
         match serde_json::from_slice::<Value>(json) {
             // The fedora-messaging JSON form (no `msg`, a `body`) is not fedmsg's.
             Ok(Value::Object(map)) if map.contains_key("msg") || !map.contains_key("body") => {
-                trust.check(&map)
+                trust.check(&map, json)
             }
             Ok(_) => Ok(()),
             Err(e) => Err(format!("envelope is not JSON: {e}")),

@@ -9,7 +9,7 @@
 //! 2. `signature` (base64) is RSA PKCS#1 v1.5 with SHA-1, by the certificate's key, over
 //!    `fedmsg.encoding.dumps` of the envelope without `signature` and `certificate`: JSON
 //!    with sorted keys, `,` and `:` separators and no spaces, non-ASCII escaped as `\uXXXX`
-//!    (Python's `json.dumps(sort_keys=True, separators=(',', ':'))`, see [`canonical`]);
+//!    (Python's `json.dumps(sort_keys=True, separators=(',', ':'))`, see [`encoding`]);
 //! 3. the certificate's common name may send on the topic under `bus.routing_policy`
 //!    (a topic listed there admits only the names listed with it; a topic not listed is
 //!    admitted unless `bus.routing_nitpicky`).
@@ -21,8 +21,9 @@
 //! A certificate's chain check is cached by its bytes (most publishers sign every message
 //! with one certificate); its validity period is checked against the clock each time.
 
+pub mod encoding;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -194,14 +195,14 @@ impl Trust {
         })
     }
 
-    /// Checks the signature of `envelope` (the JSON of a fedmsg envelope) now; the reason
-    /// it is refused otherwise, for the rejected record.
-    pub fn check(&self, envelope: &Map<String, Value>) -> Result<(), String> {
-        self.check_at(envelope, now())
+    /// Checks the signature of a fedmsg envelope now: `json` is its text, `envelope` the
+    /// same parsed. The reason it is refused otherwise, for the rejected record.
+    pub fn check(&self, envelope: &Map<String, Value>, json: &[u8]) -> Result<(), String> {
+        self.check_at(envelope, json, now())
             .map_err(|reason| format!("fedmsg signature: {reason}"))
     }
 
-    fn check_at(&self, envelope: &Map<String, Value>, now: i64) -> Result<(), String> {
+    fn check_at(&self, envelope: &Map<String, Value>, json: &[u8], now: i64) -> Result<(), String> {
         let text = |field: &str| match envelope.get(field) {
             None | Some(Value::Null) => Err(format!(
                 "the envelope is not signed: it has no `{field}` (bus.verify_signatures is on)"
@@ -256,7 +257,16 @@ impl Trust {
                 ));
             }
         }
-        if !signed_by(envelope, &signer.key, &signature) {
+        let credentials = ["signature", "certificate"];
+        let signed = std::str::from_utf8(json)
+            .ok()
+            .and_then(|text| encoding::canonical_text(text, &credentials))
+            .unwrap_or_else(|| {
+                let mut rest = envelope.clone();
+                rest.retain(|key, _| !credentials.contains(&key.as_str()));
+                encoding::canonical(&Value::Object(rest))
+            });
+        if !signed_by(&signed, &signer.key, &signature) {
             return Err(format!(
                 "the signature does not match the message (signed by {name:?}): altered in \
                  transit, or signed by another key"
@@ -340,13 +350,10 @@ impl Trust {
     }
 }
 
-/// Whether `signature` is the RSA key `key`'s (PKCS#1 v1.5, SHA-1: fedmsg's) over the
-/// envelope without `signature` and `certificate`, as `fedmsg.encoding.dumps` writes it.
-fn signed_by(envelope: &Map<String, Value>, key: &[u8], signature: &[u8]) -> bool {
-    let mut signed = envelope.clone();
-    signed.remove("signature");
-    signed.remove("certificate");
-    let signed = canonical(&Value::Object(signed));
+/// Whether `signature` is the RSA key `key`'s (PKCS#1 v1.5, SHA-1: fedmsg's) over
+/// `signed` (the envelope without `signature` and `certificate`, as
+/// `fedmsg.encoding.dumps` writes it).
+fn signed_by(signed: &str, key: &[u8], signature: &[u8]) -> bool {
     ring::signature::UnparsedPublicKey::new(
         &ring::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
         key,
@@ -400,172 +407,9 @@ fn unbase64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     base64::engine::general_purpose::STANDARD.decode(compact)
 }
 
-/// `fedmsg.encoding.dumps`: Python's `json.dumps(value, sort_keys=True, separators=(',',
-/// ':'))`, the text fedmsg signs. Keys sorted by code point, no spaces, every character
-/// outside printable ASCII escaped (`\n` style where JSON has one, else `\u00XX`, and
-/// surrogate pairs past the BMP), floats as Python's `repr`.
-pub fn canonical(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(&mut out, value);
-    out
-}
-
-fn write_canonical(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(u), _, _) => {
-                let _ = write!(out, "{u}");
-            }
-            (None, Some(i), _) => {
-                let _ = write!(out, "{i}");
-            }
-            (None, None, Some(f)) => out.push_str(&python_float(f)),
-            (None, None, None) => out.push_str(&n.to_string()),
-        },
-        Value::String(s) => write_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, key);
-                out.push(':');
-                if let Some(value) = map.get(key) {
-                    write_canonical(out, value);
-                }
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// A string as Python's `json` writes it with `ensure_ascii` (its default).
-fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-/// A float as Python's `repr`: the shortest digits that read back the same, positional
-/// from 1e-4 up to below 1e16 (always with a fraction: `1.0`), else scientific with a
-/// signed exponent of at least two digits (`1e+16`, `1.5e-07`).
-fn python_float(f: f64) -> String {
-    if !f.is_finite() {
-        // Python writes these, though they are not JSON; serde_json never reads them.
-        return if f.is_nan() {
-            "NaN".into()
-        } else if f > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    // Rust's `{:e}` is the shortest round-trip form: `-1.2345e-7`.
-    let sci = format!("{f:e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    if (-4..16).contains(&exponent) {
-        let point = exponent + 1;
-        if point <= 0 {
-            let zeros = "0".repeat(usize::try_from(-point).unwrap_or(0));
-            format!("{sign}0.{zeros}{digits}")
-        } else {
-            let point = usize::try_from(point).unwrap_or(0);
-            let whole = if digits.len() > point {
-                digits[..point].to_string()
-            } else {
-                format!("{digits:0<point$}")
-            };
-            let fraction = digits.get(point..).filter(|f| !f.is_empty()).unwrap_or("0");
-            format!("{sign}{whole}.{fraction}")
-        }
-    } else {
-        let mantissa = match digits.split_at(1) {
-            (first, "") => first.to_string(),
-            (first, rest) => format!("{first}.{rest}"),
-        };
-        let exp_sign = if exponent < 0 { '-' } else { '+' };
-        format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.unsigned_abs())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn floats_read_as_python_writes_them() {
-        for (f, python) in [
-            (0.0, "0.0"),
-            (-0.0, "-0.0"),
-            (1.0, "1.0"),
-            (1234.5, "1234.5"),
-            (1_700_000_000.123_456, "1700000000.123456"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (1.5e-7, "1.5e-07"),
-            (1e15, "1000000000000000.0"),
-            (1e16, "1e+16"),
-            (1.2345678901234568e17, "1.2345678901234568e+17"),
-            (0.1 + 0.2, "0.30000000000000004"),
-            (-2.5e-300, "-2.5e-300"),
-            (1e100, "1e+100"),
-        ] {
-            assert_eq!(python_float(f), python, "{f:e}");
-        }
-    }
-
-    #[test]
-    fn canonical_json_is_fedmsgs() {
-        // json.dumps(v, sort_keys=True, separators=(',', ':')) in Python 3.11 wrote this.
-        let value: Value = serde_json::from_str(
-            r#"{"topic": "org.x", "msg": {"b": [1, 2.0, null, true], "a": "é\u2603 😀\n\t\"\\/\u007f\u0001"},
-                "i": 1, "timestamp": 1357010450, "Z": -3}"#,
-        )
-        .unwrap_or_default();
-        assert_eq!(
-            canonical(&value),
-            r#"{"Z":-3,"i":1,"msg":{"a":"\u00e9\u2603 \ud83d\ude00\n\t\"\\/\u007f\u0001","b":[1,2.0,null,true]},"timestamp":1357010450,"topic":"org.x"}"#
-        );
-    }
 
     /// Fedora's own signatures: the corpus's two signed bugzilla messages (2019, from
     /// datagrepper) verify with their certificates' keys once datagrepper's additions are
@@ -605,9 +449,13 @@ mod tests {
             let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap_or_else(|e| panic!("{e}"));
             let cert = pem.parse_x509().unwrap_or_else(|e| panic!("{e}"));
             let key = &cert.public_key().subject_public_key.data;
-            assert!(signed_by(&envelope, key, &signature), "{line}");
+            envelope.remove("signature");
+            envelope.remove("certificate");
+            let signed = encoding::canonical(&Value::Object(envelope.clone()));
+            assert!(signed_by(&signed, key, &signature), "{line}");
             envelope.insert("i".into(), Value::from(99));
-            assert!(!signed_by(&envelope, key, &signature));
+            let altered = encoding::canonical(&Value::Object(envelope));
+            assert!(!signed_by(&altered, key, &signature));
             checked += 1;
         }
         assert_eq!(checked, 2, "{path}");
