@@ -15,125 +15,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::support::{
-    http_request, owner_mark, skip_unless_ci, wait_for, Broker, Hub, RabbitServer, Smtp, TlsFiles,
-    OWNER_ENV,
+    http_request, owner_mark, skip_unless_ci, wait_for, Broker, Hub, Pki, RabbitServer, Smtp,
+    TlsFiles, LEAF, OWNER_ENV, SERVER,
 };
-
-/// A certificate authority made with `openssl ca` in a folder of its own: its
-/// certificates, their keys (`NAME.crt`, `NAME.key`, as fedmsg's `ssldir` holds them) and
-/// its revocation list.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(dir: PathBuf, name: &str) -> Pki {
-        std::fs::create_dir_all(&dir).expect("CA folder");
-        std::fs::write(dir.join("index.txt"), "").expect("index.txt");
-        std::fs::write(
-            dir.join("ca.cnf"),
-            "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\nnew_certs_dir = .\n\
-             rand_serial = yes\ndefault_md = sha256\npolicy = anything\nunique_subject = no\n\
-             default_crl_days = 1\n[anything]\ncommonName = supplied\n",
-        )
-        .expect("ca.cnf");
-        let pki = Pki { dir };
-        pki.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ]);
-        pki
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(&self.dir)
-            .env(OWNER_ENV, owner_mark())
-            .output()
-            .expect("running openssl (scripts/test installs it)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-
-    /// `NAME.crt` for `/CN=common_name`, valid for a day or from `start` to `end`
-    /// (`YYYYMMDDHHMMSSZ`), with `extensions` (openssl's extfile syntax).
-    fn issue(&self, name: &str, common_name: &str, dates: Option<(&str, &str)>, extensions: &str) {
-        let (key, csr, crt, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-        );
-        std::fs::write(self.dir.join(&ext), extensions).expect("extfile");
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={common_name}"),
-        ]);
-        let mut args = vec![
-            "ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile",
-            "ca.key", "-in", &csr, "-out", &crt, "-extfile", &ext,
-        ];
-        match dates {
-            Some((start, end)) => args.extend(["-startdate", start, "-enddate", end]),
-            None => args.extend(["-days", "1"]),
-        }
-        self.openssl(&args);
-    }
-
-    fn revoke(&self, name: &str) {
-        let crt = format!("{name}.crt");
-        self.openssl(&[
-            "ca", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-revoke", &crt,
-        ]);
-    }
-
-    /// The CA's revocation list, as of now.
-    fn crl(&self) -> PathBuf {
-        self.openssl(&[
-            "ca", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-gencrl", "-out",
-            "crl.pem",
-        ]);
-        self.dir.join("crl.pem")
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-}
-
-const LEAF: &str = "basicConstraints=CA:FALSE\n";
 
 /// The Python of the virtualenv with fedmsg that `scripts/test` makes.
 fn fedmsg_python() -> Option<PathBuf> {
@@ -231,20 +120,12 @@ fn envelope(id: &str, topic: &str, text: &str) -> Value {
     })
 }
 
+/// `hub`'s stats once `done` holds of them (within a minute).
 fn wait_stats(hub: &Hub, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    wait_for(what, Duration::from_secs(60), || {
         let stats = hub.stats();
-        if done(&stats) {
-            return stats;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {stats}\nlog:\n{}",
-            hub.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        done(&stats).then_some(stats)
+    })
 }
 
 #[test]
@@ -418,13 +299,7 @@ fn amqp_over_tls_with_a_client_certificate() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let smtp = Smtp::start(tmp.path());
     let pki = Pki::new(tmp.path().join("broker-ca"), "Tidings test broker CA");
-    pki.issue(
-        "server",
-        "localhost",
-        None,
-        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n\
-         extendedKeyUsage=serverAuth\n",
-    );
+    pki.issue("server", "localhost", None, SERVER);
     // Logged in as its common name (EXTERNAL): the node's one user; a client that logged
     // in with a password (lapin's default is guest's) would be refused.
     pki.issue(
