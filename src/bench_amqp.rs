@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde_json::Value;
 use tidings_notifier::bus::amqp::{self, AmqpPublisher};
-use tidings_notifier::bus::AmqpIngest;
 use tidings_rules::{Envelope, Message};
 
 use crate::bench_e2e::Publisher;
@@ -60,7 +59,7 @@ const AMQP_CHUNK: usize = 512;
 impl Feed {
     /// Connects to the broker (from within the bench's runtime).
     pub(crate) async fn amqp(bus: &Amqp) -> anyhow::Result<Feed> {
-        let publisher = AmqpPublisher::connect(&bus.url, &bus.exchange)
+        let publisher = AmqpPublisher::connect(&bus.url, &bus.tls.settings(), &bus.exchange)
             .await
             .with_context(|| format!("publishing to {}", bus.exchange))?;
         Ok(Feed::Amqp {
@@ -114,15 +113,7 @@ impl Feed {
 
 /// Deletes the bench's queue (and its dead-letter queue).
 pub(crate) async fn delete_queue(bus: &Amqp) -> anyhow::Result<()> {
-    let ingest = AmqpIngest {
-        url: bus.url.clone(),
-        exchange: bus.exchange.clone(),
-        queue: bus.queue.clone(),
-        routing_keys: bus.routing_keys.clone(),
-        prefetch: bus.prefetch,
-        retry_max: Duration::from_secs(1),
-    };
-    amqp::delete_queues(&ingest)
+    amqp::delete_queues(&bus.ingest(Duration::from_secs(1)))
         .await
         .with_context(|| format!("deleting the bench's queue {}", bus.queue))
 }

@@ -314,7 +314,7 @@ async fn bench(
         0 => {
             let notifier = roles::notifier(
                 store.clone(),
-                serve::notifier_settings(config, &metrics, derive.clone()),
+                serve::notifier_settings(config, &metrics, derive.clone())?,
                 shutdown.clone(),
             );
             tasks.spawn(notifier);

@@ -29,4 +29,5 @@ mod quarantine;
 mod roles;
 mod slow_smtp;
 mod smtp_timeouts;
+mod trust;
 mod webhook;

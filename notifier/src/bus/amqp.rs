@@ -16,7 +16,14 @@
 //! A connection that fails, or cannot be made, is made again with backoff (1 s doubling to
 //! 30 s) until shutdown; every network call has a time limit. Several processes consuming
 //! the same queue share its messages (competing consumers): each message goes to one.
+//!
+//! TLS (`amqps://`) is set up as fedora-messaging's `[tls]` section does it ([`AmqpTls`]):
+//! the broker's certificate is checked against `ca_cert` (and the system's roots), and with
+//! a client certificate and key the connection authenticates as the certificate's subject
+//! (SASL EXTERNAL), as Fedora's broker requires, unless the URL names another
+//! `auth_mechanism`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -25,8 +32,10 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
     QueueBindOptions, QueueDeclareOptions,
 };
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
-use lapin::{Acker, BasicProperties, Connection, ConnectionProperties, Consumer};
+use lapin::uri::{AMQPScheme, AMQPUri, SASLMechanism};
+use lapin::{Acker, BasicProperties, Connect as _, Connection, ConnectionProperties, Consumer};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tidings_rules::Message;
@@ -61,6 +70,129 @@ pub struct AmqpIngest {
     pub prefetch: u16,
     /// The longest wait between attempts while the database is unavailable.
     pub retry_max: Duration,
+    /// TLS settings for `amqps://`.
+    pub tls: AmqpTls,
+}
+
+/// TLS to the broker, fedora-messaging's `[tls]` keys (`[bus.amqp.tls]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AmqpTls {
+    /// PEM file of the CA(s) the broker's certificate is checked against, besides the
+    /// system's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM file of the client certificate (and its chain), sent when the broker asks.
+    pub certfile: Option<PathBuf>,
+    /// PEM file of its private key.
+    pub keyfile: Option<PathBuf>,
+}
+
+impl AmqpTls {
+    /// As lapin takes it: files read now, an unreadable one named by its setting.
+    fn config(&self) -> Result<OwnedTLSConfig, NotifierError> {
+        let read = |path: &PathBuf, field: &'static str| {
+            std::fs::read(path).map_err(|e| NotifierError::Config {
+                field,
+                reason: format!("cannot read {}: {e}", path.display()),
+            })
+        };
+        let mut config = OwnedTLSConfig::default();
+        if let Some(path) = &self.ca_cert {
+            let pem = read(path, "bus.amqp.tls.ca_cert")?;
+            config.cert_chain =
+                Some(String::from_utf8(pem).map_err(|_| NotifierError::Config {
+                    field: "bus.amqp.tls.ca_cert",
+                    reason: format!("{} is not a PEM file", path.display()),
+                })?);
+        }
+        match (&self.certfile, &self.keyfile) {
+            (Some(cert), Some(key)) => {
+                config.identity = Some(OwnedIdentity::PKCS8 {
+                    pem: read(cert, "bus.amqp.tls.certfile")?,
+                    key: read(key, "bus.amqp.tls.keyfile")?,
+                });
+            }
+            (None, None) => {}
+            _ => {
+                return Err(NotifierError::Config {
+                    field: "bus.amqp.tls",
+                    reason: "certfile and keyfile go together; set both or neither".into(),
+                })
+            }
+        }
+        Ok(config)
+    }
+
+    /// What to set when the broker refused the connection for what looks like a TLS
+    /// reason.
+    fn hint(&self, error: &str) -> Option<&'static str> {
+        let error = error.to_ascii_lowercase();
+        if error.contains("unknownissuer")
+            || error.contains("invalid peer certificate")
+            || error.contains("notvalidforname")
+        {
+            return Some(if self.ca_cert.is_none() {
+                "the broker's certificate is not trusted: set bus.amqp.tls.ca_cert to the CA \
+                 that signed it"
+            } else {
+                "the broker's certificate is not trusted by bus.amqp.tls.ca_cert (or is not \
+                 for this host name)"
+            });
+        }
+        if error.contains("certificaterequired") {
+            return Some(
+                "the broker requires a client certificate: set bus.amqp.tls.certfile and \
+                 bus.amqp.tls.keyfile",
+            );
+        }
+        let tls = [
+            "alert",
+            "certificate",
+            "handshake",
+            "tls",
+            "reset",
+            "closed",
+            "eof",
+        ];
+        if tls.iter().any(|word| error.contains(word)) {
+            return Some(if self.certfile.is_none() {
+                "the broker may require a client certificate: set bus.amqp.tls.certfile and \
+                 bus.amqp.tls.keyfile"
+            } else {
+                "the broker may not accept the client certificate in bus.amqp.tls.certfile \
+                 (not signed by a CA it trusts, expired, or no user named by its subject)"
+            });
+        }
+        None
+    }
+}
+
+/// Connects to the broker at `url` with `tls` (for `amqps://`): with a client certificate,
+/// as its subject (SASL EXTERNAL) unless the URL names an `auth_mechanism`.
+pub async fn connect(url: &str, tls: &AmqpTls) -> Result<Connection, NotifierError> {
+    let mut uri: AMQPUri = url
+        .parse()
+        .map_err(|e| failed("connecting", format!("bus.amqp.url does not parse: {e}")))?;
+    let config = tls.config()?;
+    let over_tls = uri.scheme == AMQPScheme::AMQPS;
+    if over_tls && config.identity.is_some() && uri.query.auth_mechanism.is_none() {
+        uri.query.auth_mechanism = Some(SASLMechanism::External);
+    }
+    let runtime = lapin::runtime::default_runtime().map_err(|e| failed("connecting", e))?;
+    let connecting = uri.connect_with_config(ConnectionProperties::default(), config, runtime);
+    match tokio::time::timeout(CALL_LIMIT, connecting).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(err)) => {
+            let text = err.to_string();
+            Err(match (over_tls, tls.hint(&text)) {
+                (true, Some(hint)) => failed("connecting", format!("{text} ({hint})")),
+                _ => failed("connecting", text),
+            })
+        }
+        Err(_) => Err(failed(
+            "connecting",
+            format!("no answer within {} s", CALL_LIMIT.as_secs()),
+        )),
+    }
 }
 
 impl AmqpIngest {
@@ -107,11 +239,7 @@ async fn limited<T, E: std::fmt::Display>(
 /// Connects, declares the queue (and its dead-letter queue), binds it and starts
 /// consuming.
 async fn consume(bus: &AmqpIngest) -> Result<(Connection, Consumer), NotifierError> {
-    let connection = limited(
-        "connecting",
-        Connection::connect(&bus.url, ConnectionProperties::default()),
-    )
-    .await?;
+    let connection = connect(&bus.url, &bus.tls).await?;
     let channel = limited("opening a channel", connection.create_channel()).await?;
     let durable = QueueDeclareOptions {
         durable: true,
@@ -193,11 +321,7 @@ async fn consume(bus: &AmqpIngest) -> Result<(Connection, Consumer), NotifierErr
 /// Connects to `bus`'s broker and checks that its exchange is there, changing nothing
 /// (`tidings doctor`).
 pub async fn check(bus: &AmqpIngest) -> Result<(), NotifierError> {
-    let connection = limited(
-        "connecting",
-        Connection::connect(&bus.url, ConnectionProperties::default()),
-    )
-    .await?;
+    let connection = connect(&bus.url, &bus.tls).await?;
     let channel = limited("opening a channel", connection.create_channel()).await?;
     limited(
         &format!("looking for the exchange {:?}", bus.exchange),
@@ -219,11 +343,7 @@ pub async fn check(bus: &AmqpIngest) -> Result<(), NotifierError> {
 /// Deletes `bus`'s queue, its dead-letter queue and exchange, whatever they hold (for
 /// benchmarks that declared a queue of their own).
 pub async fn delete_queues(bus: &AmqpIngest) -> Result<(), NotifierError> {
-    let connection = limited(
-        "connecting",
-        Connection::connect(&bus.url, ConnectionProperties::default()),
-    )
-    .await?;
+    let connection = connect(&bus.url, &bus.tls).await?;
     let channel = limited("opening a channel", connection.create_channel()).await?;
     let dead = bus.dead_letter_queue();
     for queue in [bus.queue.as_str(), dead.as_str()] {
@@ -313,7 +433,17 @@ fn headers_table(map: &Map<String, Value>) -> FieldTable {
 /// Publishes `messages` as fedora-messaging does (see [`AmqpPublisher::send`]) on a
 /// connection of its own, closed afterwards.
 pub async fn publish(url: &str, exchange: &str, messages: &[Message]) -> Result<(), NotifierError> {
-    let publisher = AmqpPublisher::connect(url, exchange).await?;
+    publish_with(url, &AmqpTls::default(), exchange, messages).await
+}
+
+/// [`publish`] with TLS settings (`tidings publish --amqp` takes `[bus.amqp.tls]`).
+pub async fn publish_with(
+    url: &str,
+    tls: &AmqpTls,
+    exchange: &str,
+    messages: &[Message],
+) -> Result<(), NotifierError> {
+    let publisher = AmqpPublisher::connect(url, tls, exchange).await?;
     let sent = publisher.send(messages).await;
     publisher.close().await;
     sent
@@ -330,13 +460,13 @@ pub struct AmqpPublisher {
 }
 
 impl AmqpPublisher {
-    /// Connects to the broker at `url` to publish to `exchange`.
-    pub async fn connect(url: &str, exchange: &str) -> Result<AmqpPublisher, NotifierError> {
-        let connection = limited(
-            "connecting",
-            Connection::connect(url, ConnectionProperties::default()),
-        )
-        .await?;
+    /// Connects to the broker at `url` (with `tls`) to publish to `exchange`.
+    pub async fn connect(
+        url: &str,
+        tls: &AmqpTls,
+        exchange: &str,
+    ) -> Result<AmqpPublisher, NotifierError> {
+        let connection = connect(url, tls).await?;
         let channel = limited("opening a channel", connection.create_channel()).await?;
         limited(
             "turning on publisher confirms",
@@ -468,11 +598,7 @@ async fn watch_queue(bus: AmqpIngest, metrics: Arc<Metrics>, shutdown: Cancellat
     loop {
         if open.is_none() {
             let connected = async {
-                let connection = limited(
-                    "connecting",
-                    Connection::connect(&bus.url, ConnectionProperties::default()),
-                )
-                .await?;
+                let connection = connect(&bus.url, &bus.tls).await?;
                 let channel = limited("opening a channel", connection.create_channel()).await?;
                 Ok::<_, NotifierError>((connection, channel))
             };
@@ -673,6 +799,7 @@ mod tests {
             routing_keys: vec!["#".into()],
             prefetch: 10,
             retry_max: Duration::from_secs(1),
+            tls: AmqpTls::default(),
         };
         assert!(
             !bus.redacted_url().contains("s3cret"),

@@ -21,12 +21,14 @@
 
 pub mod amqp;
 pub mod live;
+pub mod trust;
 pub mod zmq;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use tidings_rules::{Envelope, Message, Metadata};
 use tidings_store::{Arrival, Store, StoreError};
 use tokio::sync::Notify;
@@ -35,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 use crate::outage::patiently;
 use crate::{Derive, Metrics, NotifierError};
 
-pub use self::amqp::AmqpIngest;
+pub use self::amqp::{AmqpIngest, AmqpTls};
+pub use self::trust::{Trust, TrustConfig};
 pub use self::zmq::ZmqIngest;
 
 /// Failed attempts to store one message, for a reason that is neither an outage nor a
@@ -113,6 +116,25 @@ impl Wire {
             Wire::Refused { reason, .. } => Err(reason.clone()),
         }
     }
+
+    /// Checks the signature of a fedmsg envelope (ZeroMQ frames, or JSON over HTTP) that
+    /// decoded; fedora-messaging messages carry none (their trust is the broker's TLS).
+    fn verify(&self, trust: &Trust) -> Result<(), String> {
+        let json = match self {
+            Wire::Frames(frames) => frames.get(1),
+            Wire::Json(bytes) => Some(bytes),
+            Wire::Amqp { .. } | Wire::Refused { .. } => None,
+        };
+        let Some(json) = json else { return Ok(()) };
+        match serde_json::from_slice::<Value>(json) {
+            // The fedora-messaging JSON form (no `msg`, a `body`) is not fedmsg's.
+            Ok(Value::Object(map)) if map.contains_key("msg") || !map.contains_key("body") => {
+                trust.check(&map, json)
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("envelope is not JSON: {e}")),
+        }
+    }
 }
 
 /// What became of one input.
@@ -185,6 +207,7 @@ pub struct Accept {
     derive: Derive,
     tally: Arc<dyn Tally>,
     wake: Arc<Notify>,
+    trust: Option<Arc<Trust>>,
 }
 
 /// One input, decoded with its metadata, or why it is malformed.
@@ -199,17 +222,24 @@ impl Accept {
             derive,
             tally,
             wake,
+            trust: None,
         }
     }
 
+    /// The same pipeline, refusing fedmsg envelopes whose signature `trust` does not
+    /// accept (`bus.verify_signatures`); `None` accepts them unchecked.
+    pub fn verifying(mut self, trust: Option<Arc<Trust>>) -> Accept {
+        self.trust = trust;
+        self
+    }
+
     fn decode(&self, raw: &Raw) -> Decoded {
-        match raw.wire.decode() {
-            Ok(envelope) => {
-                let metadata = (self.derive)(&envelope.message);
-                Ok((envelope.message, metadata))
-            }
-            Err(reason) => Err(reason),
+        let envelope = raw.wire.decode()?;
+        if let Some(trust) = &self.trust {
+            raw.wire.verify(trust)?;
         }
+        let metadata = (self.derive)(&envelope.message);
+        Ok((envelope.message, metadata))
     }
 
     /// Archives a batch in one transaction and reports each input's fate, in order. On
