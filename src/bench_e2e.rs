@@ -112,6 +112,28 @@ pub struct E2eArgs {
     /// Packages rebuilt in the flood scenario.
     #[arg(long, default_value_t = 100)]
     pub(crate) flood_packages: usize,
+    /// The bus the messages travel on: `zmq` (fedmsg, from a publisher the bench binds) or
+    /// `amqp` (fedora-messaging, published to `amq.topic` on `--amqp-url` and consumed
+    /// from a queue of the bench's own, deleted afterwards).
+    #[arg(long, value_enum, default_value_t = BenchBus::Zmq)]
+    pub(crate) bus: BenchBus,
+    /// `--bus amqp`: the broker.
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub(crate) amqp_url: String,
+    /// `--bus amqp` on PostgreSQL: run the notifier role in this many `tidings notifier`
+    /// processes (competing consumers of the queue; one matches, the others stand by)
+    /// instead of in the bench's process (0).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) notifier_processes: usize,
+}
+
+/// The bus of `tidings bench e2e`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchBus {
+    /// fedmsg over ZeroMQ.
+    Zmq,
+    /// fedora-messaging over AMQP.
+    Amqp,
 }
 
 /// The channel the bench's users are reached on.
@@ -154,6 +176,19 @@ pub fn run(config_file: Option<&Path>, args: E2eArgs) -> anyhow::Result<Value> {
         .port();
     let endpoint = format!("tcp://127.0.0.1:{port}");
     config.bus.zmq_endpoints = vec![endpoint.clone()];
+    if args.bus == BenchBus::Amqp {
+        if args.flood_max > 0 {
+            bail!("--flood-max runs on the ZeroMQ bus only");
+        }
+        config.bus.amqp = Some(crate::bench_amqp::bench_bus(&args.amqp_url));
+    } else if args.notifier_processes > 0 {
+        bail!("--notifier-processes needs --bus amqp (competing consumers of one queue)");
+    }
+    if args.notifier_processes > 0 && !config.database_url().starts_with("postgres") {
+        bail!(
+            "--notifier-processes needs PostgreSQL (--database postgres://…): processes share it"
+        );
+    }
     if args.sender_concurrency.is_some() {
         config.sender.concurrency = args.sender_concurrency;
     }
@@ -172,10 +207,21 @@ pub fn run(config_file: Option<&Path>, args: E2eArgs) -> anyhow::Result<Value> {
     let chat = crate::bench_chat::ChatServer::start(&mut config, &args, &data)?;
     config.prepare()?;
     let figures = match args.flood_max {
-        0 => crate::runtime()?.block_on(bench(&config, &args, &endpoint, chat.as_ref())),
+        0 => crate::runtime()?.block_on(bench(
+            (&config, config_file),
+            &args,
+            &endpoint,
+            chat.as_ref(),
+        )),
         _ => crate::runtime()?.block_on(crate::bench_flood::flood(&config, &args, &endpoint)),
     };
     drop(chat);
+    // Whatever the outcome: a queue bound to `amq.topic` left behind would fill up.
+    if let (BenchBus::Amqp, Some(bus)) = (args.bus, &config.bus.amqp) {
+        if let Err(err) = crate::runtime()?.block_on(crate::bench_amqp::delete_queue(bus)) {
+            eprintln!("tidings: {err:#}");
+        }
+    }
     if args.keep {
         eprintln!("tidings: data kept in {}", data.display());
     } else {
@@ -185,7 +231,7 @@ pub fn run(config_file: Option<&Path>, args: E2eArgs) -> anyhow::Result<Value> {
 }
 
 async fn bench(
-    config: &Config,
+    (config, config_file): (&Config, Option<&Path>),
     args: &E2eArgs,
     endpoint: &str,
     chat: Option<&crate::bench_chat::ChatServer>,
@@ -232,16 +278,23 @@ async fn bench(
 
     let metrics = Arc::new(Metrics::default());
     let oracle = Matcher::load(&store, metrics.clone()).await?;
+    // What the notifier archives: over AMQP, the message as it arrives from there.
+    let arrives = |envelope: Value| match args.bus {
+        BenchBus::Zmq => Envelope::from_value(envelope)
+            .map(|e| e.message)
+            .map_err(anyhow::Error::from),
+        BenchBus::Amqp => crate::bench_amqp::over_amqp(&envelope),
+    };
     let expected = |ids: std::ops::Range<usize>, prefix: &str| -> usize {
         ids.map(|i| {
             let envelope = fresh(&corpus, i, prefix);
-            match Envelope::from_value(envelope) {
-                Ok(e) => {
-                    let metadata = derive(&e.message);
+            match arrives(envelope) {
+                Ok(message) => {
+                    let metadata = derive(&message);
                     oracle
                         .notifications(&StoredMessage {
                             id: 0,
-                            message: e.message,
+                            message,
                             metadata,
                             source: String::new(),
                             received_at: 0,
@@ -257,12 +310,27 @@ async fn bench(
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let notifier = roles::notifier(
-        store.clone(),
-        serve::notifier_settings(config, &metrics, derive.clone()),
-        shutdown.clone(),
-    );
-    tasks.spawn(notifier);
+    let notifiers = match args.notifier_processes {
+        0 => {
+            let notifier = roles::notifier(
+                store.clone(),
+                serve::notifier_settings(config, &metrics, derive.clone())?,
+                shutdown.clone(),
+            );
+            tasks.spawn(notifier);
+            None
+        }
+        n => {
+            let (config, config_file) = (config.clone(), config_file.map(Path::to_path_buf));
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    crate::bench_amqp::NotifierProcesses::start(config_file.as_deref(), &config, n)
+                })
+                .await
+                .context("starting notifier processes")??,
+            )
+        }
+    };
     if !args.no_send {
         let sender = roles::sender(
             store.clone(),
@@ -272,13 +340,17 @@ async fn bench(
         tasks.spawn(sender);
     }
 
-    let publisher = Publisher::bind(endpoint, Duration::from_secs(30))?;
+    let mut publisher = match &config.bus.amqp {
+        Some(bus) if args.bus == BenchBus::Amqp => crate::bench_amqp::Feed::amqp(bus).await?,
+        _ => crate::bench_amqp::Feed::Zmq(Publisher::bind(endpoint, Duration::from_secs(30))?),
+    };
     let (count, burst_corpus) = (args.messages, corpus.clone());
     let started = Instant::now();
-    let publisher = tokio::task::spawn_blocking(move || -> anyhow::Result<Publisher> {
+    let publisher = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         for i in 0..count {
             publisher.send(&fresh(&burst_corpus, i, "burst"))?;
         }
+        publisher.flush()?;
         Ok(publisher)
     });
     let limit = Duration::from_secs(args.timeout_secs);
@@ -290,7 +362,7 @@ async fn bench(
         args.no_send,
     )
     .await;
-    let publisher = publisher.await.context("publisher thread")??;
+    let mut publisher = publisher.await.context("publisher thread")??;
     let burst = match burst {
         Ok(burst) => burst,
         Err(err) => {
@@ -309,7 +381,7 @@ async fn bench(
         let rate = args.rate;
         let corpus = corpus.clone();
         let published =
-            tokio::task::spawn_blocking(move || -> anyhow::Result<HashMap<String, i64>> {
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(HashMap<String, i64>, _)> {
                 let mut at = HashMap::with_capacity(steady_count);
                 let start = Instant::now();
                 for i in 0..steady_count {
@@ -320,8 +392,9 @@ async fn bench(
                     let envelope = fresh(&corpus, i, "steady");
                     at.insert(format!("steady-{i}"), tidings_store::now_ms());
                     publisher.send(&envelope)?;
+                    publisher.flush()?;
                 }
-                Ok(at)
+                Ok((at, publisher))
             });
         let total_messages = (args.messages + steady_count) as i64;
         let total_expected = (burst_expected + steady_expected) as i64;
@@ -333,7 +406,8 @@ async fn bench(
             false,
         )
         .await;
-        let published = published.await.context("publisher thread")??;
+        let (published, used) = published.await.context("publisher thread")??;
+        publisher = used;
         let watched = match watched {
             Ok(watched) => watched,
             Err(err) => {
@@ -374,6 +448,9 @@ async fn bench(
             tracing::error!(error = %err, "a role stopped with an error");
         }
     }
+    let notifier_rss = notifiers.as_ref().map(|n| n.peak_rss_mb());
+    drop(notifiers);
+    publisher.close().await;
     let (pending, sending, sent, dead) = store.outbox_counts().await?;
     store.close().await;
     let folder_limit = match mailbox {
@@ -389,6 +466,12 @@ async fn bench(
     };
     Ok(json!({
         "backend": backend,
+        "bus": match args.bus {
+            BenchBus::Zmq => "zmq",
+            BenchBus::Amqp => "amqp",
+        },
+        "notifier_processes": args.notifier_processes,
+        "notifier_peak_rss_mb": notifier_rss,
         "channel": match (args.channel, config.email().smtp_url.is_some()) {
             (BenchChannel::Webhook, _) => "webhook",
             (BenchChannel::Ntfy, _) => "ntfy",

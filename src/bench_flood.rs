@@ -145,7 +145,7 @@ pub(crate) async fn flood(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(roles::notifier(
         store.clone(),
-        serve::notifier_settings(config, &metrics, derive.clone()),
+        serve::notifier_settings(config, &metrics, derive.clone())?,
         shutdown.clone(),
     ));
     tasks.spawn(roles::sender(

@@ -4,7 +4,6 @@
 //! mailbox folder and, when `--smtp host:port` is given, (b) that SMTP server, timing each
 //! drain from the first claim to the last recorded outcome.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,7 +103,7 @@ async fn drain(
     // would load the database the sender is using); the outbox then says when every
     // outcome is recorded.
     let target = already + options.rows as i64;
-    let finished = || metrics.sent.load(Ordering::Relaxed) + metrics.dead.load(Ordering::Relaxed);
+    let finished = || metrics.sent.get() + metrics.dead.get();
     while finished() < options.rows as u64 && !running.is_finished() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -127,7 +126,7 @@ async fn drain(
         "sent": done,
         "dead": dead,
         "rate_per_sec": round(done as f64 / elapsed.as_secs_f64().max(1e-9)),
-        "leases_lost": metrics.leases_lost.load(Ordering::Relaxed),
+        "leases_lost": metrics.leases_lost.get(),
     }))
 }
 

@@ -38,12 +38,9 @@ pub fn settings(config: &Config) -> anyhow::Result<BridgeSettings> {
     }
     Ok(BridgeSettings {
         amqp: AmqpIngest {
-            url: amqp.url,
-            exchange: amqp.exchange,
             queue: section.queue.clone(),
             routing_keys: section.routing_keys.clone(),
-            prefetch: amqp.prefetch,
-            retry_max: Duration::from_millis(config.database.retry_max_ms),
+            ..amqp.ingest(Duration::from_millis(config.database.retry_max_ms))
         },
         zmq_endpoints: section.zmq_endpoints.clone(),
         exchange: section.exchange.clone(),

@@ -166,6 +166,19 @@ pub struct Bus {
     pub max_message_bytes: usize,
     /// fedora-messaging over AMQP (`[bus.amqp]`); none: not consumed.
     pub amqp: Option<Amqp>,
+    /// Archive only fedmsg envelopes (ZeroMQ, the HTTP API) whose X.509 `signature` and
+    /// `certificate` check out against `ca_cert` (fedmsg's `validate_signatures`); the
+    /// rest is rejected, recorded and counted.
+    pub verify_signatures: bool,
+    /// PEM file of the CA that issues the publishers' signing certificates (fedmsg's
+    /// `ca_cert_location`); needed when `verify_signatures` is on.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM file of that CA's certificate revocation list (fedmsg's `crl_location`).
+    pub crl: Option<PathBuf>,
+    /// Topic → the certificate common names that may sign messages on it.
+    pub routing_policy: std::collections::BTreeMap<String, Vec<String>>,
+    /// Refuse signed messages on topics missing from `routing_policy`.
+    pub routing_nitpicky: bool,
 }
 
 /// Where fedora-messaging messages are consumed (`[bus.amqp]`).
@@ -183,6 +196,51 @@ pub struct Amqp {
     pub routing_keys: Vec<String>,
     /// Messages delivered ahead of their acknowledgement.
     pub prefetch: u16,
+    /// TLS for `amqps://` URLs (`[bus.amqp.tls]`, fedora-messaging's `[tls]` keys).
+    pub tls: AmqpTls,
+}
+
+/// TLS to the broker as fedora-messaging configures it (`[tls]` there): the CA that signed
+/// the broker's certificate, and a client certificate and key, with which the connection
+/// authenticates as the certificate's subject (SASL EXTERNAL) unless the URL names
+/// another `auth_mechanism`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpTls {
+    /// PEM file of the CA(s) the broker's certificate is checked against, besides the
+    /// system's.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM file of the client certificate (and its chain).
+    pub certfile: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    pub keyfile: Option<PathBuf>,
+}
+
+impl Amqp {
+    /// As the notifier's AMQP ingest takes it, waiting up to `retry_max` between attempts
+    /// while the database is unavailable.
+    pub fn ingest(&self, retry_max: std::time::Duration) -> tidings_notifier::bus::AmqpIngest {
+        tidings_notifier::bus::AmqpIngest {
+            url: self.url.clone(),
+            exchange: self.exchange.clone(),
+            queue: self.queue.clone(),
+            routing_keys: self.routing_keys.clone(),
+            prefetch: self.prefetch,
+            retry_max,
+            tls: self.tls.settings(),
+        }
+    }
+}
+
+impl AmqpTls {
+    /// As the notifier takes it.
+    pub fn settings(&self) -> tidings_notifier::bus::AmqpTls {
+        tidings_notifier::bus::AmqpTls {
+            ca_cert: self.ca_cert.clone(),
+            certfile: self.certfile.clone(),
+            keyfile: self.keyfile.clone(),
+        }
+    }
 }
 
 impl Default for Amqp {
@@ -193,6 +251,7 @@ impl Default for Amqp {
             queue: "tidings".into(),
             routing_keys: vec!["#".into()],
             prefetch: 100,
+            tls: AmqpTls::default(),
         }
     }
 }
@@ -268,6 +327,11 @@ impl Default for Bus {
             catalog_dirs: Vec::new(),
             max_message_bytes: 1024 * 1024,
             amqp: None,
+            verify_signatures: false,
+            ca_cert: None,
+            crl: None,
+            routing_policy: std::collections::BTreeMap::new(),
+            routing_nitpicky: false,
         }
     }
 }
@@ -431,6 +495,29 @@ impl Config {
         if let Some(oidc) = &self.web.oidc {
             oidc.check().map_err(anyhow::Error::msg)?;
         }
+        if self.bus.verify_signatures && self.bus.ca_cert.is_none() {
+            anyhow::bail!(
+                "config key bus.ca_cert: bus.verify_signatures is on, so bus.ca_cert must name \
+                 the PEM file of the CA that issues the publishers' signing certificates"
+            );
+        }
+        if let Some(amqp) = &self.bus.amqp {
+            let tls = &amqp.tls;
+            let any = tls.ca_cert.is_some() || tls.certfile.is_some();
+            if any && !amqp.url.starts_with("amqps://") {
+                anyhow::bail!(
+                    "config key bus.amqp.url: [bus.amqp.tls] is set, so the URL must be \
+                     amqps:// (found {:?})",
+                    amqp.url.split('@').next_back().unwrap_or_default()
+                );
+            }
+            if amqp.tls.certfile.is_some() != amqp.tls.keyfile.is_some() {
+                anyhow::bail!(
+                    "config key bus.amqp.tls: certfile and keyfile go together (the client \
+                     certificate and its private key); set both or neither"
+                );
+            }
+        }
         if let Some(url) = &self.web.base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 anyhow::bail!(
@@ -439,6 +526,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The fedmsg signature checker, when `bus.verify_signatures` is on: the CA and CRL
+    /// read now, so a missing or broken file stops the start naming its key.
+    pub fn trust(&self) -> anyhow::Result<Option<std::sync::Arc<tidings_notifier::bus::Trust>>> {
+        if !self.bus.verify_signatures {
+            return Ok(None);
+        }
+        let trust = tidings_notifier::bus::Trust::load(&tidings_notifier::bus::TrustConfig {
+            ca_cert: self.bus.ca_cert.clone().unwrap_or_default(),
+            crl: self.bus.crl.clone(),
+            routing_policy: self.bus.routing_policy.clone(),
+            routing_nitpicky: self.bus.routing_nitpicky,
+        })
+        .map_err(|e| anyhow::anyhow!("config key {e}"))?;
+        Ok(Some(std::sync::Arc::new(trust)))
     }
 
     /// The database URL in effect.

@@ -42,6 +42,9 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     if let Some(amqp) = &config.bus.amqp {
         checks.push(("bus: AMQP".into(), amqp_broker(config, amqp).await));
     }
+    if config.bus.verify_signatures {
+        checks.push(("bus: fedmsg signatures".into(), signatures(config)));
+    }
     checks.push(("email".into(), email(config).await));
     let channels = &config.channels;
     if channels.matrix.enabled {
@@ -84,6 +87,28 @@ fn config_summary(config: &Config) -> String {
         ));
     }
     found
+}
+
+/// The CA (and CRL) fedmsg signatures are checked against load.
+fn signatures(config: &Config) -> Outcome {
+    let fix = "set bus.ca_cert (and bus.crl, if used) to readable PEM files: the CA that issues \
+               the publishers' signing certificates and its revocation list";
+    config
+        .trust()
+        .map_err(|e| (format!("{e:#}"), fix.to_string()))?;
+    let shown = |path: &Option<std::path::PathBuf>| {
+        path.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    Ok(match &config.bus.crl {
+        Some(_) => format!(
+            "checked against the CA in {}, revocations from {}",
+            shown(&config.bus.ca_cert),
+            shown(&config.bus.crl)
+        ),
+        None => format!("checked against the CA in {}", shown(&config.bus.ca_cert)),
+    })
 }
 
 fn data_folder(config: &Config) -> Outcome {
@@ -134,15 +159,9 @@ fn zmq_endpoint(endpoint: &str) -> Outcome {
 }
 
 async fn amqp_broker(config: &Config, amqp: &crate::config::Amqp) -> Outcome {
-    let bus = tidings_notifier::bus::AmqpIngest {
-        url: amqp.url.clone(),
-        exchange: amqp.exchange.clone(),
-        queue: amqp.queue.clone(),
-        routing_keys: amqp.routing_keys.clone(),
-        prefetch: amqp.prefetch,
-        retry_max: Duration::from_millis(config.database.retry_max_ms),
-    };
-    let fix = "check bus.amqp.url (user, password, host, port, virtual host) and that the \
+    let bus = amqp.ingest(Duration::from_millis(config.database.retry_max_ms));
+    let fix = "check bus.amqp.url (user, password, host, port, virtual host), \
+               [bus.amqp.tls] for amqps:// (ca_cert, certfile, keyfile), and that the \
                exchange exists on the broker";
     limited(
         async {

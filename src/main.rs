@@ -2,6 +2,7 @@
 //! and administers accounts. This file parses the command line and hands over.
 
 mod admin;
+mod bench_amqp;
 mod bench_chat;
 mod bench_e2e;
 mod bench_feed;

@@ -34,8 +34,9 @@ pub struct PublishArgs {
     /// Post to this hub's HTTP API (its base URL) instead of ZeroMQ.
     #[arg(long, requires = "token", conflicts_with = "amqp")]
     http: Option<String>,
-    /// Publish to this AMQP broker (`amqp://user:password@host:5672/%2f`) as fedora-messaging
-    /// does (routing key = topic, message_id, headers, JSON body), instead of ZeroMQ.
+    /// Publish to this AMQP broker (`amqp://user:password@host:5672/%2f`, or `amqps://…`
+    /// with the TLS settings of `[bus.amqp.tls]`) as fedora-messaging does (routing key =
+    /// topic, message_id, headers, JSON body), instead of ZeroMQ.
     #[arg(long)]
     amqp: Option<String>,
     /// The exchange for --amqp.
@@ -115,8 +116,16 @@ pub fn run(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(_, line)| Envelope::from_json(line).map(|e| e.message))
             .collect::<Result<Vec<_>, _>>()?;
-        crate::runtime()?.block_on(tidings_notifier::bus::amqp::publish(
+        // The TLS settings of [bus.amqp.tls] (a client certificate, the broker's CA).
+        let tls = config
+            .bus
+            .amqp
+            .as_ref()
+            .map(|amqp| amqp.tls.settings())
+            .unwrap_or_default();
+        crate::runtime()?.block_on(tidings_notifier::bus::amqp::publish_with(
             url,
+            &tls,
             &args.exchange,
             &decoded,
         ))?;

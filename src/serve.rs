@@ -165,7 +165,7 @@ pub async fn run(config: Config, roles: &[Role], demo: bool) -> anyhow::Result<(
         });
     }
     if roles.contains(&Role::Notifier) {
-        let settings = notifier_settings(&config, &metrics, derived());
+        let settings = notifier_settings(&config, &metrics, derived())?;
         let role = roles::notifier(store.clone(), settings, shutdown.clone());
         tasks.spawn(async move { role.await.context("notifier") });
     }
@@ -186,6 +186,15 @@ pub async fn run(config: Config, roles: &[Role], demo: bool) -> anyhow::Result<(
             shutdown.clone(),
         );
         tasks.spawn(async move { served.await.context("metrics server") });
+        // The gauges read from the store (backlog, outbox by state), fresh at each scrape
+        // within this period.
+        let watch = metrics
+            .clone()
+            .watch(store.clone(), GAUGES_EVERY, shutdown.clone());
+        tasks.spawn(async move {
+            watch.await;
+            Ok(())
+        });
     }
     tracing::info!(?roles, "tidings is running");
 
@@ -204,7 +213,17 @@ pub async fn run(config: Config, roles: &[Role], demo: bool) -> anyhow::Result<(
         }
     }
     store.close().await;
-    tracing::info!("stopped");
+    tracing::info!(
+        ingested = metrics.ingested.get(),
+        duplicates = metrics.duplicates.get(),
+        rejected = metrics.rejected.get(),
+        matched = metrics.matched.get(),
+        queued = metrics.queued.get(),
+        sent = metrics.sent.get(),
+        retried = metrics.retried.get(),
+        dead = metrics.dead.get(),
+        "stopped"
+    );
     outcome
 }
 
@@ -213,26 +232,16 @@ pub fn notifier_settings(
     config: &Config,
     metrics: &Arc<Metrics>,
     derive: Derive,
-) -> NotifierSettings {
+) -> anyhow::Result<NotifierSettings> {
     let retry_max = Duration::from_millis(config.database.retry_max_ms);
-    NotifierSettings {
+    Ok(NotifierSettings {
         ingest: tidings_notifier::bus::ZmqIngest {
             endpoints: config.bus.zmq_endpoints.clone(),
             max_message_bytes: config.bus.max_message_bytes,
             retry_max,
+            trust: config.trust()?,
         },
-        amqp: config
-            .bus
-            .amqp
-            .as_ref()
-            .map(|amqp| tidings_notifier::bus::AmqpIngest {
-                url: amqp.url.clone(),
-                exchange: amqp.exchange.clone(),
-                queue: amqp.queue.clone(),
-                routing_keys: amqp.routing_keys.clone(),
-                prefetch: amqp.prefetch,
-                retry_max,
-            }),
+        amqp: config.bus.amqp.as_ref().map(|amqp| amqp.ingest(retry_max)),
         matcher: MatcherSettings {
             batch: config.matcher.batch,
             poll: Duration::from_millis(config.matcher.poll_ms),
@@ -242,7 +251,7 @@ pub fn notifier_settings(
         },
         derive,
         metrics: metrics.clone(),
-    }
+    })
 }
 
 /// The sender role's settings, from the config.
@@ -311,6 +320,7 @@ async fn web_role(
     // The handlers poke this; the store passes it on to the matcher, wherever it runs.
     let wake = store.notify_signalling(Wake::Matcher, shutdown);
     let state = tidings_web::AppState::new(store.clone(), web_config, derive, wake)
+        .with_trust(config.trust()?)
         .with_metrics(Arc::new(WebMetrics(metrics.clone())))
         .with_apps(catalog.app_names())
         .with_catalog(report.as_ref().clone());
@@ -326,6 +336,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .await
         .with_context(|| format!("opening the database {}", tidings_store::redact(&url)))
 }
+
+/// How often the `/metrics` gauges are read from the store.
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
 /// The notifier's counters, as the web side reports into and serves them.
 struct WebMetrics(Arc<Metrics>);

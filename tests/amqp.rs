@@ -40,7 +40,18 @@ fn wait_stats(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    wait_stats_for(hub, what, Duration::from_secs(60), done)
+}
+
+/// Polls `tidings outbox stats` until `done` holds or `limit` passes; fails with the last
+/// figures and serve's log.
+pub(crate) fn wait_stats_for(
+    hub: &Hub,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
     loop {
         let stats = hub.stats();
         if done(&stats) {
@@ -244,7 +255,7 @@ fn a_broker_restart_loses_nothing_and_the_hub_connects_again() {
 }
 
 /// `count` messages about alice (her `fedora_messaging_user_*` header), ids `{prefix}-n`.
-fn about_alice(prefix: &str, count: usize) -> Vec<Message> {
+pub(crate) fn about_alice(prefix: &str, count: usize) -> Vec<Message> {
     let mut messages = numbered(prefix, count);
     for message in &mut messages {
         message.headers.insert(
@@ -274,13 +285,7 @@ fn notifiers_share_the_queue_and_a_killed_one_loses_nothing() {
         .insert("TIDINGS_BUS__AMQP__PREFETCH".into(), "10".into());
     hub.run(&["migrate"]);
     hub.user_with_filter("alice", "alice@example.org", "usernames has $me");
-    let mut notifiers: Vec<_> = (1..=3)
-        .map(|n| {
-            let notifier = hub.spawn_role("notifier", &format!("notifier-{n}"), &[]);
-            notifier.wait_log("its AMQP consumer", &["AMQP consumer connected"]);
-            notifier
-        })
-        .collect();
+    let mut notifiers = hub.spawn_amqp_notifiers(3);
     let _sender = hub.spawn_role("sender", "sender-1", &[]);
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

@@ -11,7 +11,6 @@
 //! its owner and the admin see why), logged once and counted.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -246,13 +245,8 @@ impl Matcher {
             return Ok(());
         }
         store.complete_messages(done).await?;
-        let queued: usize = done.iter().map(|(_, n)| n.len()).sum();
         self.metrics
-            .matched
-            .fetch_add(done.len() as u64, Ordering::Relaxed);
-        self.metrics
-            .queued
-            .fetch_add(queued as u64, Ordering::Relaxed);
+            .matched_messages(done.iter().map(|(_, n)| n.len()));
         done.clear();
         Ok(())
     }
@@ -395,7 +389,7 @@ async fn active(
             }
             built_at = Instant::now();
         }
-        let queued = metrics.queued.load(Ordering::Relaxed);
+        let queued = metrics.queued.get();
         let wait = match matcher.drain_until(store, settings.batch, shutdown).await {
             Ok(n) => {
                 if backoff.attempts() > 0 {
@@ -422,7 +416,7 @@ async fn active(
         };
         // Whatever woke us (a message, or a new destination whose confirmation is queued)
         // may have left work in the outbox.
-        if woken || metrics.queued.load(Ordering::Relaxed) != queued {
+        if woken || metrics.queued.get() != queued {
             store.signal(Wake::Sender);
         }
         woken = tokio::select! {

@@ -450,7 +450,16 @@ impl Attempt {
         };
         let outcome = outcome(&self.config, row.attempt, result);
         match &outcome {
-            Outcome::Sent => Metrics::bump(&self.metrics.sent),
+            Outcome::Sent => {
+                Metrics::bump(&self.metrics.sent);
+                if let (OutboxKind::Notification, Some(message)) = (&row.kind, &row.message) {
+                    self.metrics.delivered(
+                        row.destination.channel.as_str(),
+                        message.received_at,
+                        tidings_store::now_ms(),
+                    );
+                }
+            }
             Outcome::Retry { error, .. } => {
                 Metrics::bump(&self.metrics.retried);
                 tracing::warn!(outbox = row.id, attempt = row.attempt, %error, "send failed; will retry");

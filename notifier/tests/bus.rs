@@ -20,6 +20,8 @@ struct Batches {
     batches: VecDeque<Vec<Raw>>,
     store: Store,
     acks: Arc<Mutex<Vec<(usize, Accepted, i64)>>>,
+    /// How many acknowledgements there were when the source was closed.
+    closed: Arc<Mutex<Option<usize>>>,
 }
 
 impl Source for Batches {
@@ -46,6 +48,13 @@ impl Source for Batches {
             .lock()
             .expect("acks")
             .push((ack, accepted.clone(), archived + rejected));
+    }
+
+    async fn close(&mut self) {
+        let acks = self.acks.lock().expect("acks").len();
+        let mut closed = self.closed.lock().expect("closed");
+        assert!(closed.is_none(), "closed once");
+        *closed = Some(acks);
     }
 }
 
@@ -79,6 +88,7 @@ async fn a_batch_is_stored_at_once_and_acknowledged_after_its_commit() {
         wire: Wire::Frames(vec![b"org.test".to_vec(), b"{not json".to_vec()]),
     };
     let acks = Arc::new(Mutex::new(Vec::new()));
+    let closed = Arc::new(Mutex::new(None));
     let source = Batches {
         batches: VecDeque::from([
             vec![envelope("a"), malformed, envelope("b"), envelope("a")],
@@ -86,6 +96,7 @@ async fn a_batch_is_stored_at_once_and_acknowledged_after_its_commit() {
         ]),
         store: store.clone(),
         acks: acks.clone(),
+        closed: closed.clone(),
     };
     let settings = RunSettings {
         batch: 16,
@@ -117,13 +128,21 @@ async fn a_batch_is_stored_at_once_and_acknowledged_after_its_commit() {
     assert_eq!(acks[4].2, 4, "{acks:?}");
     assert_eq!(store.message_counts().await.expect("counts"), (3, 0));
     assert_eq!(store.rejected_count().await.expect("rejected"), 1);
-    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(
         (
-            count(&metrics.ingested),
-            count(&metrics.duplicates),
-            count(&metrics.rejected)
+            metrics.ingested.get(),
+            metrics.duplicates.get(),
+            metrics.rejected.get()
         ),
         (3, 1, 1)
     );
+    // The three stored were sent at 1,700,000,000 s: each lagged by years.
+    let text = metrics.render();
+    assert!(
+        text.lines()
+            .any(|l| l == "tidings_ingest_lag_seconds_count 3"),
+        "{text}"
+    );
+    // Closed once, after the last acknowledgement.
+    assert_eq!(*closed.lock().expect("closed"), Some(5));
 }

@@ -3,7 +3,6 @@
 //! the store, so it stays out after a restart), counts it once, and matches everyone
 //! else's messages as before.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use sqlx::{Connection as _, Executor as _};
@@ -55,7 +54,7 @@ fn destinations(matcher: &Matcher) -> Vec<i64> {
 }
 
 fn quarantined(metrics: &Metrics) -> u64 {
-    metrics.quarantined.load(Ordering::Relaxed)
+    metrics.quarantined.get()
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 //! a backstop beside the change log: a change the log never announced (written by hand,
 //! or lost to a bug) is matched on after the next rebuild instead of never.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +32,7 @@ async fn publish(store: &Store, id: &str, topic: &str) {
 /// Waits until `n` messages are matched.
 async fn matched(metrics: &Metrics, n: u64) {
     tokio::time::timeout(Duration::from_secs(20), async {
-        while metrics.matched.load(Ordering::Relaxed) < n {
+        while metrics.matched.get() < n {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -76,7 +75,7 @@ async fn a_change_the_log_missed_is_matched_after_a_rebuild() {
     // Once a message is matched, the index is built.
     publish(&store, "m-1", "org.old.prod.app.event").await;
     matched(&metrics, 1).await;
-    assert_eq!(metrics.queued.load(Ordering::Relaxed), 1);
+    assert_eq!(metrics.queued.get(), 1);
 
     // Alice's filter changes behind the change log's back.
     let mut conn = sqlx::SqliteConnection::connect(&database_url(&dir))
@@ -92,7 +91,7 @@ async fn a_change_the_log_missed_is_matched_after_a_rebuild() {
     publish(&store, "m-2", "org.new.prod.app.event").await;
     matched(&metrics, 2).await;
     assert_eq!(
-        metrics.queued.load(Ordering::Relaxed),
+        metrics.queued.get(),
         2,
         "the rebuilt index matched the changed filter"
     );

@@ -225,7 +225,19 @@ impl Envelope {
                 })
             }
         };
-        let headers: BTreeMap<String, Value> = map.into_iter().collect();
+        // fedmsg 1.x envelopes may carry a `headers` object (AMQP headers, when the message
+        // came through a bridge): its entries are the message's headers as over AMQP, beside
+        // the envelope's own extras (`username`, `i`, ...), which win a clash.
+        let nested = match map.remove("headers") {
+            Some(Value::Object(nested)) => nested,
+            Some(other) => {
+                map.insert("headers".into(), other);
+                serde_json::Map::new()
+            }
+            None => serde_json::Map::new(),
+        };
+        let mut headers: BTreeMap<String, Value> = nested.into_iter().collect();
+        headers.extend(map);
         Ok(Envelope {
             message: Message {
                 id,
@@ -462,6 +474,25 @@ mod tests {
             env.message.headers.get("username"),
             Some(&Value::from("apache"))
         );
+    }
+
+    /// A bridged envelope's `headers` object is the message's headers, as over AMQP: a
+    /// user flag in it counts as one in AMQP headers would; the envelope's own extras win.
+    #[test]
+    fn an_envelopes_headers_object_is_flattened_into_the_headers() {
+        let env = Envelope::from_json(
+            br#"{"topic":"a.b","msg":{},"msg_id":"x","username":"amqp-bridge","headers":{"fedora_messaging_user_alice":true,"username":"other"}}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            env.message.headers.get("fedora_messaging_user_alice"),
+            Some(&Value::Bool(true))
+        );
+        assert_eq!(
+            env.message.headers.get("username"),
+            Some(&Value::from("amqp-bridge"))
+        );
+        assert!(!env.message.headers.contains_key("headers"));
     }
 
     /// A NUL in the topic or id cannot be stored in PostgreSQL; refused at decode, it

@@ -46,7 +46,7 @@ pub use pipeline::outbox::{
     NotificationView, OutboxKind, OutboxPayload, OutboxStatus, Outcome, Recorded, SentPerFilter,
     UnsubscribeTarget, FILTER_COUNT_ROWS, UNSUBSCRIBE_TTL_MS,
 };
-pub use pipeline::stats::{HourlyCount, HourlyLatency, HOUR_MS, LATENCY_ROWS};
+pub use pipeline::stats::{HourlyCount, HourlyLatency, PipelineGauges, HOUR_MS, LATENCY_ROWS};
 pub use preferences::confirmations::{ConfirmationMail, PER_ADDRESS, PER_USER};
 pub use preferences::defaults::{DefaultFilter, DefaultFilterInput, Preview};
 pub use preferences::destinations::{

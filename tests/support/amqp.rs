@@ -178,28 +178,80 @@ impl Drop for Broker {
 pub struct RabbitServer {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The TLS listener's port, when started with [`RabbitServer::start_tls`].
+    pub tls_port: Option<u16>,
+    /// Its one user and password (guest, or the common name TLS clients log in as).
+    user: (String, String),
     dist_port: u16,
     name: String,
     child: Option<std::process::Child>,
 }
 
+/// The PEM files of a TLS listener: the CA client certificates must be signed by, and the
+/// node's own certificate and key.
+pub struct TlsFiles {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
 impl RabbitServer {
     /// Starts a node and waits until it takes connections.
     pub fn start() -> RabbitServer {
+        RabbitServer::start_with(None)
+    }
+
+    /// Starts a node with, besides its plain listener, a TLS listener as Fedora's broker
+    /// runs one: a client certificate signed by `tls.ca` is required
+    /// (`fail_if_no_peer_cert`), and a client logs in as its certificate's common name
+    /// (SASL EXTERNAL, the `rabbitmq_auth_mechanism_ssl` plugin). The node's one user is
+    /// `user` (no guest), so only a client that logged in by certificate as `user` gets in
+    /// over TLS; [`RabbitServer::url`] logs in as `user` with its password.
+    pub fn start_tls(tls: &TlsFiles, user: &str) -> RabbitServer {
+        RabbitServer::start_with(Some((tls, user)))
+    }
+
+    fn start_with(tls: Option<(&TlsFiles, &str)>) -> RabbitServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = super::free_port();
         let dist_port = super::free_port();
-        std::fs::write(
-            dir.path().join("rabbitmq.conf"),
-            format!("listeners.tcp.default = 127.0.0.1:{port}\n"),
-        )
-        .expect("rabbitmq.conf");
+        let mut conf = format!("listeners.tcp.default = 127.0.0.1:{port}\n");
+        let mut user = ("guest".to_string(), "guest".to_string());
+        let mut plugins = "[].\n";
+        let tls_port = tls.map(|(tls, name)| {
+            let tls_port = super::free_port();
+            user = (name.to_string(), format!("pw-{}", super::uuid_like()));
+            conf.push_str(&format!(
+                "default_user = {}\ndefault_pass = {}\n",
+                user.0, user.1
+            ));
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+                 ssl_options.cacertfile = {}\n\
+                 ssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_peer\n\
+                 ssl_options.fail_if_no_peer_cert = true\n\
+                 auth_mechanisms.1 = EXTERNAL\n\
+                 auth_mechanisms.2 = PLAIN\n\
+                 auth_mechanisms.3 = AMQPLAIN\n\
+                 ssl_cert_login_from = common_name\n",
+                tls.ca.display(),
+                tls.cert.display(),
+                tls.key.display(),
+            ));
+            plugins = "[rabbitmq_auth_mechanism_ssl].\n";
+            tls_port
+        });
+        std::fs::write(dir.path().join("rabbitmq.conf"), conf).expect("rabbitmq.conf");
         // The machine's own settings (its node name, its port) are not this node's.
         std::fs::write(dir.path().join("env.conf"), "").expect("env.conf");
-        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("plugins");
+        std::fs::write(dir.path().join("enabled_plugins"), plugins).expect("plugins");
         let mut server = RabbitServer {
             dir,
             port,
+            tls_port,
+            user,
             dist_port,
             name: format!("tidings-test-{port}@localhost"),
             child: None,
@@ -208,9 +260,16 @@ impl RabbitServer {
         server
     }
 
-    /// The URL of its default virtual host, as guest.
+    /// The URL of its default virtual host, as its user (guest unless started with TLS).
     pub fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+        let (user, password) = &self.user;
+        format!("amqp://{user}:{password}@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// The `amqps://` URL of its TLS listener (no user: the client certificate names it).
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("a node started with start_tls");
+        format!("amqps://127.0.0.1:{port}/%2f")
     }
 
     fn run(&mut self) {
@@ -240,12 +299,13 @@ impl RabbitServer {
                 panic!("starting {bin}: {e} (apt-get install rabbitmq-server; scripts/test does)")
             });
         self.child = Some(child);
-        let port = self.port;
-        super::wait_for(
-            "the test's RabbitMQ node to take connections",
-            Duration::from_secs(90),
-            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
-        );
+        for port in std::iter::once(self.port).chain(self.tls_port) {
+            super::wait_for(
+                "the test's RabbitMQ node to take connections",
+                Duration::from_secs(90),
+                || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+            );
+        }
     }
 
     /// Stops the node (its whole process group) and waits until its port is closed.

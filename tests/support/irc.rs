@@ -73,7 +73,7 @@ impl Ngircd {
              CertFile = {cert}\n\
              KeyFile = {key}\n\
              Ports = {tls_port}\n",
-            cert = folder.join("server.pem").display(),
+            cert = folder.join("server.crt").display(),
             key = folder.join("server.key").display(),
         );
         std::fs::write(folder.join("ngircd.conf"), conf).expect("ngircd.conf");
@@ -143,73 +143,12 @@ impl Drop for Ngircd {
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it (a self-signed server
-/// certificate would be a CA used as an end entity, which rustls refuses). Returns the
-/// CA's file.
+/// certificate would be a CA used as an end entity, which rustls refuses): `server.crt`
+/// and `server.key`. Returns the CA's file.
 fn make_certificates(folder: &Path) -> PathBuf {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(folder)
-            .env(OWNER_ENV, owner_mark())
-            .output()
-            .expect("running openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(
-        folder.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         extendedKeyUsage=serverAuth\n",
-    )
-    .expect("server.ext");
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Tidings test CA",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]);
-    folder.join("ca.pem")
+    let pki = super::Pki::new(folder.to_path_buf(), "Tidings test CA");
+    pki.issue("server", "localhost", None, super::SERVER);
+    pki.ca()
 }
 
 /// One PRIVMSG as a client received it.

@@ -46,6 +46,20 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Starts `count` notifiers (`notifier-1`, …) consuming the hub's AMQP queue; returns
+    /// once each one's consumer is connected.
+    pub fn spawn_amqp_notifiers(&self, count: usize) -> Vec<RoleProcess> {
+        (1..=count)
+            .map(|n| {
+                let notifier = self.spawn_role("notifier", &format!("notifier-{n}"), &[]);
+                notifier.wait_log("its AMQP consumer", &["AMQP consumer connected"]);
+                notifier
+            })
+            .collect()
+    }
+}
+
 impl RoleProcess {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -68,7 +82,8 @@ impl RoleProcess {
         });
     }
 
-    fn assert_running(&self) {
+    /// Fails, with the log, if the process exited.
+    pub fn assert_running(&self) {
         if let Some(child) = &self.child {
             if !std::path::Path::new(&format!("/proc/{}", child.id())).exists() {
                 panic!("{} exited:\n{}", self.name, self.log());

@@ -149,7 +149,8 @@ async fn ingest(State(state): State<AppState>, request: Request) -> Result<Respo
         state.derive.clone(),
         tally,
         state.wake.clone(),
-    );
+    )
+    .verifying(state.trust.clone());
     let raw = Raw {
         origin,
         wire: Wire::Json(body.to_vec()),

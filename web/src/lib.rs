@@ -326,6 +326,9 @@ pub struct AppState {
     pub wake: Arc<tokio::sync::Notify>,
     /// Process counters the API reports ingest outcomes to (served by [`serve_metrics`]).
     pub metrics: Option<Arc<dyn Metrics>>,
+    /// Checks the signatures of fedmsg envelopes posted to the API
+    /// (`bus.verify_signatures`); none: not checked.
+    pub trust: Option<Arc<tidings_notifier::bus::Trust>>,
     /// The key anonymous forms' CSRF tokens are signed with, read from the store once.
     csrf_key: Arc<OnceCell<ServerKey>>,
     /// Sign-in limiters, per account and per client address.
@@ -359,7 +362,7 @@ pub enum Ingest {
 pub trait Metrics: Send + Sync {
     /// Counts one API ingest.
     fn ingest(&self, outcome: Ingest);
-    /// Every counter in Prometheus text format.
+    /// Everything measured, in OpenMetrics text format.
     fn render(&self) -> String;
 }
 
@@ -383,6 +386,7 @@ impl AppState {
             derive,
             wake,
             metrics: None,
+            trust: None,
             csrf_key: Arc::new(OnceCell::new()),
             throttle: Arc::new(throttle::Throttle::new()),
             apps: Arc::new(shipped.app_names()),
@@ -402,6 +406,12 @@ impl AppState {
     /// until this is called).
     pub fn with_apps(mut self, apps: tidings_rules::condition::AppNames) -> Self {
         self.apps = Arc::new(apps);
+        self
+    }
+
+    /// Refuses fedmsg envelopes posted to the API whose signature `trust` does not accept.
+    pub fn with_trust(mut self, trust: Option<Arc<tidings_notifier::bus::Trust>>) -> Self {
+        self.trust = trust;
         self
     }
 

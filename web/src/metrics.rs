@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{routes, Metrics};
 
+/// What [`Metrics::render`] writes: the OpenMetrics text format, which Prometheus reads
+/// with its histograms' and counters' types.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// The metrics router: `/metrics` and nothing else.
 fn router(metrics: Arc<dyn Metrics>) -> Router {
     Router::new()
@@ -35,10 +39,7 @@ pub async fn serve_metrics(
         .await
 }
 
-/// The counters in Prometheus text format.
+/// Everything measured, in OpenMetrics text format.
 async fn render(State(metrics): State<Arc<dyn Metrics>>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics.render(),
-    )
+    ([(CONTENT_TYPE, OPENMETRICS)], metrics.render())
 }

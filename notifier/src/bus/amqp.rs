@@ -16,7 +16,14 @@
 //! A connection that fails, or cannot be made, is made again with backoff (1 s doubling to
 //! 30 s) until shutdown; every network call has a time limit. Several processes consuming
 //! the same queue share its messages (competing consumers): each message goes to one.
+//!
+//! TLS (`amqps://`) is set up as fedora-messaging's `[tls]` section does it ([`AmqpTls`]):
+//! the broker's certificate is checked against `ca_cert` (and the system's roots), and with
+//! a client certificate and key the connection authenticates as the certificate's subject
+//! (SASL EXTERNAL), as Fedora's broker requires, unless the URL names another
+//! `auth_mechanism`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -25,8 +32,10 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
     QueueBindOptions, QueueDeclareOptions,
 };
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
-use lapin::{Acker, BasicProperties, Connection, ConnectionProperties, Consumer};
+use lapin::uri::{AMQPScheme, AMQPUri, SASLMechanism};
+use lapin::{Acker, BasicProperties, Connect as _, Connection, ConnectionProperties, Consumer};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tidings_rules::Message;
@@ -61,6 +70,129 @@ pub struct AmqpIngest {
     pub prefetch: u16,
     /// The longest wait between attempts while the database is unavailable.
     pub retry_max: Duration,
+    /// TLS settings for `amqps://`.
+    pub tls: AmqpTls,
+}
+
+/// TLS to the broker, fedora-messaging's `[tls]` keys (`[bus.amqp.tls]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AmqpTls {
+    /// PEM file of the CA(s) the broker's certificate is checked against, besides the
+    /// system's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM file of the client certificate (and its chain), sent when the broker asks.
+    pub certfile: Option<PathBuf>,
+    /// PEM file of its private key.
+    pub keyfile: Option<PathBuf>,
+}
+
+impl AmqpTls {
+    /// As lapin takes it: files read now, an unreadable one named by its setting.
+    fn config(&self) -> Result<OwnedTLSConfig, NotifierError> {
+        let read = |path: &PathBuf, field: &'static str| {
+            std::fs::read(path).map_err(|e| NotifierError::Config {
+                field,
+                reason: format!("cannot read {}: {e}", path.display()),
+            })
+        };
+        let mut config = OwnedTLSConfig::default();
+        if let Some(path) = &self.ca_cert {
+            let pem = read(path, "bus.amqp.tls.ca_cert")?;
+            config.cert_chain =
+                Some(String::from_utf8(pem).map_err(|_| NotifierError::Config {
+                    field: "bus.amqp.tls.ca_cert",
+                    reason: format!("{} is not a PEM file", path.display()),
+                })?);
+        }
+        match (&self.certfile, &self.keyfile) {
+            (Some(cert), Some(key)) => {
+                config.identity = Some(OwnedIdentity::PKCS8 {
+                    pem: read(cert, "bus.amqp.tls.certfile")?,
+                    key: read(key, "bus.amqp.tls.keyfile")?,
+                });
+            }
+            (None, None) => {}
+            _ => {
+                return Err(NotifierError::Config {
+                    field: "bus.amqp.tls",
+                    reason: "certfile and keyfile go together; set both or neither".into(),
+                })
+            }
+        }
+        Ok(config)
+    }
+
+    /// What to set when the broker refused the connection for what looks like a TLS
+    /// reason.
+    fn hint(&self, error: &str) -> Option<&'static str> {
+        let error = error.to_ascii_lowercase();
+        if error.contains("unknownissuer")
+            || error.contains("invalid peer certificate")
+            || error.contains("notvalidforname")
+        {
+            return Some(if self.ca_cert.is_none() {
+                "the broker's certificate is not trusted: set bus.amqp.tls.ca_cert to the CA \
+                 that signed it"
+            } else {
+                "the broker's certificate is not trusted by bus.amqp.tls.ca_cert (or is not \
+                 for this host name)"
+            });
+        }
+        if error.contains("certificaterequired") {
+            return Some(
+                "the broker requires a client certificate: set bus.amqp.tls.certfile and \
+                 bus.amqp.tls.keyfile",
+            );
+        }
+        let tls = [
+            "alert",
+            "certificate",
+            "handshake",
+            "tls",
+            "reset",
+            "closed",
+            "eof",
+        ];
+        if tls.iter().any(|word| error.contains(word)) {
+            return Some(if self.certfile.is_none() {
+                "the broker may require a client certificate: set bus.amqp.tls.certfile and \
+                 bus.amqp.tls.keyfile"
+            } else {
+                "the broker may not accept the client certificate in bus.amqp.tls.certfile \
+                 (not signed by a CA it trusts, expired, or no user named by its subject)"
+            });
+        }
+        None
+    }
+}
+
+/// Connects to the broker at `url` with `tls` (for `amqps://`): with a client certificate,
+/// as its subject (SASL EXTERNAL) unless the URL names an `auth_mechanism`.
+pub async fn connect(url: &str, tls: &AmqpTls) -> Result<Connection, NotifierError> {
+    let mut uri: AMQPUri = url
+        .parse()
+        .map_err(|e| failed("connecting", format!("bus.amqp.url does not parse: {e}")))?;
+    let config = tls.config()?;
+    let over_tls = uri.scheme == AMQPScheme::AMQPS;
+    if over_tls && config.identity.is_some() && uri.query.auth_mechanism.is_none() {
+        uri.query.auth_mechanism = Some(SASLMechanism::External);
+    }
+    let runtime = lapin::runtime::default_runtime().map_err(|e| failed("connecting", e))?;
+    let connecting = uri.connect_with_config(ConnectionProperties::default(), config, runtime);
+    match tokio::time::timeout(CALL_LIMIT, connecting).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(err)) => {
+            let text = err.to_string();
+            Err(match (over_tls, tls.hint(&text)) {
+                (true, Some(hint)) => failed("connecting", format!("{text} ({hint})")),
+                _ => failed("connecting", text),
+            })
+        }
+        Err(_) => Err(failed(
+            "connecting",
+            format!("no answer within {} s", CALL_LIMIT.as_secs()),
+        )),
+    }
 }
 
 impl AmqpIngest {
@@ -107,11 +239,7 @@ pub(super) async fn limited<T, E: std::fmt::Display>(
 /// Connects, declares the queue (and its dead-letter queue), binds it and starts
 /// consuming.
 async fn consume(bus: &AmqpIngest) -> Result<(Connection, Consumer), NotifierError> {
-    let connection = limited(
-        "connecting",
-        Connection::connect(&bus.url, ConnectionProperties::default()),
-    )
-    .await?;
+    let connection = connect(&bus.url, &bus.tls).await?;
     let channel = limited("opening a channel", connection.create_channel()).await?;
     let durable = QueueDeclareOptions {
         durable: true,
@@ -193,11 +321,7 @@ async fn consume(bus: &AmqpIngest) -> Result<(Connection, Consumer), NotifierErr
 /// Connects to `bus`'s broker and checks that its exchange is there, changing nothing
 /// (`tidings doctor`).
 pub async fn check(bus: &AmqpIngest) -> Result<(), NotifierError> {
-    let connection = limited(
-        "connecting",
-        Connection::connect(&bus.url, ConnectionProperties::default()),
-    )
-    .await?;
+    let connection = connect(&bus.url, &bus.tls).await?;
     let channel = limited("opening a channel", connection.create_channel()).await?;
     limited(
         &format!("looking for the exchange {:?}", bus.exchange),
@@ -213,6 +337,31 @@ pub async fn check(bus: &AmqpIngest) -> Result<(), NotifierError> {
     )
     .await?;
     let _ = limited("closing", connection.close(200, "checked".into())).await;
+    Ok(())
+}
+
+/// Deletes `bus`'s queue, its dead-letter queue and exchange, whatever they hold (for
+/// benchmarks that declared a queue of their own).
+pub async fn delete_queues(bus: &AmqpIngest) -> Result<(), NotifierError> {
+    let connection = connect(&bus.url, &bus.tls).await?;
+    let channel = limited("opening a channel", connection.create_channel()).await?;
+    let dead = bus.dead_letter_queue();
+    for queue in [bus.queue.as_str(), dead.as_str()] {
+        limited(
+            &format!("deleting the queue {queue:?}"),
+            channel.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default()),
+        )
+        .await?;
+    }
+    limited(
+        "deleting the dead-letter exchange",
+        channel.exchange_delete(
+            dead.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        ),
+    )
+    .await?;
+    let _ = limited("closing", connection.close(200, "done".into())).await;
     Ok(())
 }
 
@@ -281,18 +430,123 @@ fn headers_table(map: &Map<String, Value>) -> FieldTable {
     table
 }
 
-/// `message` as fedora-messaging publishes it: the routing key (its topic), the JSON body,
-/// and the properties (`message_id`, persistent, JSON, its headers, `sent-at` added when the
-/// message has a send time and no such header).
-pub(super) fn outgoing(
-    message: &Message,
-) -> Result<(ShortString, Vec<u8>, BasicProperties), NotifierError> {
+/// Publishes `messages` as fedora-messaging does (see [`AmqpPublisher::send`]) on a
+/// connection of its own, closed afterwards.
+pub async fn publish(url: &str, exchange: &str, messages: &[Message]) -> Result<(), NotifierError> {
+    publish_with(url, &AmqpTls::default(), exchange, messages).await
+}
+
+/// [`publish`] with TLS settings (`tidings publish --amqp` takes `[bus.amqp.tls]`).
+pub async fn publish_with(
+    url: &str,
+    tls: &AmqpTls,
+    exchange: &str,
+    messages: &[Message],
+) -> Result<(), NotifierError> {
+    let publisher = AmqpPublisher::connect(url, tls, exchange).await?;
+    let sent = publisher.send(messages).await;
+    publisher.close().await;
+    sent
+}
+
+/// The most publishes awaiting the broker's confirmation at once.
+const CONFIRM_WINDOW: usize = 512;
+
+/// A connection publishing to one exchange with publisher confirms.
+pub struct AmqpPublisher {
+    connection: Connection,
+    channel: lapin::Channel,
+    exchange: String,
+}
+
+impl AmqpPublisher {
+    /// Connects to the broker at `url` (with `tls`) to publish to `exchange`.
+    pub async fn connect(
+        url: &str,
+        tls: &AmqpTls,
+        exchange: &str,
+    ) -> Result<AmqpPublisher, NotifierError> {
+        let connection = connect(url, tls).await?;
+        let channel = limited("opening a channel", connection.create_channel()).await?;
+        limited(
+            "turning on publisher confirms",
+            channel.confirm_select(lapin::options::ConfirmSelectOptions::default()),
+        )
+        .await?;
+        Ok(AmqpPublisher {
+            connection,
+            channel,
+            exchange: exchange.to_string(),
+        })
+    }
+
+    /// Publishes `messages` as fedora-messaging does: the topic as routing key, JSON body,
+    /// `message_id`, persistent, and its headers (`sent-at` added when the message has a
+    /// send time and no such header). Up to [`CONFIRM_WINDOW`] wait for their
+    /// confirmation at once; returns once the broker confirmed every one.
+    pub async fn send(&self, messages: &[Message]) -> Result<(), NotifierError> {
+        let mut waiting = std::collections::VecDeque::with_capacity(CONFIRM_WINDOW);
+        for message in messages {
+            let (topic, body, properties) = outgoing(message)?;
+            let confirm = limited(
+                "publishing",
+                self.channel.basic_publish(
+                    self.exchange.as_str().into(),
+                    topic,
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                ),
+            )
+            .await?;
+            waiting.push_back(confirm);
+            if waiting.len() >= CONFIRM_WINDOW {
+                if let Some(confirm) = waiting.pop_front() {
+                    confirmed(confirm).await?;
+                }
+            }
+        }
+        for confirm in waiting {
+            confirmed(confirm).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the connection (within the call limit).
+    pub async fn close(self) {
+        let _ = limited("closing", self.connection.close(200, "done".into())).await;
+    }
+}
+
+/// Waits for the broker's answer to one publish: an error if it refused it (a nack).
+async fn confirmed(confirm: lapin::PublisherConfirm) -> Result<(), NotifierError> {
+    let confirmation = limited("waiting for the broker's confirmation", confirm).await?;
+    if confirmation.is_nack() {
+        return Err(failed(
+            "publishing",
+            "the broker refused the message (nack)",
+        ));
+    }
+    Ok(())
+}
+
+/// The headers `message` is published with: its own, and `sent-at` when it has a send
+/// time and no such header.
+pub fn published_headers(message: &Message) -> Map<String, Value> {
     let mut headers: Map<String, Value> = message.headers.clone().into_iter().collect();
     if let (Some(ms), false) = (message.sent_at, headers.contains_key("sent-at")) {
         if let Some(at) = chrono::DateTime::from_timestamp_millis(ms) {
             headers.insert("sent-at".into(), Value::String(at.to_rfc3339()));
         }
     }
+    headers
+}
+
+/// A message as fedora-messaging puts it on the wire: routing key, body, properties.
+pub(super) fn outgoing(
+    message: &Message,
+) -> Result<(ShortString, Vec<u8>, BasicProperties), NotifierError> {
+    let headers = published_headers(message);
     let body = serde_json::to_vec(&message.body).map_err(|e| failed("writing a body", e))?;
     let topic = ShortString::try_new(message.topic.as_str())
         .map_err(|e| failed("publishing", format!("topic {:?}: {e}", message.topic)))?;
@@ -305,40 +559,6 @@ pub(super) fn outgoing(
         .with_message_id(id)
         .with_headers(headers_table(&headers));
     Ok((topic, body, properties))
-}
-
-/// Publishes `message` as fedora-messaging does: to `exchange` with the topic as routing
-/// key, JSON body, `message_id`, persistent, and its headers (`sent-at` added when the
-/// message has a send time and no such header). Waits for the broker's confirmation.
-pub async fn publish(url: &str, exchange: &str, messages: &[Message]) -> Result<(), NotifierError> {
-    let connection = limited(
-        "connecting",
-        Connection::connect(url, ConnectionProperties::default()),
-    )
-    .await?;
-    let channel = limited("opening a channel", connection.create_channel()).await?;
-    limited(
-        "turning on publisher confirms",
-        channel.confirm_select(lapin::options::ConfirmSelectOptions::default()),
-    )
-    .await?;
-    for message in messages {
-        let (topic, body, properties) = outgoing(message)?;
-        let confirm = limited(
-            "publishing",
-            channel.basic_publish(
-                exchange.into(),
-                topic,
-                BasicPublishOptions::default(),
-                &body,
-                properties,
-            ),
-        )
-        .await?;
-        limited("waiting for the broker's confirmation", confirm).await?;
-    }
-    let _ = limited("closing", connection.close(200, "done".into())).await;
-    Ok(())
 }
 
 /// Consumes `bus` and archives what arrives until `shutdown`, in batches of what is ready
@@ -358,6 +578,11 @@ pub async fn run_amqp(
         routing_keys = ?bus.routing_keys,
         "consuming fedora-messaging messages over AMQP"
     );
+    tokio::spawn(watch_queue(
+        bus.clone(),
+        metrics.clone(),
+        shutdown.child_token(),
+    ));
     let accept = Accept::new(store, derive, metrics, wake);
     let settings = RunSettings {
         batch: usize::from(bus.prefetch.max(1)).min(BATCH),
@@ -366,6 +591,61 @@ pub async fn run_amqp(
     let source = AmqpSource::new(bus);
     super::run(source, &accept, settings, &shutdown).await;
     Ok(())
+}
+
+/// How often [`watch_queue`] reads the queue's depth.
+const QUEUE_READ_EVERY: Duration = Duration::from_secs(5);
+
+/// Reads how many messages wait in `bus`'s queue into the `amqp_queue` gauge every
+/// [`QUEUE_READ_EVERY`] until `shutdown`, on a connection of its own (so the figure is
+/// fresh while ingest waits for the database, when the queue grows). While the broker is
+/// unreachable the gauge says -1.
+async fn watch_queue(bus: AmqpIngest, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let mut open: Option<(Connection, lapin::Channel)> = None;
+    loop {
+        if open.is_none() {
+            let connected = async {
+                let connection = connect(&bus.url, &bus.tls).await?;
+                let channel = limited("opening a channel", connection.create_channel()).await?;
+                Ok::<_, NotifierError>((connection, channel))
+            };
+            open = connected.await.ok();
+        }
+        let depth = match &open {
+            Some((_, channel)) => limited(
+                "reading the queue's depth",
+                channel.queue_declare(
+                    bus.queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                ),
+            )
+            .await
+            .map(|queue| i64::from(queue.message_count())),
+            None => Err(failed("reading the queue's depth", "not connected")),
+        };
+        match depth {
+            Ok(depth) => {
+                metrics.amqp_queue.set(depth);
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "the AMQP queue's depth is unknown");
+                metrics.amqp_queue.set(-1);
+                // A passive declare of a missing queue closes the channel: start over.
+                open = None;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(QUEUE_READ_EVERY) => {}
+        }
+    }
+    if let Some((connection, _)) = open {
+        let _ = limited("closing", connection.close(200, "done".into())).await;
+    }
 }
 
 /// The consuming connection, made again whenever it fails.
@@ -491,6 +771,21 @@ impl Source for AmqpSource {
             self.live = None;
         }
     }
+
+    async fn close(&mut self) {
+        if let Some((connection, _)) = self.live.take() {
+            // Closing the connection ends the consumer; the broker puts what it delivered
+            // ahead (prefetch) and was not acknowledged back in the queue, in order.
+            match limited("closing", connection.close(200, "shutting down".into())).await {
+                Ok(()) => {
+                    tracing::info!(queue = %self.bus.queue, "AMQP consumer closed; unacknowledged messages are back in the queue")
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "closing the AMQP connection failed; the broker returns its messages once it sees the connection gone")
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -521,6 +816,7 @@ mod tests {
             routing_keys: vec!["#".into()],
             prefetch: 10,
             retry_max: Duration::from_secs(1),
+            tls: AmqpTls::default(),
         };
         assert!(
             !bus.redacted_url().contains("s3cret"),

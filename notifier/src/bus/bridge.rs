@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 use serde_json::{json, Map, Value};
 use tidings_rules::{Envelope, Message, Severity};
 use tokio::sync::mpsc;
@@ -336,11 +336,7 @@ struct Publisher<'a> {
 
 impl Publisher<'_> {
     async fn open(&self) -> Result<(Connection, Channel), NotifierError> {
-        let connection = limited(
-            "connecting",
-            Connection::connect(&self.bus.url, ConnectionProperties::default()),
-        )
-        .await?;
+        let connection = super::amqp::connect(&self.bus.url, &self.bus.tls).await?;
         let channel = limited("opening a channel", connection.create_channel()).await?;
         // `amq.*` exchanges are the broker's own and cannot be declared, only looked for.
         let options = ExchangeDeclareOptions {

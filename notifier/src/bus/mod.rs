@@ -22,12 +22,14 @@
 pub mod amqp;
 pub mod bridge;
 pub mod live;
+pub mod trust;
 pub mod zmq;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use tidings_rules::{Envelope, Message, Metadata};
 use tidings_store::{Arrival, Store, StoreError};
 use tokio::sync::Notify;
@@ -36,7 +38,8 @@ use tokio_util::sync::CancellationToken;
 use crate::outage::patiently;
 use crate::{Derive, Metrics, NotifierError};
 
-pub use self::amqp::AmqpIngest;
+pub use self::amqp::{AmqpIngest, AmqpTls};
+pub use self::trust::{Trust, TrustConfig};
 pub use self::zmq::ZmqIngest;
 
 /// Failed attempts to store one message, for a reason that is neither an outage nor a
@@ -114,6 +117,25 @@ impl Wire {
             Wire::Refused { reason, .. } => Err(reason.clone()),
         }
     }
+
+    /// Checks the signature of a fedmsg envelope (ZeroMQ frames, or JSON over HTTP) that
+    /// decoded; fedora-messaging messages carry none (their trust is the broker's TLS).
+    fn verify(&self, trust: &Trust) -> Result<(), String> {
+        let json = match self {
+            Wire::Frames(frames) => frames.get(1),
+            Wire::Json(bytes) => Some(bytes),
+            Wire::Amqp { .. } | Wire::Refused { .. } => None,
+        };
+        let Some(json) = json else { return Ok(()) };
+        match serde_json::from_slice::<Value>(json) {
+            // The fedora-messaging JSON form (no `msg`, a `body`) is not fedmsg's.
+            Ok(Value::Object(map)) if map.contains_key("msg") || !map.contains_key("body") => {
+                trust.check(&map, json)
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("envelope is not JSON: {e}")),
+        }
+    }
 }
 
 /// What became of one input.
@@ -147,15 +169,29 @@ pub trait Source: Send {
     /// or rejected. Never called for input that was not settled (shutdown, a crash): the
     /// bus redelivers that.
     fn settled(&mut self, ack: Self::Ack, accepted: &Accepted) -> impl Future<Output = ()> + Send;
+
+    /// Called once when [`run`] ends (shutdown, or the source ended): hands back what was
+    /// delivered and not settled. An AMQP connection closed cleanly returns its
+    /// unacknowledged messages to the queue at once, for another consumer to take.
+    fn close(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Where the accept path reports outcomes: the notifier's counters, or the web's.
 pub trait Tally: Send + Sync {
     /// Counts one settled input.
     fn tally(&self, accepted: &Accepted);
+
+    /// Notes a message archived at `now_ms` that its publisher sent at `sent_at_ms`.
+    fn archived(&self, _sent_at_ms: Option<i64>, _now_ms: i64) {}
 }
 
 impl Tally for Metrics {
+    fn archived(&self, sent_at_ms: Option<i64>, now_ms: i64) {
+        Metrics::archived(self, sent_at_ms, now_ms);
+    }
+
     fn tally(&self, accepted: &Accepted) {
         Metrics::bump(match accepted {
             Accepted::Stored { .. } => &self.ingested,
@@ -172,6 +208,7 @@ pub struct Accept {
     derive: Derive,
     tally: Arc<dyn Tally>,
     wake: Arc<Notify>,
+    trust: Option<Arc<Trust>>,
 }
 
 /// One input, decoded with its metadata, or why it is malformed.
@@ -186,17 +223,24 @@ impl Accept {
             derive,
             tally,
             wake,
+            trust: None,
         }
     }
 
+    /// The same pipeline, refusing fedmsg envelopes whose signature `trust` does not
+    /// accept (`bus.verify_signatures`); `None` accepts them unchecked.
+    pub fn verifying(mut self, trust: Option<Arc<Trust>>) -> Accept {
+        self.trust = trust;
+        self
+    }
+
     fn decode(&self, raw: &Raw) -> Decoded {
-        match raw.wire.decode() {
-            Ok(envelope) => {
-                let metadata = (self.derive)(&envelope.message);
-                Ok((envelope.message, metadata))
-            }
-            Err(reason) => Err(reason),
+        let envelope = raw.wire.decode()?;
+        if let Some(trust) = &self.trust {
+            raw.wire.verify(trust)?;
         }
+        let metadata = (self.derive)(&envelope.message);
+        Ok((envelope.message, metadata))
     }
 
     /// Archives a batch in one transaction and reports each input's fate, in order. On
@@ -229,10 +273,11 @@ impl Accept {
             })
             .collect();
         let ids = self.store.archive(&arrivals).await?;
-        if live::listening() {
-            let at = tidings_store::now_ms();
-            for (d, id) in decoded.iter().zip(&ids) {
-                if let (Ok((message, metadata)), Some(_)) = (d, id) {
+        let (at, listening) = (tidings_store::now_ms(), live::listening());
+        for (d, id) in decoded.iter().zip(&ids) {
+            if let (Ok((message, metadata)), Some(_)) = (d, id) {
+                self.tally.archived(message.sent_at, at);
+                if listening {
                     live::publish(live::LiveEvent {
                         topic: message.topic.clone(),
                         app: metadata.app.clone(),
@@ -391,19 +436,22 @@ pub async fn run<S: Source>(
     loop {
         let received = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             received = source.receive(settings.batch.max(1)) => received,
         };
-        let Some(received) = received else { return };
+        let Some(received) = received else { break };
         let (inputs, acks): (Vec<Raw>, Vec<S::Ack>) = received.into_iter().unzip();
+        // A batch being archived when shutdown comes is finished and acknowledged; only
+        // a wait for the database is cut short (the batch then goes back unacknowledged).
         let Some(accepted) = accept
             .settle_patiently(&inputs, settings.retry_max, shutdown)
             .await
         else {
-            return;
+            break;
         };
         for (ack, accepted) in acks.into_iter().zip(&accepted) {
             source.settled(ack, accepted).await;
         }
     }
+    source.close().await;
 }

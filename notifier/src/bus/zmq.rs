@@ -31,6 +31,8 @@ pub struct ZmqIngest {
     pub max_message_bytes: usize,
     /// The longest wait between attempts while the database is unavailable.
     pub retry_max: Duration,
+    /// Signatures are checked with this (`bus.verify_signatures`); none: not checked.
+    pub trust: Option<Arc<super::Trust>>,
 }
 
 /// Messages read ahead of ingest, and the most archived in one transaction. Small enough
@@ -69,7 +71,7 @@ pub async fn run_zmq(
         rx,
     };
     tracing::info!(endpoints = ?bus.endpoints, "listening for fedmsg messages over ZeroMQ");
-    let accept = Accept::new(store, derive, metrics, wake);
+    let accept = Accept::new(store, derive, metrics, wake).verifying(bus.trust.clone());
     let settings = RunSettings {
         batch: BATCH,
         retry_max: bus.retry_max,

@@ -45,7 +45,40 @@ fn percentile(sorted: &[i64], q: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// What the pipeline holds now, for the `/metrics` gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PipelineGauges {
+    /// Archived messages not matched yet.
+    pub unmatched: i64,
+    /// Outbox rows waiting: due, held by flood control or collected for a digest.
+    pub pending: i64,
+    /// Outbox rows claimed by a sender.
+    pub sending: i64,
+    /// Outbox rows that failed for good.
+    pub dead: i64,
+}
+
 impl Store {
+    /// The pipeline's gauges, each counted on its partial index (cheap however large the
+    /// archive and the outbox are; what is counted is what waits).
+    pub async fn pipeline_gauges(&self) -> Result<PipelineGauges> {
+        let sql = "SELECT \
+            (SELECT COUNT(*) FROM messages WHERE processed_at IS NULL), \
+            (SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'held', 'collected')), \
+            (SELECT COUNT(*) FROM outbox WHERE status = 'sending'), \
+            (SELECT COUNT(*) FROM outbox WHERE status = 'dead')";
+        let (unmatched, pending, sending, dead) =
+            with_pool!(self, |pool| sqlx::query_as::<_, (i64, i64, i64, i64)>(sql)
+                .fetch_one(pool)
+                .await?);
+        Ok(PipelineGauges {
+            unmatched,
+            pending,
+            sending,
+            dead,
+        })
+    }
+
     /// Archived messages per hour and app, received since `since` (ms).
     pub async fn messages_per_hour(&self, since: i64) -> Result<Vec<HourlyCount>> {
         let app = self.json_text("metadata", "app");
