@@ -139,7 +139,13 @@ pub fn fedmsg_to_amqp(frames: &[Vec<u8>], derive: &Derive) -> Result<Option<Mess
     let metadata = derive(&message);
     // What fedmsg's envelope carried besides the message (`i`, `username`, a signature)
     // has no place in fedora-messaging; a `headers` object does (Fedora's bridge kept it).
-    let mut headers = match message.headers.remove("headers") {
+    // The decoded message has that object's entries among the envelope's extras: it is
+    // read from the envelope itself.
+    let nested = frames
+        .last()
+        .and_then(|json| serde_json::from_slice::<Map<String, Value>>(json).ok())
+        .and_then(|mut envelope| envelope.remove("headers"));
+    let mut headers = match nested {
         Some(Value::Object(headers)) => headers,
         _ => Map::new(),
     };
