@@ -1,5 +1,5 @@
-//! `tidings inspect` and `tidings bench metadata`: bus messages (fedmsg envelopes, one JSON
-//! object a line) in, one JSON line of metadata per message out, through the schema catalog
+//! `tidings inspect` and `tidings bench metadata`: bus messages (fedmsg envelopes or
+//! fedora-messaging messages in their JSON form, one JSON object a line) in, one JSON line of metadata per message out, through the schema catalog
 //! (shipped files plus an admin's `--catalog-dir` folders).
 
 use std::io::{BufRead, Write};
@@ -38,6 +38,7 @@ pub fn run(
                     "summary": meta.summary,
                     "url": meta.url,
                     "objects": meta.objects,
+                    "details": meta.details,
                 });
                 serde_json::to_writer(&mut out, &record)?;
                 out.write_all(b"\n")?;

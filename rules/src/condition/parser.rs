@@ -143,9 +143,11 @@ impl Parser {
             "app" => {
                 let op = self.next("`==` or `in` after `app`")?;
                 match &op.kind {
-                    Kind::Op("==") => Ok(Condition::AppIn(vec![self.string()?.0])),
+                    // App names are kept in lower case (`Koji` and `koji` are one app).
+                    Kind::Op("==") => Ok(Condition::AppIn(vec![self.string()?.0.to_lowercase()])),
                     Kind::Word(w) if w == "in" => {
-                        let apps = self.list("a string", |p| p.string().map(|(s, _)| s))?;
+                        let apps =
+                            self.list("a string", |p| p.string().map(|(s, _)| s.to_lowercase()))?;
                         Ok(Condition::AppIn(apps))
                     }
                     other => Err(op.error(format!("expected `==` or `in` after `app`, found {other}"))),

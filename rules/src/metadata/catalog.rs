@@ -46,6 +46,18 @@ const SHIPPED: &[(&str, &str)] = &[
         "schemas/apps.toml",
         include_str!("../../../schemas/apps.toml"),
     ),
+    (
+        "schemas/fedmsg-apps.toml",
+        include_str!("../../../schemas/fedmsg-apps.toml"),
+    ),
+    (
+        "schemas/fm-packaging.toml",
+        include_str!("../../../schemas/fm-packaging.toml"),
+    ),
+    (
+        "schemas/fm-community.toml",
+        include_str!("../../../schemas/fm-community.toml"),
+    ),
 ];
 
 /// A compiled schema catalog.
@@ -67,6 +79,8 @@ pub struct Catalog {
 #[derive(Debug, Clone)]
 struct Entry {
     pattern: Pattern,
+    /// The bus generation the entry is for; `None` is both.
+    bus: Option<Bus>,
     app: Option<Template>,
     severity: Option<Template>,
     agent: Option<Expr>,
@@ -79,13 +93,49 @@ struct Entry {
     details: Vec<Template>,
 }
 
+/// A bus generation. Its messages may share a topic and a body's shape and still be
+/// described differently: fedmsg_meta wrote fedmsg's summaries, the apps' schema packages
+/// write fedora-messaging's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Bus {
+    /// fedmsg (ZeroMQ) envelopes, and messages carried over AMQP without a schema of their
+    /// own (`fedora_messaging_schema` missing or `base.message`, as Fedora's fedmsg→AMQP
+    /// bridge published them).
+    Fedmsg,
+    /// fedora-messaging messages with an app's own schema (`fedora_messaging_schema` header).
+    FedoraMessaging,
+}
+
+impl Bus {
+    fn parse(text: &str) -> Option<Bus> {
+        match text {
+            "fedmsg" => Some(Bus::Fedmsg),
+            "fedora-messaging" => Some(Bus::FedoraMessaging),
+            _ => None,
+        }
+    }
+
+    /// The generation a message belongs to, from its headers.
+    pub(super) fn of(message: &Message) -> Bus {
+        match message
+            .headers
+            .get("fedora_messaging_schema")
+            .and_then(|v| v.as_str())
+        {
+            Some(schema) if schema != "base.message" => Bus::FedoraMessaging,
+            _ => Bus::Fedmsg,
+        }
+    }
+}
+
 /// A topic pattern over the topic without its `prefix.env` (`bodhi.update.*`): `*` is one
 /// segment, `**` any number of segments (also none).
 #[derive(Debug, Clone, PartialEq)]
 struct Pattern {
     segments: Vec<Seg>,
-    /// (literal segments, -`**` count, load order): higher is more specific.
-    rank: (usize, isize, usize),
+    /// (for one bus only, literal segments, -`**` count, load order): higher is more
+    /// specific. An entry for the message's own bus comes before every entry for both.
+    rank: (bool, usize, isize, usize),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,7 +146,7 @@ enum Seg {
 }
 
 const KEYS: &str =
-    "topic, app, severity, agent, usernames, packages, groups, objects, summary, url, details";
+    "topic, bus, app, severity, agent, usernames, packages, groups, objects, summary, url, details";
 
 impl Catalog {
     /// Compiles catalog files given as `(file name, TOML text)`, in order: for the same
@@ -210,15 +260,16 @@ impl Catalog {
     /// generic fallback; AMQP header flags are added on top.
     pub fn derive(&self, message: &Message) -> Metadata {
         let scope = Scope::new(message);
-        let chain = self.lookup(&scope.segments[scope.prefix_len..]);
+        let chain = self.lookup(&scope.segments[scope.prefix_len..], Bus::of(message));
         let mut meta = Entry::apply(&chain, &scope);
         fallback::apply_headers(message, &mut meta);
         meta
     }
 
-    /// The matching entries, most specific first. Of entries with the same pattern only
-    /// the one loaded last counts, so an admin's repeated pattern replaces a shipped entry.
-    fn lookup(&self, topic: &[&str]) -> Vec<&Entry> {
+    /// The matching entries, most specific first (those for the message's bus before those
+    /// for both). Of entries with the same pattern and bus only the one loaded last counts,
+    /// so an admin's repeated pattern replaces a shipped entry.
+    fn lookup(&self, topic: &[&str], bus: Bus) -> Vec<&Entry> {
         let candidates = topic
             .first()
             .and_then(|app| self.by_app.get(*app))
@@ -228,7 +279,7 @@ impl Catalog {
             candidates
                 .iter()
                 .map(|&i| &self.entries[i])
-                .filter(|e| e.pattern.matches(topic)),
+                .filter(|e| e.bus.is_none_or(|b| b == bus) && e.pattern.matches(topic)),
         );
         chain
     }
@@ -250,10 +301,10 @@ impl Catalog {
         let unshadowed = |ids: Vec<usize>| -> Vec<usize> {
             let mut kept: Vec<usize> = Vec::with_capacity(ids.len());
             for i in ids {
-                if !kept
-                    .iter()
-                    .any(|&k| entries[k].pattern.segments == entries[i].pattern.segments)
-                {
+                if !kept.iter().any(|&k| {
+                    entries[k].pattern.segments == entries[i].pattern.segments
+                        && entries[k].bus == entries[i].bus
+                }) {
                     kept.push(i);
                 }
             }
@@ -310,6 +361,14 @@ impl Entry {
                 .collect()
         };
         let single = |list: Option<Vec<(usize, String)>>| list.and_then(|l| l.into_iter().next());
+        let bus = single(one(&mut fields, "bus")?)
+            .map(|(at, s)| {
+                Bus::parse(&s).ok_or((
+                    at,
+                    format!("bus `{s}` is not one of fedmsg, fedora-messaging"),
+                ))
+            })
+            .transpose()?;
         let severity = single(one(&mut fields, "severity")?)
             .map(|(at, s)| {
                 let t = compile_with(at, &s, Template::parse)?;
@@ -325,8 +384,9 @@ impl Entry {
         let template = Entry {
             pattern: Pattern {
                 segments: Vec::new(),
-                rank: (0, 0, 0),
+                rank: (false, 0, 0, 0),
             },
+            bus,
             app: single(one(&mut fields, "app")?)
                 .map(|(at, s)| compile_with(at, &s, Template::parse))
                 .transpose()?,
@@ -345,7 +405,8 @@ impl Entry {
         texts("topic", topic, true)?
             .into_iter()
             .map(|(at, text)| {
-                let pattern = Pattern::parse(&text, order).map_err(|reason| (at, reason))?;
+                let mut pattern = Pattern::parse(&text, order).map_err(|reason| (at, reason))?;
+                pattern.rank.0 = bus.is_some();
                 Ok(Entry {
                     pattern,
                     ..template.clone()
@@ -375,11 +436,19 @@ impl Entry {
         ) -> Option<&'e T> {
             chain.iter().find_map(|e| f(e))
         }
+        // App names are kept in lower case: a schema's `Koji` is the filters' `koji`.
         let app = pick(chain, |e| e.app.as_ref())
             .and_then(|t| t.render(scope))
             .or_else(|| {
                 let app = scope.segments.get(scope.prefix_len)?;
                 (!app.is_empty()).then(|| app.to_string())
+            })
+            .map(|app| {
+                if app.bytes().any(|b| b.is_ascii_uppercase()) {
+                    app.to_lowercase()
+                } else {
+                    app
+                }
             });
         let severity = pick(chain, |e| e.severity.as_ref())
             .and_then(|t| t.render(scope))
@@ -516,7 +585,7 @@ impl Pattern {
         let anys = segments.iter().filter(|s| matches!(s, Seg::Any)).count();
         Ok(Pattern {
             segments,
-            rank: (literals, -(anys as isize), order),
+            rank: (false, literals, -(anys as isize), order),
         })
     }
 

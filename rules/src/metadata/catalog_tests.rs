@@ -60,7 +60,7 @@ packages = 7
             "extra.toml:9:21: entry skipped: in `x | frobnicate`: unknown filter `frobnicate` at character 5",
             "extra.toml:11:1: entry skipped: missing key `topic`",
             "extra.toml:15:9: entry skipped: topic pattern `myapp.bad.*x`: `*` and `**` must be whole segments",
-            "extra.toml:20:10: entry skipped: unknown key `colour` (expected one of topic, app, severity, agent, usernames, packages, groups, objects, summary, url, details)",
+            "extra.toml:20:10: entry skipped: unknown key `colour` (expected one of topic, bus, app, severity, agent, usernames, packages, groups, objects, summary, url, details)",
             "extra.toml:25:12: entry skipped: `packages` must be a string or an array of strings, found a number",
         ]
     );
@@ -227,4 +227,66 @@ fn details_carry_the_events_own_words() {
         json!({"user": "x"}),
     ));
     assert_eq!(plain.details, None);
+}
+
+#[test]
+fn entries_for_one_bus_come_first_for_its_messages() {
+    let (catalog, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        r#"
+[[entry]]
+topic = "bodhi.update.comment"
+summary = "{comment.user.name} commented (fedmsg_meta's words)"
+url = "https://bodhi/{comment.update.alias}"
+
+[[entry]]
+topic = "bodhi.**"
+bus = "fedora-messaging"
+app = "Bodhi"
+summary = "{comment.user.name} commented on {comment.update.alias}"
+"#
+        .to_string(),
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let body =
+        serde_json::json!({"comment": {"user": {"name": "ann"}, "update": {"alias": "FEDORA-1"}}});
+    let fedmsg = Message::new(
+        "1",
+        "org.fedoraproject.prod.bodhi.update.comment",
+        body.clone(),
+    );
+    let meta = catalog.derive(&fedmsg);
+    assert_eq!(meta.summary, "ann commented (fedmsg_meta's words)");
+    assert_eq!(meta.app.as_deref(), Some("bodhi"));
+    let mut amqp = fedmsg.clone();
+    amqp.headers.insert(
+        "fedora_messaging_schema".into(),
+        serde_json::json!("bodhi.update.comment.v1"),
+    );
+    let meta = catalog.derive(&amqp);
+    // The broad entry for its bus wins over the specific one for both ...
+    assert_eq!(meta.summary, "ann commented on FEDORA-1");
+    // ... app names are kept in lower case, and keys it leaves out still come from the rest.
+    assert_eq!(meta.app.as_deref(), Some("bodhi"));
+    assert_eq!(meta.url.as_deref(), Some("https://bodhi/FEDORA-1"));
+    // A message the fedmsg→AMQP bridge carried has no schema of its own: fedmsg's entries.
+    amqp.headers.insert(
+        "fedora_messaging_schema".into(),
+        serde_json::json!("base.message"),
+    );
+    assert_eq!(
+        catalog.derive(&amqp).summary,
+        "ann commented (fedmsg_meta's words)"
+    );
+    let (_, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        "[[entry]]\ntopic = \"a.b\"\nbus = \"zeromq\"\n".to_string(),
+    )]);
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("bus `zeromq` is not one of fedmsg, fedora-messaging"),
+        "{}",
+        errors[0]
+    );
 }
