@@ -67,7 +67,8 @@ enum Command {
     /// Forward fedmsg (ZeroMQ) to fedora-messaging (AMQP) and back ([bridge], with the
     /// broker of [bus.amqp]); never carries a message back the way it came.
     Bridge,
-    /// Read fedmsg envelopes as JSON lines on stdin; print one line of metadata for each.
+    /// Read bus messages as JSON lines on stdin (fedmsg envelopes, or fedora-messaging's
+    /// `{"topic", "headers", "id", "body"}` form); print one line of metadata for each.
     Inspect {
         /// Extra catalog folders (besides bus.catalog_dirs from the config).
         #[arg(long = "catalog-dir")]
@@ -117,6 +118,12 @@ enum ConfigCommand {
 pub(crate) const DEFAULT_CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/corpus/fedmsg-meta/messages.jsonl"
+);
+
+/// The fedora-messaging corpus in this repository.
+pub(crate) const FEDORA_MESSAGING_CORPUS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/corpus/fedora-messaging/messages.jsonl"
 );
 
 #[derive(Subcommand)]
@@ -191,11 +198,12 @@ enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
-    /// Decode + metadata throughput over the corpus, one thread.
+    /// Decode + metadata throughput over each corpus, one thread (one JSON line each).
     Metadata {
-        /// The corpus (JSON lines with a `message` envelope each).
-        #[arg(long, default_value = DEFAULT_CORPUS)]
-        corpus: PathBuf,
+        /// A corpus: JSON lines with a fedmsg envelope under `message`, or fedora-messaging's
+        /// `topic`, `headers`, `id`, `body`. Repeat for several; by default both bundled ones.
+        #[arg(long = "corpus", default_values = [DEFAULT_CORPUS, FEDORA_MESSAGING_CORPUS])]
+        corpora: Vec<PathBuf>,
     },
 }
 
@@ -283,8 +291,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", runtime()?.block_on(bench_preview::run(options))?);
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Bench(BenchCommand::Metadata { corpus }) => {
-            println!("{}", inspect::bench(&corpus)?);
+        Command::Bench(BenchCommand::Metadata { corpora }) => {
+            for corpus in corpora {
+                println!("{}", inspect::bench(&corpus)?);
+            }
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}
