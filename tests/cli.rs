@@ -121,7 +121,7 @@ fn admin_commands_validate_input() {
             "--name",
             "builds",
             "--condition",
-            "app == \"koji\"",
+            "app == \"bodi\"",
         ],
         None,
     );
@@ -129,7 +129,7 @@ fn admin_commands_validate_input() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
-            "warning: no message comes from an app called \"koji\": did you mean \"buildsys\"?"
+            "warning: no message comes from an app called \"bodi\": did you mean \"bodhi\"?"
         ),
         "{err}"
     );

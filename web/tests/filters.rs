@@ -523,28 +523,28 @@ async fn an_unknown_app_is_caught_before_saving(app: &App) {
     let me = app.store.user_by_name("alice").await.unwrap().unwrap();
     let fields = [
         ("name", "builds"),
-        ("condition", r#"app == "koji" and usernames has $me"#),
+        ("condition", r#"app == "bodi" and usernames has $me"#),
         ("enabled", "on"),
     ];
     let warned = alice.submit("/filters/new", "/filters/new", &fields).await;
     assert_eq!(warned.status, StatusCode::OK, "{}", warned.body);
     assert!(
         warned.body.contains(
-            "no message comes from an app called &#34;koji&#34;: did you mean &#34;buildsys&#34;?"
+            "no message comes from an app called &#34;bodi&#34;: did you mean &#34;bodhi&#34;?"
         ),
         "{}",
         warned.body
     );
     // What was typed is kept.
     assert!(
-        warned.body.contains("app == &#34;koji&#34;"),
+        warned.body.contains("app == &#34;bodi&#34;"),
         "{}",
         warned.body
     );
     assert!(app.store.filters(me.id).await.unwrap().is_empty());
     let fixed = [
         ("name", "builds"),
-        ("condition", r#"app == "buildsys" and usernames has $me"#),
+        ("condition", r#"app == "bodhi" and usernames has $me"#),
         ("enabled", "on"),
     ];
     let saved = alice.submit("/filters/new", "/filters/new", &fixed).await;
@@ -557,8 +557,8 @@ async fn an_unknown_app_is_caught_before_saving(app: &App) {
     let saved = alice.submit("/filters/new", "/filters/new", &anyway).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
     let stored = app.store.filters(me.id).await.unwrap().filters;
-    let koji = stored.iter().find(|f| f.name == "as written").unwrap();
-    let page = alice.get(&format!("/filters/{}", koji.id)).await.body;
-    assert!(page.contains("did you mean &#34;buildsys&#34;"), "{page}");
+    let bodi = stored.iter().find(|f| f.name == "as written").unwrap();
+    let page = alice.get(&format!("/filters/{}", bodi.id)).await.body;
+    assert!(page.contains("did you mean &#34;bodhi&#34;"), "{page}");
     assert!(!page.contains("Not saved yet"), "{page}");
 }

@@ -223,8 +223,17 @@ impl Catalog {
                     .insert(text.join("."));
             }
         }
+        // Apps are topic's first segments, and the names entries give them (`Koji`).
+        let mut apps: std::collections::BTreeSet<String> = self.by_app.keys().cloned().collect();
+        apps.extend(
+            self.entries
+                .iter()
+                .filter_map(|e| e.app.as_ref()?.fixed_text())
+                .filter(|app| !app.is_empty())
+                .map(str::to_lowercase),
+        );
         crate::condition::AppNames {
-            apps: self.by_app.keys().cloned().collect(),
+            apps,
             aliases: self.aliases.clone(),
             topics,
         }

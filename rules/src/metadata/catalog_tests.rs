@@ -290,3 +290,16 @@ summary = "{comment.user.name} commented on {comment.update.alias}"
         errors[0]
     );
 }
+
+#[test]
+fn apps_entries_name_are_known_apps_in_lower_case() {
+    let (catalog, errors) = Catalog::load(&[(
+        "koji.toml".to_string(),
+        "[[entry]]\ntopic = \"buildsys.**\"\nbus = \"fedora-messaging\"\napp = \"Koji\"\n"
+            .to_string(),
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let names = catalog.app_names();
+    assert!(names.apps.contains("koji"), "{:?}", names.apps);
+    assert!(names.apps.contains("buildsys"), "{:?}", names.apps);
+}
