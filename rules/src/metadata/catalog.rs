@@ -504,9 +504,12 @@ impl Entry {
                     .collect()
             })
             .unwrap_or_default();
+        // A url template that renders empty (`url = ""`) says "no link": broader entries
+        // (e.g. another bus generation's) are not consulted.
         let url = chain
             .iter()
-            .find_map(|e| template::render_first(&e.url, scope));
+            .find_map(|e| template::render_first(&e.url, scope))
+            .filter(|url| !url.is_empty());
         let details = chain
             .iter()
             .find_map(|e| template::render_first(&e.details, scope))

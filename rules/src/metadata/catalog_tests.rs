@@ -302,4 +302,36 @@ fn apps_entries_name_are_known_apps_in_lower_case() {
     let names = catalog.app_names();
     assert!(names.apps.contains("koji"), "{:?}", names.apps);
     assert!(names.apps.contains("buildsys"), "{:?}", names.apps);
+
+fn json_filter_reads_json_text_and_an_empty_url_means_no_link() {
+    let text = r#"
+[[entry]]
+topic = "ipa.*"
+bus = "fedora-messaging"
+usernames = ["P | json('user')", "P | json('uid')"]
+groups = ["P | json('cn')", "P | json('a.b')", "junk | json('cn')"]
+summary = "{P | json('user') | count} users"
+url = ""
+
+[[entry]]
+topic = "ipa.*"
+url = "https://ipa/{P | json('cn')}"
+"#;
+    let (catalog, errors) = Catalog::load(&[("t.toml".to_string(), text.to_string())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut m = Message::new(
+        "1",
+        "org.fedoraproject.prod.ipa.x",
+        json!({"P": "{\"cn\": \"devs\", \"user\": [\"a\", \"b\"], \"a\": {\"b\": 7}}", "junk": "{nope"}),
+    );
+    m.headers
+        .insert("fedora_messaging_schema".into(), json!("journal.ipa.x.v1"));
+    let meta = catalog.derive(&m);
+    assert_eq!(meta.usernames, ["a", "b"].map(String::from).into());
+    assert_eq!(meta.groups, ["7", "devs"].map(String::from).into());
+    assert_eq!(meta.summary, "2 users");
+    // The bus entry's empty url hides the other entry's link.
+    assert_eq!(meta.url, None);
+    m.headers.clear();
+    assert_eq!(catalog.derive(&m).url.as_deref(), Some("https://ipa/devs"));
 }

@@ -61,6 +61,9 @@ pub enum Filter {
     NonEmpty,
     /// Drops values that start with a text (e.g. organisation pseudo-accounts).
     RejectPrefix(String),
+    /// Reads each value as JSON text and yields what is at a dotted path in it (`''`: the
+    /// whole document); arrays there give their items (e.g. IPA's `IPA_API_PARAMS`).
+    Json(Vec<String>),
 }
 
 impl Filter {
@@ -117,7 +120,7 @@ impl Filter {
                 }
             }
             "strip_prefix" | "strip_suffix" | "before" | "after" | "after_last" | "split"
-            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" => {
+            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" | "json" => {
                 arity(1)?;
                 let arg = one(&args);
                 if arg.is_empty() && matches!(name, "split" | "before" | "after" | "after_last") {
@@ -134,6 +137,12 @@ impl Filter {
                     "join" => Filter::Join(arg),
                     "prefix" => Filter::Prefix(arg),
                     "reject_prefix" => Filter::RejectPrefix(arg),
+                    "json" => Filter::Json(
+                        arg.split('.')
+                            .filter(|k| !k.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    ),
                     _ => Filter::Suffix(arg),
                 }
             }
@@ -300,6 +309,29 @@ impl Filter {
             }),
             Filter::NonEmpty => each(values, |v| (!v.is_empty()).then_some(v)),
             Filter::RejectPrefix(p) => each(values, |v| (!v.starts_with(p.as_str())).then_some(v)),
+            Filter::Json(path) => {
+                let mut out = Vec::new();
+                for v in &values {
+                    let Ok(doc) = serde_json::from_str::<serde_json::Value>(v) else {
+                        continue;
+                    };
+                    let found = path.iter().try_fold(&doc, |at, key| at.get(key.as_str()));
+                    let scalar = |x: &serde_json::Value| match x {
+                        serde_json::Value::String(s) => Some(s.clone()),
+                        serde_json::Value::Number(n) => Some(n.to_string()),
+                        serde_json::Value::Bool(b) => Some(b.to_string()),
+                        _ => None,
+                    };
+                    match found {
+                        Some(serde_json::Value::Array(items)) => {
+                            out.extend(items.iter().filter_map(scalar).map(Cow::Owned))
+                        }
+                        Some(x) => out.extend(scalar(x).map(Cow::Owned)),
+                        None => {}
+                    }
+                }
+                out
+            }
         }
     }
 }
