@@ -302,7 +302,9 @@ fn apps_entries_name_are_known_apps_in_lower_case() {
     let names = catalog.app_names();
     assert!(names.apps.contains("koji"), "{:?}", names.apps);
     assert!(names.apps.contains("buildsys"), "{:?}", names.apps);
+}
 
+#[test]
 fn json_filter_reads_json_text_and_an_empty_url_means_no_link() {
     let text = r#"
 [[entry]]
