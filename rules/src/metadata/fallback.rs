@@ -145,9 +145,16 @@ const USER_FLAG: &str = "fedora_messaging_user_";
 const RPM_FLAG: &str = "fedora_messaging_rpm_";
 const GROUP_FLAG: &str = "fedora_messaging_group_";
 const SEVERITY: &str = "fedora_messaging_severity";
+/// Flags of dist-git's other namespaces, and the namespace their packages are named in
+/// (`modules/php`, so that `rpms/php`, the bare `php`, is not confused with it).
+const NAMESPACED: [(&str, &str); 3] = [
+    ("fedora_messaging_module_", "modules"),
+    ("fedora_messaging_container_", "container"),
+    ("fedora_messaging_flatpak_", "flatpaks"),
+];
 
 /// Adds what fedora-messaging publishers declare in AMQP headers: `fedora_messaging_user_*`,
-/// `…_rpm_*`, `…_group_*` flags (any value but `false`/`null` counts) and the severity,
+/// `…_rpm_*`, `…_group_*`, `…_module_*`, `…_container_*`, `…_flatpak_*` flags (any value but `false`/`null` counts) and the severity,
 /// which wins over the catalog's because the publisher knows best.
 pub fn apply_headers(message: &Message, meta: &mut Metadata) {
     for (key, value) in &message.headers {
@@ -165,11 +172,20 @@ pub fn apply_headers(message: &Message, meta: &mut Metadata) {
         }
         let flag = |prefix: &str| key.strip_prefix(prefix).filter(|n| !n.is_empty());
         if let Some(name) = flag(USER_FLAG) {
-            meta.usernames.insert(name.to_string());
+            // `None` is Python's missing user written into the header's name by a class.
+            if name != "None" {
+                meta.usernames.insert(name.to_string());
+            }
         } else if let Some(name) = flag(RPM_FLAG) {
             meta.packages.insert(name.to_string());
         } else if let Some(name) = flag(GROUP_FLAG) {
             meta.groups.insert(name.to_string());
+        } else if let Some((namespace, name)) = NAMESPACED
+            .iter()
+            .find_map(|(prefix, namespace)| Some((namespace, flag(prefix)?)))
+        {
+            // Other dist-git namespaces' packages, named as ownership names them.
+            meta.packages.insert(format!("{namespace}/{name}"));
         }
     }
 }
@@ -224,13 +240,25 @@ mod tests {
             ("fedora_messaging_group_infra", json!(true)),
             ("fedora_messaging_severity", json!(40)),
             ("fedora_messaging_user_", json!(true)),
+            ("fedora_messaging_user_None", json!(true)),
+            ("fedora_messaging_module_php", json!(true)),
+            ("fedora_messaging_container_php", json!(true)),
+            ("fedora_messaging_flatpak_firefox", json!(true)),
         ] {
             m.headers.insert(k.to_string(), v);
         }
         let mut meta = generic(&m);
         apply_headers(&m, &mut meta);
         assert_eq!(meta.usernames.iter().collect::<Vec<_>>(), ["alice"]);
-        assert_eq!(meta.packages.iter().collect::<Vec<_>>(), ["nethack"]);
+        assert_eq!(
+            meta.packages.iter().collect::<Vec<_>>(),
+            [
+                "container/php",
+                "flatpaks/firefox",
+                "modules/php",
+                "nethack"
+            ]
+        );
         assert_eq!(meta.groups.iter().collect::<Vec<_>>(), ["infra"]);
         assert_eq!(meta.severity, Severity::Error);
     }
