@@ -495,9 +495,11 @@ impl Entry {
                     .collect()
             })
             .unwrap_or_default();
+        // A url that renders empty (`url = ""`) says "no link": broader entries are not tried.
         let url = chain
             .iter()
-            .find_map(|e| template::render_first(&e.url, scope));
+            .find_map(|e| template::render_first(&e.url, scope))
+            .filter(|url| !url.is_empty());
         let details = chain
             .iter()
             .find_map(|e| template::render_first(&e.details, scope))
