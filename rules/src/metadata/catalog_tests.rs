@@ -396,4 +396,35 @@ agent = "owner | unless('new', '1', '3') || owner | unless('old')"
         Some("https://a/1")
     );
     assert_eq!(derive("org.fedoraproject.prod.a.e"), None);
+    let toml = "[[entry]]\ntopic = \"a.g\"\nsummary = \"{t | strftime('%a, %d %b %Y %H:%M:%S %Z') || 'none'}\"\n";
+    let (catalog, errors) = Catalog::load(&[("t.toml".to_string(), toml.to_string())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let summary = |t: serde_json::Value| {
+        let body = serde_json::json!({ "t": t });
+        catalog
+            .derive(&Message::new("1", "org.fedoraproject.prod.a.g", body))
+            .summary
+    };
+    assert_eq!(
+        summary(json!("2023-06-09T07:16:27.818161+00:00")),
+        "Fri, 09 Jun 2023 07:16:27 UTC"
+    );
+    assert_eq!(
+        summary(json!("2023-06-09T07:16:27+02:00")),
+        "Fri, 09 Jun 2023 07:16:27 UTC+02:00"
+    );
+    assert_eq!(
+        summary(json!("2023-06-09T07:16:27")),
+        "Fri, 09 Jun 2023 07:16:27 "
+    );
+    assert_eq!(summary(json!("yesterday")), "none");
+    let (_, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        "[[entry]]\ntopic = \"a.g\"\nsummary = \"{t | strftime('%Q')}\"\n".to_string(),
+    )]);
+    assert!(
+        errors[0].to_string().contains("bad format"),
+        "{}",
+        errors[0]
+    );
 }

@@ -68,6 +68,10 @@ pub enum Filter {
     /// Cuts values longer than this many characters to that many and a mark
     /// (`shorten(40, '...')`, as bugzilla2fedmsg does).
     Shorten(usize, String),
+    /// An ISO 8601 time (`2023-06-09T07:16:27.8+00:00`) written with a strftime format;
+    /// `%Z` is written as Python writes it (`UTC`, `UTC+02:00`; nothing for a naive time).
+    /// Values that are not such a time are dropped.
+    Strftime(String),
     /// Drops values equal to the first value of another expression of the same message
     /// (`update.user.name | unless_same('agent')`: the owner, unless the owner acted).
     UnlessSame(Box<Expr>),
@@ -172,6 +176,17 @@ impl Filter {
                     .parse()
                     .map_err(|_| format!("filter `shorten` takes a whole number first{at}"))?;
                 Filter::Shorten(n, args[1].clone())
+            }
+            "strftime" => {
+                arity(1)?;
+                let format = one(&args);
+                let checked = format.replace("%Z", "");
+                if chrono::format::StrftimeItems::new(&checked)
+                    .any(|item| matches!(item, chrono::format::Item::Error))
+                {
+                    return Err(format!("filter `strftime`: bad format '{format}'{at}"));
+                }
+                Filter::Strftime(format)
             }
             "unless_same" => {
                 arity(1)?;
@@ -388,10 +403,39 @@ impl Filter {
                 Some((end, _)) => Some(Cow::Owned(format!("{}{mark}", &v[..end]))),
                 None => Some(v),
             }),
+            Filter::Strftime(format) => each(values, |v| strftime(&v, format).map(Cow::Owned)),
             // Needs the message: applied by `apply_in`; on its own it keeps every value.
             Filter::UnlessSame(_) | Filter::When { .. } => values,
         }
     }
+}
+
+/// `value` (ISO 8601, with or without an offset) written with `format`, `%Z` as Python's.
+fn strftime(value: &str, format: &str) -> Option<String> {
+    use chrono::{DateTime, NaiveDateTime};
+    let (naive, zone) = match DateTime::parse_from_rfc3339(value) {
+        Ok(t) => {
+            let secs = t.offset().local_minus_utc();
+            let zone = if secs == 0 {
+                "UTC".to_string()
+            } else {
+                let sign = if secs < 0 { '-' } else { '+' };
+                let secs = secs.unsigned_abs();
+                format!("UTC{sign}{:02}:{:02}", secs / 3600, secs % 3600 / 60)
+            };
+            (t.naive_local(), zone)
+        }
+        Err(_) => (
+            NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f").ok()?,
+            String::new(),
+        ),
+    };
+    // The format was checked at load (`%Z` aside), so writing it cannot fail.
+    Some(
+        naive
+            .format(&format.replace("%Z", &zone.replace('%', "%%")))
+            .to_string(),
+    )
 }
 
 /// `part` (a slice of `whole`'s own text) as a slice of `whole` with its lifetime.
