@@ -292,7 +292,7 @@ summary = "{comment.user.name} commented on {comment.update.alias}"
 }
 
 #[test]
-fn ellipsis_and_unless_same_filters() {
+fn filters_and_steps_for_the_schema_classes_words() {
     let toml = r#"
 [[entry]]
 topic = "bodhi.update.request.*"
