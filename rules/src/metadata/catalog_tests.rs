@@ -337,3 +337,141 @@ url = "https://ipa/{P | json('cn')}"
     m.headers.clear();
     assert_eq!(catalog.derive(&m).url.as_deref(), Some("https://ipa/devs"));
 }
+
+#[test]
+fn filters_and_steps_for_the_schema_classes_words() {
+    let toml = r#"
+[[entry]]
+topic = "bodhi.update.request.*"
+summary = "{agent} submitted {update.user.name | unless_same('agent') | suffix(\"'s\") || 'their'} update ({update.builds[].nvr | join(' ') | ellipsis(10)})"
+"#;
+    let (catalog, errors) = Catalog::load(&[("t.toml".to_string(), toml.to_string())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let message = |agent: &str, nvrs: &[&str]| {
+        let builds: Vec<_> = nvrs.iter().map(|n| serde_json::json!({"nvr": n})).collect();
+        Message::new(
+            "1",
+            "org.fedoraproject.prod.bodhi.update.request.stable",
+            serde_json::json!({"agent": agent, "update": {"user": {"name": "ann"}, "builds": builds}}),
+        )
+    };
+    // Someone else acted: the owner's update; ten characters or more are cut with `…`.
+    assert_eq!(
+        catalog
+            .derive(&message("bob", &["abc-1-1", "x-1-1"]))
+            .summary,
+        "bob submitted ann's update (abc-1-1 x-…)"
+    );
+    // The owner acted: their update; a shorter list stays whole, exactly ten gets `…`.
+    assert_eq!(
+        catalog.derive(&message("ann", &["ab-1-1"])).summary,
+        "ann submitted their update (ab-1-1)"
+    );
+    assert_eq!(
+        catalog.derive(&message("ann", &["abcd-1-1.x"])).summary,
+        "ann submitted their update (abcd-1-1.x…)"
+    );
+    let (_, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        "[[entry]]\ntopic = \"a.b\"\nsummary = \"{a | unless_same('b |')}\"\n".to_string(),
+    )]);
+    assert!(
+        errors[0].to_string().contains("unless_same"),
+        "{}",
+        errors[0]
+    );
+    let toml = r#"
+[[entry]]
+topic = "a.b"
+packages = ["name | when('namespace', 'rpms', 'flatpaks')"]
+agent = "owner | unless('new', '1', '3') || owner | unless('old')"
+"#;
+    let (catalog, errors) = Catalog::load(&[("t.toml".to_string(), toml.to_string())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let derive = |body| catalog.derive(&Message::new("1", "org.fedoraproject.prod.a.b", body));
+    let meta =
+        derive(serde_json::json!({"name": "x", "namespace": "rpms", "owner": "o", "new": 1}));
+    assert_eq!(meta.packages.iter().collect::<Vec<_>>(), ["x"]);
+    assert_eq!(meta.agent.as_deref(), Some("o"), "no `old`: the owner");
+    let meta = derive(
+        serde_json::json!({"name": "x", "namespace": "tests", "owner": "o", "old": 0, "new": 3}),
+    );
+    assert!(meta.packages.is_empty());
+    assert_eq!(meta.agent, None, "a finished build has no agent");
+    let meta = derive(serde_json::json!({"owner": "o", "old": 0, "new": 4}));
+    assert_eq!(meta.agent.as_deref(), Some("o"));
+    let (catalog, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        "[[entry]]\ntopic = \"a.c\"\npackages = [\"p[distro = 'Fedora'].name\"]\n".to_string(),
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let body = serde_json::json!({"p": [
+        {"distro": "Alpine", "name": "a"}, {"distro": "Fedora", "name": "f"}, {"name": "n"}
+    ]});
+    let meta = catalog.derive(&Message::new("1", "org.fedoraproject.prod.a.c", body));
+    assert_eq!(meta.packages.iter().collect::<Vec<_>>(), ["f"]);
+    let (_, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        "[[entry]]\ntopic = \"a.c\"\npackages = [\"p[distro].name\"]\n".to_string(),
+    )]);
+    assert!(
+        errors[0].to_string().contains("[key='value']"),
+        "{}",
+        errors[0]
+    );
+    let (catalog, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        "[[entry]]\ntopic = \"a.d\"\nsummary = \"{t | shorten(3, '...')}\"\n".to_string(),
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let summary = |t: &str| {
+        let body = serde_json::json!({ "t": t });
+        catalog
+            .derive(&Message::new("1", "org.fedoraproject.prod.a.d", body))
+            .summary
+    };
+    assert_eq!(summary("abc"), "abc");
+    assert_eq!(summary("abcd"), "abc...");
+    // `url = ""` keeps a broader entry's link off.
+    let toml = "[[entry]]\ntopic = \"a.**\"\nurl = \"https://a/{x}\"\n\n[[entry]]\ntopic = \"a.e\"\nurl = \"\"\n";
+    let (catalog, errors) = Catalog::load(&[("t.toml".to_string(), toml.to_string())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let body = serde_json::json!({ "x": "1" });
+    let derive = |topic: &str| catalog.derive(&Message::new("1", topic, body.clone())).url;
+    assert_eq!(
+        derive("org.fedoraproject.prod.a.f").as_deref(),
+        Some("https://a/1")
+    );
+    assert_eq!(derive("org.fedoraproject.prod.a.e"), None);
+    let toml = "[[entry]]\ntopic = \"a.g\"\nsummary = \"{t | strftime('%a, %d %b %Y %H:%M:%S %Z') || 'none'}\"\n";
+    let (catalog, errors) = Catalog::load(&[("t.toml".to_string(), toml.to_string())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let summary = |t: serde_json::Value| {
+        let body = serde_json::json!({ "t": t });
+        catalog
+            .derive(&Message::new("1", "org.fedoraproject.prod.a.g", body))
+            .summary
+    };
+    assert_eq!(
+        summary(json!("2023-06-09T07:16:27.818161+00:00")),
+        "Fri, 09 Jun 2023 07:16:27 UTC"
+    );
+    assert_eq!(
+        summary(json!("2023-06-09T07:16:27+02:00")),
+        "Fri, 09 Jun 2023 07:16:27 UTC+02:00"
+    );
+    assert_eq!(
+        summary(json!("2023-06-09T07:16:27")),
+        "Fri, 09 Jun 2023 07:16:27 "
+    );
+    assert_eq!(summary(json!("yesterday")), "none");
+    let (_, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        "[[entry]]\ntopic = \"a.g\"\nsummary = \"{t | strftime('%Q')}\"\n".to_string(),
+    )]);
+    assert!(
+        errors[0].to_string().contains("bad format"),
+        "{}",
+        errors[0]
+    );
+}

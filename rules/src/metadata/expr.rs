@@ -45,6 +45,8 @@ enum Step {
     Each,
     /// `~`: every key of an object.
     Keys,
+    /// `[key='value']`: the items of an array whose `key` is that value.
+    Where(String, String),
 }
 
 /// What a message looks like to expressions: the message and its topic split once.
@@ -101,7 +103,7 @@ impl Expr {
         for chain in &self.alternatives {
             let mut values = chain.source.eval(scope);
             for filter in &chain.filters {
-                values = filter.apply(values);
+                values = filter.apply_in(values, scope);
             }
             if !values.is_empty() {
                 return values;
@@ -172,6 +174,24 @@ impl Source {
             while cursor.eat("[") {
                 if cursor.eat("]") {
                     steps.push(Step::Each);
+                } else if !cursor
+                    .rest()
+                    .starts_with(|c: char| c.is_ascii_digit() || c == '-')
+                {
+                    let rest = cursor.rest();
+                    let len = rest.find(['=', ']']).unwrap_or(rest.len());
+                    let key = rest[..len].trim().to_string();
+                    cursor.advance(len);
+                    if key.is_empty() || !cursor.eat("=") {
+                        return Err(cursor.error("expected `[]`, `[N]` or `[key='value']`"));
+                    }
+                    cursor.skip_ws();
+                    let Some(value) = cursor.quoted()? else {
+                        return Err(cursor.error("expected a 'quoted' value after `=`"));
+                    };
+                    cursor.skip_ws();
+                    cursor.expect("]")?;
+                    steps.push(Step::Where(key, value));
                 } else {
                     let n = cursor.integer()?;
                     cursor.expect("]")?;
@@ -241,6 +261,17 @@ fn walk<'a>(value: &'a Value, steps: &[Step], out: &mut Vec<Cow<'a, str>>) {
             }
         }
         (Step::Each, Value::Array(items)) => items.iter().for_each(|v| walk(v, rest, out)),
+        (Step::Where(key, want), Value::Array(items)) => {
+            for item in items {
+                let mut found = Vec::new();
+                if let Some(v) = item.get(key) {
+                    collect_text(v, &mut found);
+                }
+                if found.first().is_some_and(|v| v == want) {
+                    walk(item, rest, out);
+                }
+            }
+        }
         (Step::Each, Value::Object(map)) => map.values().for_each(|v| walk(v, rest, out)),
         (Step::Keys, Value::Object(map)) if rest.is_empty() => {
             out.extend(map.keys().map(|k| Cow::Borrowed(k.as_str())));

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use super::expr::{Expr, Scope};
 use super::syntax::Cursor;
 
 /// One parsed filter with its arguments.
@@ -64,6 +65,27 @@ pub enum Filter {
     /// Reads each value as JSON text and yields what is at a dotted path in it (`''`: the
     /// whole document); arrays there give their items (e.g. IPA's `IPA_API_PARAMS`).
     Json(Vec<String>),
+    /// Cuts values of this many characters or more to that many and `…` (bodhi's
+    /// `truncate`: 40 characters or more become the first 40 and `…`).
+    Ellipsis(usize),
+    /// Cuts values longer than this many characters to that many and a mark
+    /// (`shorten(40, '...')`, as bugzilla2fedmsg does).
+    Shorten(usize, String),
+    /// An ISO 8601 time (`2023-06-09T07:16:27.8+00:00`) written with a strftime format;
+    /// `%Z` is written as Python writes it (`UTC`, `UTC+02:00`; nothing for a naive time).
+    /// Values that are not such a time are dropped.
+    Strftime(String),
+    /// Drops values equal to the first value of another expression of the same message
+    /// (`update.user.name | unless_same('agent')`: the owner, unless the owner acted).
+    UnlessSame(Box<Expr>),
+    /// `when('expr', 'a', …)` keeps the values only when another expression's first value
+    /// is one of those listed (with none listed: when it has a value at all); `unless(…)`
+    /// (`negate`) drops them then. `repo.name | when('repo.namespace', 'rpms')`.
+    When {
+        other: Box<Expr>,
+        among: Vec<String>,
+        negate: bool,
+    },
 }
 
 impl Filter {
@@ -146,12 +168,51 @@ impl Filter {
                     _ => Filter::Suffix(arg),
                 }
             }
-            "truncate" => {
+            "truncate" | "ellipsis" => {
                 arity(1)?;
                 let n = one(&args)
                     .parse()
-                    .map_err(|_| format!("filter `truncate` takes a whole number{at}"))?;
-                Filter::Truncate(n)
+                    .map_err(|_| format!("filter `{name}` takes a whole number{at}"))?;
+                if name == "truncate" {
+                    Filter::Truncate(n)
+                } else {
+                    Filter::Ellipsis(n)
+                }
+            }
+            "shorten" => {
+                arity(2)?;
+                let n = args[0]
+                    .parse()
+                    .map_err(|_| format!("filter `shorten` takes a whole number first{at}"))?;
+                Filter::Shorten(n, args[1].clone())
+            }
+            "strftime" => {
+                arity(1)?;
+                let format = one(&args);
+                let checked = format.replace("%Z", "");
+                if chrono::format::StrftimeItems::new(&checked)
+                    .any(|item| matches!(item, chrono::format::Item::Error))
+                {
+                    return Err(format!("filter `strftime`: bad format '{format}'{at}"));
+                }
+                Filter::Strftime(format)
+            }
+            "unless_same" => {
+                arity(1)?;
+                let other = Expr::parse(&one(&args))
+                    .map_err(|e| format!("filter `unless_same`: {e}{at}"))?;
+                Filter::UnlessSame(Box::new(other))
+            }
+            "when" | "unless" => {
+                let Some((first, among)) = args.split_first() else {
+                    return Err(format!("filter `{name}` needs an expression{at}"));
+                };
+                let other = Expr::parse(first).map_err(|e| format!("filter `{name}`: {e}{at}"))?;
+                Filter::When {
+                    other: Box::new(other),
+                    among: among.to_vec(),
+                    negate: name == "unless",
+                }
             }
             "replace" => {
                 arity(2)?;
@@ -181,6 +242,39 @@ impl Filter {
             other => return Err(format!("unknown filter `{other}`{at}")),
         };
         Ok(filter)
+    }
+
+    /// Applies the filter to a list of values of a message (filters that look at another
+    /// part of the message, such as `unless_same`, need it).
+    pub fn apply_in<'a>(
+        &'a self,
+        mut values: Vec<Cow<'a, str>>,
+        scope: &Scope<'a>,
+    ) -> Vec<Cow<'a, str>> {
+        match self {
+            Filter::UnlessSame(other) => {
+                if let Some(other) = other.eval(scope).into_iter().next() {
+                    values.retain(|v| *v != other);
+                }
+                values
+            }
+            Filter::When {
+                other,
+                among,
+                negate,
+            } => {
+                let hit = match other.eval(scope).first() {
+                    Some(v) => among.is_empty() || among.iter().any(|a| a == v),
+                    None => false,
+                };
+                if hit != *negate {
+                    values
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => self.apply(values),
+        }
     }
 
     /// Applies the filter to a list of values. Values that a filter only narrows (a prefix
@@ -332,8 +426,48 @@ impl Filter {
                 }
                 out
             }
+            Filter::Ellipsis(n) => each(values, |v| match v.char_indices().nth(*n) {
+                Some((end, _)) => Some(Cow::Owned(format!("{}…", &v[..end]))),
+                None if v.chars().count() == *n => Some(Cow::Owned(format!("{v}…"))),
+                None => Some(v),
+            }),
+            Filter::Shorten(n, mark) => each(values, |v| match v.char_indices().nth(*n) {
+                Some((end, _)) => Some(Cow::Owned(format!("{}{mark}", &v[..end]))),
+                None => Some(v),
+            }),
+            Filter::Strftime(format) => each(values, |v| strftime(&v, format).map(Cow::Owned)),
+            // Needs the message: applied by `apply_in`; on its own it keeps every value.
+            Filter::UnlessSame(_) | Filter::When { .. } => values,
         }
     }
+}
+
+/// `value` (ISO 8601, with or without an offset) written with `format`, `%Z` as Python's.
+fn strftime(value: &str, format: &str) -> Option<String> {
+    use chrono::{DateTime, NaiveDateTime};
+    let (naive, zone) = match DateTime::parse_from_rfc3339(value) {
+        Ok(t) => {
+            let secs = t.offset().local_minus_utc();
+            let zone = if secs == 0 {
+                "UTC".to_string()
+            } else {
+                let sign = if secs < 0 { '-' } else { '+' };
+                let secs = secs.unsigned_abs();
+                format!("UTC{sign}{:02}:{:02}", secs / 3600, secs % 3600 / 60)
+            };
+            (t.naive_local(), zone)
+        }
+        Err(_) => (
+            NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f").ok()?,
+            String::new(),
+        ),
+    };
+    // The format was checked at load (`%Z` aside), so writing it cannot fail.
+    Some(
+        naive
+            .format(&format.replace("%Z", &zone.replace('%', "%%")))
+            .to_string(),
+    )
 }
 
 /// `part` (a slice of `whole`'s own text) as a slice of `whole` with its lifetime.
