@@ -53,6 +53,8 @@ pub enum Filter {
     Suffix(String),
     /// Keeps at most this many characters.
     Truncate(usize),
+    /// Keeps at most this many characters, with `...` after a value that was cut.
+    Ellipsis(usize),
     /// The first line of a text.
     FirstLine,
     /// Replaces every occurrence of a text.
@@ -61,6 +63,12 @@ pub enum Filter {
     NonEmpty,
     /// Drops values that start with a text (e.g. organisation pseudo-accounts).
     RejectPrefix(String),
+    /// fedmsg's `list_to_series`: sorted, without repeats, `a`, `a and b`, `a, b, and c`,
+    /// `a, b, and 7 others`.
+    Series,
+    /// Keeps only the values ending with a text, that text removed (Fedora addresses →
+    /// account names: `only_suffix('@fedoraproject.org')`).
+    OnlySuffix(String),
 }
 
 impl Filter {
@@ -99,7 +107,7 @@ impl Filter {
         let one = |args: &[String]| args.first().cloned().unwrap_or_default();
         let filter = match name {
             "lower" | "upper" | "trim" | "nvr" | "first" | "last" | "mentions" | "join_and"
-            | "count" | "unique" | "first_line" | "nonempty" => {
+            | "count" | "unique" | "first_line" | "nonempty" | "series" => {
                 arity(0)?;
                 match name {
                     "lower" => Filter::Lower,
@@ -113,11 +121,12 @@ impl Filter {
                     "count" => Filter::Count,
                     "unique" => Filter::Unique,
                     "first_line" => Filter::FirstLine,
+                    "series" => Filter::Series,
                     _ => Filter::NonEmpty,
                 }
             }
             "strip_prefix" | "strip_suffix" | "before" | "after" | "after_last" | "split"
-            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" => {
+            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" | "only_suffix" => {
                 arity(1)?;
                 let arg = one(&args);
                 if arg.is_empty() && matches!(name, "split" | "before" | "after" | "after_last") {
@@ -134,15 +143,20 @@ impl Filter {
                     "join" => Filter::Join(arg),
                     "prefix" => Filter::Prefix(arg),
                     "reject_prefix" => Filter::RejectPrefix(arg),
+                    "only_suffix" => Filter::OnlySuffix(arg),
                     _ => Filter::Suffix(arg),
                 }
             }
-            "truncate" => {
+            "truncate" | "ellipsis" => {
                 arity(1)?;
                 let n = one(&args)
                     .parse()
-                    .map_err(|_| format!("filter `truncate` takes a whole number{at}"))?;
-                Filter::Truncate(n)
+                    .map_err(|_| format!("filter `{name}` takes a whole number{at}"))?;
+                if name == "truncate" {
+                    Filter::Truncate(n)
+                } else {
+                    Filter::Ellipsis(n)
+                }
             }
             "replace" => {
                 arity(2)?;
@@ -272,6 +286,7 @@ impl Filter {
             Filter::Join(_) | Filter::JoinAnd if values.len() <= 1 => values,
             Filter::Join(sep) => vec![Cow::Owned(values.join(sep))],
             Filter::JoinAnd => vec![Cow::Owned(join_and(&values))],
+            Filter::Series => series(values).into_iter().map(Cow::Owned).collect(),
             Filter::Count => vec![Cow::Owned(values.len().to_string())],
             Filter::Unique => {
                 let mut out: Vec<Cow<'a, str>> = Vec::with_capacity(values.len());
@@ -290,6 +305,12 @@ impl Filter {
                     None => v,
                 })
             }),
+            Filter::Ellipsis(n) => each(values, |v| {
+                Some(match v.char_indices().nth(*n) {
+                    Some((end, _)) => Cow::Owned(format!("{}...", &v[..end])),
+                    None => v,
+                })
+            }),
             Filter::FirstLine => narrow(values, |v| Some(v.lines().next().unwrap_or_default())),
             Filter::Replace(a, b) => each(values, |v| {
                 Some(if v.contains(a.as_str()) {
@@ -300,6 +321,12 @@ impl Filter {
             }),
             Filter::NonEmpty => each(values, |v| (!v.is_empty()).then_some(v)),
             Filter::RejectPrefix(p) => each(values, |v| (!v.starts_with(p.as_str())).then_some(v)),
+            Filter::OnlySuffix(s) => each(values, |v| match v {
+                Cow::Borrowed(b) => b.strip_suffix(s.as_str()).map(Cow::Borrowed),
+                Cow::Owned(o) => o
+                    .strip_suffix(s.as_str())
+                    .map(|t| Cow::Owned(t.to_string())),
+            }),
         }
     }
 }
@@ -320,6 +347,27 @@ pub fn nvr_name(nvr: &str) -> &str {
 }
 
 /// `@name` words in free text, where `@` does not follow a word character (not e-mail).
+/// fedmsg's `BaseConglomerator.list_to_series(items, N=3, oxford_comma=True)`; nothing
+/// for no items.
+fn series(values: Vec<Cow<'_, str>>) -> Option<String> {
+    let mut items: Vec<Cow<'_, str>> = values;
+    items.sort();
+    items.dedup();
+    let mut items: Vec<String> = items.into_iter().map(Cow::into_owned).collect();
+    match items.len() {
+        0 => return None,
+        1 => return items.pop(),
+        n if n > 3 => {
+            items.truncate(2);
+            items.push(format!("{} others", n - 2));
+        }
+        _ => {}
+    }
+    let last = items.pop().unwrap_or_default();
+    let conjunction = if items.len() > 1 { ", and " } else { " and " };
+    Some(format!("{}{conjunction}{last}", items.join(", ")))
+}
+
 fn mentions(text: &str) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     let mut prev: Option<char> = None;
@@ -377,9 +425,24 @@ mod tests {
         );
         assert!(run("map('1=done')", &["2"]).is_empty());
         assert_eq!(run("join_and", &["a", "b", "c"]), ["a, b and c"]);
+        assert_eq!(run("series", &["b", "a", "b"]), ["a and b"]);
+        assert_eq!(run("series", &["c", "a", "b"]), ["a, b, and c"]);
+        assert_eq!(
+            run("series", &["d", "c", "a", "b", "e"]),
+            ["a, b, and 3 others"]
+        );
+        assert!(run("series", &[]).is_empty());
+        assert_eq!(
+            run(
+                "only_suffix('@fedoraproject.org')",
+                &["ann@fedoraproject.org", "b@x.org"]
+            ),
+            ["ann"]
+        );
         assert_eq!(run("count", &["a", "b"]), ["2"]);
         assert_eq!(run("default('x')", &[]), ["x"]);
         assert_eq!(run("truncate(3)", &["abcdef"]), ["abc"]);
+        assert_eq!(run("ellipsis(3)", &["abcdef", "abc"]), ["abc...", "abc"]);
         assert_eq!(run("after_last('/')", &["a/b/c"]), ["c"]);
         assert_eq!(run("replace('-', ' ')", &["a-b"]), ["a b"]);
         assert_eq!(
