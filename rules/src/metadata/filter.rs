@@ -43,6 +43,8 @@ pub enum Filter {
     Join(String),
     /// Joins as `a, b and c`.
     JoinAnd,
+    /// Joins as `a and b`, `a, b, and c` (with the serial comma).
+    JoinOxford,
     /// The number of values.
     Count,
     /// Drops repeated values, keeping the first.
@@ -107,7 +109,7 @@ impl Filter {
         let one = |args: &[String]| args.first().cloned().unwrap_or_default();
         let filter = match name {
             "lower" | "upper" | "trim" | "nvr" | "first" | "last" | "mentions" | "join_and"
-            | "count" | "unique" | "first_line" | "nonempty" | "series" => {
+            | "count" | "unique" | "first_line" | "nonempty" | "series" | "join_oxford" => {
                 arity(0)?;
                 match name {
                     "lower" => Filter::Lower,
@@ -122,6 +124,7 @@ impl Filter {
                     "unique" => Filter::Unique,
                     "first_line" => Filter::FirstLine,
                     "series" => Filter::Series,
+                    "join_oxford" => Filter::JoinOxford,
                     _ => Filter::NonEmpty,
                 }
             }
@@ -286,6 +289,14 @@ impl Filter {
             Filter::Join(_) | Filter::JoinAnd if values.len() <= 1 => values,
             Filter::Join(sep) => vec![Cow::Owned(values.join(sep))],
             Filter::JoinAnd => vec![Cow::Owned(join_and(&values))],
+            Filter::JoinOxford => match values.len() {
+                0..=2 => vec![Cow::Owned(join_and(&values))],
+                n => vec![Cow::Owned(format!(
+                    "{}, and {}",
+                    values[..n - 1].join(", "),
+                    values[n - 1]
+                ))],
+            },
             Filter::Series => series(values).into_iter().map(Cow::Owned).collect(),
             Filter::Count => vec![Cow::Owned(values.len().to_string())],
             Filter::Unique => {
@@ -425,6 +436,8 @@ mod tests {
         );
         assert!(run("map('1=done')", &["2"]).is_empty());
         assert_eq!(run("join_and", &["a", "b", "c"]), ["a, b and c"]);
+        assert_eq!(run("join_oxford", &["a", "b"]), ["a and b"]);
+        assert_eq!(run("join_oxford", &["a", "b", "c"]), ["a, b, and c"]);
         assert_eq!(run("series", &["b", "a", "b"]), ["a and b"]);
         assert_eq!(run("series", &["c", "a", "b"]), ["a, b, and c"]);
         assert_eq!(
