@@ -57,6 +57,8 @@ pub enum Filter {
     Truncate(usize),
     /// Keeps at most this many characters, with `...` after a value that was cut.
     Ellipsis(usize),
+    /// Pads with leading zeros to this many characters (`%08d`).
+    ZeroPad(usize),
     /// The first line of a text.
     FirstLine,
     /// Replaces every occurrence of a text.
@@ -150,15 +152,15 @@ impl Filter {
                     _ => Filter::Suffix(arg),
                 }
             }
-            "truncate" | "ellipsis" => {
+            "truncate" | "ellipsis" | "zero_pad" => {
                 arity(1)?;
                 let n = one(&args)
                     .parse()
                     .map_err(|_| format!("filter `{name}` takes a whole number{at}"))?;
-                if name == "truncate" {
-                    Filter::Truncate(n)
-                } else {
-                    Filter::Ellipsis(n)
+                match name {
+                    "truncate" => Filter::Truncate(n),
+                    "ellipsis" => Filter::Ellipsis(n),
+                    _ => Filter::ZeroPad(n),
                 }
             }
             "replace" => {
@@ -322,6 +324,13 @@ impl Filter {
                     None => v,
                 })
             }),
+            Filter::ZeroPad(n) => each(values, |v| {
+                Some(if v.chars().count() < *n {
+                    Cow::Owned(format!("{v:0>n$}", n = *n))
+                } else {
+                    v
+                })
+            }),
             Filter::FirstLine => narrow(values, |v| Some(v.lines().next().unwrap_or_default())),
             Filter::Replace(a, b) => each(values, |v| {
                 Some(if v.contains(a.as_str()) {
@@ -456,6 +465,10 @@ mod tests {
         assert_eq!(run("default('x')", &[]), ["x"]);
         assert_eq!(run("truncate(3)", &["abcdef"]), ["abc"]);
         assert_eq!(run("ellipsis(3)", &["abcdef", "abc"]), ["abc...", "abc"]);
+        assert_eq!(
+            run("zero_pad(8)", &["100", "123456789"]),
+            ["00000100", "123456789"]
+        );
         assert_eq!(run("after_last('/')", &["a/b/c"]), ["c"]);
         assert_eq!(run("replace('-', ' ')", &["a-b"]), ["a b"]);
         assert_eq!(
