@@ -475,3 +475,29 @@ agent = "owner | unless('new', '1', '3') || owner | unless('old')"
         errors[0]
     );
 }
+
+#[test]
+fn only_suffix_keeps_fedora_addresses_as_account_names() {
+    let (catalog, errors) = load(&[(
+        "t.toml",
+        r#"
+[[entry]]
+topic = "mailman.receive"
+usernames = ["msg.from | after_last('<') | strip_suffix('>') | only_suffix('@fedoraproject.org')"]
+summary = "{msg.from | after_last('<') | strip_suffix('>') | strip_suffix('@fedoraproject.org')} wrote"
+"#,
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let fedora = catalog.derive(&msg(
+        "org.fedoraproject.prod.mailman.receive",
+        json!({"msg": {"from": "Ann Example <ann@fedoraproject.org>"}}),
+    ));
+    assert_eq!(fedora.usernames.iter().collect::<Vec<_>>(), ["ann"]);
+    assert_eq!(fedora.summary, "ann wrote");
+    let other = catalog.derive(&msg(
+        "org.fedoraproject.prod.mailman.receive",
+        json!({"msg": {"from": "bob@example.org"}}),
+    ));
+    assert!(other.usernames.is_empty(), "{:?}", other.usernames);
+    assert_eq!(other.summary, "bob@example.org wrote");
+}

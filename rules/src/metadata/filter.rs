@@ -44,6 +44,8 @@ pub enum Filter {
     Join(String),
     /// Joins as `a, b and c`.
     JoinAnd,
+    /// Joins as `a and b`, `a, b, and c` (with the serial comma).
+    JoinOxford,
     /// The number of values.
     Count,
     /// Drops repeated values, keeping the first.
@@ -62,12 +64,21 @@ pub enum Filter {
     NonEmpty,
     /// Drops values that start with a text (e.g. organisation pseudo-accounts).
     RejectPrefix(String),
+    /// Pads with leading zeros to this many characters (`%08d`).
+    ZeroPad(usize),
+    /// fedmsg's `list_to_series`: sorted, without repeats, `a`, `a and b`, `a, b, and c`,
+    /// `a, b, and 7 others`.
+    Series,
+    /// Keeps only the values ending with a text, that text removed (Fedora addresses →
+    /// account names: `only_suffix('@fedoraproject.org')`).
+    OnlySuffix(String),
     /// Reads each value as JSON text and yields what is at a dotted path in it (`''`: the
     /// whole document); arrays there give their items (e.g. IPA's `IPA_API_PARAMS`).
     Json(Vec<String>),
-    /// Cuts values of this many characters or more to that many and `…` (bodhi's
-    /// `truncate`: 40 characters or more become the first 40 and `…`).
-    Ellipsis(usize),
+    /// Cuts values of this many characters or more to that many and a mark, `…` unless
+    /// given (bodhi's `truncate`: 40 characters or more become the first 40 and `…`;
+    /// fedmsg_meta's `ellipsis(40, '...')`).
+    Ellipsis(usize, String),
     /// Cuts values longer than this many characters to that many and a mark
     /// (`shorten(40, '...')`, as bugzilla2fedmsg does).
     Shorten(usize, String),
@@ -124,7 +135,7 @@ impl Filter {
         let one = |args: &[String]| args.first().cloned().unwrap_or_default();
         let filter = match name {
             "lower" | "upper" | "trim" | "nvr" | "first" | "last" | "mentions" | "join_and"
-            | "count" | "unique" | "first_line" | "nonempty" => {
+            | "count" | "unique" | "first_line" | "nonempty" | "series" | "join_oxford" => {
                 arity(0)?;
                 match name {
                     "lower" => Filter::Lower,
@@ -138,11 +149,13 @@ impl Filter {
                     "count" => Filter::Count,
                     "unique" => Filter::Unique,
                     "first_line" => Filter::FirstLine,
+                    "series" => Filter::Series,
+                    "join_oxford" => Filter::JoinOxford,
                     _ => Filter::NonEmpty,
                 }
             }
             "strip_prefix" | "strip_suffix" | "before" | "after" | "after_last" | "split"
-            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" | "json" => {
+            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" | "json" | "only_suffix" => {
                 arity(1)?;
                 let arg = one(&args);
                 if arg.is_empty() && matches!(name, "split" | "before" | "after" | "after_last") {
@@ -159,6 +172,7 @@ impl Filter {
                     "join" => Filter::Join(arg),
                     "prefix" => Filter::Prefix(arg),
                     "reject_prefix" => Filter::RejectPrefix(arg),
+                    "only_suffix" => Filter::OnlySuffix(arg),
                     "json" => Filter::Json(
                         arg.split('.')
                             .filter(|k| !k.is_empty())
@@ -168,7 +182,7 @@ impl Filter {
                     _ => Filter::Suffix(arg),
                 }
             }
-            "truncate" | "ellipsis" => {
+            "truncate" | "zero_pad" => {
                 arity(1)?;
                 let n = one(&args)
                     .parse()
@@ -176,8 +190,19 @@ impl Filter {
                 if name == "truncate" {
                     Filter::Truncate(n)
                 } else {
-                    Filter::Ellipsis(n)
+                    Filter::ZeroPad(n)
                 }
+            }
+            "ellipsis" => {
+                if !(1..=2).contains(&args.len()) {
+                    return Err(format!(
+                        "filter `ellipsis` takes a whole number and an optional mark{at}"
+                    ));
+                }
+                let n = one(&args)
+                    .parse()
+                    .map_err(|_| format!("filter `ellipsis` takes a whole number{at}"))?;
+                Filter::Ellipsis(n, args.get(1).cloned().unwrap_or_else(|| "…".into()))
             }
             "shorten" => {
                 arity(2)?;
@@ -375,6 +400,15 @@ impl Filter {
             Filter::Join(_) | Filter::JoinAnd if values.len() <= 1 => values,
             Filter::Join(sep) => vec![Cow::Owned(values.join(sep))],
             Filter::JoinAnd => vec![Cow::Owned(join_and(&values))],
+            Filter::JoinOxford => match values.len() {
+                0..=2 => vec![Cow::Owned(join_and(&values))],
+                n => vec![Cow::Owned(format!(
+                    "{}, and {}",
+                    values[..n - 1].join(", "),
+                    values[n - 1]
+                ))],
+            },
+            Filter::Series => series(values).into_iter().map(Cow::Owned).collect(),
             Filter::Count => vec![Cow::Owned(values.len().to_string())],
             Filter::Unique => {
                 let mut out: Vec<Cow<'a, str>> = Vec::with_capacity(values.len());
@@ -403,6 +437,19 @@ impl Filter {
             }),
             Filter::NonEmpty => each(values, |v| (!v.is_empty()).then_some(v)),
             Filter::RejectPrefix(p) => each(values, |v| (!v.starts_with(p.as_str())).then_some(v)),
+            Filter::ZeroPad(n) => each(values, |v| {
+                Some(if v.chars().count() < *n {
+                    Cow::Owned(format!("{v:0>n$}", n = *n))
+                } else {
+                    v
+                })
+            }),
+            Filter::OnlySuffix(s) => each(values, |v| match v {
+                Cow::Borrowed(b) => b.strip_suffix(s.as_str()).map(Cow::Borrowed),
+                Cow::Owned(o) => o
+                    .strip_suffix(s.as_str())
+                    .map(|t| Cow::Owned(t.to_string())),
+            }),
             Filter::Json(path) => {
                 let mut out = Vec::new();
                 for v in &values {
@@ -426,9 +473,9 @@ impl Filter {
                 }
                 out
             }
-            Filter::Ellipsis(n) => each(values, |v| match v.char_indices().nth(*n) {
-                Some((end, _)) => Some(Cow::Owned(format!("{}…", &v[..end]))),
-                None if v.chars().count() == *n => Some(Cow::Owned(format!("{v}…"))),
+            Filter::Ellipsis(n, mark) => each(values, |v| match v.char_indices().nth(*n) {
+                Some((end, _)) => Some(Cow::Owned(format!("{}{mark}", &v[..end]))),
+                None if v.chars().count() == *n => Some(Cow::Owned(format!("{v}{mark}"))),
                 None => Some(v),
             }),
             Filter::Shorten(n, mark) => each(values, |v| match v.char_indices().nth(*n) {
@@ -483,6 +530,27 @@ pub fn nvr_name(nvr: &str) -> &str {
         (Some(_), Some(_), Some(name)) if !name.is_empty() => name,
         _ => nvr,
     }
+}
+
+/// fedmsg's `BaseConglomerator.list_to_series(items, N=3, oxford_comma=True)`; nothing
+/// for no items.
+fn series(values: Vec<Cow<'_, str>>) -> Option<String> {
+    let mut items: Vec<Cow<'_, str>> = values;
+    items.sort();
+    items.dedup();
+    let mut items: Vec<String> = items.into_iter().map(Cow::into_owned).collect();
+    match items.len() {
+        0 => return None,
+        1 => return items.pop(),
+        n if n > 3 => {
+            items.truncate(2);
+            items.push(format!("{} others", n - 2));
+        }
+        _ => {}
+    }
+    let last = items.pop().unwrap_or_default();
+    let conjunction = if items.len() > 1 { ", and " } else { " and " };
+    Some(format!("{}{conjunction}{last}", items.join(", ")))
 }
 
 /// `@name` words in free text, where `@` does not follow a word character (not e-mail).
@@ -543,6 +611,31 @@ mod tests {
         );
         assert!(run("map('1=done')", &["2"]).is_empty());
         assert_eq!(run("join_and", &["a", "b", "c"]), ["a, b and c"]);
+        assert_eq!(run("join_oxford", &["a", "b"]), ["a and b"]);
+        assert_eq!(run("join_oxford", &["a", "b", "c"]), ["a, b, and c"]);
+        assert_eq!(run("series", &["b", "a", "b"]), ["a and b"]);
+        assert_eq!(run("series", &["c", "a", "b"]), ["a, b, and c"]);
+        assert_eq!(
+            run("series", &["d", "c", "a", "b", "e"]),
+            ["a, b, and 3 others"]
+        );
+        assert!(run("series", &[]).is_empty());
+        assert_eq!(
+            run(
+                "only_suffix('@fedoraproject.org')",
+                &["ann@fedoraproject.org", "b@x.org"]
+            ),
+            ["ann"]
+        );
+        assert_eq!(run("shorten(3, '...')", &["abcdef", "abc"]), ["abc...", "abc"]);
+        assert_eq!(
+            run("ellipsis(3, '...')", &["abcdef", "abc", "ab"]),
+            ["abc...", "abc...", "ab"]
+        );
+        assert_eq!(
+            run("zero_pad(8)", &["100", "123456789"]),
+            ["00000100", "123456789"]
+        );
         assert_eq!(run("count", &["a", "b"]), ["2"]);
         assert_eq!(run("default('x')", &[]), ["x"]);
         assert_eq!(run("truncate(3)", &["abcdef"]), ["abc"]);
