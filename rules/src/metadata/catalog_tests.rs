@@ -290,3 +290,24 @@ summary = "{comment.user.name} commented on {comment.update.alias}"
         errors[0]
     );
 }
+
+#[test]
+fn reject_containing_drops_addresses_where_a_user_name_belongs() {
+    let (catalog, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        "[[entry]]\ntopic = \"git.receive\"\nusernames = [\"who | reject_containing('@')\"]\n"
+            .to_string(),
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let derive = |who: &str| {
+        catalog
+            .derive(&Message::new(
+                "1",
+                "org.fedoraproject.prod.git.receive",
+                serde_json::json!({ "who": who }),
+            ))
+            .usernames
+    };
+    assert!(derive("ann@example.com").is_empty());
+    assert!(derive("ann").contains("ann"));
+}

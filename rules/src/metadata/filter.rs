@@ -61,6 +61,8 @@ pub enum Filter {
     NonEmpty,
     /// Drops values that start with a text (e.g. organisation pseudo-accounts).
     RejectPrefix(String),
+    /// Drops values that contain a text (e.g. e-mail addresses where a user name belongs).
+    RejectContaining(String),
 }
 
 impl Filter {
@@ -117,7 +119,7 @@ impl Filter {
                 }
             }
             "strip_prefix" | "strip_suffix" | "before" | "after" | "after_last" | "split"
-            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" => {
+            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" | "reject_containing" => {
                 arity(1)?;
                 let arg = one(&args);
                 if arg.is_empty() && matches!(name, "split" | "before" | "after" | "after_last") {
@@ -134,6 +136,7 @@ impl Filter {
                     "join" => Filter::Join(arg),
                     "prefix" => Filter::Prefix(arg),
                     "reject_prefix" => Filter::RejectPrefix(arg),
+                    "reject_containing" => Filter::RejectContaining(arg),
                     _ => Filter::Suffix(arg),
                 }
             }
@@ -300,6 +303,7 @@ impl Filter {
             }),
             Filter::NonEmpty => each(values, |v| (!v.is_empty()).then_some(v)),
             Filter::RejectPrefix(p) => each(values, |v| (!v.starts_with(p.as_str())).then_some(v)),
+            Filter::RejectContaining(p) => each(values, |v| (!v.contains(p.as_str())).then_some(v)),
         }
     }
 }
