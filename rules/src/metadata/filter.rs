@@ -53,6 +53,9 @@ pub enum Filter {
     Suffix(String),
     /// Keeps at most this many characters.
     Truncate(usize),
+    /// fedmsg_meta's title cut: a text of this many characters or more keeps that many and
+    /// gets `...` appended.
+    Ellipsis(usize),
     /// The first line of a text.
     FirstLine,
     /// Replaces every occurrence of a text.
@@ -140,12 +143,16 @@ impl Filter {
                     _ => Filter::Suffix(arg),
                 }
             }
-            "truncate" => {
+            "truncate" | "ellipsis" => {
                 arity(1)?;
                 let n = one(&args)
                     .parse()
-                    .map_err(|_| format!("filter `truncate` takes a whole number{at}"))?;
-                Filter::Truncate(n)
+                    .map_err(|_| format!("filter `{name}` takes a whole number{at}"))?;
+                if name == "truncate" {
+                    Filter::Truncate(n)
+                } else {
+                    Filter::Ellipsis(n)
+                }
             }
             "replace" => {
                 arity(2)?;
@@ -291,6 +298,14 @@ impl Filter {
                 Some(match v.char_indices().nth(*n) {
                     Some((end, _)) => &v[..end],
                     None => v,
+                })
+            }),
+            Filter::Ellipsis(n) => each(values, |v| {
+                Some(if v.chars().count() >= *n {
+                    let end = v.char_indices().nth(*n).map_or(v.len(), |(end, _)| end);
+                    Cow::Owned(format!("{}...", &v[..end]))
+                } else {
+                    v
                 })
             }),
             Filter::FirstLine => narrow(values, |v| Some(v.lines().next().unwrap_or_default())),
