@@ -501,3 +501,46 @@ summary = "{msg.from | after_last('<') | strip_suffix('>') | strip_suffix('@fedo
     assert!(other.usernames.is_empty(), "{:?}", other.usernames);
     assert_eq!(other.summary, "bob@example.org wrote");
 }
+
+#[test]
+fn reject_containing_drops_addresses_where_a_user_name_belongs() {
+    let (catalog, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        "[[entry]]\ntopic = \"git.receive\"\nusernames = [\"who | reject_containing('@')\"]\n"
+            .to_string(),
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let derive = |who: &str| {
+        catalog
+            .derive(&Message::new(
+                "1",
+                "org.fedoraproject.prod.git.receive",
+                serde_json::json!({ "who": who }),
+            ))
+            .usernames
+    };
+    assert!(derive("ann@example.com").is_empty());
+    assert!(derive("ann").contains("ann"));
+}
+
+#[test]
+fn ellipsis_cuts_long_titles_as_fedmsg_meta_did() {
+    let (catalog, errors) = Catalog::load(&[(
+        "t.toml".to_string(),
+        "[[entry]]\ntopic = \"bodhi.update.edit\"\nsummary = \"{title | ellipsis(10, '...')}\"\n"
+            .to_string(),
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let summary = |title: &str| {
+        catalog
+            .derive(&Message::new(
+                "1",
+                "org.fedoraproject.prod.bodhi.update.edit",
+                serde_json::json!({ "title": title }),
+            ))
+            .summary
+    };
+    assert_eq!(summary("short"), "short");
+    assert_eq!(summary("éxactly-10"), "éxactly-10...");
+    assert_eq!(summary("a-much-longer-title"), "a-much-lon...");
+}

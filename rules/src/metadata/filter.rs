@@ -64,6 +64,8 @@ pub enum Filter {
     NonEmpty,
     /// Drops values that start with a text (e.g. organisation pseudo-accounts).
     RejectPrefix(String),
+    /// Drops values that contain a text (e.g. e-mail addresses where a user name belongs).
+    RejectContaining(String),
     /// Pads with leading zeros to this many characters (`%08d`).
     ZeroPad(usize),
     /// fedmsg's `list_to_series`: sorted, without repeats, `a`, `a and b`, `a, b, and c`,
@@ -155,7 +157,8 @@ impl Filter {
                 }
             }
             "strip_prefix" | "strip_suffix" | "before" | "after" | "after_last" | "split"
-            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" | "json" | "only_suffix" => {
+            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" | "json" | "only_suffix"
+            | "reject_containing" => {
                 arity(1)?;
                 let arg = one(&args);
                 if arg.is_empty() && matches!(name, "split" | "before" | "after" | "after_last") {
@@ -173,6 +176,7 @@ impl Filter {
                     "prefix" => Filter::Prefix(arg),
                     "reject_prefix" => Filter::RejectPrefix(arg),
                     "only_suffix" => Filter::OnlySuffix(arg),
+                    "reject_containing" => Filter::RejectContaining(arg),
                     "json" => Filter::Json(
                         arg.split('.')
                             .filter(|k| !k.is_empty())
@@ -437,6 +441,7 @@ impl Filter {
             }),
             Filter::NonEmpty => each(values, |v| (!v.is_empty()).then_some(v)),
             Filter::RejectPrefix(p) => each(values, |v| (!v.starts_with(p.as_str())).then_some(v)),
+            Filter::RejectContaining(p) => each(values, |v| (!v.contains(p.as_str())).then_some(v)),
             Filter::ZeroPad(n) => each(values, |v| {
                 Some(if v.chars().count() < *n {
                     Cow::Owned(format!("{v:0>n$}", n = *n))
