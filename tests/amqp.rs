@@ -102,18 +102,7 @@ fn fedora_messaging_over_amqp_is_archived_matched_acknowledged_and_dead_lettered
     );
     about_alice.sent_at = Some(1_735_732_800_000);
     // The corpus through `tidings publish --amqp`, alice's through the library it uses.
-    let file = hub.dir.path().join("fedora-messaging.jsonl");
-    std::fs::write(&file, lines.join("\n")).expect("corpus file");
-    let file = file.display().to_string();
-    hub.run(&[
-        "publish",
-        "--amqp",
-        &broker.url,
-        "--exchange",
-        &broker.exchange,
-        "--file",
-        &file,
-    ]);
+    broker.publish_file(&hub, "fedora-messaging", &lines);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime
         .block_on(tidings_notifier::bus::amqp::publish(
@@ -327,3 +316,87 @@ fn notifiers_share_the_queue_and_a_killed_one_loses_nothing() {
 }
 
 const INGESTED: &str = "tidings_messages_ingested_total";
+
+/// The first record of `topic` in a corpus (`path` under corpus/), whole.
+fn corpus_record(path: &str, topic: &str) -> serde_json::Value {
+    let path = format!("{}/corpus/{path}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("the corpus {path}: {e}"));
+    text.lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("corpus line"))
+        .find(|r| r["topic"].as_str().or(r["message"]["topic"].as_str()) == Some(topic))
+        .unwrap_or_else(|| panic!("no {topic} in {path}"))
+}
+
+/// Issue 13: a mail about a message of either bus generation has the summary Fedora's own
+/// code wrote for it as its subject (fedmsg_meta's for fedmsg, the schema package's for
+/// fedora-messaging), its link, and the event's own words (the comment) in its body.
+#[test]
+fn mails_of_both_bus_generations_carry_a_subject_a_link_and_the_event_s_words() {
+    use mailparse::MailHeaderMap as _;
+
+    let topic = "org.fedoraproject.prod.bodhi.update.comment";
+    let fedmsg = corpus_record("fedmsg-meta/messages.jsonl", topic);
+    let amqp = corpus_record("fedora-messaging/messages.jsonl", topic);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let smtp = Smtp::start(tmp.path());
+    let broker = Broker::start("generations");
+    let mut hub = Hub::new(Some(&smtp), None);
+    hub.user_with_filter(
+        "alice",
+        "alice@example.org",
+        r#"topic ~ "**.bodhi.update.comment""#,
+    );
+    broker.start_hub(&mut hub);
+
+    hub.publish("fedmsg", &[fedmsg["message"].to_string()]);
+    let mut line = amqp.clone();
+    let map = line.as_object_mut().expect("an object");
+    map.retain(|key, _| ["topic", "headers", "id", "body"].contains(&key.as_str()));
+    broker.publish_file(&hub, "generations", &[line.to_string()]);
+
+    let mails = smtp.wait_mails(2, Duration::from_secs(60));
+    let mails: Vec<_> = mails
+        .iter()
+        .map(|raw| mailparse::parse_mail(raw).expect("parsable mail"))
+        .collect();
+    for (want_subject, want_link, words) in [
+        (
+            &fedmsg["expected"]["subti"],
+            &fedmsg["expected"]["link"],
+            &fedmsg["message"]["msg"]["comment"]["text"],
+        ),
+        (
+            &amqp["expected"]["summary"],
+            &amqp["expected"]["url"],
+            &amqp["body"]["comment"]["text"],
+        ),
+    ] {
+        let want_subject: String = want_subject
+            .as_str()
+            .expect("a summary")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mail = mails
+            .iter()
+            .find(|m| m.headers.get_first_value("Subject").as_deref() == Some(&want_subject))
+            .unwrap_or_else(|| {
+                let subjects: Vec<_> = mails
+                    .iter()
+                    .map(|m| m.headers.get_first_value("Subject"))
+                    .collect();
+                panic!("no mail with the subject {want_subject:?}: {subjects:?}")
+            });
+        let text = mail.subparts[0].get_body().expect("text body");
+        let link = want_link.as_str().expect("a link");
+        assert!(text.contains(link), "{link} not in {text}");
+        let first_line = words
+            .as_str()
+            .expect("the comment")
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .expect("words")
+            .trim();
+        assert!(text.contains(first_line), "{first_line:?} not in {text}");
+    }
+}

@@ -412,17 +412,7 @@ fn the_bridge_carries_fedora_messaging_to_zeromq_where_a_hub_archives_it() {
                 .message
         })
         .collect();
-    let file = hub.dir.path().join("fedora-messaging.jsonl");
-    std::fs::write(&file, lines.join("\n")).expect("corpus file");
-    hub.run(&[
-        "publish",
-        "--amqp",
-        &broker.url,
-        "--exchange",
-        &broker.exchange,
-        "--file",
-        &file.display().to_string(),
-    ]);
+    broker.publish_file(&hub, "fedora-messaging", &lines);
     let got = receive(
         &sub,
         sent.len(),

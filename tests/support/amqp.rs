@@ -88,6 +88,22 @@ impl Broker {
             .insert("TIDINGS_BUS__AMQP__QUEUE".into(), self.queue.clone());
     }
 
+    /// Publishes `lines` (fedora-messaging's JSON form) to this broker's exchange with
+    /// `tidings publish --amqp`, from a file in `hub`'s folder named after `name`.
+    pub fn publish_file(&self, hub: &super::Hub, name: &str, lines: &[String]) {
+        let file = hub.dir.path().join(format!("{name}.jsonl"));
+        std::fs::write(&file, lines.join("\n")).expect("messages file");
+        hub.run(&[
+            "publish",
+            "--amqp",
+            &self.url,
+            "--exchange",
+            &self.exchange,
+            "--file",
+            &file.display().to_string(),
+        ]);
+    }
+
     /// Starts `hub` consuming this broker's queue; returns once its consumer is connected.
     pub fn start_hub(&self, hub: &mut super::Hub) {
         self.configure(hub);
