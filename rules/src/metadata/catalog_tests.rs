@@ -544,3 +544,31 @@ fn ellipsis_cuts_long_titles_as_fedmsg_meta_did() {
     assert_eq!(summary("éxactly-10"), "éxactly-10...");
     assert_eq!(summary("a-much-longer-title"), "a-much-lon...");
 }
+
+/// Issue 13: the people a Pagure comment is about are among its usernames on both buses:
+/// the ticket's author and the people the comment mentions, not only the commenter.
+#[test]
+fn a_pagure_comment_names_the_ticket_s_author_and_who_it_mentions() {
+    let catalog = Catalog::shipped();
+    let body = json!({
+        "agent": "pingou",
+        "project": {"name": "tidings", "fullname": "tidings", "namespace": null,
+                    "full_url": "https://pagure.io/tidings"},
+        "issue": {"id": 7, "title": "Mails are late", "user": {"name": "ralph"},
+                  "assignee": null, "full_url": "https://pagure.io/tidings/issue/7",
+                  "comments": [{"id": 1, "comment": "first", "user": {"name": "ralph"}},
+                               {"id": 2, "comment": "@ralph @decause: fixed in 1.2", "user": {"name": "pingou"}}]}
+    });
+    let mut m = Message::new("1", "io.pagure.prod.pagure.issue.comment.added", body);
+    let fedmsg = catalog.derive(&m).usernames;
+    m.headers.insert(
+        "fedora_messaging_schema".into(),
+        json!("pagure.issue.comment.added"),
+    );
+    let amqp = catalog.derive(&m).usernames;
+    for usernames in [fedmsg, amqp] {
+        let want: std::collections::BTreeSet<String> =
+            ["decause", "pingou", "ralph"].map(String::from).into();
+        assert_eq!(usernames, want);
+    }
+}

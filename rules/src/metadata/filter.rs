@@ -157,8 +157,8 @@ impl Filter {
                 }
             }
             "strip_prefix" | "strip_suffix" | "before" | "after" | "after_last" | "split"
-            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" | "json" | "only_suffix"
-            | "reject_containing" => {
+            | "default" | "join" | "prefix" | "suffix" | "reject_prefix" | "json"
+            | "only_suffix" | "reject_containing" => {
                 arity(1)?;
                 let arg = one(&args);
                 if arg.is_empty() && matches!(name, "split" | "before" | "after" | "after_last") {
@@ -632,7 +632,10 @@ mod tests {
             ),
             ["ann"]
         );
-        assert_eq!(run("shorten(3, '...')", &["abcdef", "abc"]), ["abc...", "abc"]);
+        assert_eq!(
+            run("shorten(3, '...')", &["abcdef", "abc"]),
+            ["abc...", "abc"]
+        );
         assert_eq!(
             run("ellipsis(3, '...')", &["abcdef", "abc", "ab"]),
             ["abc...", "abc...", "ab"]
