@@ -740,11 +740,11 @@ async fn preview_why_gallery_builder_and_catalog_through_the_api(app: &App) {
         Method::POST,
         "/api/v1/preview",
         t,
-        Some(json!({"condition": "app == \"koji\""})),
+        Some(json!({"condition": "app == \"bodi\""})),
     )
     .await;
     assert!(
-        warned["warnings"].to_string().contains("buildsys"),
+        warned["warnings"].to_string().contains("bodhi"),
         "{warned}"
     );
     let (status, bad) = call(
@@ -884,12 +884,12 @@ async fn admin_calls_manage_defaults_users_and_dead_letters(app: &App) {
         "/api/v1/admin/defaults",
         t,
         Some(
-            json!({"name": "builds", "condition": "app == \"koji\" and packages has $my_packages"}),
+            json!({"name": "builds", "condition": "app == \"bodi\" and packages has $my_packages"}),
         ),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
-    assert!(made["warnings"].to_string().contains("buildsys"), "{made}");
+    assert!(made["warnings"].to_string().contains("bodhi"), "{made}");
     let path = format!("/api/v1/admin/defaults/{}", made["id"]);
     let (status, replaced) = call(
         app,
