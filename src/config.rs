@@ -34,7 +34,18 @@ pub struct Config {
     pub delivery: DeliveryDefaults,
     /// `tidings bridge`: fedmsg ZeroMQ to AMQP and back (`[bridge]`).
     pub bridge: Bridge,
+    /// Ownership data (`[ownership]`): its sync from the source (`[ownership.sync]`).
+    pub ownership: Ownership,
     pub log: Log,
+}
+
+/// Ownership data (`[ownership]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ownership {
+    /// Package owners from dist-git's owner map and group members from a FASJSON API,
+    /// synced by the notifier role (`[ownership.sync]`); off while neither URL is set.
+    pub sync: tidings_notifier::OwnershipSyncConfig,
 }
 
 /// What `tidings bridge` carries (`[bridge]`); the broker is `[bus.amqp]`'s.
@@ -292,6 +303,7 @@ impl Default for Config {
             email: tidings_notifier::EmailConfig::default(),
             delivery: DeliveryDefaults::default(),
             bridge: Bridge::default(),
+            ownership: Ownership::default(),
             log: Log::default(),
         }
     }
@@ -391,6 +403,8 @@ impl Config {
                 self.log.format
             );
         }
+        tidings_notifier::ownership_sync::OwnershipSync::new(&self.ownership.sync)
+            .map_err(|e| anyhow::anyhow!("config key {e}"))?;
         if self.sender.concurrency == Some(0) {
             anyhow::bail!("config key sender.concurrency: must be at least 1");
         }
