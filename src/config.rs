@@ -748,4 +748,39 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("config key metrics.listen"), "{err}");
     }
+
+    /// Issue 13: `[ownership.sync]` is off by default and a bad value names its key.
+    #[test]
+    fn ownership_sync_is_off_by_default_and_checked() {
+        let load = |toml: &str| {
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(toml))
+                .extract::<Config>()
+                .map_err(describe)
+                .and_then(|c| c.check().map(|()| c))
+        };
+        assert!(!Config::default().ownership.sync.enabled());
+        let config = load(
+            "[ownership.sync]\nowners_url = \"https://src.example.org/extras/pagure_owner_alias.json\"",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.ownership.sync.enabled());
+        for (toml, key) in [
+            (
+                "[ownership.sync]\ngroups_url = \"https://fasjson.example.org/v1/\"",
+                "config key ownership.sync.groups:",
+            ),
+            (
+                "[ownership.sync]\nowners_url = \"ftp://x/y.json\"",
+                "config key ownership.sync.owners_url:",
+            ),
+            (
+                "[ownership.sync]\nowners_url = \"https://x/y.json\"\ntimeout_secs = 0",
+                "config key ownership.sync.timeout_secs:",
+            ),
+        ] {
+            let err = load(toml).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
 }
