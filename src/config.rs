@@ -34,7 +34,18 @@ pub struct Config {
     pub delivery: DeliveryDefaults,
     /// `tidings bridge`: fedmsg ZeroMQ to AMQP and back (`[bridge]`).
     pub bridge: Bridge,
+    /// Ownership data (`[ownership]`): its sync from the source (`[ownership.sync]`).
+    pub ownership: Ownership,
     pub log: Log,
+}
+
+/// Ownership data (`[ownership]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ownership {
+    /// Package owners from dist-git's owner map and group members from a FASJSON API,
+    /// synced by the notifier role (`[ownership.sync]`); off while neither URL is set.
+    pub sync: tidings_notifier::OwnershipSyncConfig,
 }
 
 /// What `tidings bridge` carries (`[bridge]`); the broker is `[bus.amqp]`'s.
@@ -292,6 +303,7 @@ impl Default for Config {
             email: tidings_notifier::EmailConfig::default(),
             delivery: DeliveryDefaults::default(),
             bridge: Bridge::default(),
+            ownership: Ownership::default(),
             log: Log::default(),
         }
     }
@@ -391,6 +403,8 @@ impl Config {
                 self.log.format
             );
         }
+        tidings_notifier::ownership_sync::OwnershipSync::new(&self.ownership.sync)
+            .map_err(|e| anyhow::anyhow!("config key {e}"))?;
         if self.sender.concurrency == Some(0) {
             anyhow::bail!("config key sender.concurrency: must be at least 1");
         }
@@ -733,5 +747,40 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("config key metrics.listen"), "{err}");
+    }
+
+    /// Issue 13: `[ownership.sync]` is off by default and a bad value names its key.
+    #[test]
+    fn ownership_sync_is_off_by_default_and_checked() {
+        let load = |toml: &str| {
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(toml))
+                .extract::<Config>()
+                .map_err(describe)
+                .and_then(|c| c.check().map(|()| c))
+        };
+        assert!(!Config::default().ownership.sync.enabled());
+        let config = load(
+            "[ownership.sync]\nowners_url = \"https://src.example.org/extras/pagure_owner_alias.json\"",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.ownership.sync.enabled());
+        for (toml, key) in [
+            (
+                "[ownership.sync]\ngroups_url = \"https://fasjson.example.org/v1/\"",
+                "config key ownership.sync.groups:",
+            ),
+            (
+                "[ownership.sync]\nowners_url = \"ftp://x/y.json\"",
+                "config key ownership.sync.owners_url:",
+            ),
+            (
+                "[ownership.sync]\nowners_url = \"https://x/y.json\"\ntimeout_secs = 0",
+                "config key ownership.sync.timeout_secs:",
+            ),
+        ] {
+            let err = load(toml).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `tidings doctor` (issue 12): checks what a running Tidings needs — the configuration,
-//! the data folder, the database, the buses, the SMTP server and every configured chat
-//! channel — each within a time limit, and prints one line per check: `ok` with what was
+//! the data folder, the database, the buses, the SMTP server, every configured chat
+//! channel and the ownership sync's sources — each within a time limit, and prints one line per check: `ok` with what was
 //! found, or `FAIL` with what is wrong and how to fix it. Exit status 1 when anything
 //! failed. It opens the database as `tidings serve` does (so migrations are applied).
 
@@ -55,6 +55,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
             checks.push((format!("irc: {name}"), tcp(&network.server).await));
         }
     }
+    checks.extend(ownership_sync(config).await);
     let mut failed = 0;
     for (what, outcome) in &checks {
         match outcome {
@@ -292,4 +293,65 @@ async fn matrix(config: &Config) -> Outcome {
         fix,
     )
     .await
+}
+
+/// `[ownership.sync]`'s sources, when set: the owner map is read whole and parsed; the
+/// first page of the first group's members is read from the FASJSON API.
+async fn ownership_sync(config: &Config) -> Vec<(String, Outcome)> {
+    use tidings_notifier::ownership_sync::OwnershipSync;
+    let sync_config = &config.ownership.sync;
+    let sync = match OwnershipSync::new(sync_config) {
+        Ok(Some(sync)) => sync,
+        Ok(None) => return Vec::new(),
+        Err(err) => {
+            let fix =
+                "correct [ownership.sync] (see docs/deploy.md, \"Ownership from the source\")";
+            return vec![("ownership sync".into(), Err((err.to_string(), fix.into())))];
+        }
+    };
+    let mut checks = Vec::new();
+    if let Some(url) = &sync_config.owners_url {
+        let fix = "set ownership.sync.owners_url to dist-git's owner map, \
+                   https://src.fedoraproject.org/extras/pagure_owner_alias.json";
+        let check = async {
+            let packages = sync
+                .owner_map(url)
+                .await
+                .map_err(|fault| (fault.to_string(), fix.to_string()))?;
+            let groups: std::collections::BTreeSet<&str> = packages
+                .values()
+                .flatten()
+                .filter(|o| o.kind == tidings_store::OwnerKind::Group)
+                .map(|o| o.name.as_str())
+                .collect();
+            Ok(format!(
+                "{url}: {} packages, owned by users and {} groups",
+                packages.len(),
+                groups.len()
+            ))
+        };
+        checks.push((
+            "ownership sync: owners".to_string(),
+            limited(check, fix).await,
+        ));
+    }
+    if let (Some(base), Some(group)) = (&sync_config.groups_url, sync_config.groups.first()) {
+        let fix = "set ownership.sync.groups_url to a FASJSON API's base URL (its \
+                   /groups/NAME/members/ answers a \"result\" list), and groups_token if it \
+                   takes one; Fedora's own FASJSON needs Kerberos, which Tidings cannot do";
+        let check = async {
+            let (members, pages) = sync
+                .first_page(base, group)
+                .await
+                .map_err(|fault| (fault.to_string(), fix.to_string()))?;
+            Ok(format!(
+                "{base}: group {group}: {members} members on page 1 of {pages}"
+            ))
+        };
+        checks.push((
+            "ownership sync: groups".to_string(),
+            limited(check, fix).await,
+        ));
+    }
+    checks
 }

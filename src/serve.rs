@@ -251,6 +251,9 @@ pub fn notifier_settings(
         },
         derive,
         metrics: metrics.clone(),
+        ownership_sync: tidings_notifier::ownership_sync::OwnershipSync::new(
+            &config.ownership.sync,
+        )?,
     })
 }
 

@@ -25,6 +25,7 @@ mod ntfy;
 mod operations;
 mod outbox;
 mod ownership;
+mod ownership_sync;
 mod publishing;
 mod quarantine;
 mod roles;

@@ -306,3 +306,68 @@ impl std::fmt::Debug for IrcNetworkConfig {
             .finish()
     }
 }
+
+/// Ownership from the source (the `[ownership.sync]` section of the config file): package
+/// owners from dist-git's owner map and group members from a FASJSON-compatible account
+/// system, read every `interval_secs` by the notifier role. Off while neither URL is set.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OwnershipSyncConfig {
+    /// dist-git's owner map, `pagure_owner_alias.json`
+    /// (`https://src.fedoraproject.org/extras/pagure_owner_alias.json`); none: owners are
+    /// not synced.
+    pub owners_url: Option<String>,
+    /// A FASJSON API's base URL (`https://fasjson.fedoraproject.org/v1/`); none: groups
+    /// are not synced.
+    pub groups_url: Option<String>,
+    /// The groups whose members and sponsors are synced.
+    pub groups: Vec<String>,
+    /// A bearer token sent to `groups_url`, if it takes one. Best set from the
+    /// environment: `TIDINGS_OWNERSHIP__SYNC__GROUPS_TOKEN`.
+    pub groups_token: Option<String>,
+    /// Seconds between syncs (the first runs at start).
+    pub interval_secs: u64,
+    /// The most one request may take (connecting, the whole answer), in seconds.
+    pub timeout_secs: u64,
+    /// The largest answer read, in bytes; a larger one is refused.
+    pub max_response_bytes: usize,
+    /// Members asked for per FASJSON page.
+    pub page_size: u32,
+}
+
+impl OwnershipSyncConfig {
+    /// Whether anything is synced.
+    pub fn enabled(&self) -> bool {
+        self.owners_url.is_some() || self.groups_url.is_some()
+    }
+}
+
+impl Default for OwnershipSyncConfig {
+    fn default() -> Self {
+        OwnershipSyncConfig {
+            owners_url: None,
+            groups_url: None,
+            groups: Vec::new(),
+            groups_token: None,
+            interval_secs: 3600,
+            timeout_secs: 60,
+            max_response_bytes: 64 * 1024 * 1024,
+            page_size: 500,
+        }
+    }
+}
+
+impl std::fmt::Debug for OwnershipSyncConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnershipSyncConfig")
+            .field("owners_url", &self.owners_url)
+            .field("groups_url", &self.groups_url)
+            .field("groups", &self.groups)
+            .field("groups_token", &self.groups_token.as_ref().map(|_| "…"))
+            .field("interval_secs", &self.interval_secs)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}

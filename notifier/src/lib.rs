@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod ntfy;
 pub mod outage;
 pub mod ownership;
+pub mod ownership_sync;
 pub mod publish;
 pub mod render;
 pub mod roles;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 
 pub use config::{
     EmailConfig, IrcConfig, IrcNetworkConfig, MatrixConfig, NotifierConfig, NtfyConfig,
-    SenderConfig, WebhookConfig,
+    OwnershipSyncConfig, SenderConfig, WebhookConfig,
 };
 pub use error::NotifierError;
 pub use matcher::MatcherSettings;

@@ -2,7 +2,8 @@
 //! `prometheus-client`) on the private `metrics.listen` address and logged at shutdown.
 //!
 //! - Counters: messages ingested, duplicate, rejected and matched; notifications queued,
-//!   sent, retried, rate limited and dead; leases lost; filters quarantined.
+//!   sent, retried, rate limited and dead; leases lost; filters quarantined; ownership
+//!   syncs written, and their fetches not used by source and fault.
 //! - Histograms: ingest lag (publisher's send time to archived), notifications per matched
 //!   message, and delivery latency by channel (archived to accepted by the channel).
 //! - Gauges, read from the store every few seconds by [`Metrics::watch`] (the store is
@@ -38,6 +39,16 @@ pub struct StateLabel {
     pub state: &'static str,
 }
 
+/// An ownership sync fault's labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncFaultLabel {
+    /// What was read: `owners` (the owner map) or `groups` (a group's members).
+    pub source: &'static str,
+    /// Why it was not used: `request`, `timeout`, `status`, `too_large`, `malformed`,
+    /// `empty`, `shrunk`.
+    pub fault: &'static str,
+}
+
 /// Everything a process measures. Cheap to update from any task; shared as `Arc<Metrics>`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -69,6 +80,10 @@ pub struct Metrics {
     pub matches_per_message: Histogram,
     /// Seconds from a message archived to its notification accepted, by channel.
     pub delivery_latency: Family<ChannelLabel, Histogram>,
+    /// Ownership syncs written (`[ownership.sync]`).
+    pub ownership_syncs: Counter,
+    /// Ownership sync fetches not used (the old data kept), by source and fault.
+    pub ownership_sync_failures: Family<SyncFaultLabel, Counter>,
     /// Archived messages not matched yet.
     pub matcher_backlog: Gauge,
     /// Outbox rows by state.
@@ -107,6 +122,8 @@ impl Default for Metrics {
                 0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1000.0,
             ]),
             delivery_latency: Family::new_with_constructor(latency_histogram),
+            ownership_syncs: Counter::default(),
+            ownership_sync_failures: Family::default(),
             matcher_backlog: Gauge::default(),
             outbox: Family::default(),
             amqp_queue: Gauge::default(),
@@ -168,6 +185,11 @@ impl Default for Metrics {
                 "Filters found unreadable and set aside",
                 &metrics.quarantined,
             ),
+            (
+                "ownership_syncs",
+                "Ownership syncs written ([ownership.sync])",
+                &metrics.ownership_syncs,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
@@ -186,6 +208,11 @@ impl Default for Metrics {
             "delivery_latency_seconds",
             "Seconds from a message archived to its notification accepted by the channel",
             metrics.delivery_latency.clone(),
+        );
+        registry.register(
+            "ownership_sync_failures",
+            "Ownership sync fetches not used, the last synced data kept, by source and fault",
+            metrics.ownership_sync_failures.clone(),
         );
         registry.register(
             "matcher_backlog_messages",

@@ -5,7 +5,8 @@
 //! shared PostgreSQL database.
 //!
 //! - [`notifier`]: bus ingest, in every process, and the matcher, active in one process at
-//!   a time (the others stand by to take over).
+//!   a time (the others stand by to take over); and the ownership sync, if configured, in
+//!   every process (a sync that finds nothing changed writes nothing).
 //! - [`sender`]: drains the outbox; several share the work, each claiming other rows.
 //!
 //! The loops wake each other through the store ([`Store::signal`], [`Store::wakes`]), which
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{self, AmqpIngest, ZmqIngest};
 use crate::matcher::{self, MatcherSettings};
+use crate::ownership_sync::OwnershipSync;
 use crate::sender::{self, Channels};
 use crate::{Derive, Metrics, NotifierError, SenderConfig};
 
@@ -38,6 +40,8 @@ pub struct NotifierSettings {
     pub derive: Derive,
     /// The process's counters.
     pub metrics: Arc<Metrics>,
+    /// Ownership from the source (`[ownership.sync]`), if configured.
+    pub ownership_sync: Option<OwnershipSync>,
 }
 
 /// What the sender role needs besides the store.
@@ -80,6 +84,13 @@ pub async fn notifier(
         stored,
         stop.clone(),
     )));
+    if let Some(sync) = settings.ownership_sync {
+        tasks.push(Box::pin(sync.run(
+            store.clone(),
+            settings.metrics.clone(),
+            stop.clone(),
+        )));
+    }
     tasks.push(Box::pin(matcher::run(
         store,
         settings.matcher,

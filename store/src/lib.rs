@@ -36,7 +36,7 @@ pub use exclusive::MatcherLock;
 pub use keys::ServerKey;
 pub use ownership::{
     FollowKind, ImportMode, ImportSummary, Owner, OwnerKind, OwnershipData, PackageOwners,
-    CSV_HEADER,
+    SyncSummary, SyncedOwnership, CSV_HEADER,
 };
 pub use pipeline::changes::Change;
 pub use pipeline::digests::{DigestContents, DigestReason, DIGEST_ITEMS};

@@ -385,3 +385,143 @@ async fn bad_records_are_refused_whole_naming_field_and_record() {
         );
     }
 }
+
+/// The sync's rows (issue 13): written by difference (a second identical sync writes
+/// nothing and re-indexes no one), change rows for exactly the accounts whose variables
+/// changed, imports and syncs never replacing each other's rows, a group not read kept,
+/// a group no longer synced cleared, bad names skipped and listed.
+#[tokio::test]
+async fn syncs_replace_only_their_own_rows_by_difference() {
+    use std::collections::BTreeMap;
+    use tidings_store::SyncedOwnership;
+    let owners = |entries: &[(&str, &[Owner])]| -> BTreeMap<String, BTreeSet<Owner>> {
+        entries
+            .iter()
+            .map(|(p, o)| (p.to_string(), o.iter().cloned().collect()))
+            .collect()
+    };
+    for t in backends().await {
+        let (n, s) = (t.name, &t.store);
+        let alice = user(&t, "alice").await;
+        let bob = user(&t, "bob").await;
+        let carol = user(&t, "carol").await;
+        // The admin's rows: alice owns firefox and php.
+        ok!(
+            n,
+            s.import_ownership(
+                &data(r#"{"packages": {"firefox": {"users": ["alice"]}, "php": {"users": ["alice"]}}}"#),
+                ImportMode::Merge
+            )
+            .await
+        );
+        assert_eq!(ok!(n, s.synced_package_count().await), 0, "[{n}]");
+        let first = SyncedOwnership {
+            packages: Some(owners(&[
+                ("php", &[Owner::user("alice"), Owner::group("php-sig")]),
+                ("modules/php", &[Owner::user("carol")]),
+                ("bad name", &[Owner::user("carol")]),
+            ])),
+            groups: Some(BTreeMap::from([
+                ("php-sig".to_string(), set(&["bob", "Not Valid"])),
+                ("infra".to_string(), set(&["carol"])),
+            ])),
+            kept_groups: BTreeSet::new(),
+        };
+        let mark = ok!(n, s.last_change().await);
+        let summary = ok!(n, s.sync_ownership(&first).await);
+        assert_eq!(
+            (
+                summary.owners_added,
+                summary.members_added,
+                summary.skipped_count
+            ),
+            (3, 2, 2),
+            "[{n}] {summary:?}"
+        );
+        assert!(
+            summary.skipped.iter().any(|m| m.contains("\"bad name\"")),
+            "[{n}] {summary:?}"
+        );
+        // alice already owned php (imported): her variables did not change.
+        let mut expected = vec![bob.id, carol.id];
+        expected.sort_unstable();
+        assert_eq!(summary.affected_users, expected, "[{n}]");
+        assert_eq!(changed_since(n, s, mark).await, expected, "[{n}]");
+        assert_eq!(ok!(n, s.synced_package_count().await), 2, "[{n}]");
+        let vars = ok!(n, s.variables(bob.id).await);
+        assert_eq!(vars.my_packages, set(&["php"]), "[{n}]");
+        assert_eq!(
+            ok!(n, s.group_sources("bob").await),
+            [("php-sig".to_string(), false)],
+            "[{n}]"
+        );
+
+        // The same again: nothing written, no one re-indexed.
+        let mark = ok!(n, s.last_change().await);
+        let summary = ok!(n, s.sync_ownership(&first).await);
+        assert_eq!(
+            (
+                summary.owners_added,
+                summary.owners_removed,
+                summary.members_added,
+                summary.members_removed
+            ),
+            (0, 0, 0, 0),
+            "[{n}]"
+        );
+        assert!(changed_since(n, s, mark).await.is_empty(), "[{n}]");
+
+        // An import that replaces everything keeps the sync's rows; alice keeps php
+        // through them, and loses only firefox.
+        ok!(
+            n,
+            s.import_ownership(&OwnershipData::default(), ImportMode::Replace)
+                .await
+        );
+        let vars = ok!(n, s.variables(alice.id).await);
+        assert_eq!(vars.my_packages, set(&["php"]), "[{n}]");
+        assert_eq!(
+            ok!(n, s.package_owners("php").await),
+            [Owner::user("alice"), Owner::group("php-sig")],
+            "[{n}]"
+        );
+
+        // php removed upstream; the owner map not read leaves owners alone; php-sig not
+        // read is kept, infra no longer synced is cleared.
+        let mark = ok!(n, s.last_change().await);
+        let summary = ok!(
+            n,
+            s.sync_ownership(&SyncedOwnership {
+                packages: Some(owners(&[("modules/php", &[Owner::user("carol")])])),
+                groups: Some(BTreeMap::new()),
+                kept_groups: ["php-sig".to_string()].into(),
+            })
+            .await
+        );
+        assert_eq!(
+            (summary.owners_removed, summary.members_removed),
+            (2, 1),
+            "[{n}] {summary:?}"
+        );
+        let mut expected = vec![alice.id, bob.id, carol.id];
+        expected.sort_unstable();
+        assert_eq!(changed_since(n, s, mark).await, expected, "[{n}]");
+        assert!(
+            ok!(n, s.variables(alice.id).await).my_packages.is_empty(),
+            "[{n}]"
+        );
+        assert_eq!(
+            ok!(n, s.variables(bob.id).await).my_groups,
+            set(&["php-sig"]),
+            "[{n}]"
+        );
+        let vars = ok!(n, s.variables(carol.id).await);
+        assert_eq!(
+            (vars.my_groups, vars.my_packages),
+            (set(&[]), set(&["modules/php"])),
+            "[{n}]"
+        );
+        let summary = ok!(n, s.sync_ownership(&SyncedOwnership::default()).await);
+        assert_eq!(summary.affected_users, Vec::<i64>::new(), "[{n}]");
+    }
+}

@@ -9,12 +9,14 @@
 //! variables it actually changed, and for no one else, so the notifier re-indexes only them.
 
 mod format;
+mod sync;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tidings_rules::Variables;
 
 pub use format::{OwnershipData, PackageOwners, CSV_HEADER};
+pub use sync::{SyncSummary, SyncedOwnership};
 
 use crate::db::with_pool;
 use crate::pipeline::changes::Edit;
@@ -325,10 +327,11 @@ impl Store {
         let lock = self.ownership_lock();
         let (all_members, all_owners) = (self.sql(ALL_MEMBERS), self.sql(ALL_OWNERS));
         let clear_members = self.sql("DELETE FROM group_members WHERE source = 'import'");
-        let clear_owners = self.sql("DELETE FROM package_owners");
+        let clear_owners = self.sql("DELETE FROM package_owners WHERE source = 'import'");
         let clear_group =
             self.sql("DELETE FROM group_members WHERE group_name = $1 AND source = 'import'");
-        let clear_package = self.sql("DELETE FROM package_owners WHERE package = $1");
+        let clear_package =
+            self.sql("DELETE FROM package_owners WHERE package = $1 AND source = 'import'");
         let user_id = self.sql(USER_ID);
         let members: Vec<[&str; 2]> = data
             .groups
@@ -460,8 +463,14 @@ impl Store {
     ) -> Result<Vec<i64>> {
         checked(Kind::Package, "package", package)?;
         let lock = self.ownership_lock();
+        // Every source's owners, to tell whose packages change; only the imported ones
+        // are changed here (the sync's are its own).
         let owners_sql = self
             .sql("SELECT package, owner_kind, owner_name FROM package_owners WHERE package = $1");
+        let imported_sql = self.sql(
+            "SELECT owner_kind, owner_name FROM package_owners WHERE package = $1 \
+             AND source = 'import'",
+        );
         // Only the members of the package's owning groups can gain or lose it.
         let members_sql = self.sql(
             "SELECT DISTINCT gm.group_name, gm.username FROM group_members gm \
@@ -472,7 +481,8 @@ impl Store {
             "INSERT INTO package_owners (package, owner_kind, owner_name) VALUES ($1, $2, $3)",
         );
         let delete = self.sql(
-            "DELETE FROM package_owners WHERE package = $1 AND owner_kind = $2 AND owner_name = $3",
+            "DELETE FROM package_owners WHERE package = $1 AND owner_kind = $2 AND owner_name = $3 \
+             AND source = 'import'",
         );
         let user_id = self.sql(USER_ID);
         let affected = with_pool!(self, |pool| {
@@ -488,16 +498,19 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?,
             };
-            let current: BTreeSet<Owner> = before
-                .owners
-                .iter()
-                .map(|(_, kind, name)| Owner {
+            let imported: Vec<(String, String)> = sqlx::query_as(&imported_sql)
+                .bind(package)
+                .fetch_all(&mut *tx)
+                .await?;
+            let current: BTreeSet<Owner> = imported
+                .into_iter()
+                .map(|(kind, name)| Owner {
                     kind: if kind == "group" {
                         OwnerKind::Group
                     } else {
                         OwnerKind::User
                     },
-                    name: name.clone(),
+                    name,
                 })
                 .collect();
             let wanted = change_owners(current.clone());
@@ -544,7 +557,7 @@ impl Store {
     /// A package's owners.
     pub async fn package_owners(&self, package: &str) -> Result<Vec<Owner>> {
         let sql = self.sql(
-            "SELECT owner_kind, owner_name FROM package_owners WHERE package = $1 \
+            "SELECT DISTINCT owner_kind, owner_name FROM package_owners WHERE package = $1 \
              ORDER BY owner_kind DESC, owner_name",
         );
         let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(&sql)
@@ -674,8 +687,9 @@ impl Store {
         Ok(skipped.into_iter().cloned().collect())
     }
 
-    /// `$my_groups` of a bus username with where each comes from: by group, an imported
-    /// membership (`false`) before the provider's (`true`) when a group is both.
+    /// `$my_groups` of a bus username with where each comes from: by group, a membership
+    /// from the ownership data (`false`: imported or synced) before the provider's
+    /// (`true`) when a group is both.
     pub async fn group_sources(&self, username: &str) -> Result<Vec<(String, bool)>> {
         let sql = self.sql(
             "SELECT group_name, source FROM group_members WHERE username = $1 \
@@ -685,10 +699,14 @@ impl Store {
             .bind(username)
             .fetch_all(pool)
             .await?);
-        Ok(rows
+        // The sync's memberships are ownership data as the imported ones are: one row.
+        let mut sources: Vec<(String, bool)> = rows
             .into_iter()
             .map(|(group, source)| (group, source == "provider"))
-            .collect())
+            .collect();
+        sources.sort();
+        sources.dedup();
+        Ok(sources)
     }
 
     /// Makes an account follow a person or a package. Returns whether it is new.
