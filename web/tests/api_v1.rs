@@ -743,10 +743,7 @@ async fn preview_why_gallery_builder_and_catalog_through_the_api(app: &App) {
         Some(json!({"condition": "app == \"bodi\""})),
     )
     .await;
-    assert!(
-        warned["warnings"].to_string().contains("bodhi"),
-        "{warned}"
-    );
+    assert!(warned["warnings"].to_string().contains("bodhi"), "{warned}");
     let (status, bad) = call(
         app,
         Method::POST,
