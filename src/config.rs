@@ -728,16 +728,18 @@ mod tests {
         assert!(err.contains("listen_on"), "{err}");
     }
 
+    /// A config from `toml` over the defaults, checked as at start.
+    fn load(toml: &str) -> Result<Config, anyhow::Error> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(toml))
+            .extract::<Config>()
+            .map_err(describe)
+            .and_then(|c| c.check().map(|()| c))
+    }
+
     /// Issue 8 item 10: metrics are served apart from the public site, never on it.
     #[test]
     fn metrics_need_their_own_address() {
-        let load = |toml: &str| {
-            Figment::from(Serialized::defaults(Config::default()))
-                .merge(Toml::string(toml))
-                .extract::<Config>()
-                .map_err(describe)
-                .and_then(|c| c.check().map(|()| c))
-        };
         let config =
             load("[metrics]\nlisten = \"127.0.0.1:9464\"").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.metrics.listen, "127.0.0.1:9464".parse().ok());
@@ -752,13 +754,6 @@ mod tests {
     /// Issue 13: `[ownership.sync]` is off by default and a bad value names its key.
     #[test]
     fn ownership_sync_is_off_by_default_and_checked() {
-        let load = |toml: &str| {
-            Figment::from(Serialized::defaults(Config::default()))
-                .merge(Toml::string(toml))
-                .extract::<Config>()
-                .map_err(describe)
-                .and_then(|c| c.check().map(|()| c))
-        };
         assert!(!Config::default().ownership.sync.enabled());
         let config = load(
             "[ownership.sync]\nowners_url = \"https://src.example.org/extras/pagure_owner_alias.json\"",
