@@ -19,6 +19,10 @@ mod ownership;
 mod publish;
 mod serve;
 
+/// Every process's allocator: see the `mimalloc` line in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
