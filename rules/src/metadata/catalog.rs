@@ -74,7 +74,14 @@ pub struct Catalog {
     /// Other names of apps: a file whose entries are all about one app, named otherwise
     /// (`koji.toml`, all `buildsys.*`), names it.
     aliases: std::collections::BTreeMap<String, String>,
+    /// The matching entries of each topic seen (without `prefix.env`), per bus: topics
+    /// repeat, so the patterns are matched once per topic, not once per message. At most
+    /// [`MAX_CACHED_TOPICS`] per bus; topics beyond that are matched each time.
+    chains: std::sync::Arc<[std::sync::RwLock<HashMap<String, std::sync::Arc<[usize]>>>; 2]>,
 }
+
+/// How many topics' entry chains a catalog remembers per bus.
+const MAX_CACHED_TOPICS: usize = 8192;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -269,7 +276,27 @@ impl Catalog {
     /// generic fallback; AMQP header flags are added on top.
     pub fn derive(&self, message: &Message) -> Metadata {
         let scope = Scope::new(message);
-        let chain = self.lookup(&scope.segments[scope.prefix_len..], Bus::of(message));
+        let bus = Bus::of(message);
+        let topic = &scope.segments[scope.prefix_len..];
+        let short = match scope.prefix_len {
+            0 => message.topic.as_str(),
+            n => message.topic.splitn(n + 1, '.').last().unwrap_or_default(),
+        };
+        let cache = &self.chains[bus as usize];
+        let cached = cache.read().ok().and_then(|c| c.get(short).cloned());
+        let ids = match cached {
+            Some(ids) => ids,
+            None => {
+                let ids: std::sync::Arc<[usize]> = self.lookup(topic, bus).into();
+                if let Ok(mut c) = cache.write() {
+                    if c.len() < MAX_CACHED_TOPICS {
+                        c.insert(short.to_string(), ids.clone());
+                    }
+                }
+                ids
+            }
+        };
+        let chain: Vec<&Entry> = ids.iter().map(|&i| &self.entries[i]).collect();
         let mut meta = Entry::apply(&chain, &scope);
         fallback::apply_headers(message, &mut meta);
         meta
@@ -278,19 +305,19 @@ impl Catalog {
     /// The matching entries, most specific first (those for the message's bus before those
     /// for both). Of entries with the same pattern and bus only the one loaded last counts,
     /// so an admin's repeated pattern replaces a shipped entry.
-    fn lookup(&self, topic: &[&str], bus: Bus) -> Vec<&Entry> {
+    fn lookup(&self, topic: &[&str], bus: Bus) -> Vec<usize> {
         let candidates = topic
             .first()
             .and_then(|app| self.by_app.get(*app))
             .unwrap_or(&self.wildcard);
-        let mut chain = Vec::with_capacity(8);
-        chain.extend(
-            candidates
-                .iter()
-                .map(|&i| &self.entries[i])
-                .filter(|e| e.bus.is_none_or(|b| b == bus) && e.pattern.matches(topic)),
-        );
-        chain
+        candidates
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let e = &self.entries[i];
+                e.bus.is_none_or(|b| b == bus) && e.pattern.matches(topic)
+            })
+            .collect()
     }
 
     fn build_index(&mut self) {
