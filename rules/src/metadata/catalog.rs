@@ -77,8 +77,11 @@ pub struct Catalog {
     /// The matching entries of each topic seen (without `prefix.env`), per bus: topics
     /// repeat, so the patterns are matched once per topic, not once per message. At most
     /// [`MAX_CACHED_TOPICS`] per bus; topics beyond that are matched each time.
-    chains: std::sync::Arc<[std::sync::RwLock<HashMap<String, std::sync::Arc<[usize]>>>; 2]>,
+    chains: std::sync::Arc<[Chains; 2]>,
 }
+
+/// Topic → the indexes of its matching entries, most specific first.
+type Chains = std::sync::RwLock<HashMap<String, std::sync::Arc<[usize]>>>;
 
 /// How many topics' entry chains a catalog remembers per bus.
 const MAX_CACHED_TOPICS: usize = 8192;
